@@ -1,0 +1,20 @@
+# The two commands of the README, and a few conveniences.
+.PHONY: run test stack stack-down schemas bench
+
+## Bring up Postgres, Redis and moto, then run Mooring with the example charts.
+run:
+	./scripts/run.sh
+
+## Every check and test: fmt, clippy, unit, integration and end-to-end tests.
+test:
+	./scripts/test.sh
+
+stack:
+	./deploy/local/stack.sh up
+
+stack-down:
+	./deploy/local/stack.sh down
+
+## Rewrite the committed JSON Schemas after changing api-types.
+schemas:
+	. scripts/env.sh && UPDATE_SCHEMAS=1 cargo test -p api-types --test schemas

@@ -1,0 +1,34 @@
+//! Mooring's resource model.
+//!
+//! Every document Mooring stores has the same envelope as a Kubernetes object:
+//! `apiVersion`, `kind`, `metadata`, `spec` and a server-owned `status`. This crate
+//! defines the three kinds ([`Node`], [`Relay`], [`Worker`]), their JSON Schemas,
+//! the validation that runs before anything is stored (every violation, each with
+//! its field path), the canonical spec hash that decides whether a spec changed,
+//! and the helpers that keep status conditions honest.
+//!
+//! The crate is pure: no I/O, no async runtime. Everything that stores or applies
+//! a document builds on it.
+
+pub mod common;
+pub mod condition;
+pub mod document;
+pub mod hash;
+pub mod meta;
+pub mod node;
+pub mod parse;
+pub mod patterns;
+pub mod relay;
+pub mod schema;
+pub mod validate;
+pub mod worker;
+
+pub use condition::{Condition, ConditionStatus, ConditionType, Conditions};
+pub use document::{AnyResource, Resource};
+pub use hash::{SpecHash, spec_hash};
+pub use meta::{API_VERSION, Kind, ObjectMeta};
+pub use node::{Node, NodeSpec, NodeStatus};
+pub use parse::{ParseError, parse_documents};
+pub use relay::{Relay, RelaySpec, RelayStatus};
+pub use validate::{FieldError, ValidationErrors, validate_document};
+pub use worker::{Worker, WorkerSpec, WorkerStatus};

@@ -1,0 +1,150 @@
+//! The envelope every document shares: API version, kind and object metadata.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::patterns;
+
+/// The only API version this release speaks. Documents with another `apiVersion`
+/// are refused rather than guessed at.
+pub const API_VERSION: &str = "mooring/v1";
+
+/// The namespace a document lands in when its metadata names none.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// The finalizer the controller puts on every resource so that a delete waits for
+/// the AWS side to be torn down (or released, under `deletionPolicy: Retain`).
+pub const FINALIZER: &str = "mooring.io/cleanup";
+
+/// The kinds of resource Mooring manages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+pub enum Kind {
+    /// An EC2 instance provisioned through CodeBuild.
+    Node,
+    /// An HTTP service on ECS behind a load balancer.
+    Relay,
+    /// An SQS consumer service on ECS.
+    Worker,
+}
+
+impl Kind {
+    /// Every kind, in a stable order.
+    pub const ALL: [Kind; 3] = [Kind::Node, Kind::Relay, Kind::Worker];
+
+    /// The name used in documents (`Node`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Node => "Node",
+            Kind::Relay => "Relay",
+            Kind::Worker => "Worker",
+        }
+    }
+
+    /// The plural used in API paths (`nodes`).
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::Node => "nodes",
+            Kind::Relay => "relays",
+            Kind::Worker => "workers",
+        }
+    }
+
+    /// Resolves a kind from its name, plural or singular lower-case form, the way
+    /// `kubectl get` accepts `node`, `nodes` or `Node`.
+    pub fn from_any_name(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| {
+            s == k.as_str()
+                || s == k.plural()
+                || s.eq_ignore_ascii_case(k.as_str())
+                || s.eq_ignore_ascii_case(k.plural())
+        })
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error for a string that names no kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown kind {0:?}: expected one of Node, Relay, Worker")]
+pub struct UnknownKind(pub String);
+
+impl FromStr for Kind {
+    type Err = UnknownKind;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Kind::from_any_name(s).ok_or_else(|| UnknownKind(s.to_string()))
+    }
+}
+
+/// Object metadata, as in Kubernetes. Clients set `name`, `namespace`, `labels` and
+/// `annotations`; the server owns the rest and ignores what clients send for them,
+/// except `resourceVersion`, which a replace must echo back (optimistic concurrency).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectMeta {
+    /// DNS-1123 label, unique per namespace and kind.
+    #[schemars(length(min = 1, max = 63), regex(pattern = patterns::DNS_LABEL))]
+    pub name: String,
+    /// DNS-1123 label; `default` when omitted.
+    #[serde(default = "default_namespace")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = patterns::DNS_LABEL))]
+    pub namespace: String,
+    /// Identifying key/value pairs used by label selectors.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Non-identifying key/value pairs (for example `mooring/prune: disabled`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Server-set unique id; stable for the life of the resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<uuid::Uuid>,
+    /// Server-set; bumped on every spec change, never on a status change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// Server-set opaque version for optimistic concurrency; a replace must carry
+    /// the version it read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
+    /// Server-set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<DateTime<Utc>>,
+    /// Server-set when a delete was requested; the resource goes once its
+    /// finalizers are cleared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_timestamp: Option<DateTime<Utc>>,
+    /// Server-set; a resource is removed only when this is empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub finalizers: Vec<String>,
+}
+
+fn default_namespace() -> String {
+    DEFAULT_NAMESPACE.to_string()
+}
+
+impl ObjectMeta {
+    /// Metadata with only a name, in the default namespace.
+    pub fn named(name: impl Into<String>) -> Self {
+        ObjectMeta { name: name.into(), namespace: default_namespace(), ..Default::default() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_resolve_from_any_spelling() {
+        for (s, k) in [("Node", Kind::Node), ("nodes", Kind::Node), ("relay", Kind::Relay), ("WORKERS", Kind::Worker)] {
+            assert_eq!(s.parse::<Kind>().unwrap(), k);
+        }
+        assert!("pods".parse::<Kind>().is_err());
+    }
+}

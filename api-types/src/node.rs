@@ -1,0 +1,283 @@
+//! `Node`: one EC2 instance running a piece of software (a blockchain node, say),
+//! provisioned through CodeBuild, with a data volume that survives replacement.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::DeletionPolicy;
+use crate::condition::Condition;
+use crate::document::{Resource, Spec};
+use crate::meta::Kind;
+use crate::patterns;
+use crate::validate::{Validate, Violations};
+
+/// A Node document.
+pub type Node = Resource<NodeSpec, NodeStatus>;
+
+/// What a node runs and on what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeSpec {
+    /// The software the node runs.
+    pub software: Software,
+    /// EC2 instance type.
+    #[schemars(regex(pattern = patterns::INSTANCE_TYPE))]
+    pub instance_type: String,
+    /// AMI the instance boots from.
+    #[schemars(regex(pattern = patterns::AMI_ID))]
+    pub ami: String,
+    /// Subnet the instance is placed in.
+    #[schemars(regex(pattern = patterns::SUBNET_ID))]
+    pub subnet_id: String,
+    /// Security groups of the instance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 5), inner(regex(pattern = patterns::SECURITY_GROUP_ID)))]
+    pub security_group_ids: Vec<String>,
+    /// The EBS volume holding the node's data directory; kept across instance
+    /// replacement.
+    #[serde(default)]
+    pub data_volume: DataVolume,
+    /// Ports the software listens on (for security groups and target groups).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<NodePort>,
+    /// An HTTP endpoint that answers 2xx when the node is healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    /// Environment of the software's systemd unit.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// How an instance-affecting change is rolled out.
+    #[serde(default)]
+    pub update_strategy: UpdateStrategy,
+    /// Register the instance in an ALB/NLB target group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<NodeLoadBalancer>,
+    /// The CodeBuild project that runs the provisioner.
+    #[serde(default)]
+    pub provisioner: Provisioner,
+    /// What happens to the instance when the Node is deleted.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// The software a node runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Software {
+    /// Name of the program (also the systemd unit's name).
+    #[schemars(length(min = 1, max = 63), regex(pattern = patterns::DNS_LABEL))]
+    pub name: String,
+    /// Version, for humans and tags.
+    #[schemars(length(min = 1, max = 128))]
+    pub version: String,
+    /// Where the binary comes from: an S3 URL (`s3://bucket/key`) or a container
+    /// image.
+    #[schemars(regex(pattern = patterns::ARTIFACT))]
+    pub artifact: String,
+    /// Arguments of the program; `--data-dir` is added by Mooring.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+}
+
+/// EBS volume types Mooring supports for data volumes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VolumeType {
+    #[default]
+    Gp3,
+    Gp2,
+    Io1,
+    Io2,
+    St1,
+    Sc1,
+}
+
+/// The node's data volume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DataVolume {
+    /// Size in GiB.
+    #[serde(default = "default_size")]
+    #[schemars(range(min = 1, max = 16384))]
+    pub size_gi_b: u32,
+    /// EBS volume type.
+    #[serde(default, rename = "type")]
+    pub type_: VolumeType,
+    /// Provisioned IOPS (gp3, io1, io2 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 100, max = 256000))]
+    pub iops: Option<u32>,
+    /// Delete the volume when the Node is deleted (default: keep it).
+    #[serde(default)]
+    pub delete_on_node_delete: bool,
+}
+
+fn default_size() -> u32 {
+    100
+}
+
+impl Default for DataVolume {
+    fn default() -> Self {
+        DataVolume { size_gi_b: default_size(), type_: VolumeType::Gp3, iops: None, delete_on_node_delete: false }
+    }
+}
+
+/// Transport protocol of a port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+/// A port the node's software listens on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodePort {
+    /// A name for humans (`p2p`, `api`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = patterns::DNS_LABEL))]
+    pub name: Option<String>,
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u16,
+    #[serde(default)]
+    pub protocol: Protocol,
+}
+
+/// An HTTP health check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthCheck {
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u16,
+    #[serde(default = "default_health_path")]
+    #[schemars(regex(pattern = patterns::HTTP_PATH))]
+    pub path: String,
+}
+
+pub(crate) fn default_health_path() -> String {
+    "/health".to_string()
+}
+
+/// How an instance-affecting change is rolled out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum UpdateStrategy {
+    /// Launch a new instance, move the data volume, terminate the old one.
+    #[default]
+    Replace,
+    /// Stop, modify, start the same instance.
+    InPlace,
+}
+
+/// A target group the node's instance is registered in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeLoadBalancer {
+    #[schemars(regex(pattern = patterns::TARGET_GROUP_ARN))]
+    pub target_group_arn: String,
+    /// The port registered; the health check port when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<u16>,
+}
+
+/// The CodeBuild project that provisions nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Provisioner {
+    #[serde(default = "default_codebuild_project")]
+    #[schemars(length(min = 2, max = 255), regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]{1,254}$"))]
+    pub codebuild_project: String,
+}
+
+fn default_codebuild_project() -> String {
+    "mooring-node-provisioner".to_string()
+}
+
+impl Default for Provisioner {
+    fn default() -> Self {
+        Provisioner { codebuild_project: default_codebuild_project() }
+    }
+}
+
+impl Spec for NodeSpec {
+    const KIND: Kind = Kind::Node;
+}
+
+impl Validate for NodeSpec {
+    fn validate(&self, path: &str, v: &mut Violations) {
+        let dv = &self.data_volume;
+        match (dv.type_, dv.iops) {
+            (VolumeType::Gp3, Some(i)) if !(3000..=80000).contains(&i) => {
+                v.push(format!("{path}.dataVolume.iops"), "gp3 volumes take 3000 to 80000 IOPS")
+            }
+            (VolumeType::Io1 | VolumeType::Io2, None) => {
+                v.push(format!("{path}.dataVolume.iops"), "is required for io1 and io2 volumes")
+            }
+            (VolumeType::Gp2 | VolumeType::St1 | VolumeType::Sc1, Some(_)) => {
+                v.push(format!("{path}.dataVolume.iops"), "can only be set for gp3, io1 and io2 volumes")
+            }
+            _ => {}
+        }
+        if matches!(dv.type_, VolumeType::St1 | VolumeType::Sc1) && dv.size_gi_b < 125 {
+            v.push(format!("{path}.dataVolume.sizeGiB"), "st1 and sc1 volumes must be at least 125 GiB");
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, p) in self.ports.iter().enumerate() {
+            if !seen.insert((p.port, p.protocol as u8)) {
+                v.push(format!("{path}.ports[{i}].port"), format!("port {} is listed twice", p.port));
+            }
+        }
+        for name in self.env.keys() {
+            if !crate::validate::matches(patterns::ENV_NAME, name) {
+                v.push(format!("{path}.env.{name}"), patterns::describe(patterns::ENV_NAME).unwrap_or("invalid name"));
+            }
+        }
+        if let Some(lb) = &self.load_balancer
+            && lb.port.is_none()
+            && self.health_check.is_none()
+        {
+            v.push(
+                format!("{path}.loadBalancer.port"),
+                "is required when there is no healthCheck to take the port from",
+            );
+        }
+    }
+}
+
+/// What Mooring observed about a node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_id: Option<String>,
+    /// The build in flight or last run, with its idempotency token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildStatus>,
+}
+
+/// A provisioner build as recorded in status (the intent is written before the
+/// build starts, so a crash can find it again).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildStatus {
+    pub action: String,
+    pub token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<String>,
+}

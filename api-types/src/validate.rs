@@ -1,0 +1,281 @@
+//! Validation of documents before they are stored.
+//!
+//! Two passes, and every violation of both is reported, each with its field path
+//! (`spec.scaling.max`), so a user fixes a document in one round trip:
+//! 1. the kind's JSON Schema (types, required fields, unknown fields, ranges,
+//!    enums, string shapes), the same schema the API serves to editors;
+//! 2. the rules a schema cannot say (`min ≤ max`, Fargate cpu/memory pairs, a load
+//!    balancer port that some container listens on, ...), written per kind.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{LazyLock, Mutex};
+
+use jsonschema::error::ValidationErrorKind;
+use jsonschema::paths::LocationSegment;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::document::AnyResource;
+use crate::meta::{API_VERSION, Kind};
+use crate::patterns;
+
+/// One violation: where, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FieldError {
+    /// Dotted path with indices, e.g. `spec.containers[1].image`; empty for the
+    /// document itself.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.field, self.message)
+        }
+    }
+}
+
+/// Accumulates violations while rules run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Violations(Vec<FieldError>);
+
+impl Violations {
+    /// Records a violation at `field`.
+    pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        let e = FieldError { field: field.into(), message: message.into() };
+        if !self.0.contains(&e) {
+            self.0.push(e);
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// The violations, in the order they were found.
+    pub fn into_vec(self) -> Vec<FieldError> {
+        self.0
+    }
+    /// `Ok(())` when nothing was recorded.
+    pub fn into_result(self) -> Result<(), ValidationErrors> {
+        if self.0.is_empty() { Ok(()) } else { Err(ValidationErrors(self.0)) }
+    }
+}
+
+/// A document was refused; every violation is listed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ValidationErrors(pub Vec<FieldError>);
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} validation error{}", self.0.len(), if self.0.len() == 1 { "" } else { "s" })?;
+        for e in &self.0 {
+            write!(f, "; {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ValidationErrors {
+    /// A single violation.
+    pub fn one(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ValidationErrors(vec![FieldError { field: field.into(), message: message.into() }])
+    }
+}
+
+/// Rules beyond the schema, implemented per kind.
+pub trait Validate {
+    /// Records every violation under `path` (normally `spec`).
+    fn validate(&self, path: &str, v: &mut Violations);
+}
+
+/// Validates a parsed document (any kind) and returns it typed, with defaults
+/// filled in. Explicit `null` values count as absent, as in a merge patch.
+pub fn validate_document(mut doc: Value) -> Result<AnyResource, ValidationErrors> {
+    strip_nulls(&mut doc);
+    let Some(obj) = doc.as_object() else {
+        return Err(ValidationErrors::one("", "a document must be an object with apiVersion, kind, metadata and spec"));
+    };
+    let mut v = Violations::default();
+    match obj.get("apiVersion") {
+        Some(Value::String(s)) if s == API_VERSION => {}
+        Some(Value::String(s)) => {
+            v.push("apiVersion", format!("unsupported apiVersion {s:?}; expected {API_VERSION:?}"))
+        }
+        Some(_) => v.push("apiVersion", "must be a string"),
+        None => v.push("apiVersion", format!("is required (use {API_VERSION:?})")),
+    }
+    let kind = match obj.get("kind") {
+        Some(Value::String(s)) => match Kind::ALL.into_iter().find(|k| k.as_str() == s) {
+            Some(k) => Some(k),
+            None => {
+                v.push("kind", format!("unknown kind {s:?}; expected one of Node, Relay, Worker"));
+                None
+            }
+        },
+        Some(_) => {
+            v.push("kind", "must be a string");
+            None
+        }
+        None => {
+            v.push("kind", "is required (Node, Relay or Worker)");
+            None
+        }
+    };
+    let Some(kind) = kind else {
+        return Err(ValidationErrors(v.into_vec()));
+    };
+
+    schema_violations(kind, &doc, &mut v);
+    match AnyResource::from_value(kind, doc) {
+        Ok(res) => {
+            res.validate_rules(&mut v);
+            v.into_result().map(|()| res)
+        }
+        Err(e) => {
+            if v.is_empty() {
+                // The schema accepted what serde refused: report serde's words.
+                v.push("", e.to_string());
+            }
+            Err(ValidationErrors(v.into_vec()))
+        }
+    }
+}
+
+/// Removes `null` members of objects, recursively.
+pub fn strip_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
+}
+
+static VALIDATORS: LazyLock<HashMap<Kind, jsonschema::Validator>> = LazyLock::new(|| {
+    Kind::ALL
+        .into_iter()
+        .map(|k| {
+            let schema = crate::schema::schema_for_kind(k);
+            let validator = jsonschema::options()
+                .should_validate_formats(false)
+                .build(&schema)
+                .unwrap_or_else(|e| panic!("the generated schema for {k} does not compile: {e}"));
+            (k, validator)
+        })
+        .collect()
+});
+
+fn schema_violations(kind: Kind, doc: &Value, v: &mut Violations) {
+    let validator = &VALIDATORS[&kind];
+    for err in validator.iter_errors(doc) {
+        let path = dotted(err.instance_path().segments());
+        push_error(&path, err.kind(), &err.to_string(), v);
+    }
+}
+
+fn push_error(path: &str, kind: &ValidationErrorKind, display: &str, v: &mut Violations) {
+    match kind {
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            for name in unexpected {
+                v.push(join(path, name), "unknown field");
+            }
+        }
+        ValidationErrorKind::Required { property } => {
+            let name = property.as_str().map(str::to_string).unwrap_or_else(|| property.to_string());
+            v.push(join(path, &name), "is required");
+        }
+        ValidationErrorKind::Pattern { pattern } => {
+            let msg =
+                patterns::describe(pattern).map(str::to_string).unwrap_or_else(|| format!("must match {pattern}"));
+            v.push(path, msg);
+        }
+        ValidationErrorKind::Minimum { limit } => v.push(path, format!("must be ≥ {limit}")),
+        ValidationErrorKind::Maximum { limit } => v.push(path, format!("must be ≤ {limit}")),
+        ValidationErrorKind::MinLength { limit } => v.push(path, format!("must be at least {limit} characters")),
+        ValidationErrorKind::MaxLength { limit } => v.push(path, format!("must be at most {limit} characters")),
+        ValidationErrorKind::MinItems { limit } => v.push(path, format!("must have at least {limit} item(s)")),
+        ValidationErrorKind::MaxItems { limit } => v.push(path, format!("must have at most {limit} items")),
+        ValidationErrorKind::Enum { options } => v.push(path, format!("must be one of {options}")),
+        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
+            // An enum whose variants carry docs becomes a oneOf of consts: say
+            // which values are allowed.
+            let consts: Option<Vec<String>> = context
+                .iter()
+                .map(|errs| match errs.as_slice() {
+                    [e] => match e.kind() {
+                        ValidationErrorKind::Constant { expected_value } => Some(expected_value.to_string()),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect();
+            if let Some(values) = consts.filter(|c| !c.is_empty()) {
+                v.push(path, format!("must be one of {}", values.join(", ")));
+                return;
+            }
+            // Otherwise report the branch that came closest (fewest errors), not
+            // "matched nothing".
+            match context.iter().min_by_key(|errs| errs.len()) {
+                Some(best) if !best.is_empty() => {
+                    for e in best {
+                        push_error(&dotted(e.instance_path().segments()), e.kind(), &e.to_string(), v);
+                    }
+                }
+                _ => v.push(path, display.to_string()),
+            }
+        }
+        ValidationErrorKind::Type { .. } => v.push(path, type_message(display)),
+        _ => v.push(path, display.to_string()),
+    }
+}
+
+fn type_message(display: &str) -> String {
+    // jsonschema says `"x" is not of type "integer"`; keep the type part.
+    match display.rsplit_once(" is not of type ") {
+        Some((value, ty)) => format!("must be of type {ty} (got {value})"),
+        None => display.to_string(),
+    }
+}
+
+fn join(path: &str, name: &str) -> String {
+    if path.is_empty() { name.to_string() } else { format!("{path}.{name}") }
+}
+
+/// Turns JSON-pointer segments into `spec.containers[0].image`.
+fn dotted<'a>(segments: impl Iterator<Item = LocationSegment<'a>>) -> String {
+    let mut out = String::new();
+    for seg in segments {
+        match seg {
+            LocationSegment::Property(p) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(&p);
+            }
+            LocationSegment::Index(i) => {
+                out.push_str(&format!("[{i}]"));
+            }
+        }
+    }
+    out
+}
+
+static REGEXES: LazyLock<Mutex<HashMap<&'static str, regex_lite::Regex>>> = LazyLock::new(Default::default);
+
+/// Whether `value` matches one of the patterns in [`crate::patterns`]; used by the
+/// rules that check map keys, which a schema cannot name.
+pub(crate) fn matches(pattern: &'static str, value: &str) -> bool {
+    let mut cache = REGEXES.lock().unwrap_or_else(|p| p.into_inner());
+    let re = cache
+        .entry(pattern)
+        .or_insert_with(|| regex_lite::Regex::new(pattern).unwrap_or_else(|e| panic!("bad pattern {pattern}: {e}")));
+    re.is_match(value)
+}

@@ -1,0 +1,216 @@
+//! `Worker`: an SQS consumer service on ECS. Mooring owns the queue and its
+//! dead-letter queue, and scales the service with the backlog (to zero when idle).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::{self, Container, DeletionPolicy, Network};
+use crate::condition::Condition;
+use crate::document::{Resource, Spec};
+use crate::meta::Kind;
+use crate::patterns;
+use crate::relay::{Replicas, ScalingDecision, default_cpu_target, default_idle, validate_bounds};
+use crate::validate::{Validate, Violations};
+
+/// A Worker document.
+pub type Worker = Resource<WorkerSpec, WorkerStatus>;
+
+/// A queue consumer on ECS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkerSpec {
+    /// ECS cluster name or ARN.
+    #[schemars(regex(pattern = patterns::CLUSTER))]
+    pub cluster: String,
+    /// Task CPU units (Fargate values: 256 … 16384).
+    #[serde(default = "default_cpu")]
+    pub cpu: u32,
+    /// Task memory in MiB; must be valid for `cpu`.
+    #[serde(default = "default_memory")]
+    pub memory: u32,
+    /// The consumer. Its environment gets `QUEUE_URL`.
+    pub container: Container,
+    /// Extra containers (log routers, agents).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 9))]
+    pub sidecars: Vec<Container>,
+    /// The role the application code assumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = patterns::ROLE_ARN))]
+    pub task_role_arn: Option<String>,
+    /// The role ECS uses to pull images, read secrets and write logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = patterns::ROLE_ARN))]
+    pub execution_role_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
+    /// The queue Mooring owns for this worker.
+    #[serde(default)]
+    pub queue: Queue,
+    #[serde(default)]
+    pub scaling: WorkerScaling,
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+fn default_cpu() -> u32 {
+    256
+}
+fn default_memory() -> u32 {
+    512
+}
+
+/// The SQS queue (and dead-letter queue) of a worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Queue {
+    /// Queue name; `<namespace>-<name>` when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = patterns::QUEUE_NAME))]
+    pub name: Option<String>,
+    #[serde(default = "default_visibility")]
+    #[schemars(range(min = 0, max = 43200))]
+    pub visibility_timeout_seconds: u32,
+    #[serde(default = "default_retention")]
+    #[schemars(range(min = 60, max = 1209600))]
+    pub message_retention_seconds: u32,
+    #[serde(default)]
+    pub fifo: bool,
+    /// Move a message to the dead-letter queue after this many receives.
+    #[serde(default)]
+    pub dead_letter: DeadLetter,
+    /// Keep the queues when the worker is deleted (`Retain`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
+}
+
+fn default_visibility() -> u32 {
+    30
+}
+fn default_retention() -> u32 {
+    345_600
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Queue {
+            name: None,
+            visibility_timeout_seconds: default_visibility(),
+            message_retention_seconds: default_retention(),
+            fifo: false,
+            dead_letter: DeadLetter::default(),
+            deletion_policy: None,
+        }
+    }
+}
+
+/// The redrive policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeadLetter {
+    #[serde(default = "default_receives")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_receive_count: u32,
+}
+
+fn default_receives() -> u32 {
+    5
+}
+
+impl Default for DeadLetter {
+    fn default() -> Self {
+        DeadLetter { max_receive_count: default_receives() }
+    }
+}
+
+/// Autoscaling of a worker: backlog per replica and CPU; `min` may be 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkerScaling {
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 5000))]
+    pub min: u32,
+    #[serde(default = "default_worker_max")]
+    #[schemars(range(min = 1, max = 5000))]
+    pub max: u32,
+    /// Backlog (visible + in-flight messages) one replica may carry.
+    #[serde(default = "default_depth")]
+    #[schemars(range(min = 1))]
+    pub queue_depth_target: u32,
+    #[serde(default = "default_cpu_target")]
+    #[schemars(range(min = 1, max = 100))]
+    pub cpu_target_percent: u32,
+    #[serde(default = "default_idle")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub scale_in_after_idle_seconds: u32,
+    #[serde(default)]
+    pub mode: crate::relay::ScalingMode,
+}
+
+fn default_worker_max() -> u32 {
+    10
+}
+fn default_depth() -> u32 {
+    500
+}
+
+impl Default for WorkerScaling {
+    fn default() -> Self {
+        WorkerScaling {
+            min: 0,
+            max: default_worker_max(),
+            queue_depth_target: default_depth(),
+            cpu_target_percent: default_cpu_target(),
+            scale_in_after_idle_seconds: default_idle(),
+            mode: Default::default(),
+        }
+    }
+}
+
+impl Spec for WorkerSpec {
+    const KIND: Kind = Kind::Worker;
+}
+
+impl Validate for WorkerSpec {
+    fn validate(&self, path: &str, v: &mut Violations) {
+        common::validate_task_size(self.cpu, self.memory, path, v);
+        let containers: Vec<_> = std::iter::once((format!("{path}.container"), &self.container))
+            .chain(self.sidecars.iter().enumerate().map(|(i, c)| (format!("{path}.sidecars[{i}]"), c)))
+            .collect();
+        common::validate_containers(&containers, self.cpu, self.memory, &format!("{path}.container"), v);
+        if self.container.env.contains_key("QUEUE_URL") || self.container.secrets.contains_key("QUEUE_URL") {
+            v.push(format!("{path}.container.env.QUEUE_URL"), "is set by Mooring to the worker's queue URL");
+        }
+        validate_bounds(self.scaling.min, self.scaling.max, &format!("{path}.scaling"), v);
+        if let Some(name) = &self.queue.name
+            && name.ends_with(".fifo") != self.queue.fifo
+        {
+            v.push(format!("{path}.queue.name"), "must end in .fifo exactly when queue.fifo is true");
+        }
+    }
+}
+
+/// What Mooring observed about a worker.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter_queue_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_definition_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<Replicas>,
+    /// Visible + in-flight messages at the last look.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scaling: Option<ScalingDecision>,
+}
