@@ -1,1 +1,8 @@
-//! Placeholder.
+//! Everything that touches AWS.
+//!
+//! A narrow facade per AWS service, in domain terms, with two implementations
+//! (the AWS SDK and an in-process simulated cloud). Every call passes a
+//! [`gate::CallGate`] first: the controller's shared AWS rate budgets, so a
+//! fleet of replicas converges as fast as AWS allows and no faster.
+
+pub mod gate;

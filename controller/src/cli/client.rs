@@ -1,0 +1,348 @@
+//! A small HTTP client for the Mooring API (`docs/api.md`).
+//!
+//! Commands talk to the server only through [`ApiClient`], so the bearer token,
+//! timeouts, URL building and error mapping live in one place: an error answer
+//! becomes an [`ApiError`], and a server that cannot be reached is reported by its
+//! address rather than as a bare socket error.
+
+use std::time::Duration;
+
+use api_types::Kind;
+use reqwest::{Method, RequestBuilder, Response, Url};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::plan::ApplyOutcome;
+
+/// How long one request may take end to end. Generous, because a bulk apply writes
+/// every document in one transaction.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long to wait for a TCP (and TLS) connection before saying the server is unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// At most this many list pages are followed, so a server handing out the same
+/// `continue` token forever cannot loop the CLI.
+const MAX_PAGES: usize = 10_000;
+
+/// Why a request to the API did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// `--server` is not an http(s) URL.
+    #[error("invalid server URL {url:?}: {reason}")]
+    InvalidServer { url: String, reason: String },
+    /// No connection could be made (refused, DNS, TLS).
+    #[error("could not reach the Mooring server at {server}: {cause}")]
+    Unreachable { server: String, cause: String },
+    /// The server did not answer in time.
+    #[error("the Mooring server at {server} did not answer within {}s", REQUEST_TIMEOUT.as_secs())]
+    Timeout { server: String },
+    /// The server answered with an error.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The server answered 2xx with a body this client cannot read.
+    #[error("unexpected answer from {url}: {reason}")]
+    Decode { url: String, reason: String },
+    /// Anything else reqwest reports (a broken connection mid-body, ...).
+    #[error("request to {url} failed: {cause}")]
+    Request { url: String, cause: String },
+}
+
+impl ClientError {
+    /// Whether trying again later may succeed; pollers (`wait`, `delete --wait`) keep
+    /// going through these and stop at anything else.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Unreachable { .. } | ClientError::Timeout { .. } | ClientError::Request { .. } => true,
+            ClientError::Api(e) => e.is_transient(),
+            ClientError::InvalidServer { .. } | ClientError::Decode { .. } => false,
+        }
+    }
+
+    /// How long the server asked to wait before retrying (`Retry-After` of a 429 or 503).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ClientError::Api(e) => e.retry_after.map(Duration::from_secs),
+            _ => None,
+        }
+    }
+
+    /// Whether the server said the thing does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ClientError::Api(e) if e.is_not_found())
+    }
+}
+
+/// Options of `POST /v1/apply` that the CLI sets.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyParams {
+    /// Only compute the plan; write nothing.
+    pub dry_run: bool,
+    /// `api` or `gitops`; the server's default (`api`) when `None`.
+    pub source: Option<String>,
+    /// The git commit the documents come from (with `source=gitops`).
+    pub revision: Option<String>,
+}
+
+/// A client of one Mooring server, carrying the token every request needs.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    /// The server URL without a trailing slash, as the user gave it (for messages and paths).
+    base: String,
+    token: Option<String>,
+}
+
+impl ApiClient {
+    /// A client for `server` (`http://127.0.0.1:8080`), authenticating with `token` when given.
+    pub fn new(server: &str, token: Option<&str>) -> Result<Self, ClientError> {
+        let invalid = |reason: String| ClientError::InvalidServer { url: server.to_string(), reason };
+        let url = Url::parse(server).map_err(|e| invalid(e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid(format!("scheme {:?} is not http or https", url.scheme())));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .user_agent(concat!("mooring-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| invalid(root_cause(&e)))?;
+        let token = token.map(str::trim).filter(|t| !t.is_empty()).map(str::to_string);
+        Ok(ApiClient { http, base: server.trim_end_matches('/').to_string(), token })
+    }
+
+    /// The server this client talks to, for messages.
+    pub fn server(&self) -> &str {
+        &self.base
+    }
+
+    /// Every resource of `kind` in `namespace` (or in every namespace the token may
+    /// read, when `None`), following `metadata.continue` through all pages.
+    pub async fn list(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        selector: Option<&str>,
+    ) -> Result<Vec<Value>, ClientError> {
+        let url = match namespace {
+            Some(ns) => format!("{}/v1/namespaces/{}/{}", self.base, enc(ns), kind.plural()),
+            None => format!("{}/v1/{}", self.base, kind.plural()),
+        };
+        let mut items = Vec::new();
+        let mut next: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let mut query: Vec<(&str, &str)> = Vec::new();
+            if let Some(sel) = selector {
+                query.push(("labelSelector", sel));
+            }
+            if let Some(token) = next.as_deref() {
+                query.push(("continue", token));
+            }
+            let page: Value = self.call(Method::GET, &url, |r| r.query(&query)).await?;
+            let cont = page.pointer("/metadata/continue").and_then(Value::as_str).filter(|c| !c.is_empty());
+            let cont = cont.map(str::to_string);
+            items.extend(list_items(page, &url)?);
+            match cont {
+                Some(c) if next.as_deref() != Some(c.as_str()) => next = Some(c),
+                Some(_) => {
+                    return Err(ClientError::Decode { url, reason: "the server repeated a continue token".into() });
+                }
+                None => return Ok(items),
+            }
+        }
+        Err(ClientError::Decode { url, reason: format!("more than {MAX_PAGES} pages") })
+    }
+
+    /// One resource, with status.
+    pub async fn get(&self, kind: Kind, namespace: &str, name: &str) -> Result<Value, ClientError> {
+        self.call(Method::GET, &self.resource_url(kind, namespace, name, ""), |r| r).await
+    }
+
+    /// Requests deletion (the server sets `deletionTimestamp` and answers 202).
+    pub async fn delete(&self, kind: Kind, namespace: &str, name: &str) -> Result<(), ClientError> {
+        let url = self.resource_url(kind, namespace, name, "");
+        self.send(self.request(Method::DELETE, &url), &url).await.map(drop)
+    }
+
+    /// The revision history of a resource, newest first.
+    pub async fn revisions(&self, kind: Kind, namespace: &str, name: &str) -> Result<Vec<Value>, ClientError> {
+        let url = self.resource_url(kind, namespace, name, "/revisions");
+        let body: Value = self.call(Method::GET, &url, |r| r).await?;
+        list_items(body, &url)
+    }
+
+    /// The events of a resource, newest first.
+    pub async fn events(&self, kind: Kind, namespace: &str, name: &str) -> Result<Vec<Value>, ClientError> {
+        let url = self.resource_url(kind, namespace, name, "/events");
+        let body: Value = self.call(Method::GET, &url, |r| r).await?;
+        list_items(body, &url)
+    }
+
+    /// Writes a new generation with the spec of `revision`; returns the resource.
+    pub async fn rollback(&self, kind: Kind, namespace: &str, name: &str, revision: i64) -> Result<Value, ClientError> {
+        let url = self.resource_url(kind, namespace, name, "/rollback");
+        self.call(Method::POST, &url, |r| r.json(&json!({ "revision": revision }))).await
+    }
+
+    /// Sends a YAML stream to `POST /v1/apply` and returns the plan (and results).
+    pub async fn apply(&self, yaml_stream: String, params: &ApplyParams) -> Result<ApplyOutcome, ClientError> {
+        let url = format!("{}/v1/apply", self.base);
+        let mut query: Vec<(&str, &str)> = vec![("dryRun", if params.dry_run { "true" } else { "false" })];
+        if let Some(source) = params.source.as_deref() {
+            query.push(("source", source));
+        }
+        if let Some(revision) = params.revision.as_deref() {
+            query.push(("revision", revision));
+        }
+        self.call(Method::POST, &url, |r| {
+            r.query(&query).header(reqwest::header::CONTENT_TYPE, "application/yaml").body(yaml_stream)
+        })
+        .await
+    }
+
+    /// Creates an API token; the answer carries the secret once.
+    pub async fn create_token(&self, name: &str, scopes: &[String]) -> Result<Value, ClientError> {
+        let url = format!("{}/v1/tokens", self.base);
+        self.call(Method::POST, &url, |r| r.json(&json!({ "name": name, "scopes": scopes }))).await
+    }
+
+    /// Every API token (names and scopes, never the secrets).
+    pub async fn list_tokens(&self) -> Result<Vec<Value>, ClientError> {
+        let url = format!("{}/v1/tokens", self.base);
+        let body: Value = self.call(Method::GET, &url, |r| r).await?;
+        list_items(body, &url)
+    }
+
+    /// Revokes an API token.
+    pub async fn delete_token(&self, name: &str) -> Result<(), ClientError> {
+        let url = format!("{}/v1/tokens/{}", self.base, enc(name));
+        self.send(self.request(Method::DELETE, &url), &url).await.map(drop)
+    }
+
+    fn resource_url(&self, kind: Kind, namespace: &str, name: &str, suffix: &str) -> String {
+        format!("{}/v1/namespaces/{}/{}/{}{suffix}", self.base, enc(namespace), kind.plural(), enc(name))
+    }
+
+    fn request(&self, method: Method, url: &str) -> RequestBuilder {
+        let req = self.http.request(method, url).header(reqwest::header::ACCEPT, "application/json");
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    /// Sends a request built by `build` and reads a JSON answer.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: &str,
+        build: impl FnOnce(RequestBuilder) -> RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let resp = self.send(build(self.request(method, url)), url).await?;
+        let bytes = resp.bytes().await.map_err(|e| self.transport_error(url, &e))?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode { url: url.to_string(), reason: e.to_string() })
+    }
+
+    /// Sends a request; a non-2xx answer becomes an [`ApiError`].
+    async fn send(&self, req: RequestBuilder, url: &str) -> Result<Response, ClientError> {
+        let resp = req.send().await.map_err(|e| self.transport_error(url, &e))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let body = resp.bytes().await.unwrap_or_default();
+        let mut err = ApiError::from_body(status.as_u16(), &body);
+        err.retry_after = retry_after;
+        if status == reqwest::StatusCode::UNAUTHORIZED && self.token.is_none() {
+            err.message.push_str(" (no token was sent: pass --token or set MOORING_TOKEN)");
+        }
+        Err(err.into())
+    }
+
+    fn transport_error(&self, url: &str, e: &reqwest::Error) -> ClientError {
+        if e.is_timeout() {
+            ClientError::Timeout { server: self.base.clone() }
+        } else if e.is_connect() {
+            ClientError::Unreachable { server: self.base.clone(), cause: root_cause(e) }
+        } else {
+            ClientError::Request { url: url.to_string(), cause: root_cause(e) }
+        }
+    }
+}
+
+/// Percent-encodes one path segment (names are DNS labels, but user input is user input).
+fn enc(segment: &str) -> std::borrow::Cow<'_, str> {
+    urlencoding::encode(segment)
+}
+
+/// The items of a list answer: `{"items": [...]}` or a bare array, leniently.
+fn list_items(body: Value, url: &str) -> Result<Vec<Value>, ClientError> {
+    match body {
+        Value::Array(items) => Ok(items),
+        Value::Object(mut m) => match m.remove("items") {
+            Some(Value::Array(items)) => Ok(items),
+            Some(Value::Null) | None => Ok(Vec::new()),
+            Some(_) => Err(ClientError::Decode { url: url.to_string(), reason: "`items` is not a list".into() }),
+        },
+        _ => Err(ClientError::Decode { url: url.to_string(), reason: "expected a list".into() }),
+    }
+}
+
+/// The innermost cause of an error ("Connection refused (os error 111)"), which is
+/// what a user can act on; reqwest's own message only names the URL.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_a_server_that_is_not_http() {
+        assert!(matches!(ApiClient::new("ftp://x", None), Err(ClientError::InvalidServer { .. })));
+        assert!(matches!(ApiClient::new("not a url", None), Err(ClientError::InvalidServer { .. })));
+        let c = ApiClient::new("http://127.0.0.1:8080/", Some("  ")).unwrap();
+        assert_eq!(c.server(), "http://127.0.0.1:8080");
+        assert!(c.token.is_none());
+    }
+
+    #[test]
+    fn builds_resource_paths() {
+        let c = ApiClient::new("http://h:1", None).unwrap();
+        assert_eq!(
+            c.resource_url(Kind::Relay, "payments", "gw", "/events"),
+            "http://h:1/v1/namespaces/payments/relays/gw/events"
+        );
+        assert_eq!(c.resource_url(Kind::Node, "a b", "n", ""), "http://h:1/v1/namespaces/a%20b/nodes/n");
+    }
+
+    #[test]
+    fn reads_lists_leniently() {
+        assert_eq!(list_items(json!([{"a": 1}]), "u").unwrap().len(), 1);
+        assert_eq!(list_items(json!({"items": [{"a": 1}, {"b": 2}]}), "u").unwrap().len(), 2);
+        assert!(list_items(json!({"metadata": {}}), "u").unwrap().is_empty());
+        assert!(list_items(json!("x"), "u").is_err());
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_is_named() {
+        // A port that was free a moment ago: nothing listens on it, no server needed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let server = format!("http://127.0.0.1:{port}");
+        let c = ApiClient::new(&server, None).unwrap();
+        let err = c.get(Kind::Relay, "default", "gw").await.unwrap_err();
+        assert!(err.is_transient());
+        assert!(err.to_string().starts_with(&format!("could not reach the Mooring server at {server}: ")), "{err}");
+    }
+}

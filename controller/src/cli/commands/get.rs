@@ -1,0 +1,243 @@
+//! `mooring get`: list resources or show one, as a table, YAML or JSON.
+
+use std::process::ExitCode;
+
+use api_types::meta::DEFAULT_NAMESPACE;
+use api_types::{API_VERSION, Kind};
+use chrono::{DateTime, Utc};
+use clap::Args;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cli::client::ApiClient;
+use crate::cli::output::{self, OutputFormat};
+use crate::cli::resource::{condition, condition_status, name, namespace, replicas, str_at, text_at};
+
+/// Arguments of `get`.
+#[derive(Args, Debug, Clone)]
+pub struct GetArgs {
+    /// The kind: node, relay or worker (singular, plural or capitalised).
+    pub kind: Kind,
+    /// One resource by name; all of the namespace when omitted.
+    pub name: Option<String>,
+    /// The namespace to look in.
+    #[arg(short, long, default_value = DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// List across every namespace the token may read.
+    #[arg(short = 'A', long, conflicts_with_all = ["namespace", "name"])]
+    pub all_namespaces: bool,
+    /// Label selector (`app=gw,tier!=edge`, `env in (a,b)`, `!legacy`).
+    #[arg(short = 'l', long, conflicts_with = "name")]
+    pub selector: Option<String>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+/// Runs `get`.
+pub async fn run(client: &ApiClient, args: GetArgs) -> anyhow::Result<ExitCode> {
+    let now = Utc::now();
+    let (items, single) = match &args.name {
+        Some(name) => (vec![client.get(args.kind, &args.namespace, name).await?], true),
+        None => {
+            let ns = (!args.all_namespaces).then_some(args.namespace.as_str());
+            (client.list(args.kind, ns, args.selector.as_deref()).await?, false)
+        }
+    };
+    let text = match args.output {
+        OutputFormat::Yaml | OutputFormat::Json => {
+            let yaml = args.output == OutputFormat::Yaml;
+            match (single, items.first()) {
+                (true, Some(item)) if yaml => output::to_yaml(item)?,
+                (true, Some(item)) => output::to_json(item)?,
+                _ if yaml => output::to_yaml(&list_document(items))?,
+                _ => output::to_json(&list_document(items))?,
+            }
+        }
+        OutputFormat::Table | OutputFormat::Wide => {
+            if items.is_empty() {
+                let place =
+                    if args.all_namespaces { String::new() } else { format!(" in {} namespace", args.namespace) };
+                eprintln!("No resources found{place}.");
+                return Ok(ExitCode::SUCCESS);
+            }
+            render_table(args.kind, &items, args.all_namespaces, args.output == OutputFormat::Wide, now)
+        }
+    };
+    output::print(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Several resources as one document (`kind: List`), as `kubectl get -o yaml` prints
+/// them. A struct rather than a `json!` map so the keys keep this order.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListDocument {
+    api_version: &'static str,
+    kind: &'static str,
+    items: Vec<Value>,
+}
+
+/// Wraps `items` in a `kind: List` document.
+pub fn list_document(items: Vec<Value>) -> ListDocument {
+    ListDocument { api_version: API_VERSION, kind: "List", items }
+}
+
+/// The `get` table: NAMESPACE (with `-A`), NAME, READY, SYNCED, GENERATION, AGE; `wide`
+/// adds the Ready reason and the kind's outputs.
+pub fn render_table(kind: Kind, items: &[Value], all_namespaces: bool, wide: bool, now: DateTime<Utc>) -> String {
+    let mut headers: Vec<&str> = Vec::new();
+    if all_namespaces {
+        headers.push("NAMESPACE");
+    }
+    headers.extend(["NAME", "READY", "SYNCED", "GENERATION", "AGE"]);
+    if wide {
+        headers.push("REASON");
+        headers.extend(kind_headers(kind));
+    }
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|item| {
+            let mut row = Vec::with_capacity(headers.len());
+            if all_namespaces {
+                row.push(namespace(item).to_string());
+            }
+            row.push(name(item).to_string());
+            row.push(condition_status(item, "Ready"));
+            row.push(condition_status(item, "Synced"));
+            row.push(text_at(item, "/metadata/generation"));
+            row.push(output::age_of(str_at(item, "/metadata/creationTimestamp"), now));
+            if wide {
+                let reason = condition(item, "Ready").map(|c| text_at(c, "/reason"));
+                row.push(reason.unwrap_or_else(|| output::NONE.to_string()));
+                row.extend(kind_cells(kind, item));
+            }
+            row
+        })
+        .collect();
+    output::table(&headers, &rows)
+}
+
+/// The wide columns particular to a kind.
+fn kind_headers(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Node => &["INSTANCE", "IP"],
+        Kind::Relay => &["REPLICAS", "SERVICE"],
+        Kind::Worker => &["REPLICAS", "BACKLOG", "QUEUE"],
+    }
+}
+
+fn kind_cells(kind: Kind, item: &Value) -> Vec<String> {
+    match kind {
+        Kind::Node => vec![text_at(item, "/status/instanceId"), text_at(item, "/status/privateIp")],
+        Kind::Relay => vec![replicas(item), text_at(item, "/status/serviceArn")],
+        Kind::Worker => {
+            let queue = match str_at(item, "/status/queueUrl") {
+                Some(url) if !url.is_empty() => url.to_string(),
+                _ => text_at(item, "/spec/queue/name"),
+            };
+            vec![replicas(item), text_at(item, "/status/backlog"), queue]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000, 0).unwrap()
+    }
+
+    fn relay(ns: &str, name: &str, created: &str, conditions: Value, status: Value) -> Value {
+        let mut status = status;
+        status["conditions"] = conditions;
+        json!({
+            "apiVersion": "mooring/v1", "kind": "Relay",
+            "metadata": {"name": name, "namespace": ns, "generation": 4, "creationTimestamp": created},
+            "spec": {}, "status": status
+        })
+    }
+
+    fn items() -> Vec<Value> {
+        vec![
+            relay(
+                "payments",
+                "gateway",
+                "2023-11-14T20:13:20Z",
+                json!([
+                    {"type": "Ready", "status": "True", "reason": "Available", "message": "",
+                     "lastTransitionTime": "2023-11-14T21:13:20Z"},
+                    {"type": "Synced", "status": "True", "reason": "ReconcileSuccess", "message": "",
+                     "lastTransitionTime": "2023-11-14T21:13:20Z"}
+                ]),
+                json!({"replicas": {"desired": 3, "running": 2}, "serviceArn": "arn:aws:ecs:eu-west-1:1:service/c/gateway"}),
+            ),
+            relay("default", "new", "2023-11-14T22:13:15Z", json!([]), json!({})),
+        ]
+    }
+
+    #[test]
+    fn table_with_conditions() {
+        assert_eq!(
+            render_table(Kind::Relay, &items(), false, false, now()),
+            "NAME      READY     SYNCED    GENERATION   AGE\n\
+             gateway   True      True      4            2h\n\
+             new       Unknown   Unknown   4            5s\n"
+        );
+    }
+
+    #[test]
+    fn wide_table_across_namespaces() {
+        let text = render_table(Kind::Relay, &items(), true, true, now());
+        let lines: Vec<&str> = text.lines().collect();
+        let header: Vec<&str> = lines[0].split_whitespace().collect();
+        assert_eq!(
+            header,
+            ["NAMESPACE", "NAME", "READY", "SYNCED", "GENERATION", "AGE", "REASON", "REPLICAS", "SERVICE"]
+        );
+        let first: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            first,
+            [
+                "payments",
+                "gateway",
+                "True",
+                "True",
+                "4",
+                "2h",
+                "Available",
+                "2/3",
+                "arn:aws:ecs:eu-west-1:1:service/c/gateway"
+            ]
+        );
+        let second: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(second, ["default", "new", "Unknown", "Unknown", "4", "5s", "<none>", "<none>", "<none>"]);
+    }
+
+    #[test]
+    fn kind_specific_wide_columns() {
+        let node = json!({"metadata": {"name": "n1"},
+                          "status": {"instanceId": "i-0abc", "privateIp": "10.0.1.5"}});
+        let text = render_table(Kind::Node, &[node], false, true, now());
+        assert!(
+            text.starts_with("NAME   READY     SYNCED    GENERATION   AGE         REASON   INSTANCE   IP\n"),
+            "{text}"
+        );
+        let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(row[6..], ["i-0abc", "10.0.1.5"]);
+
+        let worker = json!({"metadata": {"name": "conv"}, "spec": {"queue": {"name": "jobs"}},
+                            "status": {"replicas": {"desired": 0, "running": 0}, "backlog": 0}});
+        let text = render_table(Kind::Worker, &[worker], false, true, now());
+        let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(row[6..], ["0/0", "0", "jobs"]);
+    }
+
+    #[test]
+    fn lists_print_as_a_list_document() {
+        let yaml = output::to_yaml(&list_document(items())).unwrap();
+        assert!(yaml.starts_with("apiVersion: mooring/v1\nkind: List\nitems:\n"), "{yaml}");
+    }
+}

@@ -1,0 +1,16 @@
+//! The controller: the reconcile loop that keeps AWS equal to the desired state.
+//!
+//! Modelled on controller-runtime and kube-runtime, without Kubernetes: a work
+//! queue of resource keys fed by the store's change feed, a periodic resync and
+//! AWS events; shard leases in Redis so several replicas share the work; AWS
+//! rate budgets in Redis shared by all replicas; and per-kind reconcilers that
+//! observe, diff, apply and report status conditions.
+
+pub mod queue;
+pub mod retry;
+
+pub mod budget;
+pub mod lease;
+pub mod metrics;
+pub mod reconcile;
+pub mod runtime;

@@ -1,0 +1,457 @@
+//! The controller runtime: triggers feed per-kind work queues, workers run the
+//! reconcilers for keys in shards this replica holds, status goes back to the
+//! store with the lease's fencing token.
+//!
+//! Triggers: the store's change feed (resumed from its position after any
+//! database outage), the acquisition of a shard (every resource in it is queued),
+//! and a jittered periodic resync of everything owned. Keys of shards held by
+//! another replica are dropped; that replica queues them itself.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use api_types::Kind;
+use api_types::meta::FINALIZER;
+use desired_state::store::{
+    ChangeFeed, ChangeFilter, ChangeOp, EventType, ListQuery, Store, StoreError, StoredResource,
+};
+use futures::StreamExt;
+use runners::gate::{ApiFamily, CallGate, GateError};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use crate::lease::{Owned, ShardLeases, shard_of};
+use crate::metrics::ControllerMetrics;
+use crate::queue::WorkQueue;
+use crate::reconcile::{Cleanup, Context, Outcome, ReconcileError, Reconciler, failed_status, next_status};
+use crate::retry::BackoffPolicy;
+
+/// The identity of a resource in the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResourceKey {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for ResourceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+impl ResourceKey {
+    fn of(r: &StoredResource) -> Option<ResourceKey> {
+        Some(ResourceKey { kind: r.kind().ok()?, namespace: r.namespace.clone(), name: r.name.clone() })
+    }
+
+    /// The shard this key belongs to.
+    pub fn shard(&self, shards: u32) -> u32 {
+        shard_of(self.kind.as_str(), &self.namespace, &self.name, shards)
+    }
+}
+
+/// Runtime settings.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// Concurrent reconciles per kind.
+    pub workers_per_kind: usize,
+    /// Every owned resource is reconciled at least this often (±10% jitter).
+    pub resync: Duration,
+    /// Per-key backoff after errors.
+    pub backoff: BackoffPolicy,
+    /// How long in-flight reconciles may run after shutdown was asked.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            workers_per_kind: 8,
+            resync: Duration::from_secs(300),
+            backoff: BackoffPolicy::default(),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A controller replica.
+pub struct Controller {
+    store: Store,
+    feed: ChangeFeed,
+    leases: Arc<ShardLeases>,
+    reconcilers: HashMap<Kind, Arc<dyn Reconciler>>,
+    gate: Arc<dyn CallGate>,
+    metrics: Arc<ControllerMetrics>,
+    config: ControllerConfig,
+    queues: HashMap<Kind, WorkQueue<ResourceKey>>,
+}
+
+impl Controller {
+    pub fn new(
+        store: Store,
+        feed: ChangeFeed,
+        leases: Arc<ShardLeases>,
+        reconcilers: HashMap<Kind, Arc<dyn Reconciler>>,
+        gate: Arc<dyn CallGate>,
+        metrics: Arc<ControllerMetrics>,
+        config: ControllerConfig,
+    ) -> Arc<Controller> {
+        let queues = Kind::ALL.into_iter().map(|k| (k, WorkQueue::new(config.backoff))).collect();
+        Arc::new(Controller { store, feed, leases, reconcilers, gate, metrics, config, queues })
+    }
+
+    /// The queue of a kind (tests and metrics).
+    pub fn queue(&self, kind: Kind) -> &WorkQueue<ResourceKey> {
+        &self.queues[&kind]
+    }
+
+    /// The lease manager.
+    pub fn leases(&self) -> &Arc<ShardLeases> {
+        &self.leases
+    }
+
+    fn shards(&self) -> u32 {
+        self.leases.config().shards
+    }
+
+    fn enqueue(&self, key: ResourceKey) {
+        self.queues[&key.kind].add(key);
+        self.update_depth();
+    }
+
+    fn update_depth(&self) {
+        let depth: usize = self.queues.values().map(|q| q.len()).sum();
+        self.metrics.queue_depth.set(depth as i64);
+    }
+
+    /// Runs until `stop` turns true, then stops taking work, lets in-flight
+    /// reconciles finish within the grace period, and releases the leases.
+    pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        let mut tasks = JoinSet::new();
+        let start_seq = loop {
+            match self.store.current_seq().await {
+                Ok(s) => break s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "controller waiting for the store");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = wait_stop(stop.clone()) => return,
+                    }
+                }
+            }
+        };
+        tasks.spawn(self.leases.clone().run(stop.clone()));
+        tasks.spawn(self.clone().follow_feed(start_seq, stop.clone()));
+        tasks.spawn(self.clone().follow_ownership(stop.clone()));
+        tasks.spawn(self.clone().resync_loop(stop.clone()));
+        let mut workers = JoinSet::new();
+        for kind in Kind::ALL {
+            for _ in 0..self.config.workers_per_kind.max(1) {
+                workers.spawn(self.clone().worker(kind));
+            }
+        }
+        wait_stop(stop.clone()).await;
+        tracing::info!(replica = %self.leases.replica(), "controller stopping: no new work");
+        for q in self.queues.values() {
+            q.shut_down();
+        }
+        let grace =
+            tokio::time::timeout(self.config.shutdown_grace, async { while workers.join_next().await.is_some() {} });
+        if grace.await.is_err() {
+            tracing::warn!("abandoning reconciles still running after the grace period");
+            workers.abort_all();
+        }
+        // The lease loop releases on stop; wait for it and the triggers.
+        let _ =
+            tokio::time::timeout(Duration::from_secs(10), async { while tasks.join_next().await.is_some() {} }).await;
+        tasks.abort_all();
+        tracing::info!(replica = %self.leases.replica(), "controller stopped");
+    }
+
+    async fn follow_feed(self: Arc<Self>, since: i64, stop: watch::Receiver<bool>) {
+        let mut changes = Box::pin(self.feed.subscribe(since, ChangeFilter::default()));
+        let shards = self.shards();
+        loop {
+            let change = tokio::select! {
+                c = changes.next() => c,
+                _ = wait_stop(stop.clone()) => return,
+            };
+            let Some(change) = change else { return };
+            // Our own status writes are not a reason to look again.
+            if change.op == ChangeOp::Status {
+                continue;
+            }
+            let key = ResourceKey { kind: change.kind, namespace: change.namespace, name: change.name };
+            if self.leases.owned().shards.contains_key(&key.shard(shards)) {
+                if change.op == ChangeOp::Delete {
+                    self.queues[&key.kind].forget(&key);
+                } else {
+                    self.enqueue(key);
+                }
+            }
+        }
+    }
+
+    async fn follow_ownership(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        let mut rx = self.leases.subscribe();
+        let mut known: BTreeSet<u32> = BTreeSet::new();
+        loop {
+            let owned: BTreeSet<u32> = rx.borrow_and_update().shard_ids().collect();
+            self.metrics.leases_held.set(owned.len() as i64);
+            let gained: BTreeSet<u32> = owned.difference(&known).copied().collect();
+            if !gained.is_empty() {
+                tracing::info!(replica = %self.leases.replica(), shards = ?gained, "queueing every resource of newly held shards");
+                self.enqueue_shards(&gained).await;
+            }
+            known = owned;
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return },
+                _ = wait_stop(stop.clone()) => return,
+            }
+        }
+    }
+
+    async fn resync_loop(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        loop {
+            let jitter = 0.9 + rand::random::<f64>() * 0.2;
+            let wait = self.config.resync.mul_f64(jitter);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = wait_stop(stop.clone()) => return,
+            }
+            let owned: BTreeSet<u32> = self.leases.owned().shard_ids().collect();
+            self.enqueue_shards(&owned).await;
+        }
+    }
+
+    /// Queues every resource whose shard is in `shards`, page by page.
+    async fn enqueue_shards(&self, shards: &BTreeSet<u32>) {
+        if shards.is_empty() {
+            return;
+        }
+        let n = self.shards();
+        let mut after = None;
+        loop {
+            let page =
+                match self.store.list(&ListQuery { limit: 1000, after: after.clone(), ..Default::default() }).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot list resources to queue; the next resync will");
+                        return;
+                    }
+                };
+            for r in &page.items {
+                if let Some(key) = ResourceKey::of(r)
+                    && shards.contains(&key.shard(n))
+                {
+                    self.enqueue(key);
+                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return,
+            }
+        }
+    }
+
+    async fn worker(self: Arc<Self>, kind: Kind) {
+        let queue = self.queues[&kind].clone();
+        while let Some((key, wait)) = queue.get().await {
+            self.metrics.waited(wait.waited);
+            self.update_depth();
+            let span = tracing::info_span!("reconcile", resource = %key);
+            self.metrics.active_reconciles.inc();
+            let started = tokio::time::Instant::now();
+            let result = self.reconcile_key(&key).instrument(span).await;
+            self.metrics.active_reconciles.dec();
+            self.metrics.reconciled(kind.as_str(), result.label(), started.elapsed());
+            match result {
+                Next::Done => queue.forget(&key),
+                Next::After(d) => {
+                    queue.forget(&key);
+                    queue.add_after(key.clone(), d);
+                }
+                Next::Retry => queue.add_rate_limited(key.clone()),
+                Next::Drop => {}
+            }
+            queue.done(&key);
+        }
+    }
+
+    async fn reconcile_key(&self, key: &ResourceKey) -> Next {
+        let shard = key.shard(self.shards());
+        let owned_rx = self.leases.subscribe();
+        let Some(fence) = owned_rx.borrow().fence(shard) else {
+            // Another replica holds the shard, or our hold lapsed (Redis down): do nothing.
+            return Next::Drop;
+        };
+        let resource = match self.store.get(key.kind, &key.namespace, &key.name).await {
+            Ok(r) => r,
+            Err(StoreError::NotFound { .. }) => return Next::Done,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the resource");
+                return Next::Retry;
+            }
+        };
+        let Some(reconciler) = self.reconcilers.get(&key.kind).cloned() else {
+            return Next::Drop;
+        };
+        let gate = OwnedGate { inner: self.gate.clone(), owned: owned_rx, shard };
+        let ctx = Context { fence, gate: &gate, now: chrono::Utc::now() };
+        if resource.deletion_timestamp.is_some() {
+            return self.finalize(&ctx, reconciler.as_ref(), &resource).await;
+        }
+        match reconciler.reconcile(&ctx, &resource).await {
+            Ok(outcome) => {
+                let status = next_status(&resource.status, resource.generation, &outcome);
+                if !self.write_status(&resource, &status, fence).await {
+                    return Next::Drop;
+                }
+                self.record_events(&resource, &outcome).await;
+                tracing::debug!("reconciled");
+                outcome.requeue_after.map(Next::After).unwrap_or(Next::Done)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reconcile failed");
+                let status = failed_status(&resource.status, resource.generation, &e, ctx.now);
+                if self.write_status(&resource, &status, fence).await {
+                    let _ = self.store.record_event(&resource, EventType::Warning, e.reason(), &e.to_string()).await;
+                }
+                Next::Retry
+            }
+        }
+    }
+
+    async fn finalize(&self, ctx: &Context<'_>, reconciler: &dyn Reconciler, resource: &StoredResource) -> Next {
+        if !resource.finalizers.iter().any(|f| f == FINALIZER) {
+            return Next::Done;
+        }
+        match reconciler.cleanup(ctx, resource).await {
+            Ok(Cleanup::Done) => match self.store.remove_finalizer(resource.uid, FINALIZER).await {
+                Ok(_) => {
+                    tracing::info!("cleaned up; finalizer removed");
+                    Next::Done
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot remove the finalizer");
+                    Next::Retry
+                }
+            },
+            Ok(Cleanup::Pending(after, message)) => {
+                let outcome = Outcome {
+                    conditions: vec![api_types::Condition::new(
+                        api_types::ConditionType::Ready,
+                        false,
+                        "Deleting",
+                        message,
+                        Some(resource.generation),
+                        ctx.now,
+                    )],
+                    ..Default::default()
+                };
+                let status = next_status(&resource.status, resource.generation, &outcome);
+                self.write_status(resource, &status, ctx.fence).await;
+                Next::After(after)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cleanup failed");
+                let status = failed_status(&resource.status, resource.generation, &e, ctx.now);
+                self.write_status(resource, &status, ctx.fence).await;
+                Next::Retry
+            }
+        }
+    }
+
+    /// Writes status unless it is unchanged. False when the write was fenced
+    /// off (a newer lease holder exists) or the resource vanished.
+    async fn write_status(&self, r: &StoredResource, status: &serde_json::Value, fence: i64) -> bool {
+        if &r.status == status {
+            return true;
+        }
+        let kind = match r.kind() {
+            Ok(k) => k,
+            Err(_) => return false,
+        };
+        match self.store.write_status(kind, &r.namespace, &r.name, r.uid, status, Some(fence)).await {
+            Ok(_) => true,
+            Err(StoreError::Fenced { token, seen, .. }) => {
+                tracing::warn!(token, seen, "status write refused: another replica holds this shard now");
+                false
+            }
+            Err(StoreError::NotFound { .. }) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot write status");
+                false
+            }
+        }
+    }
+
+    async fn record_events(&self, r: &StoredResource, outcome: &Outcome) {
+        for (t, reason, message) in &outcome.events {
+            if let Err(e) = self.store.record_event(r, *t, reason, message).await {
+                tracing::warn!(error = %e, "cannot record event");
+            }
+        }
+    }
+}
+
+/// What the queue does with a key after a reconcile.
+enum Next {
+    Done,
+    After(Duration),
+    Retry,
+    Drop,
+}
+
+impl Next {
+    fn label(&self) -> &'static str {
+        match self {
+            Next::Done | Next::After(_) => "success",
+            Next::Retry => "error",
+            Next::Drop => "skipped",
+        }
+    }
+}
+
+/// The gate a reconcile's AWS calls pass: the shared budget, and proof that
+/// this replica still holds the resource's shard.
+struct OwnedGate {
+    inner: Arc<dyn CallGate>,
+    owned: watch::Receiver<Owned>,
+    shard: u32,
+}
+
+#[async_trait::async_trait]
+impl CallGate for OwnedGate {
+    async fn acquire(&self, family: ApiFamily) -> Result<Duration, GateError> {
+        if self.owned.borrow().fence(self.shard).is_none() {
+            return Err(GateError::Unavailable(format!("the lease of shard {} is not held", self.shard)));
+        }
+        let waited = self.inner.acquire(family).await?;
+        if self.owned.borrow().fence(self.shard).is_none() {
+            return Err(GateError::Unavailable(format!("the lease of shard {} lapsed while waiting", self.shard)));
+        }
+        Ok(waited)
+    }
+
+    fn record(&self, operation: &'static str, outcome: &'static str) {
+        self.inner.record(operation, outcome);
+    }
+}
+
+impl From<GateError> for ReconcileError {
+    fn from(e: GateError) -> Self {
+        ReconcileError::NotOwner(e.to_string())
+    }
+}
+
+async fn wait_stop(mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow_and_update() {
+        if stop.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! `mooring serve`: the API and (unless `--api-only`) the controller in one
+//! process, configured by flags and environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+
+use desired_state::api::{self, ApiConfig, AppState};
+use desired_state::auth::{JwksSource, OidcConfig};
+use desired_state::ratelimit::{RedisHandle, TokenBucket};
+use desired_state::signing::{KeySource, Signer};
+use desired_state::store::{ChangeFeed, Store, StoreConfig};
+
+use api_types::Kind;
+use controller::budget::{Budgets, RedisGate};
+use controller::lease::{LeaseConfig, ShardLeases};
+use controller::metrics::ControllerMetrics;
+use controller::reconcile::{NoBackend, Reconciler};
+use controller::runtime::{Controller, ControllerConfig};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Database and signing-key settings shared by `serve`, `migrate` and `audit`.
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// Postgres URL.
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/mooring")]
+    pub database_url: String,
+    /// File with the Ed25519 key that signs revisions (PKCS#8 PEM, or a 32-byte
+    /// seed in hex or base64). Without it, MOORING_SIGNING_KEY, else a
+    /// development key kept in the cache directory.
+    #[arg(long, env = "MOORING_SIGNING_KEY_FILE")]
+    pub signing_key_file: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    fn key_source(&self) -> KeySource {
+        if let Some(path) = &self.signing_key_file {
+            return KeySource::File(path.clone());
+        }
+        if let Ok(inline) = std::env::var("MOORING_SIGNING_KEY")
+            && !inline.trim().is_empty()
+        {
+            return KeySource::Inline(inline);
+        }
+        KeySource::Dev(cache_dir().join("dev-signing.key"))
+    }
+
+    /// Connects and migrates.
+    pub async fn open(&self) -> anyhow::Result<Store> {
+        let signer = Signer::load(&self.key_source()).context("loading the signing key")?;
+        let store = Store::connect_lazy(&StoreConfig::new(&self.database_url), signer)
+            .with_context(|| format!("invalid database URL {}", redact(&self.database_url)))?;
+        store.migrate().await.with_context(|| format!("migrating {}", redact(&self.database_url)))?;
+        Ok(store)
+    }
+}
+
+/// `$MOORING_CACHE_DIR`, else `~/.cache/mooring`.
+pub fn cache_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("MOORING_CACHE_DIR") {
+        return PathBuf::from(d);
+    }
+    std::env::var("HOME").map(|h| PathBuf::from(h).join(".cache/mooring")).unwrap_or_else(|_| PathBuf::from(".mooring"))
+}
+
+/// Hides a password in a URL for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Flags of `mooring serve`.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address of the HTTP API.
+    #[arg(long, env = "MOORING_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Redis URL (leases, rate limits).
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    /// Run only the API.
+    #[arg(long, conflicts_with = "controller_only")]
+    pub api_only: bool,
+    /// Run only the controller.
+    #[arg(long)]
+    pub controller_only: bool,
+    /// Made an `admin:*` token named `bootstrap` at start-up (idempotent).
+    #[arg(long, env = "MOORING_BOOTSTRAP_TOKEN", hide_env_values = true)]
+    pub bootstrap_token: Option<String>,
+    /// Requests per second per token (0 disables the limit).
+    #[arg(long, env = "MOORING_RATE_LIMIT", default_value_t = 50.0)]
+    pub rate_limit: f64,
+    /// Burst per token.
+    #[arg(long, env = "MOORING_RATE_LIMIT_BURST", default_value_t = 100.0)]
+    pub rate_limit_burst: f64,
+    /// OIDC issuer (e.g. https://cognito-idp.REGION.amazonaws.com/POOL_ID).
+    #[arg(long, env = "MOORING_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// Expected audience (`aud`) or Cognito app client id (`client_id`).
+    #[arg(long, env = "MOORING_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+    /// JWKS URL (default: ISSUER/.well-known/jwks.json).
+    #[arg(long, env = "MOORING_OIDC_JWKS_URL")]
+    pub oidc_jwks_url: Option<String>,
+    /// JWKS file instead of a URL.
+    #[arg(long, env = "MOORING_OIDC_JWKS_FILE")]
+    pub oidc_jwks_file: Option<PathBuf>,
+    /// Claim holding scope-named groups.
+    #[arg(long, env = "MOORING_OIDC_GROUPS_CLAIM", default_value = "cognito:groups")]
+    pub oidc_groups_claim: String,
+    /// Prefix of every Redis key.
+    #[arg(long, env = "MOORING_REDIS_PREFIX", default_value = "mooring")]
+    pub redis_prefix: String,
+    /// Log format; JSON for production.
+    #[arg(long, env = "MOORING_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Shards resources are hashed into (the same on every replica).
+    #[arg(long, env = "MOORING_SHARDS", default_value_t = 32)]
+    pub shards: u32,
+    /// Shard lease time to live, in seconds; a dead replica's shards move within it.
+    #[arg(long, env = "MOORING_LEASE_SECONDS", default_value_t = 15.0)]
+    pub lease_seconds: f64,
+    /// Every resource is reconciled at least this often, in seconds (±10%).
+    #[arg(long, env = "MOORING_RESYNC_SECONDS", default_value_t = 300.0)]
+    pub resync_seconds: f64,
+    /// Concurrent reconciles per kind.
+    #[arg(long, env = "MOORING_WORKERS", default_value_t = 8)]
+    pub workers: usize,
+    /// AWS budget overrides, e.g. `ecs-read=50/10,ec2-mutate=10/2` (burst/per second).
+    #[arg(long, env = "MOORING_AWS_BUDGETS", default_value = "")]
+    pub aws_budgets: String,
+    /// This replica's id (default: host name, process id and a random suffix).
+    #[arg(long, env = "MOORING_REPLICA_ID")]
+    pub replica_id: Option<String>,
+    /// Seconds in-flight reconciles may run after SIGTERM.
+    #[arg(long, env = "MOORING_SHUTDOWN_GRACE_SECONDS", default_value_t = 30.0)]
+    pub shutdown_grace_seconds: f64,
+}
+
+impl ServeArgs {
+    fn oidc(&self) -> Option<OidcConfig> {
+        let issuer = self.oidc_issuer.clone()?;
+        let jwks = match (&self.oidc_jwks_file, &self.oidc_jwks_url) {
+            (Some(f), _) => JwksSource::File(f.clone()),
+            (None, Some(u)) => JwksSource::Url(u.clone()),
+            (None, None) => JwksSource::Url(format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/'))),
+        };
+        Some(OidcConfig {
+            issuer,
+            audience: self.oidc_audience.clone(),
+            jwks,
+            groups_claim: self.oidc_groups_claim.clone(),
+        })
+    }
+
+    fn api_config(&self) -> ApiConfig {
+        ApiConfig {
+            oidc: self.oidc(),
+            rate_limit: (self.rate_limit > 0.0)
+                .then_some(TokenBucket { capacity: self.rate_limit_burst.max(1.0), refill_per_sec: self.rate_limit }),
+            redis_prefix: self.redis_prefix.clone(),
+        }
+    }
+}
+
+/// Sets up logging: human-readable text, or JSON lines for production.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MOORING_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}
+
+/// Runs `mooring serve`.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let store = args.store.open().await?;
+    if let Some(token) = &args.bootstrap_token {
+        store
+            .ensure_token("bootstrap", token, &["admin:*".to_string()])
+            .await
+            .context("creating the bootstrap token")?;
+        tracing::info!("bootstrap token is ready (admin:*)");
+    }
+    let redis = Arc::new(
+        RedisHandle::new(&args.redis_url).with_context(|| format!("invalid Redis URL {}", redact(&args.redis_url)))?,
+    );
+    let feed = ChangeFeed::start(store.clone());
+    let state = Arc::new(AppState::new(store.clone(), feed.clone(), Some(redis.clone()), args.api_config()));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+
+    let controller = if args.api_only {
+        None
+    } else {
+        let metrics = {
+            let mut registry = state.metrics.registry.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::new(ControllerMetrics::new(&mut registry))
+        };
+        let budgets = Budgets::default().with_overrides(&args.aws_budgets)?;
+        let gate = Arc::new(RedisGate::new(redis.clone(), &args.redis_prefix, budgets, metrics.clone()));
+        let replica = args.replica_id.clone().unwrap_or_else(default_replica_id);
+        let lease = Duration::from_secs_f64(args.lease_seconds.max(1.0));
+        let leases = Arc::new(ShardLeases::new(
+            LeaseConfig {
+                shards: args.shards.max(1),
+                lease,
+                renew_every: lease / 3,
+                prefix: args.redis_prefix.clone(),
+            },
+            redis.clone(),
+            replica.clone(),
+        ));
+        // Until the AWS runners are wired in, every kind reports honestly that
+        // nothing is applied.
+        let reconcilers: HashMap<Kind, Arc<dyn Reconciler>> =
+            Kind::ALL.into_iter().map(|k| (k, Arc::new(NoBackend) as Arc<dyn Reconciler>)).collect();
+        let config = ControllerConfig {
+            workers_per_kind: args.workers.max(1),
+            resync: Duration::from_secs_f64(args.resync_seconds.max(1.0)),
+            shutdown_grace: Duration::from_secs_f64(args.shutdown_grace_seconds.max(0.0)),
+            ..Default::default()
+        };
+        tracing::info!(%replica, shards = args.shards, "controller starting");
+        let c = Controller::new(store.clone(), feed, leases, reconcilers, gate, metrics, config);
+        Some(tokio::spawn(c.run(stop_rx.clone())))
+    };
+
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    tracing::info!(address = %listener.local_addr()?, api = !args.controller_only, "listening");
+    let app = if args.controller_only { api::ops_router(state) } else { api::router(state) };
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(api::serve_router(listener, app, async move {
+        let _ = server_stop.wait_for(|s| *s).await;
+    }));
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    if let Some(c) = controller {
+        let _ = c.await;
+    }
+    server.await.context("API task")?.context("serving the API")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn default_replica_id() -> String {
+    let host =
+        std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "mooring".into());
+    format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+}

@@ -1,0 +1,188 @@
+//! The HTTP API (axum): CRUD per kind, bulk apply with plans, watch, history,
+//! schemas, OpenAPI, health and metrics. See `docs/api.md`.
+
+mod apply;
+mod body;
+pub mod error;
+mod meta;
+pub mod metrics;
+pub mod openapi;
+mod resources;
+mod tokens;
+mod watch;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+pub use body::MAX_BODY;
+pub use error::ApiError;
+
+use crate::auth::{AuthError, Authenticator, OidcConfig, Principal};
+use crate::ratelimit::{Decision, RateLimiter, RedisHandle, TokenBucket};
+use crate::store::{ChangeFeed, Store};
+
+/// Settings of the API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub oidc: Option<OidcConfig>,
+    /// Per-token budget; `None` disables rate limiting.
+    pub rate_limit: Option<TokenBucket>,
+    /// Prefix of Redis keys (several installations, or tests, can share a Redis).
+    pub redis_prefix: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            oidc: None,
+            rate_limit: Some(TokenBucket { capacity: 100.0, refill_per_sec: 50.0 }),
+            redis_prefix: "mooring".into(),
+        }
+    }
+}
+
+/// Everything a handler needs.
+pub struct AppState {
+    pub store: Store,
+    pub feed: ChangeFeed,
+    pub redis: Option<Arc<RedisHandle>>,
+    pub auth: Authenticator,
+    pub limiter: Option<(RateLimiter, TokenBucket)>,
+    pub metrics: metrics::Metrics,
+}
+
+pub type SharedState = Arc<AppState>;
+
+impl AppState {
+    pub fn new(store: Store, feed: ChangeFeed, redis: Option<Arc<RedisHandle>>, config: ApiConfig) -> AppState {
+        let limiter = match (&redis, config.rate_limit) {
+            (Some(r), Some(bucket)) => Some((RateLimiter::new(r.clone(), "mooring:ratelimit:api"), bucket)),
+            _ => None,
+        };
+        AppState {
+            auth: Authenticator::new(store.clone(), config.oidc),
+            store,
+            feed,
+            redis,
+            limiter,
+            metrics: metrics::Metrics::new(),
+        }
+    }
+}
+
+/// The router of the whole API.
+pub fn router(state: SharedState) -> Router {
+    let resource = "/v1/namespaces/{namespace}/{plural}/{name}";
+    let authenticated = Router::new()
+        .route("/v1/{plural}", get(resources::list_all))
+        .route("/v1/namespaces/{namespace}/{plural}", get(resources::list_namespaced).post(resources::create))
+        .route(resource, get(resources::read).put(resources::replace).patch(resources::patch).delete(resources::delete))
+        .route(&format!("{resource}/revisions"), get(resources::revisions))
+        .route(&format!("{resource}/rollback"), post(resources::rollback))
+        .route(&format!("{resource}/events"), get(resources::events))
+        .route("/v1/apply", post(apply::apply))
+        .route("/v1/watch", get(watch::watch))
+        .route("/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/v1/tokens/{name}", axum::routing::delete(tokens::delete))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .merge(authenticated)
+        .route("/v1/schemas/{kind}", get(meta::schema))
+        .route("/openapi.json", get(meta::openapi))
+        .route("/healthz", get(meta::healthz))
+        .route("/readyz", get(meta::readyz))
+        .route("/metrics", get(meta::metrics))
+        .fallback(meta::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Only `/healthz`, `/readyz` and `/metrics`: what a controller-only replica serves.
+pub fn ops_router(state: SharedState) -> Router {
+    Router::new()
+        .route("/healthz", get(meta::healthz))
+        .route("/readyz", get(meta::readyz))
+        .route("/metrics", get(meta::metrics))
+        .fallback(meta::not_found)
+        .with_state(state)
+}
+
+/// Counts and times every request by route and status.
+async fn observe(State(state): State<SharedState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().as_str().to_string();
+    let route =
+        req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    state.metrics.observe_request(&method, &route, resp.status().as_u16(), start.elapsed());
+    resp
+}
+
+/// Authenticates the bearer token and applies the per-token rate limit.
+async fn authenticate(State(state): State<SharedState>, mut req: Request, next: Next) -> Response {
+    let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let principal = match state.auth.authenticate(header.as_deref()).await {
+        Ok(p) => p,
+        Err(AuthError::Store(e)) => return ApiError::from(e).into_response(),
+        Err(e) => return ApiError::unauthorized(e.to_string()).into_response(),
+    };
+    if let Some((limiter, bucket)) = &state.limiter {
+        match limiter.try_take(&principal.name, *bucket, 1.0).await {
+            Ok(Decision::Allowed) => {}
+            Ok(Decision::Limited { retry_after }) => {
+                state.metrics.rate_limited.inc();
+                let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                return ApiError::too_many_requests(secs).into_response();
+            }
+            Err(e) => {
+                // Fail open: the API keeps serving without Redis.
+                tracing::warn!(error = %e, "rate limiter unavailable; request not limited");
+            }
+        }
+    }
+    req.extensions_mut().insert(principal);
+    next.run(req).await
+}
+
+/// Refuses unless the caller may act with `role` in `namespace`.
+pub(crate) fn require(principal: &Principal, role: crate::auth::Role, namespace: &str) -> Result<(), ApiError> {
+    if principal.allows(role, namespace) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "token {:?} may not {} in namespace {namespace:?}",
+            principal.name,
+            match role {
+                crate::auth::Role::Read => "read",
+                crate::auth::Role::Write => "write",
+                crate::auth::Role::Admin => "administer",
+            }
+        )))
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: SharedState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_router(listener, router(state), shutdown).await
+}
+
+/// Serves any router (the full API, or [`ops_router`]).
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = app.layer(tower_http::trace::TraceLayer::new_for_http());
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

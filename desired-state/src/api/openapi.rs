@@ -1,0 +1,238 @@
+//! The OpenAPI 3.1 document of the API, generated from the route table below
+//! and the kinds' JSON Schemas. A test checks that every operation listed here
+//! is served by the router.
+
+use serde_json::{Map, Value, json};
+
+use api_types::Kind;
+
+/// One operation: method, path, summary, whether it takes a document body and
+/// which success status it answers.
+pub struct Operation {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub body: Body,
+    pub success: u16,
+    pub authenticated: bool,
+}
+
+/// What a request body holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    None,
+    Document,
+    Documents,
+    MergePatch,
+    Rollback,
+    Token,
+}
+
+/// Every operation of the API.
+pub const OPERATIONS: &[Operation] = &[
+    op("get", "/v1/{plural}", "List resources of a kind across namespaces", Body::None, 200),
+    op("get", "/v1/namespaces/{namespace}/{plural}", "List resources of a kind in a namespace", Body::None, 200),
+    op("post", "/v1/namespaces/{namespace}/{plural}", "Create a resource", Body::Document, 201),
+    op("get", "/v1/namespaces/{namespace}/{plural}/{name}", "Read a resource with its status", Body::None, 200),
+    op(
+        "put",
+        "/v1/namespaces/{namespace}/{plural}/{name}",
+        "Replace a resource (metadata.resourceVersion must match)",
+        Body::Document,
+        200,
+    ),
+    op(
+        "patch",
+        "/v1/namespaces/{namespace}/{plural}/{name}",
+        "JSON merge patch of labels, annotations and spec",
+        Body::MergePatch,
+        200,
+    ),
+    op("delete", "/v1/namespaces/{namespace}/{plural}/{name}", "Request deletion", Body::None, 202),
+    op("get", "/v1/namespaces/{namespace}/{plural}/{name}/revisions", "The signed revision history", Body::None, 200),
+    op(
+        "post",
+        "/v1/namespaces/{namespace}/{plural}/{name}/rollback",
+        "Roll back to a revision's spec",
+        Body::Rollback,
+        200,
+    ),
+    op("get", "/v1/namespaces/{namespace}/{plural}/{name}/events", "Events of a resource", Body::None, 200),
+    op("post", "/v1/apply", "Create or update many documents; plan with dryRun", Body::Documents, 200),
+    op("get", "/v1/watch", "Change feed as Server-Sent Events", Body::None, 200),
+    op("get", "/v1/tokens", "List API tokens (admin)", Body::None, 200),
+    op("post", "/v1/tokens", "Create an API token (admin)", Body::Token, 201),
+    op("delete", "/v1/tokens/{name}", "Delete an API token (admin)", Body::None, 200),
+    public("get", "/v1/schemas/{kind}", "JSON Schema of a kind"),
+    public("get", "/openapi.json", "This document"),
+    public("get", "/healthz", "Liveness"),
+    public("get", "/readyz", "Readiness: Postgres and Redis answer"),
+    public("get", "/metrics", "Prometheus metrics"),
+];
+
+const fn op(method: &'static str, path: &'static str, summary: &'static str, body: Body, success: u16) -> Operation {
+    Operation { method, path, summary, body, success, authenticated: true }
+}
+
+const fn public(method: &'static str, path: &'static str, summary: &'static str) -> Operation {
+    Operation { method, path, summary, body: Body::None, success: 200, authenticated: false }
+}
+
+/// The OpenAPI document.
+pub fn document() -> Value {
+    let mut schemas = Map::new();
+    for kind in Kind::ALL {
+        let mut schema = api_types::schema::schema_for_kind(kind);
+        let defs = schema.as_object_mut().and_then(|o| o.remove("$defs")).unwrap_or(Value::Null);
+        if let Value::Object(defs) = defs {
+            for (name, mut def) in defs {
+                rewrite_refs(&mut def);
+                schemas.insert(name, def);
+            }
+        }
+        if let Some(o) = schema.as_object_mut() {
+            o.remove("$schema");
+            o.remove("$id");
+        }
+        rewrite_refs(&mut schema);
+        schemas.insert(kind.as_str().to_string(), schema);
+    }
+    schemas.insert(
+        "Error".into(),
+        json!({
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {"type": "array", "items": {"type": "object", "properties": {
+                    "field": {"type": "string"}, "message": {"type": "string"}}}}
+            }}}
+        }),
+    );
+    let mut paths = Map::new();
+    for o in OPERATIONS {
+        let entry = paths.entry(o.path.to_string()).or_insert_with(|| json!({}));
+        entry[o.method] = operation(o);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Mooring API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Declare nodes, relays and workers; read their status. See docs/api.md."
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}
+        }
+    })
+}
+
+fn operation(o: &Operation) -> Value {
+    let mut params = Vec::new();
+    for (name, schema) in [
+        ("namespace", json!({"type": "string", "pattern": api_types::patterns::DNS_LABEL})),
+        ("plural", json!({"type": "string", "enum": ["nodes", "relays", "workers"]})),
+        ("name", json!({"type": "string"})),
+        (
+            "kind",
+            json!({"type": "string", "enum": ["node", "relay", "worker", "nodes", "relays", "workers", "Node", "Relay", "Worker"]}),
+        ),
+    ] {
+        if o.path.contains(&format!("{{{name}}}")) {
+            params.push(json!({"name": name, "in": "path", "required": true, "schema": schema}));
+        }
+    }
+    let query = |name: &str, schema: Value| json!({"name": name, "in": "query", "required": false, "schema": schema});
+    if o.method == "get" && o.path.ends_with("{plural}") {
+        params.push(query("labelSelector", json!({"type": "string"})));
+        params.push(query("limit", json!({"type": "integer", "minimum": 1, "maximum": 1000})));
+        params.push(query("continue", json!({"type": "string"})));
+    }
+    if o.path == "/v1/apply" {
+        params.push(query("dryRun", json!({"type": "boolean"})));
+        params.push(query("source", json!({"type": "string", "enum": ["api", "gitops"]})));
+        params.push(query("revision", json!({"type": "string", "pattern": "^[0-9a-fA-F]{7,64}$"})));
+        params.push(query("prune", json!({"type": "boolean"})));
+        params.push(query("selector", json!({"type": "string"})));
+        params.push(query("allowMassPrune", json!({"type": "boolean"})));
+    }
+    if o.path == "/v1/watch" {
+        params.push(query("since", json!({"type": "integer", "minimum": 0})));
+        params.push(query("kind", json!({"type": "string"})));
+        params.push(query("namespace", json!({"type": "string"})));
+    }
+    let any_doc = json!({"oneOf": [
+        {"$ref": "#/components/schemas/Node"},
+        {"$ref": "#/components/schemas/Relay"},
+        {"$ref": "#/components/schemas/Worker"}
+    ]});
+    let request = match o.body {
+        Body::None => None,
+        Body::Document => Some(json!({"required": true, "content": {
+            "application/json": {"schema": any_doc}, "application/yaml": {"schema": any_doc}}})),
+        Body::Documents => Some(json!({"required": true, "content": {
+            "application/yaml": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"type": "array", "items": any_doc}}}})),
+        Body::MergePatch => {
+            Some(json!({"required": true, "content": {"application/merge-patch+json": {"schema": {"type": "object"}}}}))
+        }
+        Body::Rollback => Some(json!({"required": true, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["revision"], "additionalProperties": false,
+            "properties": {"revision": {"type": "integer", "minimum": 1}}}}}})),
+        Body::Token => Some(json!({"required": true, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["name", "scopes"], "additionalProperties": false,
+            "properties": {"name": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string"}}}}}}})),
+    };
+    let error = json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    let mut responses = Map::new();
+    let success_content = if o.path == "/v1/watch" {
+        json!({"text/event-stream": {"schema": {"type": "string"}}})
+    } else if o.path == "/metrics" {
+        json!({"application/openmetrics-text": {"schema": {"type": "string"}}})
+    } else {
+        json!({"application/json": {"schema": {}}})
+    };
+    responses.insert(o.success.to_string(), json!({"description": "success", "content": success_content}));
+    let mut codes: Vec<&str> = vec!["400", "404"];
+    if o.authenticated {
+        codes.extend(["401", "403", "429", "503"]);
+    }
+    if o.body != Body::None {
+        codes.extend(["409", "413", "415", "422"]);
+    }
+    if o.path == "/readyz" {
+        codes.push("503");
+    }
+    if o.method == "delete" && o.path.contains("{plural}") {
+        responses.insert("200".into(), json!({"description": "deleted at once (no finalizers)"}));
+    }
+    for c in codes {
+        responses.insert(c.into(), error.clone());
+    }
+    let mut v = json!({"summary": o.summary, "parameters": params, "responses": responses});
+    if let Some(r) = request {
+        v["requestBody"] = r;
+    }
+    if o.authenticated {
+        v["security"] = json!([{"bearer": []}]);
+    }
+    v
+}
+
+fn rewrite_refs(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(r)) = m.get_mut("$ref")
+                && let Some(name) = r.strip_prefix("#/$defs/")
+            {
+                *r = format!("#/components/schemas/{name}");
+            }
+            m.values_mut().for_each(rewrite_refs);
+        }
+        Value::Array(a) => a.iter_mut().for_each(rewrite_refs),
+        _ => {}
+    }
+}

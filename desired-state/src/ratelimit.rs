@@ -1,0 +1,143 @@
+//! Token buckets in Redis, shared by every replica.
+//!
+//! One Lua script keeps a bucket per key (capacity, refill per second) using
+//! Redis's own clock, so replicas with skewed clocks agree. Two ways to take:
+//! [`RateLimiter::try_take`] refuses when the bucket is empty and says when to
+//! retry (the API answers 429 with `Retry-After`); [`RateLimiter::reserve`]
+//! always takes and returns how long to wait first, so callers queue fairly
+//! instead of hammering (the controller's AWS budgets).
+
+use std::time::Duration;
+
+use redis::Script;
+use redis::aio::ConnectionManager;
+use tokio::sync::Mutex;
+
+/// A bucket's shape.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TokenBucket {
+    /// Burst size.
+    pub capacity: f64,
+    /// Tokens added per second.
+    pub refill_per_sec: f64,
+}
+
+/// The outcome of [`RateLimiter::try_take`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allowed,
+    /// Empty; a token will be there after this long.
+    Limited {
+        retry_after: Duration,
+    },
+}
+
+/// Redis was unreachable or answered nonsense.
+#[derive(Debug, thiserror::Error)]
+#[error("rate limiter: {0}")]
+pub struct RateLimitError(#[from] pub redis::RedisError);
+
+const SCRIPT: &str = r#"
+-- KEYS[1]: bucket; ARGV: capacity, refill per second, cost, mode (0 try, 1 reserve)
+local cap = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local reserve = ARGV[4] == '1'
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(b[1])
+local ts = tonumber(b[2])
+if tokens == nil or ts == nil then
+  tokens = cap
+  ts = now
+end
+tokens = math.min(cap, tokens + (now - ts) * rate / 1000)
+local wait = 0
+if tokens >= cost then
+  tokens = tokens - cost
+else
+  wait = math.ceil((cost - tokens) * 1000 / rate)
+  if reserve then
+    tokens = tokens - cost
+  end
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((cap - tokens) * 1000 / rate) + 60000)
+return wait
+"#;
+
+/// A connection to Redis, made on first use and remade after failures; the
+/// API starts and serves even when Redis is down.
+pub struct RedisHandle {
+    client: redis::Client,
+    conn: Mutex<Option<ConnectionManager>>,
+}
+
+impl RedisHandle {
+    pub fn new(url: &str) -> Result<RedisHandle, redis::RedisError> {
+        Ok(RedisHandle { client: redis::Client::open(url)?, conn: Mutex::new(None) })
+    }
+
+    /// A connection, connecting if needed (bounded by a short timeout).
+    pub async fn get(&self) -> Result<ConnectionManager, redis::RedisError> {
+        let mut guard = self.conn.lock().await;
+        if let Some(c) = guard.as_ref() {
+            return Ok(c.clone());
+        }
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1);
+        let c = tokio::time::timeout(Duration::from_secs(3), self.client.get_connection_manager_with_config(config))
+            .await
+            .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "connect timed out")))??;
+        *guard = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Whether Redis answers PING.
+    pub async fn ping(&self) -> Result<(), redis::RedisError> {
+        let mut c = self.get().await?;
+        redis::cmd("PING").query_async::<String>(&mut c).await.map(|_| ())
+    }
+}
+
+/// Token buckets under a key prefix.
+pub struct RateLimiter {
+    redis: std::sync::Arc<RedisHandle>,
+    prefix: String,
+    script: Script,
+}
+
+impl RateLimiter {
+    pub fn new(redis: std::sync::Arc<RedisHandle>, prefix: impl Into<String>) -> Self {
+        RateLimiter { redis, prefix: prefix.into(), script: Script::new(SCRIPT) }
+    }
+
+    async fn run(&self, key: &str, bucket: TokenBucket, cost: f64, reserve: bool) -> Result<u64, RateLimitError> {
+        let mut conn = self.redis.get().await?;
+        let wait: u64 = self
+            .script
+            .key(format!("{}:{key}", self.prefix))
+            .arg(bucket.capacity)
+            .arg(bucket.refill_per_sec)
+            .arg(cost)
+            .arg(if reserve { "1" } else { "0" })
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(wait)
+    }
+
+    /// Takes `cost` tokens if there are enough.
+    pub async fn try_take(&self, key: &str, bucket: TokenBucket, cost: f64) -> Result<Decision, RateLimitError> {
+        let wait = self.run(key, bucket, cost, false).await?;
+        Ok(if wait == 0 { Decision::Allowed } else { Decision::Limited { retry_after: Duration::from_millis(wait) } })
+    }
+
+    /// Takes `cost` tokens, going into debt if needed, and returns how long the
+    /// caller must wait before acting.
+    pub async fn reserve(&self, key: &str, bucket: TokenBucket, cost: f64) -> Result<Duration, RateLimitError> {
+        Ok(Duration::from_millis(self.run(key, bucket, cost, true).await?))
+    }
+}

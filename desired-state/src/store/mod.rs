@@ -1,0 +1,278 @@
+//! The Postgres store: resources, revisions, the change feed, events and tokens.
+//!
+//! Every write happens in one transaction that also appends to the change feed,
+//! so a reader of the feed sees exactly the writes that committed. Spec writes
+//! are validated before they reach this module (see `api_types::validate_document`);
+//! the store enforces identity, optimistic concurrency and history.
+
+/// A query string built from constants (column lists), never from input.
+macro_rules! sql {
+    ($($t:tt)*) => {
+        sqlx::AssertSqlSafe(format!($($t)*))
+    };
+}
+
+mod audit;
+mod changes;
+mod events;
+mod resources;
+mod revisions;
+mod tokens;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api_types::Kind;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+pub use audit::{AuditFailure, AuditReport};
+pub use changes::{Change, ChangeFeed, ChangeFilter, ChangeOp};
+pub use events::{Event, EventType};
+pub use resources::{ListPage, ListQuery, WriteAction, WriteMode, WriteOutcome};
+pub use revisions::Revision;
+pub use tokens::{TokenRecord, token_hash as token_hash_of};
+
+use crate::signing::Signer;
+
+/// The embedded migrations, run at start-up and by `mooring migrate`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// What failed in the store, and on which resource.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{kind} {namespace}/{name} not found")]
+    NotFound { kind: Kind, namespace: String, name: String },
+    #[error("{kind} {namespace}/{name} already exists")]
+    AlreadyExists { kind: Kind, namespace: String, name: String },
+    #[error("conflict on {kind} {namespace}/{name}: {reason}")]
+    Conflict { kind: Kind, namespace: String, name: String, reason: String },
+    #[error("{kind} {namespace}/{name}: status write with fencing token {token} refused; the store has seen {seen}")]
+    Fenced { kind: Kind, namespace: String, name: String, token: i64, seen: i64 },
+    #[error("revision {generation} of {kind} {namespace}/{name} not found")]
+    RevisionNotFound { kind: Kind, namespace: String, name: String, generation: i64 },
+    #[error("token {0:?} already exists")]
+    TokenExists(String),
+    #[error("token {0:?} not found")]
+    TokenNotFound(String),
+    #[error("the store is unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+                StoreError::Unavailable(e)
+            }
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) => {
+                StoreError::Unavailable(e)
+            }
+            _ => StoreError::Database(e),
+        }
+    }
+}
+
+/// Who made a change: the API (with the token's name), GitOps (with the commit),
+/// or a rollback (with who asked and the generation restored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeSource {
+    /// `api`, `gitops` or `rollback`.
+    pub kind: SourceKind,
+    /// The token or user name.
+    pub actor: Option<String>,
+    /// The git commit SHA for GitOps.
+    pub commit: Option<String>,
+}
+
+/// The origin of a spec change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Api,
+    Gitops,
+    Rollback,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Api => "api",
+            SourceKind::Gitops => "gitops",
+            SourceKind::Rollback => "rollback",
+        }
+    }
+}
+
+impl ChangeSource {
+    /// A change through the API by a token.
+    pub fn api(actor: impl Into<String>) -> Self {
+        ChangeSource { kind: SourceKind::Api, actor: Some(actor.into()), commit: None }
+    }
+    /// A change synced from a git commit.
+    pub fn gitops(actor: impl Into<String>, commit: impl Into<String>) -> Self {
+        ChangeSource { kind: SourceKind::Gitops, actor: Some(actor.into()), commit: Some(commit.into()) }
+    }
+    /// A rollback asked for by `actor`.
+    pub fn rollback(actor: impl Into<String>) -> Self {
+        ChangeSource { kind: SourceKind::Rollback, actor: Some(actor.into()), commit: None }
+    }
+}
+
+/// A resource as stored.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct StoredResource {
+    pub uid: Uuid,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub labels: sqlx::types::Json<std::collections::BTreeMap<String, String>>,
+    pub annotations: sqlx::types::Json<std::collections::BTreeMap<String, String>>,
+    pub spec: Value,
+    pub spec_hash: String,
+    pub status: Value,
+    pub generation: i64,
+    pub resource_version: i64,
+    pub finalizers: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub deletion_timestamp: Option<DateTime<Utc>>,
+    pub source: String,
+    pub source_actor: Option<String>,
+    pub source_commit: Option<String>,
+    pub status_fence: i64,
+}
+
+impl StoredResource {
+    /// The kind, parsed.
+    pub fn kind(&self) -> Result<Kind, StoreError> {
+        self.kind.parse().map_err(|_| StoreError::Corrupt(format!("unknown kind {:?} in row {}", self.kind, self.uid)))
+    }
+
+    /// The full document as the API shows it.
+    pub fn to_document(&self) -> Value {
+        let mut metadata = serde_json::Map::new();
+        metadata.insert("name".into(), Value::String(self.name.clone()));
+        metadata.insert("namespace".into(), Value::String(self.namespace.clone()));
+        if !self.labels.0.is_empty() {
+            metadata.insert("labels".into(), serde_json::to_value(&self.labels.0).unwrap_or_default());
+        }
+        if !self.annotations.0.is_empty() {
+            metadata.insert("annotations".into(), serde_json::to_value(&self.annotations.0).unwrap_or_default());
+        }
+        metadata.insert("uid".into(), Value::String(self.uid.to_string()));
+        metadata.insert("generation".into(), Value::from(self.generation));
+        metadata.insert("resourceVersion".into(), Value::String(self.resource_version.to_string()));
+        metadata.insert("creationTimestamp".into(), Value::String(rfc3339(self.created_at)));
+        if let Some(t) = self.deletion_timestamp {
+            metadata.insert("deletionTimestamp".into(), Value::String(rfc3339(t)));
+        }
+        if !self.finalizers.is_empty() {
+            metadata.insert("finalizers".into(), serde_json::to_value(&self.finalizers).unwrap_or_default());
+        }
+        serde_json::json!({
+            "apiVersion": api_types::API_VERSION,
+            "kind": self.kind,
+            "metadata": metadata,
+            "spec": self.spec,
+            "status": self.status,
+        })
+    }
+}
+
+/// Timestamps as the API writes them (RFC 3339, UTC, microseconds).
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Now, truncated to what Postgres stores (microseconds), so a value hashed
+/// before a write equals the value read back.
+pub fn now_micros() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+/// How to reach Postgres.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub database_url: String,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl StoreConfig {
+    pub fn new(database_url: impl Into<String>) -> Self {
+        StoreConfig { database_url: database_url.into(), max_connections: 32, acquire_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// The store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: PgPool,
+    signer: Arc<Signer>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("signer", &self.signer).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connects (lazily: the API starts even when Postgres is down and reports
+    /// 503 until it comes back).
+    pub fn connect_lazy(config: &StoreConfig, signer: Signer) -> Result<Store, StoreError> {
+        let opts: PgConnectOptions = config.database_url.parse().map_err(StoreError::Database)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(config.acquire_timeout)
+            .connect_lazy_with(opts);
+        Ok(Store { pool, signer: Arc::new(signer) })
+    }
+
+    /// A store over an existing pool (tests).
+    pub fn from_pool(pool: PgPool, signer: Signer) -> Store {
+        Store { pool, signer: Arc::new(signer) }
+    }
+
+    /// Runs the embedded migrations and registers the signing key.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) => StoreError::from(e),
+            other => StoreError::Corrupt(format!("migration failed: {other}")),
+        })?;
+        self.register_signing_key().await
+    }
+
+    /// The connection pool (for the API's readiness check and for tests).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Whether Postgres answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn register_signing_key(&self) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO signing_keys (key_id, public_key) VALUES ($1, $2) ON CONFLICT (key_id) DO NOTHING")
+            .bind(self.signer.key_id())
+            .bind(self.signer.public_key_hex())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+}

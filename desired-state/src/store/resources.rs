@@ -1,0 +1,458 @@
+//! Resource rows: create, replace, read, list, status, finalizers, delete.
+
+use api_types::meta::FINALIZER;
+use api_types::{AnyResource, Kind};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::{Postgres, QueryBuilder, Transaction};
+use uuid::Uuid;
+
+use super::changes::{ChangeOp, append_change};
+use super::revisions::append_revision;
+use super::{ChangeSource, Store, StoreError, StoredResource, now_micros};
+use crate::plan::{FieldChange, diff_documents};
+use crate::selector::Selector;
+
+const COLUMNS: &str = "uid, kind, namespace, name, labels, annotations, spec, spec_hash, status, generation, \
+     resource_version, finalizers, created_at, deletion_timestamp, source, source_actor, source_commit, status_fence";
+
+/// How a spec write treats an existing resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Create only; an existing resource is a conflict (POST).
+    Create,
+    /// Replace only, if the stored resourceVersion is this one (PUT).
+    Replace { resource_version: i64 },
+    /// Create or update, whatever the version (bulk apply, rollback).
+    Upsert,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteAction {
+    Create,
+    Update,
+    Unchanged,
+    Delete,
+}
+
+/// The result of a spec write: what happened, the field changes, and the row.
+#[derive(Debug, Clone)]
+pub struct WriteOutcome {
+    pub action: WriteAction,
+    pub diff: Vec<FieldChange>,
+    pub resource: StoredResource,
+}
+
+/// A list request.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub kind: Option<Kind>,
+    /// One namespace, or all.
+    pub namespace: Option<String>,
+    /// The namespaces the caller may read (None: all).
+    pub allowed_namespaces: Option<Vec<String>>,
+    pub selector: Selector,
+    pub limit: i64,
+    /// Continue after this (kind, namespace, name).
+    pub after: Option<(String, String, String)>,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    pub items: Vec<StoredResource>,
+    /// The key to continue after, when there may be more.
+    pub next: Option<(String, String, String)>,
+}
+
+impl Store {
+    /// Writes a validated document: creates it, or updates spec, labels and
+    /// annotations. A write that changes nothing returns `Unchanged` and writes
+    /// nothing (no generation, no revision, no change-feed entry).
+    pub async fn write(
+        &self,
+        doc: &AnyResource,
+        mode: WriteMode,
+        source: &ChangeSource,
+    ) -> Result<WriteOutcome, StoreError> {
+        let mut tx = self.begin().await?;
+        let out = self.write_in(&mut tx, doc, mode, source).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// The plan of a write, without writing (dry run).
+    pub async fn plan(&self, doc: &AnyResource) -> Result<WriteOutcome, StoreError> {
+        let mut tx = self.begin().await?;
+        let out = self.write_in(&mut tx, doc, WriteMode::Upsert, &ChangeSource::api("dry-run")).await;
+        tx.rollback().await?;
+        out
+    }
+
+    /// [`Store::write`] inside a caller's transaction (bulk apply).
+    pub(crate) async fn write_in(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        doc: &AnyResource,
+        mode: WriteMode,
+        source: &ChangeSource,
+    ) -> Result<WriteOutcome, StoreError> {
+        let kind = doc.kind();
+        let meta = doc.metadata();
+        let spec = doc.spec_value();
+        let spec_hash = doc.spec_hash().0;
+        let existing = select_for_update(tx, kind, &meta.namespace, &meta.name).await?;
+        let now = now_micros();
+
+        let Some(old) = existing else {
+            if let WriteMode::Replace { .. } = mode {
+                return Err(StoreError::NotFound { kind, namespace: meta.namespace.clone(), name: meta.name.clone() });
+            }
+            let uid = Uuid::new_v4();
+            let rv = next_version(tx).await?;
+            let row: StoredResource = sqlx::query_as(sql!(
+                "INSERT INTO resources (uid, kind, namespace, name, labels, annotations, spec, spec_hash, generation, \
+                 resource_version, finalizers, created_at, source, source_actor, source_commit) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10, $11, $12, $13, $14) RETURNING {COLUMNS}"
+            ))
+            .bind(uid)
+            .bind(kind.as_str())
+            .bind(&meta.namespace)
+            .bind(&meta.name)
+            .bind(sqlx::types::Json(&meta.labels))
+            .bind(sqlx::types::Json(&meta.annotations))
+            .bind(&spec)
+            .bind(&spec_hash)
+            .bind(rv)
+            .bind(vec![FINALIZER.to_string()])
+            .bind(now)
+            .bind(source.kind.as_str())
+            .bind(&source.actor)
+            .bind(&source.commit)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(|e| unique_violation(e, kind, &meta.namespace, &meta.name))?;
+            append_revision(tx, &self.signer, &row, source, now).await?;
+            append_change(tx, &row, ChangeOp::Create).await?;
+            let diff = diff_documents(&Value::Null, &document_view(&row));
+            return Ok(WriteOutcome { action: WriteAction::Create, diff, resource: row });
+        };
+
+        match mode {
+            WriteMode::Create => {
+                return Err(StoreError::AlreadyExists {
+                    kind,
+                    namespace: meta.namespace.clone(),
+                    name: meta.name.clone(),
+                });
+            }
+            WriteMode::Replace { resource_version } if resource_version != old.resource_version => {
+                return Err(StoreError::Conflict {
+                    kind,
+                    namespace: meta.namespace.clone(),
+                    name: meta.name.clone(),
+                    reason: format!(
+                        "resourceVersion {resource_version} is stale; the current one is {}: read it again and retry",
+                        old.resource_version
+                    ),
+                });
+            }
+            _ => {}
+        }
+        if old.deletion_timestamp.is_some() {
+            return Err(StoreError::Conflict {
+                kind,
+                namespace: meta.namespace.clone(),
+                name: meta.name.clone(),
+                reason: "it is being deleted; wait until it is gone, then create it again".into(),
+            });
+        }
+        let spec_changed = old.spec_hash != spec_hash;
+        let meta_changed = old.labels.0 != meta.labels || old.annotations.0 != meta.annotations;
+        if !spec_changed && !meta_changed {
+            return Ok(WriteOutcome { action: WriteAction::Unchanged, diff: vec![], resource: old });
+        }
+        let rv = next_version(tx).await?;
+        let generation = old.generation + i64::from(spec_changed);
+        let row: StoredResource = if spec_changed {
+            sqlx::query_as(sql!(
+                "UPDATE resources SET labels = $2, annotations = $3, spec = $4, spec_hash = $5, generation = $6, \
+                 resource_version = $7, source = $8, source_actor = $9, source_commit = $10 \
+                 WHERE uid = $1 RETURNING {COLUMNS}"
+            ))
+            .bind(old.uid)
+            .bind(sqlx::types::Json(&meta.labels))
+            .bind(sqlx::types::Json(&meta.annotations))
+            .bind(&spec)
+            .bind(&spec_hash)
+            .bind(generation)
+            .bind(rv)
+            .bind(source.kind.as_str())
+            .bind(&source.actor)
+            .bind(&source.commit)
+            .fetch_one(&mut **tx)
+            .await?
+        } else {
+            sqlx::query_as(sql!(
+                "UPDATE resources SET labels = $2, annotations = $3, resource_version = $4 WHERE uid = $1 RETURNING {COLUMNS}"
+            ))
+            .bind(old.uid)
+            .bind(sqlx::types::Json(&meta.labels))
+            .bind(sqlx::types::Json(&meta.annotations))
+            .bind(rv)
+            .fetch_one(&mut **tx)
+            .await?
+        };
+        if spec_changed {
+            append_revision(tx, &self.signer, &row, source, now).await?;
+        }
+        append_change(tx, &row, ChangeOp::Update).await?;
+        let diff = diff_documents(&document_view(&old), &document_view(&row));
+        Ok(WriteOutcome { action: WriteAction::Update, diff, resource: row })
+    }
+
+    /// Reads one resource.
+    pub async fn get(&self, kind: Kind, namespace: &str, name: &str) -> Result<StoredResource, StoreError> {
+        sqlx::query_as(sql!("SELECT {COLUMNS} FROM resources WHERE kind = $1 AND namespace = $2 AND name = $3"))
+            .bind(kind.as_str())
+            .bind(namespace)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound { kind, namespace: namespace.into(), name: name.into() })
+    }
+
+    /// Reads one resource by uid, if it still exists.
+    pub async fn get_by_uid(&self, uid: Uuid) -> Result<Option<StoredResource>, StoreError> {
+        Ok(sqlx::query_as(sql!("SELECT {COLUMNS} FROM resources WHERE uid = $1"))
+            .bind(uid)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Lists resources in (kind, namespace, name) order, one page at a time.
+    pub async fn list(&self, q: &ListQuery) -> Result<ListPage, StoreError> {
+        let limit = q.limit.clamp(1, 1000);
+        let mut b: QueryBuilder<Postgres> = QueryBuilder::new(format!("SELECT {COLUMNS} FROM resources WHERE TRUE"));
+        if let Some(kind) = q.kind {
+            b.push(" AND kind = ").push_bind(kind.as_str());
+        }
+        if let Some(ns) = &q.namespace {
+            b.push(" AND namespace = ").push_bind(ns.clone());
+        }
+        if let Some(allowed) = &q.allowed_namespaces {
+            b.push(" AND namespace = ANY(").push_bind(allowed.clone()).push(")");
+        }
+        q.selector.push_sql(&mut b);
+        if let Some((k, ns, name)) = &q.after {
+            b.push(" AND (kind, namespace, name) > (")
+                .push_bind(k.clone())
+                .push(", ")
+                .push_bind(ns.clone())
+                .push(", ")
+                .push_bind(name.clone())
+                .push(")");
+        }
+        b.push(" ORDER BY kind, namespace, name LIMIT ").push_bind(limit + 1);
+        let mut items: Vec<StoredResource> = b.build_query_as().fetch_all(&self.pool).await?;
+        let next = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|r| (r.kind.clone(), r.namespace.clone(), r.name.clone()))
+        } else {
+            None
+        };
+        Ok(ListPage { items, next })
+    }
+
+    /// Writes status through its own path: never bumps `generation`. A write
+    /// that changes nothing is skipped. With a fencing token, the write is refused
+    /// when the store has accepted a newer token for this resource, so a replica
+    /// that lost its lease cannot overwrite newer status.
+    pub async fn write_status(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        uid: Uuid,
+        status: &Value,
+        fence: Option<i64>,
+    ) -> Result<StoredResource, StoreError> {
+        let mut tx = self.begin().await?;
+        let old = select_for_update(&mut tx, kind, namespace, name)
+            .await?
+            .filter(|r| r.uid == uid)
+            .ok_or_else(|| StoreError::NotFound { kind, namespace: namespace.into(), name: name.into() })?;
+        if let Some(token) = fence
+            && token < old.status_fence
+        {
+            return Err(StoreError::Fenced {
+                kind,
+                namespace: namespace.into(),
+                name: name.into(),
+                token,
+                seen: old.status_fence,
+            });
+        }
+        let new_fence = fence.unwrap_or(old.status_fence).max(old.status_fence);
+        if &old.status == status {
+            if new_fence != old.status_fence {
+                sqlx::query("UPDATE resources SET status_fence = $2 WHERE uid = $1")
+                    .bind(uid)
+                    .bind(new_fence)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+            return Ok(old);
+        }
+        let rv = next_version(&mut tx).await?;
+        let row: StoredResource = sqlx::query_as(sql!(
+            "UPDATE resources SET status = $2, resource_version = $3, status_fence = $4 WHERE uid = $1 RETURNING {COLUMNS}"
+        ))
+        .bind(uid)
+        .bind(status)
+        .bind(rv)
+        .bind(new_fence)
+        .fetch_one(&mut *tx)
+        .await?;
+        append_change(&mut tx, &row, ChangeOp::Status).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Asks for deletion: sets `deletionTimestamp` (once). A resource without
+    /// finalizers goes at once; otherwise it goes when the last finalizer is
+    /// removed. Returns the row as it now is, or `None` when it is gone.
+    pub async fn request_delete(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<StoredResource>, StoreError> {
+        let mut tx = self.begin().await?;
+        let out = self.request_delete_in(&mut tx, kind, namespace, name).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// [`Store::request_delete`] inside a caller's transaction (pruning).
+    pub(crate) async fn request_delete_in(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<StoredResource>, StoreError> {
+        let old = select_for_update(tx, kind, namespace, name).await?.ok_or_else(|| StoreError::NotFound {
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+        })?;
+        if old.deletion_timestamp.is_some() {
+            return Ok(Some(old));
+        }
+        if old.finalizers.is_empty() {
+            remove_row(tx, &old).await?;
+            return Ok(None);
+        }
+        let rv = next_version(tx).await?;
+        let row: StoredResource = sqlx::query_as(sql!(
+            "UPDATE resources SET deletion_timestamp = $2, resource_version = $3 WHERE uid = $1 RETURNING {COLUMNS}"
+        ))
+        .bind(old.uid)
+        .bind(now_micros())
+        .bind(rv)
+        .fetch_one(&mut **tx)
+        .await?;
+        append_change(tx, &row, ChangeOp::DeleteRequested).await?;
+        Ok(Some(row))
+    }
+
+    /// Removes a finalizer (the controller, once the AWS side is clean). When the
+    /// resource is being deleted and no finalizer is left, the row goes.
+    pub async fn remove_finalizer(&self, uid: Uuid, finalizer: &str) -> Result<Option<StoredResource>, StoreError> {
+        let mut tx = self.begin().await?;
+        let Some(old) =
+            sqlx::query_as::<_, StoredResource>(sql!("SELECT {COLUMNS} FROM resources WHERE uid = $1 FOR UPDATE"))
+                .bind(uid)
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            return Ok(None);
+        };
+        if !old.finalizers.iter().any(|f| f == finalizer) {
+            return Ok(Some(old));
+        }
+        let rest: Vec<String> = old.finalizers.iter().filter(|f| *f != finalizer).cloned().collect();
+        if rest.is_empty() && old.deletion_timestamp.is_some() {
+            remove_row(&mut tx, &old).await?;
+            tx.commit().await?;
+            return Ok(None);
+        }
+        let rv = next_version(&mut tx).await?;
+        let row: StoredResource = sqlx::query_as(sql!(
+            "UPDATE resources SET finalizers = $2, resource_version = $3 WHERE uid = $1 RETURNING {COLUMNS}"
+        ))
+        .bind(uid)
+        .bind(&rest)
+        .bind(rv)
+        .fetch_one(&mut *tx)
+        .await?;
+        append_change(&mut tx, &row, ChangeOp::Update).await?;
+        tx.commit().await?;
+        Ok(Some(row))
+    }
+
+    /// The highest change sequence number so far (the list's snapshot point).
+    pub async fn current_seq(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT last FROM change_sequence WHERE id = 1").fetch_one(&self.pool).await?)
+    }
+}
+
+/// The parts of a row a plan compares: labels, annotations and spec.
+fn document_view(r: &StoredResource) -> Value {
+    let mut metadata = serde_json::Map::new();
+    if !r.labels.0.is_empty() {
+        metadata.insert("labels".into(), serde_json::to_value(&r.labels.0).unwrap_or_default());
+    }
+    if !r.annotations.0.is_empty() {
+        metadata.insert("annotations".into(), serde_json::to_value(&r.annotations.0).unwrap_or_default());
+    }
+    serde_json::json!({"metadata": metadata, "spec": r.spec})
+}
+
+async fn remove_row(tx: &mut Transaction<'static, Postgres>, old: &StoredResource) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM resources WHERE uid = $1").bind(old.uid).execute(&mut **tx).await?;
+    append_change(tx, old, ChangeOp::Delete).await
+}
+
+pub(crate) async fn select_for_update(
+    tx: &mut Transaction<'static, Postgres>,
+    kind: Kind,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<StoredResource>, StoreError> {
+    Ok(sqlx::query_as(sql!(
+        "SELECT {COLUMNS} FROM resources WHERE kind = $1 AND namespace = $2 AND name = $3 FOR UPDATE"
+    ))
+    .bind(kind.as_str())
+    .bind(namespace)
+    .bind(name)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+async fn next_version(tx: &mut Transaction<'static, Postgres>) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT nextval('resource_versions')").fetch_one(&mut **tx).await?)
+}
+
+fn unique_violation(e: sqlx::Error, kind: Kind, namespace: &str, name: &str) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
+            StoreError::AlreadyExists { kind, namespace: namespace.into(), name: name.into() }
+        }
+        _ => StoreError::from(e),
+    }
+}

@@ -1,0 +1,515 @@
+//! The HTTP API over real HTTP, real Postgres (a fresh database per test) and
+//! the local Redis.
+
+mod common;
+
+use common::{Resp, TestApi, relay, start, worker};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+const RELAYS: &str = "/v1/namespaces/default/relays";
+
+#[sqlx::test(migrations = false)]
+async fn crud_cycle(pool: PgPool) {
+    let api = start(pool).await;
+    // Create.
+    let r = api.post_json(RELAYS, &relay("gw", "default", "nginx:1.27")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["metadata"]["generation"], 1);
+    assert_eq!(r.body["spec"]["cpu"], 256, "defaults are filled in");
+    assert_eq!(r.body["metadata"]["finalizers"], json!(["mooring.io/cleanup"]));
+    let uid = r.body["metadata"]["uid"].as_str().unwrap().to_string();
+    let rv1 = r.body["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+
+    // Create again: 409.
+    let again = api.post_json(RELAYS, &relay("gw", "default", "nginx:1.27")).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.body["error"]["code"], "AlreadyExists");
+
+    // Read.
+    let got = api.get(&format!("{RELAYS}/gw")).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.body["metadata"]["uid"], uid);
+
+    // Replace with a new image: generation 2, a revision per generation.
+    let mut doc = relay("gw", "default", "nginx:1.28");
+    doc["metadata"]["resourceVersion"] = json!(rv1);
+    let put = api.put_json(&format!("{RELAYS}/gw"), &doc).await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.text);
+    assert_eq!(put.body["metadata"]["generation"], 2);
+    assert_eq!(put.body["spec"]["containers"][0]["image"], "nginx:1.28");
+
+    // The same spec again is a no-op: no generation, no revision.
+    let mut same = relay("gw", "default", "nginx:1.28");
+    same["metadata"]["resourceVersion"] = put.body["metadata"]["resourceVersion"].clone();
+    let noop = api.put_json(&format!("{RELAYS}/gw"), &same).await;
+    assert_eq!(noop.status, StatusCode::OK);
+    assert_eq!(noop.body["metadata"]["generation"], 2);
+    assert_eq!(noop.body["metadata"]["resourceVersion"], put.body["metadata"]["resourceVersion"]);
+
+    // Patch a label: resourceVersion moves, generation does not.
+    let patch = api
+        .call(
+            Method::PATCH,
+            &format!("{RELAYS}/gw"),
+            Some(&api.admin),
+            Some(("application/merge-patch+json", json!({"metadata": {"labels": {"tier": "edge"}}}).to_string())),
+        )
+        .await;
+    assert_eq!(patch.status, StatusCode::OK, "{}", patch.text);
+    assert_eq!(patch.body["metadata"]["generation"], 2);
+    assert_eq!(patch.body["metadata"]["labels"]["tier"], "edge");
+    assert_ne!(patch.body["metadata"]["resourceVersion"], put.body["metadata"]["resourceVersion"]);
+
+    // Patch the spec: generation 3.
+    let patch = api
+        .call(
+            Method::PATCH,
+            &format!("{RELAYS}/gw"),
+            Some(&api.admin),
+            Some(("application/merge-patch+json", json!({"spec": {"scaling": {"max": 6}}}).to_string())),
+        )
+        .await;
+    assert_eq!(patch.body["metadata"]["generation"], 3, "{}", patch.text);
+    assert_eq!(patch.body["spec"]["scaling"]["max"], 6);
+
+    // History: three signed revisions, newest first.
+    let revs = api.get(&format!("{RELAYS}/gw/revisions")).await;
+    let gens: Vec<i64> =
+        revs.body["items"].as_array().unwrap().iter().map(|r| r["generation"].as_i64().unwrap()).collect();
+    assert_eq!(gens, vec![3, 2, 1]);
+    assert_eq!(revs.body["items"][0]["source"], "api");
+    assert_eq!(revs.body["items"][0]["actor"], "bootstrap");
+
+    // Rollback to generation 1: a new generation 4 with the old spec.
+    let rb = api.post_json(&format!("{RELAYS}/gw/rollback"), &json!({"revision": 1})).await;
+    assert_eq!(rb.status, StatusCode::OK, "{}", rb.text);
+    assert_eq!(rb.body["metadata"]["generation"], 4);
+    assert_eq!(rb.body["spec"]["containers"][0]["image"], "nginx:1.27");
+    let revs = api.get(&format!("{RELAYS}/gw/revisions")).await;
+    assert_eq!(revs.body["items"][0]["source"], "rollback");
+    let events = api.get(&format!("{RELAYS}/gw/events")).await;
+    assert_eq!(events.body["items"][0]["reason"], "RolledBack");
+
+    // List.
+    api.post_json(RELAYS, &relay("gw2", "default", "nginx:1")).await;
+    let list = api.get(RELAYS).await;
+    assert_eq!(list.body["kind"], "RelayList");
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 2);
+
+    // Delete: 202 with deletionTimestamp; the finalizer keeps it until the
+    // controller releases it.
+    let del = api.call(Method::DELETE, &format!("{RELAYS}/gw"), Some(&api.admin), None).await;
+    assert_eq!(del.status, StatusCode::ACCEPTED);
+    assert!(del.body["metadata"]["deletionTimestamp"].is_string());
+    let row = api.store.get(api_types::Kind::Relay, "default", "gw").await.unwrap();
+    let gone = api.store.remove_finalizer(row.uid, api_types::meta::FINALIZER).await.unwrap();
+    assert!(gone.is_none());
+    assert_eq!(api.get(&format!("{RELAYS}/gw")).await.status, StatusCode::NOT_FOUND);
+}
+
+#[sqlx::test(migrations = false)]
+async fn two_writers_with_the_same_version_exactly_one_wins(pool: PgPool) {
+    let api = start(pool).await;
+    let r = api.post_json(RELAYS, &relay("gw", "default", "nginx:1")).await;
+    let rv = r.body["metadata"]["resourceVersion"].clone();
+    let mut futures = Vec::new();
+    for i in 0..8 {
+        let mut doc = relay("gw", "default", &format!("nginx:{}", 10 + i));
+        doc["metadata"]["resourceVersion"] = rv.clone();
+        let api = &api;
+        futures.push(async move { api.put_json(&format!("{RELAYS}/gw"), &doc).await });
+    }
+    let results: Vec<Resp> = futures::future::join_all(futures).await;
+    let ok = results.iter().filter(|r| r.status == StatusCode::OK).count();
+    let conflict = results.iter().filter(|r| r.status == StatusCode::CONFLICT).count();
+    assert_eq!((ok, conflict), (1, 7), "{:?}", results.iter().map(|r| r.status).collect::<Vec<_>>());
+    let now = api.get(&format!("{RELAYS}/gw")).await;
+    assert_eq!(now.body["metadata"]["generation"], 2);
+    let revisions: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM revisions").fetch_one(api.store.pool()).await.unwrap();
+    assert_eq!(revisions, 2);
+}
+
+#[sqlx::test(migrations = false)]
+async fn namespace_scoped_tokens_stay_in_their_namespace(pool: PgPool) {
+    let api = start(pool).await;
+    let team = api.token("payments-ci", &["write:payments"]).await;
+    let reader = api.token("viewer", &["read:payments"]).await;
+    api.post_json(RELAYS, &relay("other", "default", "nginx:1")).await;
+
+    let ok = api
+        .call(
+            Method::POST,
+            "/v1/namespaces/payments/relays",
+            Some(&team),
+            Some(("application/json", relay("gw", "payments", "nginx:1").to_string())),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text);
+
+    let before = api.snapshot().await;
+    let write_elsewhere = api
+        .call(
+            Method::POST,
+            RELAYS,
+            Some(&team),
+            Some(("application/json", relay("x", "default", "nginx:1").to_string())),
+        )
+        .await;
+    assert_eq!(write_elsewhere.status, StatusCode::FORBIDDEN);
+    assert_eq!(write_elsewhere.body["error"]["code"], "Forbidden");
+    let read_elsewhere = api.call(Method::GET, &format!("{RELAYS}/other"), Some(&team), None).await;
+    assert_eq!(read_elsewhere.status, StatusCode::FORBIDDEN);
+    let list_elsewhere = api.call(Method::GET, RELAYS, Some(&team), None).await;
+    assert_eq!(list_elsewhere.status, StatusCode::FORBIDDEN);
+    // Listing across namespaces shows only its own.
+    let all = api.call(Method::GET, "/v1/relays", Some(&team), None).await;
+    let names: Vec<&str> =
+        all.body["items"].as_array().unwrap().iter().map(|i| i["metadata"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["gw"]);
+    // Apply into another namespace is refused as a whole.
+    let apply = api
+        .call(
+            Method::POST,
+            "/v1/apply",
+            Some(&team),
+            Some((
+                "application/json",
+                json!([relay("gw", "payments", "nginx:2"), relay("y", "default", "nginx:1")]).to_string(),
+            )),
+        )
+        .await;
+    assert_eq!(apply.status, StatusCode::FORBIDDEN);
+    // A reader cannot write, even in its namespace; nor manage tokens.
+    let w = api
+        .call(
+            Method::POST,
+            "/v1/namespaces/payments/relays",
+            Some(&reader),
+            Some(("application/json", relay("z", "payments", "nginx:1").to_string())),
+        )
+        .await;
+    assert_eq!(w.status, StatusCode::FORBIDDEN);
+    let t = api.call(Method::GET, "/v1/tokens", Some(&team), None).await;
+    assert_eq!(t.status, StatusCode::FORBIDDEN);
+    assert_eq!(api.snapshot().await, before, "refused requests changed nothing");
+
+    // No token, a wrong token: 401.
+    assert_eq!(api.call(Method::GET, RELAYS, None, None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.call(Method::GET, RELAYS, Some("nope"), None).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[sqlx::test(migrations = false)]
+async fn rate_limit_answers_429_with_retry_after(pool: PgPool) {
+    let api = common::start_with(
+        pool,
+        desired_state::api::ApiConfig {
+            rate_limit: Some(desired_state::ratelimit::TokenBucket { capacity: 5.0, refill_per_sec: 0.5 }),
+            redis_prefix: common::unique_prefix(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(api.get(RELAYS).await);
+    }
+    let ok = statuses.iter().filter(|r| r.status == StatusCode::OK).count();
+    assert_eq!(ok, 5, "the burst is 5: {:?}", statuses.iter().map(|r| r.status).collect::<Vec<_>>());
+    let limited = statuses.iter().find(|r| r.status == StatusCode::TOO_MANY_REQUESTS).expect("a 429");
+    let retry: u64 = limited.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "retry-after {retry}");
+    assert_eq!(limited.body["error"]["code"], "TooManyRequests");
+    // Another token has its own bucket.
+    let other = "other-token-secret";
+    api.store.ensure_token("other", other, &["read:*".to_string()]).await.unwrap();
+    assert_eq!(api.call(Method::GET, RELAYS, Some(other), None).await.status, StatusCode::OK);
+}
+
+#[sqlx::test(migrations = false)]
+async fn bad_input_gets_its_code_and_changes_nothing(pool: PgPool) {
+    let api = start(pool).await;
+    let created = api.post_json(RELAYS, &relay("gw", "default", "nginx:1")).await;
+    let rv = created.body["metadata"]["resourceVersion"].clone();
+    let before = api.snapshot().await;
+    let admin = api.admin.clone();
+    type Case<'a> = (&'a str, Method, String, Option<(&'a str, String)>, StatusCode, &'a str);
+    let cases: Vec<Case> = vec![
+        ("malformed JSON", Method::POST, RELAYS.into(), Some(("application/json", "{\"kind\": ".into())), StatusCode::BAD_REQUEST, "BadRequest"),
+        ("malformed YAML", Method::POST, RELAYS.into(), Some(("application/yaml", "kind: [".into())), StatusCode::BAD_REQUEST, "BadRequest"),
+        ("not an object", Method::POST, RELAYS.into(), Some(("application/json", "[1]".into())), StatusCode::BAD_REQUEST, "BadRequest"),
+        ("two documents to create", Method::POST, RELAYS.into(), Some(("application/yaml", "a: 1\n---\nb: 2\n".into())), StatusCode::BAD_REQUEST, "BadRequest"),
+        ("form body", Method::POST, RELAYS.into(), Some(("application/x-www-form-urlencoded", "a=b".into())), StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType"),
+        ("over 1 MiB", Method::POST, "/v1/apply".into(), Some(("application/yaml", format!("# {}\n", "x".repeat(1024 * 1024 + 10)))), StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
+        ("validation", Method::POST, RELAYS.into(), Some(("application/json", json!({"kind": "Relay", "metadata": {"name": "Bad_Name"}, "spec": {"cluster": "prod", "containers": [], "scaling": {"min": 5, "max": 1}}}).to_string())), StatusCode::UNPROCESSABLE_ENTITY, "Invalid"),
+        ("kind mismatch", Method::POST, RELAYS.into(), Some(("application/json", worker("w", "default").to_string())), StatusCode::BAD_REQUEST, "BadRequest"),
+        ("namespace mismatch", Method::POST, RELAYS.into(), Some(("application/json", relay("x", "other", "nginx:1").to_string())), StatusCode::BAD_REQUEST, "BadRequest"),
+        ("create existing", Method::POST, RELAYS.into(), Some(("application/json", relay("gw", "default", "nginx:9").to_string())), StatusCode::CONFLICT, "AlreadyExists"),
+        ("stale version", Method::PUT, format!("{RELAYS}/gw"), Some(("application/json", { let mut d = relay("gw", "default", "nginx:2"); d["metadata"]["resourceVersion"] = json!("123456789"); d.to_string() })), StatusCode::CONFLICT, "Conflict"),
+        ("replace without version", Method::PUT, format!("{RELAYS}/gw"), Some(("application/json", relay("gw", "default", "nginx:2").to_string())), StatusCode::UNPROCESSABLE_ENTITY, "Invalid"),
+        ("replace renames", Method::PUT, format!("{RELAYS}/gw"), Some(("application/json", { let mut d = relay("other", "default", "nginx:2"); d["metadata"]["resourceVersion"] = rv.clone(); d.to_string() })), StatusCode::BAD_REQUEST, "BadRequest"),
+        ("replace missing", Method::PUT, format!("{RELAYS}/nope"), Some(("application/json", { let mut d = relay("nope", "default", "nginx:2"); d["metadata"]["resourceVersion"] = rv.clone(); d.to_string() })), StatusCode::NOT_FOUND, "NotFound"),
+        ("patch invalid", Method::PATCH, format!("{RELAYS}/gw"), Some(("application/merge-patch+json", json!({"spec": {"scaling": {"min": 9, "max": 2}}}).to_string())), StatusCode::UNPROCESSABLE_ENTITY, "Invalid"),
+        ("patch renames", Method::PATCH, format!("{RELAYS}/gw"), Some(("application/merge-patch+json", json!({"metadata": {"name": "x"}}).to_string())), StatusCode::UNPROCESSABLE_ENTITY, "Invalid"),
+        ("patch as YAML", Method::PATCH, format!("{RELAYS}/gw"), Some(("application/yaml", "spec: {}".into())), StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType"),
+        ("patch not JSON", Method::PATCH, format!("{RELAYS}/gw"), Some(("application/merge-patch+json", "{".into())), StatusCode::BAD_REQUEST, "BadRequest"),
+        ("unknown kind", Method::GET, "/v1/namespaces/default/pods".into(), None, StatusCode::NOT_FOUND, "NotFound"),
+        ("unknown resource", Method::GET, format!("{RELAYS}/nope"), None, StatusCode::NOT_FOUND, "NotFound"),
+        ("unknown path", Method::GET, "/v2/anything".into(), None, StatusCode::NOT_FOUND, "NotFound"),
+        ("bad namespace", Method::GET, "/v1/namespaces/Bad_NS/relays".into(), None, StatusCode::BAD_REQUEST, "BadRequest"),
+        ("bad selector", Method::GET, format!("{RELAYS}?labelSelector=a%20in%20(x"), None, StatusCode::BAD_REQUEST, "BadRequest"),
+        ("bad limit", Method::GET, format!("{RELAYS}?limit=abc"), None, StatusCode::BAD_REQUEST, "BadRequest"),
+        ("limit out of range", Method::GET, format!("{RELAYS}?limit=0"), None, StatusCode::BAD_REQUEST, "BadRequest"),
+        ("bad continue", Method::GET, format!("{RELAYS}?continue=%%%"), None, StatusCode::BAD_REQUEST, "BadRequest"),
+        ("rollback to a missing revision", Method::POST, format!("{RELAYS}/gw/rollback"), Some(("application/json", json!({"revision": 99}).to_string())), StatusCode::NOT_FOUND, "NotFound"),
+        ("rollback with a bad body", Method::POST, format!("{RELAYS}/gw/rollback"), Some(("application/json", json!({"rev": 1}).to_string())), StatusCode::BAD_REQUEST, "BadRequest"),
+        ("apply with one invalid document", Method::POST, "/v1/apply".into(), Some(("application/json", json!([relay("new-one", "default", "nginx:1"), {"apiVersion": "mooring/v1", "kind": "Relay", "metadata": {"name": "bad"}, "spec": {}}]).to_string())), StatusCode::UNPROCESSABLE_ENTITY, "Invalid"),
+        ("apply duplicates", Method::POST, "/v1/apply".into(), Some(("application/json", json!([relay("dup", "default", "nginx:1"), relay("dup", "default", "nginx:2")]).to_string())), StatusCode::UNPROCESSABLE_ENTITY, "Invalid"),
+        ("gitops without revision", Method::POST, "/v1/apply?source=gitops".into(), Some(("application/json", json!([relay("g", "default", "nginx:1")]).to_string())), StatusCode::BAD_REQUEST, "BadRequest"),
+        ("prune without gitops", Method::POST, "/v1/apply?prune=true".into(), Some(("application/json", json!([relay("g", "default", "nginx:1")]).to_string())), StatusCode::BAD_REQUEST, "BadRequest"),
+        ("watch with a bad kind", Method::GET, "/v1/watch?kind=pods".into(), None, StatusCode::BAD_REQUEST, "BadRequest"),
+        ("token with a bad scope", Method::POST, "/v1/tokens".into(), Some(("application/json", json!({"name": "t", "scopes": ["root"]}).to_string())), StatusCode::UNPROCESSABLE_ENTITY, "Invalid"),
+        ("schema of an unknown kind", Method::GET, "/v1/schemas/pod".into(), None, StatusCode::NOT_FOUND, "NotFound"),
+    ];
+    for (what, method, path, body, status, code) in cases {
+        let r = api.call(method, &path, Some(&admin), body).await;
+        assert_eq!(r.status, status, "{what}: {}", r.text);
+        assert_eq!(r.body["error"]["code"], code, "{what}: {}", r.text);
+        assert!(r.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: no message");
+    }
+    assert_eq!(api.snapshot().await, before, "a refused request changed the store");
+}
+
+#[sqlx::test(migrations = false)]
+async fn validation_errors_list_every_field_path(pool: PgPool) {
+    let api = start(pool).await;
+    let bad = json!({
+        "apiVersion": "mooring/v1", "kind": "Relay",
+        "metadata": {"name": "gw"},
+        "spec": {"cluster": "prod", "cpu": 256, "memory": 4096,
+                 "containers": [{"name": "app", "image": "nginx:1", "port": 80}],
+                 "scaling": {"min": 5, "max": 1}, "colour": "blue"}
+    });
+    let r = api.post_json(RELAYS, &bad).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> =
+        r.body["error"]["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+    assert!(fields.contains(&"spec.colour"), "{fields:?}");
+    let apply = api
+        .call(Method::POST, "/v1/apply", Some(&api.admin), Some(("application/json", json!([relay("ok", "default", "nginx:1"), {"apiVersion": "mooring/v1", "kind": "Worker", "metadata": {"name": "w"}, "spec": {"cluster": "c", "container": {"name": "w", "image": "x:1"}, "scaling": {"min": 3, "max": 1}}}]).to_string())))
+        .await;
+    let fields: Vec<&str> =
+        apply.body["error"]["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, vec!["items[1].spec.scaling.max"]);
+}
+
+#[sqlx::test(migrations = false)]
+async fn yaml_in_and_out(pool: PgPool) {
+    let api = start(pool).await;
+    let yaml = "apiVersion: mooring/v1\nkind: Worker\nmetadata:\n  name: conv\nspec:\n  cluster: batch\n  container: {name: c, image: 'ghcr.io/acme/c:1'}\n";
+    let r = api
+        .call(Method::POST, "/v1/namespaces/default/workers", Some(&api.admin), Some(("application/yaml", yaml.into())))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let resp = api
+        .http
+        .get(api.url("/v1/namespaces/default/workers/conv"))
+        .bearer_auth(&api.admin)
+        .header("accept", "application/yaml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "application/yaml");
+    let text = resp.text().await.unwrap();
+    let v: Value = serde_norway::from_str(&text).unwrap();
+    assert_eq!(v["spec"]["scaling"]["queueDepthTarget"], 500);
+}
+
+#[sqlx::test(migrations = false)]
+async fn labels_select_and_pages_continue(pool: PgPool) {
+    let api = start(pool).await;
+    for i in 0..7 {
+        let mut d = relay(&format!("r{i}"), "default", "nginx:1");
+        d["metadata"]["labels"] = json!({"tier": if i % 2 == 0 { "edge" } else { "core" }, "idx": i.to_string()});
+        assert_eq!(api.post_json(RELAYS, &d).await.status, StatusCode::CREATED);
+    }
+    let names = |r: &Resp| -> Vec<String> {
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&api.get(&format!("{RELAYS}?labelSelector=tier%3Dedge")).await), vec!["r0", "r2", "r4", "r6"]);
+    assert_eq!(names(&api.get(&format!("{RELAYS}?labelSelector=tier!%3Dedge")).await), vec!["r1", "r3", "r5"]);
+    assert_eq!(names(&api.get(&format!("{RELAYS}?labelSelector=idx%20in%20(1,2),tier")).await), vec!["r1", "r2"]);
+    assert_eq!(names(&api.get(&format!("{RELAYS}?labelSelector=!tier")).await), Vec::<String>::new());
+    // Pages of 3.
+    let mut all = Vec::new();
+    let mut path = format!("{RELAYS}?limit=3");
+    loop {
+        let page = api.get(&path).await;
+        all.extend(names(&page));
+        match page.body["metadata"]["continue"].as_str() {
+            Some(c) => path = format!("{RELAYS}?limit=3&continue={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(all, (0..7).map(|i| format!("r{i}")).collect::<Vec<_>>());
+}
+
+#[sqlx::test(migrations = false)]
+async fn apply_plans_then_applies_atomically(pool: PgPool) {
+    let api = start(pool).await;
+    api.post_json(RELAYS, &relay("a", "default", "nginx:1")).await;
+    api.post_json(RELAYS, &relay("b", "default", "nginx:1")).await;
+    let body =
+        json!([relay("a", "default", "nginx:1"), relay("b", "default", "nginx:2"), worker("c", "default")]).to_string();
+    let before = api.snapshot().await;
+    let plan = api
+        .call(Method::POST, "/v1/apply?dryRun=true", Some(&api.admin), Some(("application/json", body.clone())))
+        .await;
+    assert_eq!(plan.status, StatusCode::OK, "{}", plan.text);
+    assert_eq!(plan.body["summary"], json!({"create": 1, "update": 1, "unchanged": 1, "delete": 0}));
+    let update = plan.body["items"].as_array().unwrap().iter().find(|i| i["name"] == "b").unwrap();
+    assert_eq!(
+        update["diff"],
+        json!([{"path": "spec.containers[0].image", "op": "replace", "from": "nginx:1", "to": "nginx:2"}])
+    );
+    assert_eq!(api.snapshot().await, before, "a dry run writes nothing");
+
+    let applied = api.call(Method::POST, "/v1/apply", Some(&api.admin), Some(("application/json", body.clone()))).await;
+    assert_eq!(applied.body["summary"], json!({"create": 1, "update": 1, "unchanged": 1, "delete": 0}));
+    let again = api.call(Method::POST, "/v1/apply", Some(&api.admin), Some(("application/json", body))).await;
+    assert_eq!(again.body["summary"], json!({"create": 0, "update": 0, "unchanged": 3, "delete": 0}));
+}
+
+#[sqlx::test(migrations = false)]
+async fn gitops_apply_records_the_commit_and_prunes_safely(pool: PgPool) {
+    let api = start(pool).await;
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    // "d" is protected in the source itself.
+    let docs = |names: &[&str]| {
+        let items: Vec<Value> = names
+            .iter()
+            .map(|n| {
+                let mut d = relay(n, "default", "nginx:1");
+                if *n == "d" {
+                    d["metadata"]["annotations"] = json!({"mooring/prune": "disabled"});
+                }
+                d
+            })
+            .collect();
+        Some(("application/json", Value::Array(items).to_string()))
+    };
+    let apply = |names: &'static [&'static str], extra: &'static str| {
+        let api = &api;
+        let docs = &docs;
+        async move {
+            api.call(
+                Method::POST,
+                &format!("/v1/apply?source=gitops&revision={sha}{extra}"),
+                Some(&api.admin),
+                docs(names),
+            )
+            .await
+        }
+    };
+    let r = apply(&["a", "b", "c", "d", "e"], "").await;
+    assert_eq!(r.body["summary"]["create"], 5, "{}", r.text);
+    let revs = api.get(&format!("{RELAYS}/a/revisions")).await;
+    assert_eq!(revs.body["items"][0]["commit"], sha);
+    assert_eq!(revs.body["items"][0]["source"], "gitops");
+    let a = api.get(&format!("{RELAYS}/a")).await;
+    assert_eq!(a.body["metadata"]["labels"]["mooring/managed-by"], "gitops");
+    // A resource created by hand is never pruned.
+    api.post_json(RELAYS, &relay("manual", "default", "nginx:1")).await;
+
+    // Pruning everything (an empty checkout) or most of it is refused.
+    let before = api.snapshot().await;
+    let wipe = api
+        .call(
+            Method::POST,
+            &format!("/v1/apply?source=gitops&revision={sha}&prune=true"),
+            Some(&api.admin),
+            Some(("application/json", "[]".into())),
+        )
+        .await;
+    assert_eq!(wipe.status, StatusCode::BAD_REQUEST, "no documents at all is not a plan: {}", wipe.text);
+    let most = apply(&["a"], "&prune=true").await;
+    assert_eq!(most.status, StatusCode::CONFLICT, "{}", most.text);
+    assert!(most.body["error"]["message"].as_str().unwrap().contains("allowMassPrune"));
+    assert_eq!(api.snapshot().await, before);
+
+    let deleted = |r: &Resp| -> Vec<String> {
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["action"] == "delete")
+            .map(|i| i["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Dropping one of five prunes it, and only it.
+    let one = apply(&["a", "b", "d", "e"], "&prune=true").await;
+    assert_eq!(one.status, StatusCode::OK, "{}", one.text);
+    assert_eq!(deleted(&one), vec!["c"]);
+    // The explicit flag allows a mass prune; protected and hand-made ones stay.
+    let mass = apply(&["a"], "&prune=true&allowMassPrune=true").await;
+    assert_eq!(deleted(&mass), vec!["b", "e"], "{}", mass.text);
+    assert_eq!(api.get(&format!("{RELAYS}/d")).await.status, StatusCode::OK);
+    assert!(api.get(&format!("{RELAYS}/manual")).await.body["metadata"]["deletionTimestamp"].is_null());
+}
+
+#[sqlx::test(migrations = false)]
+async fn openapi_lists_only_routes_that_exist(pool: PgPool) {
+    let api = start(pool).await;
+    let doc = api.get("/openapi.json").await;
+    assert_eq!(doc.body["openapi"], "3.1.0");
+    assert!(doc.body["components"]["schemas"]["Relay"].is_object());
+    for op in desired_state::api::openapi::OPERATIONS {
+        let path = op
+            .path
+            .replace("{namespace}", "default")
+            .replace("{plural}", "relays")
+            .replace("{name}", "x")
+            .replace("{kind}", "relay");
+        let method = Method::from_bytes(op.method.to_uppercase().as_bytes()).unwrap();
+        let r = api.call(method, &path, None, None).await;
+        if op.authenticated {
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{} {path} is not routed", op.method);
+        } else if path != "/v1/watch" {
+            assert!(r.status.is_success(), "{} {path}: {}", op.method, r.status);
+        }
+    }
+    // Every $ref resolves.
+    let text = doc.text.clone();
+    for cap in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = cap.split('"').next().unwrap();
+        assert!(doc.body["components"]["schemas"][name].is_object(), "dangling $ref {name}");
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn health_readiness_metrics_and_schemas(pool: PgPool) {
+    let api: TestApi = start(pool).await;
+    assert_eq!(api.get("/healthz").await.status, StatusCode::OK);
+    let ready = api.get("/readyz").await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
+    assert_eq!(ready.body["postgres"], "ok");
+    assert_eq!(ready.body["redis"], "ok");
+    let schema = api.get("/v1/schemas/workers").await;
+    assert_eq!(schema.body["title"], "Worker");
+    api.get(RELAYS).await;
+    let metrics = api.get("/metrics").await;
+    assert!(
+        metrics.text.contains(
+            "mooring_http_requests_total{method=\"GET\",route=\"/v1/namespaces/{namespace}/{plural}\",status=\"200\"}"
+        ),
+        "{}",
+        metrics.text
+    );
+}
