@@ -1,13 +1,45 @@
 #!/usr/bin/env bash
-# Brings the local stack up (Postgres, Redis, moto) and runs Mooring on it.
+# Brings the local stack up (Postgres, Redis, moto), starts `mooring serve`
+# (API + controller) on it, applies the example documents, and prints the API
+# address and an admin token. Ctrl-C stops the server; the stack keeps running
+# (`deploy/local/stack.sh down` stops moto).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
 eval "$(deploy/local/stack.sh up)"
-cargo build -p controller
-echo "stack is up; schemas of the kinds:" >&2
-for kind in node relay worker; do
-  "$CARGO_TARGET_DIR/debug/mooring" schema "$kind" > /dev/null && echo "  mooring schema $kind" >&2
+cargo build -p controller --bin mooring
+MOORING="$CARGO_TARGET_DIR/debug/mooring"
+
+LISTEN="${MOORING_LISTEN:-127.0.0.1:8080}"
+TOKEN_FILE="$MOORING_CACHE_DIR/dev-admin-token"
+if [ -z "${MOORING_BOOTSTRAP_TOKEN:-}" ]; then
+  if [ ! -s "$TOKEN_FILE" ]; then
+    mkdir -p "$MOORING_CACHE_DIR"
+    (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$TOKEN_FILE")
+  fi
+  MOORING_BOOTSTRAP_TOKEN="$(cat "$TOKEN_FILE")"
+fi
+export MOORING_BOOTSTRAP_TOKEN MOORING_LISTEN="$LISTEN"
+export MOORING_SERVER="http://$LISTEN" MOORING_TOKEN="$MOORING_BOOTSTRAP_TOKEN"
+
+"$MOORING" serve &
+SERVER=$!
+trap 'kill -TERM $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' INT TERM EXIT
+for _ in $(seq 1 100); do
+  curl -sf "http://$LISTEN/healthz" > /dev/null 2>&1 && break
+  kill -0 $SERVER 2>/dev/null || { echo "mooring serve exited; see the log above" >&2; exit 1; }
+  sleep 0.2
 done
-cargo test -p api-types
+"$MOORING" apply -f examples/ || true
+cat >&2 <<MSG
+
+Mooring is running.
+  API:    http://$LISTEN   (OpenAPI document: http://$LISTEN/openapi.json)
+  Token:  $MOORING_BOOTSTRAP_TOKEN
+In another shell:
+  export MOORING_SERVER=http://$LISTEN MOORING_TOKEN=$MOORING_BOOTSTRAP_TOKEN
+  $MOORING get relays -A
+Ctrl-C stops the server.
+MSG
+wait $SERVER

@@ -141,6 +141,8 @@ pub struct ShardLeases {
     replica: String,
     tx: watch::Sender<Owned>,
     scripts: Scripts,
+    /// One round at a time (the loop, and callers of [`ShardLeases::tick`]).
+    round: tokio::sync::Mutex<()>,
 }
 
 struct Scripts {
@@ -167,6 +169,7 @@ impl ShardLeases {
                 release: Script::new(RELEASE),
                 leave: Script::new(LEAVE),
             },
+            round: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -201,6 +204,7 @@ impl ShardLeases {
     /// One round: heartbeat, renew, rebalance, publish. Errors leave the held
     /// shards to lapse by their local deadline.
     pub async fn tick(&self) -> Result<(), redis::RedisError> {
+        let _round = self.round.lock().await;
         let started = Instant::now();
         let ttl = self.config.lease.as_millis() as u64;
         let mut conn = self.redis.get().await?;
@@ -320,6 +324,7 @@ impl ShardLeases {
 
     /// Gives every lease back (compare-and-delete) and leaves the replica set.
     pub async fn release_all(&self) {
+        let _round = self.round.lock().await;
         let owned = self.owned();
         self.tx.send_replace(Owned::default());
         let Ok(mut conn) = self.redis.get().await else { return };

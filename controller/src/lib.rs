@@ -10,6 +10,7 @@ pub mod queue;
 pub mod retry;
 
 pub mod budget;
+pub mod events;
 pub mod lease;
 pub mod metrics;
 pub mod reconcile;

@@ -16,10 +16,13 @@ use desired_state::store::{ChangeFeed, Store, StoreConfig};
 
 use api_types::Kind;
 use controller::budget::{Budgets, RedisGate};
+use controller::events::EventTrigger;
 use controller::lease::{LeaseConfig, ShardLeases};
 use controller::metrics::ControllerMetrics;
 use controller::reconcile::{NoBackend, Reconciler};
 use controller::runtime::{Controller, ControllerConfig};
+use runners::aws::sqs::SqsQueue;
+use runners::aws::{AwsSettings, sdk_config};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -153,6 +156,15 @@ pub struct ServeArgs {
     /// This replica's id (default: host name, process id and a random suffix).
     #[arg(long, env = "MOORING_REPLICA_ID")]
     pub replica_id: Option<String>,
+    /// Local AWS endpoint (moto) for development and tests; unset for real AWS.
+    #[arg(long, env = "MOORING_AWS_ENDPOINT")]
+    pub aws_endpoint: Option<String>,
+    /// AWS region (default: from the standard chain, else us-east-1).
+    #[arg(long, env = "AWS_REGION")]
+    pub aws_region: Option<String>,
+    /// SQS queue fed by EventBridge with ECS and EC2 events (reconcile triggers).
+    #[arg(long, env = "MOORING_EVENTS_QUEUE_URL")]
+    pub events_queue_url: Option<String>,
     /// Seconds in-flight reconciles may run after SIGTERM.
     #[arg(long, env = "MOORING_SHUTDOWN_GRACE_SECONDS", default_value_t = 30.0)]
     pub shutdown_grace_seconds: f64,
@@ -268,8 +280,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ..Default::default()
         };
         tracing::info!(%replica, shards = args.shards, "controller starting");
-        let c = Controller::new(store.clone(), feed, leases, reconcilers, gate, metrics, config);
-        Some(tokio::spawn(c.run(stop_rx.clone())))
+        let events = match &args.events_queue_url {
+            Some(url) => {
+                let settings = AwsSettings { endpoint: args.aws_endpoint.clone(), region: args.aws_region.clone() };
+                let sdk = sdk_config(&settings).await;
+                tracing::info!(queue = %url, "reading AWS events");
+                let trigger = EventTrigger {
+                    store: store.dedicated(2),
+                    queue: Arc::new(SqsQueue::new(&sdk, url.clone())),
+                    gate: gate.clone(),
+                };
+                Some(tokio::spawn(trigger.run(stop_rx.clone())))
+            }
+            None => None,
+        };
+        // The controller has its own connections: API bursts do not delay reconciles.
+        let c = Controller::new(store.dedicated(16), feed, leases, reconcilers, gate, metrics, config);
+        Some((tokio::spawn(c.run(stop_rx.clone())), events))
     };
 
     let listener =
@@ -282,8 +309,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }));
     shutdown_signal().await;
     let _ = stop_tx.send(true);
-    if let Some(c) = controller {
+    if let Some((c, events)) = controller {
         let _ = c.await;
+        if let Some(e) = events {
+            let _ = e.await;
+        }
     }
     server.await.context("API task")?.context("serving the API")?;
     tracing::info!("stopped");

@@ -23,6 +23,8 @@ CREATE TABLE resources (
     source_commit       text,
     -- The highest lease fencing token a status write has carried.
     status_fence        bigint      NOT NULL DEFAULT 0,
+    -- The hash of the newest revision, which the next revision chains to.
+    revision_hash       text,
     UNIQUE (kind, namespace, name)
 );
 CREATE INDEX resources_labels ON resources USING gin (labels jsonb_path_ops);
@@ -75,7 +77,10 @@ CREATE TABLE signing_keys (
 
 -- The change feed. Writers insert rows with seq NULL in their own transaction;
 -- the sequencer numbers committed rows in the order it sees them (commit order),
--- gap-free, so a reader that resumes after `seq` never misses a change.
+-- gap-free, so a reader that resumes after `seq` never misses a change. Writers
+-- do not NOTIFY (a NOTIFY serializes commits); the sequencer of the writing
+-- process is woken in memory, other processes' sequencers poll, and each
+-- sequencing pass sends one NOTIFY on `mooring_changes` to wake readers.
 CREATE TABLE changes (
     id                bigserial PRIMARY KEY,
     seq               bigint UNIQUE,
@@ -95,15 +100,6 @@ CREATE TABLE change_sequence (
     last  bigint NOT NULL
 );
 INSERT INTO change_sequence VALUES (1, 0);
-
-CREATE FUNCTION notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('mooring_changes_pending', '');
-    RETURN NULL;
-END $$;
-CREATE TRIGGER changes_notify
-    AFTER INSERT ON changes
-    FOR EACH STATEMENT EXECUTE FUNCTION notify_change();
 
 -- Kubernetes-style events, deduplicated by (uid, type, reason, message).
 CREATE TABLE events (

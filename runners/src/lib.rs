@@ -5,4 +5,6 @@
 //! [`gate::CallGate`] first: the controller's shared AWS rate budgets, so a
 //! fleet of replicas converges as fast as AWS allows and no faster.
 
+pub mod aws;
+pub mod events;
 pub mod gate;

@@ -130,7 +130,7 @@ pub async fn apply(
     if params.dry_run {
         tx.rollback().await.map_err(crate::store::StoreError::from)?;
     } else {
-        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        state.store.commit(tx).await?;
     }
     Ok(respond(&headers, StatusCode::OK, &ApplyResult { dry_run: params.dry_run, summary, items }))
 }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgListener;
 use sqlx::{Postgres, QueryBuilder, Transaction};
 use tokio::sync::{Notify, watch};
+
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -38,6 +39,9 @@ pub enum ChangeOp {
     DeleteRequested,
     /// The row is gone.
     Delete,
+    /// Nothing changed in the store, but AWS reported an event about the
+    /// resource (an ECS task stopped, an instance changed state): look again.
+    Event,
 }
 
 impl ChangeOp {
@@ -48,13 +52,21 @@ impl ChangeOp {
             ChangeOp::Status => "status",
             ChangeOp::DeleteRequested => "delete-requested",
             ChangeOp::Delete => "delete",
+            ChangeOp::Event => "event",
         }
     }
 
     fn parse(s: &str) -> Option<ChangeOp> {
-        [ChangeOp::Create, ChangeOp::Update, ChangeOp::Status, ChangeOp::DeleteRequested, ChangeOp::Delete]
-            .into_iter()
-            .find(|op| op.as_str() == s)
+        [
+            ChangeOp::Create,
+            ChangeOp::Update,
+            ChangeOp::Status,
+            ChangeOp::DeleteRequested,
+            ChangeOp::Delete,
+            ChangeOp::Event,
+        ]
+        .into_iter()
+        .find(|op| op.as_str() == s)
     }
 }
 
@@ -272,10 +284,12 @@ impl Drop for Inner {
 const POLL: Duration = Duration::from_millis(250);
 
 impl ChangeFeed {
-    /// Starts the listener and the sequencer for `store`.
+    /// Starts the listener and the sequencer for `store`, on a small pool of
+    /// their own so that sequencing and reading keep up under write load.
     pub fn start(store: Store) -> ChangeFeed {
+        let store = store.dedicated(4);
         let (tx, rx) = watch::channel(0i64);
-        let wake_sequencer = Arc::new(Notify::new());
+        let wake_sequencer = store.pending();
         let listener = tokio::spawn(listen(store.clone(), tx.clone(), wake_sequencer.clone()));
         let sequencer = tokio::spawn(sequence(store.clone(), tx, wake_sequencer));
         ChangeFeed { inner: Arc::new(Inner { store, latest: rx, tasks: vec![listener, sequencer] }) }
@@ -336,7 +350,7 @@ async fn listen(store: Store, latest: watch::Sender<i64>, wake: Arc<Notify>) {
                 continue;
             }
         };
-        if let Err(e) = listener.listen_all(["mooring_changes", "mooring_changes_pending"]).await {
+        if let Err(e) = listener.listen("mooring_changes").await {
             tracing::warn!(error = %e, "LISTEN failed; retrying");
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
@@ -357,7 +371,7 @@ async fn listen(store: Store, latest: watch::Sender<i64>, wake: Arc<Notify>) {
                         });
                     }
                 }
-                Ok(_) => wake.notify_one(),
+                Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "change listener lost its connection; reconnecting");
                     break;

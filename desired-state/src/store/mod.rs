@@ -148,6 +148,7 @@ pub struct StoredResource {
     pub source_actor: Option<String>,
     pub source_commit: Option<String>,
     pub status_fence: i64,
+    pub revision_hash: Option<String>,
 }
 
 impl StoredResource {
@@ -218,6 +219,9 @@ impl StoreConfig {
 pub struct Store {
     pool: PgPool,
     signer: Arc<Signer>,
+    /// Signalled after every commit that appended to the change feed, to wake
+    /// this process's sequencer at once.
+    pending: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Store {
@@ -235,12 +239,25 @@ impl Store {
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)
             .connect_lazy_with(opts);
-        Ok(Store { pool, signer: Arc::new(signer) })
+        Ok(Store { pool, signer: Arc::new(signer), pending: Arc::new(tokio::sync::Notify::new()) })
+    }
+
+    /// The same store over its own pool of `max_connections`, so one component
+    /// (the change feed, the controller) is never starved of connections by
+    /// another (a burst of API writes). Shares the signer and the sequencer's
+    /// wake-up signal.
+    pub fn dedicated(&self, max_connections: u32) -> Store {
+        let opts = (*self.pool.connect_options()).clone();
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(opts);
+        Store { pool, signer: self.signer.clone(), pending: self.pending.clone() }
     }
 
     /// A store over an existing pool (tests).
     pub fn from_pool(pool: PgPool, signer: Signer) -> Store {
-        Store { pool, signer: Arc::new(signer) }
+        Store { pool, signer: Arc::new(signer), pending: Arc::new(tokio::sync::Notify::new()) }
     }
 
     /// Runs the embedded migrations and registers the signing key.
@@ -274,5 +291,18 @@ impl Store {
 
     async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
         Ok(self.pool.begin().await?)
+    }
+
+    /// Commits a transaction that appended to the change feed and wakes the
+    /// sequencer.
+    pub(crate) async fn commit(&self, tx: Transaction<'static, Postgres>) -> Result<(), StoreError> {
+        tx.commit().await?;
+        self.pending.notify_one();
+        Ok(())
+    }
+
+    /// The in-process "changes are pending" signal.
+    pub(crate) fn pending(&self) -> Arc<tokio::sync::Notify> {
+        self.pending.clone()
     }
 }

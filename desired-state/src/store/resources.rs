@@ -8,13 +8,14 @@ use sqlx::{Postgres, QueryBuilder, Transaction};
 use uuid::Uuid;
 
 use super::changes::{ChangeOp, append_change};
-use super::revisions::append_revision;
+use super::revisions::{append_revision, revision_hash};
 use super::{ChangeSource, Store, StoreError, StoredResource, now_micros};
 use crate::plan::{FieldChange, diff_documents};
 use crate::selector::Selector;
 
 const COLUMNS: &str = "uid, kind, namespace, name, labels, annotations, spec, spec_hash, status, generation, \
-     resource_version, finalizers, created_at, deletion_timestamp, source, source_actor, source_commit, status_fence";
+     resource_version, finalizers, created_at, deletion_timestamp, source, source_actor, source_commit, status_fence, \
+     revision_hash";
 
 /// How a spec write treats an existing resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +80,7 @@ impl Store {
     ) -> Result<WriteOutcome, StoreError> {
         let mut tx = self.begin().await?;
         let out = self.write_in(&mut tx, doc, mode, source).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(out)
     }
 
@@ -111,11 +112,24 @@ impl Store {
                 return Err(StoreError::NotFound { kind, namespace: meta.namespace.clone(), name: meta.name.clone() });
             }
             let uid = Uuid::new_v4();
-            let rv = next_version(tx).await?;
+            let rev_hash = revision_hash(
+                uid,
+                kind.as_str(),
+                &meta.namespace,
+                &meta.name,
+                1,
+                &spec_hash,
+                source.kind.as_str(),
+                source.actor.as_deref(),
+                source.commit.as_deref(),
+                now,
+                None,
+            );
             let row: StoredResource = sqlx::query_as(sql!(
                 "INSERT INTO resources (uid, kind, namespace, name, labels, annotations, spec, spec_hash, generation, \
-                 resource_version, finalizers, created_at, source, source_actor, source_commit) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10, $11, $12, $13, $14) RETURNING {COLUMNS}"
+                 resource_version, finalizers, created_at, source, source_actor, source_commit, revision_hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, nextval('resource_versions'), $9, $10, $11, $12, $13, $14) \
+                 RETURNING {COLUMNS}"
             ))
             .bind(uid)
             .bind(kind.as_str())
@@ -125,16 +139,16 @@ impl Store {
             .bind(sqlx::types::Json(&meta.annotations))
             .bind(&spec)
             .bind(&spec_hash)
-            .bind(rv)
             .bind(vec![FINALIZER.to_string()])
             .bind(now)
             .bind(source.kind.as_str())
             .bind(&source.actor)
             .bind(&source.commit)
+            .bind(&rev_hash)
             .fetch_one(&mut **tx)
             .await
             .map_err(|e| unique_violation(e, kind, &meta.namespace, &meta.name))?;
-            append_revision(tx, &self.signer, &row, source, now).await?;
+            append_revision(tx, &self.signer, &row, source, now, None, &rev_hash).await?;
             append_change(tx, &row, ChangeOp::Create).await?;
             let diff = diff_documents(&Value::Null, &document_view(&row));
             return Ok(WriteOutcome { action: WriteAction::Create, diff, resource: row });
@@ -174,13 +188,25 @@ impl Store {
         if !spec_changed && !meta_changed {
             return Ok(WriteOutcome { action: WriteAction::Unchanged, diff: vec![], resource: old });
         }
-        let rv = next_version(tx).await?;
         let generation = old.generation + i64::from(spec_changed);
         let row: StoredResource = if spec_changed {
-            sqlx::query_as(sql!(
+            let rev_hash = revision_hash(
+                old.uid,
+                kind.as_str(),
+                &meta.namespace,
+                &meta.name,
+                generation,
+                &spec_hash,
+                source.kind.as_str(),
+                source.actor.as_deref(),
+                source.commit.as_deref(),
+                now,
+                old.revision_hash.as_deref(),
+            );
+            let row: StoredResource = sqlx::query_as(sql!(
                 "UPDATE resources SET labels = $2, annotations = $3, spec = $4, spec_hash = $5, generation = $6, \
-                 resource_version = $7, source = $8, source_actor = $9, source_commit = $10 \
-                 WHERE uid = $1 RETURNING {COLUMNS}"
+                 resource_version = nextval('resource_versions'), source = $7, source_actor = $8, source_commit = $9, \
+                 revision_hash = $10 WHERE uid = $1 RETURNING {COLUMNS}"
             ))
             .bind(old.uid)
             .bind(sqlx::types::Json(&meta.labels))
@@ -188,26 +214,25 @@ impl Store {
             .bind(&spec)
             .bind(&spec_hash)
             .bind(generation)
-            .bind(rv)
             .bind(source.kind.as_str())
             .bind(&source.actor)
             .bind(&source.commit)
+            .bind(&rev_hash)
             .fetch_one(&mut **tx)
-            .await?
+            .await?;
+            append_revision(tx, &self.signer, &row, source, now, old.revision_hash.as_deref(), &rev_hash).await?;
+            row
         } else {
             sqlx::query_as(sql!(
-                "UPDATE resources SET labels = $2, annotations = $3, resource_version = $4 WHERE uid = $1 RETURNING {COLUMNS}"
+                "UPDATE resources SET labels = $2, annotations = $3, resource_version = nextval('resource_versions') \
+                 WHERE uid = $1 RETURNING {COLUMNS}"
             ))
             .bind(old.uid)
             .bind(sqlx::types::Json(&meta.labels))
             .bind(sqlx::types::Json(&meta.annotations))
-            .bind(rv)
             .fetch_one(&mut **tx)
             .await?
         };
-        if spec_changed {
-            append_revision(tx, &self.signer, &row, source, now).await?;
-        }
         append_change(tx, &row, ChangeOp::Update).await?;
         let diff = diff_documents(&document_view(&old), &document_view(&row));
         Ok(WriteOutcome { action: WriteAction::Update, diff, resource: row })
@@ -303,7 +328,7 @@ impl Store {
                     .bind(new_fence)
                     .execute(&mut *tx)
                     .await?;
-                tx.commit().await?;
+                self.commit(tx).await?;
             }
             return Ok(old);
         }
@@ -318,7 +343,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         append_change(&mut tx, &row, ChangeOp::Status).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(row)
     }
 
@@ -333,7 +358,7 @@ impl Store {
     ) -> Result<Option<StoredResource>, StoreError> {
         let mut tx = self.begin().await?;
         let out = self.request_delete_in(&mut tx, kind, namespace, name).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(out)
     }
 
@@ -388,7 +413,7 @@ impl Store {
         let rest: Vec<String> = old.finalizers.iter().filter(|f| *f != finalizer).cloned().collect();
         if rest.is_empty() && old.deletion_timestamp.is_some() {
             remove_row(&mut tx, &old).await?;
-            tx.commit().await?;
+            self.commit(tx).await?;
             return Ok(None);
         }
         let rv = next_version(&mut tx).await?;
@@ -401,8 +426,38 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         append_change(&mut tx, &row, ChangeOp::Update).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(Some(row))
+    }
+
+    /// The resources whose status records any of these AWS identifiers (service
+    /// or task definition ARNs, instance ids) or whose uid is listed: the targets
+    /// of an AWS event.
+    pub async fn find_by_aws_refs(
+        &self,
+        arns: &[String],
+        instance_ids: &[String],
+        uids: &[Uuid],
+    ) -> Result<Vec<StoredResource>, StoreError> {
+        Ok(sqlx::query_as(sql!(
+            "SELECT {COLUMNS} FROM resources WHERE status->>'serviceArn' = ANY($1) \
+             OR status->>'taskDefinitionArn' = ANY($1) OR status->>'instanceId' = ANY($2) OR uid = ANY($3)"
+        ))
+        .bind(arns)
+        .bind(instance_ids)
+        .bind(uids)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Announces on the change feed that something happened to a resource
+    /// outside the store (an AWS event), so its owner looks again. Every replica
+    /// reads the feed, so whichever replica received the event, the one holding
+    /// the resource's shard reacts.
+    pub async fn touch(&self, resource: &StoredResource) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        append_change(&mut tx, resource, ChangeOp::Event).await?;
+        self.commit(tx).await
     }
 
     /// The highest change sequence number so far (the list's snapshot point).

@@ -95,31 +95,17 @@ impl Revision {
     }
 }
 
+/// Appends the revision of `row`'s current generation, whose `hash` the caller
+/// computed (with [`revision_hash`]) before writing the row, chained to `prev`.
 pub(crate) async fn append_revision(
     tx: &mut Transaction<'static, Postgres>,
     signer: &Signer,
     row: &StoredResource,
     source: &ChangeSource,
     now: DateTime<Utc>,
+    prev: Option<&str>,
+    hash: &str,
 ) -> Result<(), StoreError> {
-    let prev: Option<String> =
-        sqlx::query_scalar("SELECT hash FROM revisions WHERE uid = $1 ORDER BY generation DESC LIMIT 1")
-            .bind(row.uid)
-            .fetch_optional(&mut **tx)
-            .await?;
-    let hash = revision_hash(
-        row.uid,
-        &row.kind,
-        &row.namespace,
-        &row.name,
-        row.generation,
-        &row.spec_hash,
-        source.kind.as_str(),
-        source.actor.as_deref(),
-        source.commit.as_deref(),
-        now,
-        prev.as_deref(),
-    );
     let signature = signer.sign(hash.as_bytes());
     sqlx::query(
         "INSERT INTO revisions (uid, kind, namespace, name, generation, spec, spec_hash, source, actor, source_commit, \
@@ -138,7 +124,7 @@ pub(crate) async fn append_revision(
     .bind(&source.commit)
     .bind(now)
     .bind(prev)
-    .bind(&hash)
+    .bind(hash)
     .bind(signer.key_id())
     .bind(&signature)
     .execute(&mut **tx)

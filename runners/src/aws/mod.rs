@@ -1,0 +1,34 @@
+//! The AWS SDK side of the facades: one `SdkConfig` for every client, from the
+//! standard chain (environment, profile, instance/task role), with an endpoint
+//! override for a local AWS such as moto.
+
+pub mod sqs;
+
+use aws_config::{BehaviorVersion, Region};
+
+/// How to reach AWS.
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    /// `http://127.0.0.1:4566` for moto; `None` for real AWS.
+    pub endpoint: Option<String>,
+    /// Overrides the region from the chain (default `us-east-1` when the chain has none).
+    pub region: Option<String>,
+}
+
+/// Loads the shared SDK configuration. The SDK's standard retry mode stays on
+/// as the last line behind Mooring's own budgets.
+pub async fn sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(endpoint) = &settings.endpoint {
+        loader = loader.endpoint_url(endpoint);
+        // A local AWS takes any key; without one in the environment the chain
+        // would go looking for an instance role, which only exists in AWS.
+        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && std::env::var_os("AWS_PROFILE").is_none() {
+            loader =
+                loader.credentials_provider(aws_credential_types::Credentials::from_keys("testing", "testing", None));
+        }
+    }
+    let region =
+        settings.region.clone().or_else(|| std::env::var("AWS_REGION").ok()).unwrap_or_else(|| "us-east-1".into());
+    loader.region(Region::new(region)).load().await
+}
