@@ -249,7 +249,7 @@ impl ShardLeases {
             let value = self.value(held.fence);
             owned.shards.remove(&shard);
             let _: i64 = self.scripts.release.key(self.lease_key(shard)).arg(value).invoke_async(&mut conn).await?;
-            tracing::info!(shard, replica = %self.replica, "lease released to rebalance");
+            tracing::debug!(shard, replica = %self.replica, "lease released to rebalance");
         }
 
         // Take free shards up to the fair share, starting at a replica-specific
@@ -274,7 +274,7 @@ impl ShardLeases {
                     .invoke_async(&mut conn)
                     .await?;
                 if let Some(fence) = fence {
-                    tracing::info!(shard, fence, replica = %self.replica, "lease acquired");
+                    tracing::debug!(shard, fence, replica = %self.replica, "lease acquired");
                     owned.shards.insert(shard, Held { fence, valid_until });
                 }
             }
@@ -282,6 +282,16 @@ impl ShardLeases {
         self.tx.send_if_modified(|cur| {
             let changed = cur.shards.keys().ne(owned.shards.keys())
                 || cur.shards.values().zip(owned.shards.values()).any(|(a, b)| a.fence != b.fence);
+            if changed {
+                tracing::info!(
+                    replica = %self.replica,
+                    held = owned.shards.len(),
+                    fair_share = fair,
+                    live_replicas = live,
+                    shards = ?owned.shards.keys().collect::<Vec<_>>(),
+                    "shard leases changed"
+                );
+            }
             *cur = owned.clone();
             changed
         });

@@ -17,6 +17,7 @@ use desired_state::store::{ChangeFeed, Store, StoreConfig};
 use api_types::Kind;
 use controller::budget::{Budgets, RedisGate};
 use controller::events::EventTrigger;
+use controller::keys::KeySettings;
 use controller::lease::{LeaseConfig, ShardLeases};
 use controller::metrics::ControllerMetrics;
 use controller::reconcile::{NoBackend, Reconciler};
@@ -37,24 +38,28 @@ pub struct StoreArgs {
     /// development key kept in the cache directory.
     #[arg(long, env = "MOORING_SIGNING_KEY_FILE")]
     pub signing_key_file: Option<PathBuf>,
+    /// Secrets Manager ARN of the signing key (same formats as the file).
+    #[arg(long, env = "MOORING_SIGNING_KEY_ARN")]
+    pub signing_key_arn: Option<String>,
+    /// Local AWS endpoint (moto) for development and tests; unset for real AWS.
+    #[arg(long, env = "MOORING_AWS_ENDPOINT")]
+    pub aws_endpoint: Option<String>,
 }
 
 impl StoreArgs {
-    fn key_source(&self) -> KeySource {
-        if let Some(path) = &self.signing_key_file {
-            return KeySource::File(path.clone());
-        }
-        if let Ok(inline) = std::env::var("MOORING_SIGNING_KEY")
-            && !inline.trim().is_empty()
-        {
-            return KeySource::Inline(inline);
-        }
-        KeySource::Dev(cache_dir().join("dev-signing.key"))
+    async fn key_source(&self) -> anyhow::Result<KeySource> {
+        let settings = KeySettings {
+            file: self.signing_key_file.clone(),
+            arn: self.signing_key_arn.clone(),
+            inline: std::env::var("MOORING_SIGNING_KEY").ok(),
+            aws: AwsSettings { endpoint: self.aws_endpoint.clone(), region: None },
+        };
+        controller::keys::key_source(&settings, &cache_dir()).await
     }
 
     /// Connects and migrates.
     pub async fn open(&self) -> anyhow::Result<Store> {
-        let signer = Signer::load(&self.key_source()).context("loading the signing key")?;
+        let signer = Signer::load(&self.key_source().await?).context("loading the signing key")?;
         let store = Store::connect_lazy(&StoreConfig::new(&self.database_url), signer)
             .with_context(|| format!("invalid database URL {}", redact(&self.database_url)))?;
         store.migrate().await.with_context(|| format!("migrating {}", redact(&self.database_url)))?;
@@ -156,9 +161,6 @@ pub struct ServeArgs {
     /// This replica's id (default: host name, process id and a random suffix).
     #[arg(long, env = "MOORING_REPLICA_ID")]
     pub replica_id: Option<String>,
-    /// Local AWS endpoint (moto) for development and tests; unset for real AWS.
-    #[arg(long, env = "MOORING_AWS_ENDPOINT")]
-    pub aws_endpoint: Option<String>,
     /// AWS region (default: from the standard chain, else us-east-1).
     #[arg(long, env = "AWS_REGION")]
     pub aws_region: Option<String>,
@@ -282,7 +284,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(%replica, shards = args.shards, "controller starting");
         let events = match &args.events_queue_url {
             Some(url) => {
-                let settings = AwsSettings { endpoint: args.aws_endpoint.clone(), region: args.aws_region.clone() };
+                let settings =
+                    AwsSettings { endpoint: args.store.aws_endpoint.clone(), region: args.aws_region.clone() };
                 let sdk = sdk_config(&settings).await;
                 tracing::info!(queue = %url, "reading AWS events");
                 let trigger = EventTrigger {

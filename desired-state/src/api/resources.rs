@@ -27,6 +27,15 @@ pub(crate) fn kind_of(plural: &str) -> Result<Kind, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("unknown resource type {plural:?}: use nodes, relays or workers")))
 }
 
+/// Resolves the kind and checks the namespace and the caller's right to act
+/// with `role` there: the prologue of every namespaced handler.
+fn authorize(principal: &Principal, plural: &str, namespace: &str, role: Role) -> Result<Kind, ApiError> {
+    let kind = kind_of(plural)?;
+    check_namespace(namespace)?;
+    require(principal, role, namespace)?;
+    Ok(kind)
+}
+
 /// Checks a namespace from the URL.
 pub(crate) fn check_namespace(ns: &str) -> Result<(), ApiError> {
     let ok = !ns.is_empty()
@@ -65,9 +74,7 @@ pub async fn list_namespaced(
     Q(params): Q<ListParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let kind = kind_of(&plural)?;
-    check_namespace(&namespace)?;
-    require(&principal, Role::Read, &namespace)?;
+    let kind = authorize(&principal, &plural, &namespace, Role::Read)?;
     list(&state, kind, Some(namespace), None, params, &headers).await
 }
 
@@ -175,9 +182,7 @@ pub async fn create(
     headers: HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
-    let kind = kind_of(&plural)?;
-    check_namespace(&namespace)?;
-    require(&principal, Role::Write, &namespace)?;
+    let kind = authorize(&principal, &plural, &namespace, Role::Write)?;
     let mut doc = body::one_document(&headers, &body)?;
     fit_to_path(&mut doc, kind, &namespace, None)?;
     let res = validated(doc)?;
@@ -191,9 +196,7 @@ pub async fn read(
     P((namespace, plural, name)): P<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let kind = kind_of(&plural)?;
-    check_namespace(&namespace)?;
-    require(&principal, Role::Read, &namespace)?;
+    let kind = authorize(&principal, &plural, &namespace, Role::Read)?;
     let r = state.store.get(kind, &namespace, &name).await?;
     Ok(respond(&headers, StatusCode::OK, &r.to_document()))
 }
@@ -205,9 +208,7 @@ pub async fn replace(
     headers: HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
-    let kind = kind_of(&plural)?;
-    check_namespace(&namespace)?;
-    require(&principal, Role::Write, &namespace)?;
+    let kind = authorize(&principal, &plural, &namespace, Role::Write)?;
     let mut doc = body::one_document(&headers, &body)?;
     fit_to_path(&mut doc, kind, &namespace, Some(&name))?;
     let rv = resource_version_of(&doc)?.ok_or_else(|| {
@@ -247,9 +248,7 @@ pub async fn patch(
     headers: HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
-    let kind = kind_of(&plural)?;
-    check_namespace(&namespace)?;
-    require(&principal, Role::Write, &namespace)?;
+    let kind = authorize(&principal, &plural, &namespace, Role::Write)?;
     if body.len() > body::MAX_BODY {
         return Err(ApiError::payload_too_large());
     }
@@ -329,9 +328,7 @@ pub async fn delete(
     P((namespace, plural, name)): P<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let kind = kind_of(&plural)?;
-    check_namespace(&namespace)?;
-    require(&principal, Role::Write, &namespace)?;
+    let kind = authorize(&principal, &plural, &namespace, Role::Write)?;
     match state.store.request_delete(kind, &namespace, &name).await? {
         Some(r) => Ok(respond(&headers, StatusCode::ACCEPTED, &r.to_document())),
         None => Ok(respond(
@@ -348,9 +345,7 @@ pub async fn revisions(
     P((namespace, plural, name)): P<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let kind = kind_of(&plural)?;
-    check_namespace(&namespace)?;
-    require(&principal, Role::Read, &namespace)?;
+    let kind = authorize(&principal, &plural, &namespace, Role::Read)?;
     let revs = state.store.revisions(kind, &namespace, &name).await?;
     Ok(respond(&headers, StatusCode::OK, &json!({"items": revs})))
 }
@@ -368,9 +363,7 @@ pub async fn rollback(
     headers: HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
-    let kind = kind_of(&plural)?;
-    check_namespace(&namespace)?;
-    require(&principal, Role::Write, &namespace)?;
+    let kind = authorize(&principal, &plural, &namespace, Role::Write)?;
     let req_doc = body::one_document(&headers, &body)?;
     let req: RollbackRequest = serde_json::from_value(req_doc)
         .map_err(|e| ApiError::bad_request(format!("expected {{\"revision\": N}}: {e}")))?;
@@ -420,9 +413,7 @@ pub async fn events(
     Q(params): Q<EventParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let kind = kind_of(&plural)?;
-    check_namespace(&namespace)?;
-    require(&principal, Role::Read, &namespace)?;
+    let kind = authorize(&principal, &plural, &namespace, Role::Read)?;
     let events = state.store.events(kind, &namespace, &name, params.limit.unwrap_or(100)).await?;
     Ok(respond(&headers, StatusCode::OK, &json!({"items": events})))
 }

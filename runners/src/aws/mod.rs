@@ -2,6 +2,7 @@
 //! standard chain (environment, profile, instance/task role), with an endpoint
 //! override for a local AWS such as moto.
 
+pub mod secrets;
 pub mod sqs;
 
 use aws_config::{BehaviorVersion, Region};
