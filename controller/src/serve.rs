@@ -305,10 +305,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(address = %listener.local_addr()?, api = !args.controller_only, "listening");
-    let app = if args.controller_only { api::ops_router(state) } else { api::router(state) };
+    let app = if args.controller_only { api::ops_router(state.clone()) } else { api::router(state.clone()) };
     let mut server_stop = stop_rx.clone();
     let server = tokio::spawn(api::serve_router(listener, app, async move {
         let _ = server_stop.wait_for(|s| *s).await;
+        // End watch streams so the graceful shutdown does not wait on them.
+        state.shutdown.send_replace(true);
     }));
     shutdown_signal().await;
     let _ = stop_tx.send(true);

@@ -56,6 +56,9 @@ pub struct AppState {
     pub auth: Authenticator,
     pub limiter: Option<(RateLimiter, TokenBucket)>,
     pub metrics: metrics::Metrics,
+    /// Turns true when the server is shutting down; long-lived responses
+    /// (watch streams) end then, so a graceful shutdown does not wait on them.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -73,6 +76,7 @@ impl AppState {
             redis,
             limiter,
             metrics: metrics::Metrics::new(),
+            shutdown: tokio::sync::watch::channel(false).0,
         }
     }
 }
@@ -174,7 +178,12 @@ pub async fn serve(
     state: SharedState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_router(listener, router(state), shutdown).await
+    let app = router(state.clone());
+    serve_router(listener, app, async move {
+        shutdown.await;
+        state.shutdown.send_replace(true);
+    })
+    .await
 }
 
 /// Serves any router (the full API, or [`ops_router`]).

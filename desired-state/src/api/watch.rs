@@ -51,7 +51,11 @@ pub async fn watch(
         None => state.store.current_seq().await?,
     };
     let filter = ChangeFilter { kind, namespace: params.namespace, allowed_namespaces: allowed };
-    let stream = state.feed.subscribe(since, filter).map(|c| {
+    let mut shutdown = state.shutdown.subscribe();
+    let stopping = async move {
+        let _ = shutdown.wait_for(|s| *s).await;
+    };
+    let stream = state.feed.subscribe(since, filter).take_until(stopping).map(|c| {
         let data = serde_json::to_string(&c).unwrap_or_default();
         Ok(Event::default().id(c.seq.to_string()).event("change").data(data))
     });

@@ -59,12 +59,21 @@ pub enum StoreError {
     TokenExists(String),
     #[error("token {0:?} not found")]
     TokenNotFound(String),
-    #[error("the store is unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
-    #[error("database error: {0}")]
-    Database(#[source] sqlx::Error),
+    #[error("the store is unavailable: {}", describe(.0))]
+    Unavailable(sqlx::Error),
+    #[error("database error: {}", describe(.0))]
+    Database(sqlx::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+/// A database error in one line: Postgres's own message, without the server's
+/// source location that sqlx appends.
+fn describe(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => db.message().to_string(),
+        other => other.to_string(),
+    }
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -1,0 +1,10 @@
+//! End-to-end tests over real processes: the `mooring` binary against the local
+//! Postgres and Redis. One test binary with a module per area, so the tests run in
+//! parallel (each with its own database, Redis prefix and ports; see `tests/src`).
+
+mod audit;
+mod cli;
+mod commands;
+mod replicas;
+mod shutdown;
+mod tokens;
