@@ -66,7 +66,9 @@ pub type SharedState = Arc<AppState>;
 impl AppState {
     pub fn new(store: Store, feed: ChangeFeed, redis: Option<Arc<RedisHandle>>, config: ApiConfig) -> AppState {
         let limiter = match (&redis, config.rate_limit) {
-            (Some(r), Some(bucket)) => Some((RateLimiter::new(r.clone(), "mooring:ratelimit:api"), bucket)),
+            (Some(r), Some(bucket)) => {
+                Some((RateLimiter::new(r.clone(), format!("{}:ratelimit:api", config.redis_prefix)), bucket))
+            }
             _ => None,
         };
         AppState {
