@@ -81,7 +81,7 @@ async fn main() {
     );
     let prefix = format!("bench-{}", std::process::id());
 
-    let feed = ChangeFeed::start(store.clone());
+    let feed = ChangeFeed::start(store.dedicated(4));
     let state = Arc::new(AppState::new(
         store.clone(),
         feed.clone(),

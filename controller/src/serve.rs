@@ -246,7 +246,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let redis = Arc::new(
         RedisHandle::new(&args.redis_url).with_context(|| format!("invalid Redis URL {}", redact(&args.redis_url)))?,
     );
-    let feed = ChangeFeed::start(store.clone());
+    // The feed (sequencer, listener, readers) has connections of its own.
+    let feed = ChangeFeed::start(store.dedicated(4));
     let state = Arc::new(AppState::new(store.clone(), feed.clone(), Some(redis.clone()), args.api_config()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 

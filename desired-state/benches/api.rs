@@ -64,7 +64,7 @@ async fn main() {
     .unwrap();
     store.migrate().await.unwrap();
     store.ensure_token("bench", "bench-token", &["admin:*".into()]).await.unwrap();
-    let feed = ChangeFeed::start(store.clone());
+    let feed = ChangeFeed::start(store.dedicated(4));
     let redis = Arc::new(
         RedisHandle::new(&std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())).unwrap(),
     );

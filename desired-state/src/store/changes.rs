@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgListener;
-use sqlx::{Postgres, QueryBuilder, Transaction};
+use sqlx::{Postgres, QueryBuilder};
 use tokio::sync::{Notify, watch};
 
 use tokio::task::JoinHandle;
@@ -138,7 +138,7 @@ pub struct ChangeFilter {
 }
 
 pub(crate) async fn append_change(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut sqlx::PgConnection,
     row: &StoredResource,
     op: ChangeOp,
 ) -> Result<(), StoreError> {
@@ -153,7 +153,7 @@ pub(crate) async fn append_change(
     .bind(op.as_str())
     .bind(row.generation)
     .bind(row.resource_version)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -284,10 +284,10 @@ impl Drop for Inner {
 const POLL: Duration = Duration::from_millis(250);
 
 impl ChangeFeed {
-    /// Starts the listener and the sequencer for `store`, on a small pool of
-    /// their own so that sequencing and reading keep up under write load.
+    /// Starts the listener and the sequencer for `store`. Give it a store on
+    /// a small pool of its own ([`Store::dedicated`]) so that sequencing and
+    /// reading keep up under write load.
     pub fn start(store: Store) -> ChangeFeed {
-        let store = store.dedicated(4);
         let (tx, rx) = watch::channel(0i64);
         let wake_sequencer = store.pending();
         let listener = tokio::spawn(listen(store.clone(), tx.clone(), wake_sequencer.clone()));

@@ -4,11 +4,11 @@ use api_types::meta::FINALIZER;
 use api_types::{AnyResource, Kind};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::{Postgres, QueryBuilder, Transaction};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::changes::{ChangeOp, append_change};
-use super::revisions::{append_revision, revision_hash};
+use super::revisions::revision_hash;
 use super::{ChangeSource, Store, StoreError, StoredResource, now_micros};
 use crate::plan::{FieldChange, diff_documents};
 use crate::selector::Selector;
@@ -78,6 +78,14 @@ impl Store {
         mode: WriteMode,
         source: &ChangeSource,
     ) -> Result<WriteOutcome, StoreError> {
+        if mode == WriteMode::Create {
+            // A create is one statement (row, revision, change): atomic on its
+            // own, so it needs no transaction round trips.
+            let mut conn = self.pool.acquire().await?;
+            let out = self.write_in(&mut conn, doc, mode, source).await?;
+            self.pending.notify_one();
+            return Ok(out);
+        }
         let mut tx = self.begin().await?;
         let out = self.write_in(&mut tx, doc, mode, source).await?;
         self.commit(tx).await?;
@@ -95,7 +103,7 @@ impl Store {
     /// [`Store::write`] inside a caller's transaction (bulk apply).
     pub(crate) async fn write_in(
         &self,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut PgConnection,
         doc: &AnyResource,
         mode: WriteMode,
         source: &ChangeSource,
@@ -104,7 +112,11 @@ impl Store {
         let meta = doc.metadata();
         let spec = doc.spec_value();
         let spec_hash = doc.spec_hash().0;
-        let existing = select_for_update(tx, kind, &meta.namespace, &meta.name).await?;
+        // A create need not look first: the insert itself refuses an existing name.
+        let existing = match mode {
+            WriteMode::Create => None,
+            _ => select_for_update(tx, kind, &meta.namespace, &meta.name).await?,
+        };
         let now = now_micros();
 
         let Some(old) = existing else {
@@ -125,11 +137,23 @@ impl Store {
                 now,
                 None,
             );
-            let row: StoredResource = sqlx::query_as(sql!(
-                "INSERT INTO resources (uid, kind, namespace, name, labels, annotations, spec, spec_hash, generation, \
-                 resource_version, finalizers, created_at, source, source_actor, source_commit, revision_hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, nextval('resource_versions'), $9, $10, $11, $12, $13, $14) \
-                 RETURNING {COLUMNS}"
+            // One statement: the row, its first signed revision and its change.
+            let signature = self.signer.sign(rev_hash.as_bytes());
+            let row: Option<StoredResource> = sqlx::query_as(sql!(
+                "WITH r AS ( \
+                     INSERT INTO resources (uid, kind, namespace, name, labels, annotations, spec, spec_hash, generation, \
+                     resource_version, finalizers, created_at, source, source_actor, source_commit, revision_hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, nextval('resource_versions'), $9, $10, $11, $12, $13, $14) \
+                     ON CONFLICT (kind, namespace, name) DO NOTHING RETURNING {COLUMNS} \
+                 ), rev AS ( \
+                     INSERT INTO revisions (uid, kind, namespace, name, generation, spec, spec_hash, source, actor, \
+                     source_commit, created_at, prev_hash, hash, key_id, signature) \
+                     SELECT uid, kind, namespace, name, generation, spec, spec_hash, source, source_actor, source_commit, \
+                     created_at, NULL, revision_hash, $15, $16 FROM r \
+                 ), ch AS ( \
+                     INSERT INTO changes (kind, namespace, name, uid, op, generation, resource_version) \
+                     SELECT kind, namespace, name, uid, 'create', generation, resource_version FROM r \
+                 ) SELECT {COLUMNS} FROM r"
             ))
             .bind(uid)
             .bind(kind.as_str())
@@ -145,11 +169,16 @@ impl Store {
             .bind(&source.actor)
             .bind(&source.commit)
             .bind(&rev_hash)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(|e| unique_violation(e, kind, &meta.namespace, &meta.name))?;
-            append_revision(tx, &self.signer, &row, source, now, None, &rev_hash).await?;
-            append_change(tx, &row, ChangeOp::Create).await?;
+            .bind(self.signer.key_id())
+            .bind(&signature)
+            .fetch_optional(&mut *tx)
+            .await?;
+            // Nothing inserted: created concurrently since we looked.
+            let row = row.ok_or_else(|| StoreError::AlreadyExists {
+                kind,
+                namespace: meta.namespace.clone(),
+                name: meta.name.clone(),
+            })?;
             let diff = diff_documents(&Value::Null, &document_view(&row));
             return Ok(WriteOutcome { action: WriteAction::Create, diff, resource: row });
         };
@@ -203,10 +232,22 @@ impl Store {
                 now,
                 old.revision_hash.as_deref(),
             );
-            let row: StoredResource = sqlx::query_as(sql!(
-                "UPDATE resources SET labels = $2, annotations = $3, spec = $4, spec_hash = $5, generation = $6, \
-                 resource_version = nextval('resource_versions'), source = $7, source_actor = $8, source_commit = $9, \
-                 revision_hash = $10 WHERE uid = $1 RETURNING {COLUMNS}"
+            let signature = self.signer.sign(rev_hash.as_bytes());
+            // One statement: the row, its signed revision and its change.
+            sqlx::query_as(sql!(
+                "WITH r AS ( \
+                     UPDATE resources SET labels = $2, annotations = $3, spec = $4, spec_hash = $5, generation = $6, \
+                     resource_version = nextval('resource_versions'), source = $7, source_actor = $8, source_commit = $9, \
+                     revision_hash = $10 WHERE uid = $1 RETURNING {COLUMNS} \
+                 ), rev AS ( \
+                     INSERT INTO revisions (uid, kind, namespace, name, generation, spec, spec_hash, source, actor, \
+                     source_commit, created_at, prev_hash, hash, key_id, signature) \
+                     SELECT uid, kind, namespace, name, generation, spec, spec_hash, source, source_actor, source_commit, \
+                     $11::timestamptz, $12::text, revision_hash, $13, $14 FROM r \
+                 ), ch AS ( \
+                     INSERT INTO changes (kind, namespace, name, uid, op, generation, resource_version) \
+                     SELECT kind, namespace, name, uid, 'update', generation, resource_version FROM r \
+                 ) SELECT {COLUMNS} FROM r"
             ))
             .bind(old.uid)
             .bind(sqlx::types::Json(&meta.labels))
@@ -218,22 +259,25 @@ impl Store {
             .bind(&source.actor)
             .bind(&source.commit)
             .bind(&rev_hash)
-            .fetch_one(&mut **tx)
-            .await?;
-            append_revision(tx, &self.signer, &row, source, now, old.revision_hash.as_deref(), &rev_hash).await?;
-            row
+            .bind(now)
+            .bind(old.revision_hash.as_deref())
+            .bind(self.signer.key_id())
+            .bind(&signature)
+            .fetch_one(&mut *tx)
+            .await?
         } else {
-            sqlx::query_as(sql!(
+            let row = sqlx::query_as(sql!(
                 "UPDATE resources SET labels = $2, annotations = $3, resource_version = nextval('resource_versions') \
                  WHERE uid = $1 RETURNING {COLUMNS}"
             ))
             .bind(old.uid)
             .bind(sqlx::types::Json(&meta.labels))
             .bind(sqlx::types::Json(&meta.annotations))
-            .fetch_one(&mut **tx)
-            .await?
+            .fetch_one(&mut *tx)
+            .await?;
+            append_change(tx, &row, ChangeOp::Update).await?;
+            row
         };
-        append_change(tx, &row, ChangeOp::Update).await?;
         let diff = diff_documents(&document_view(&old), &document_view(&row));
         Ok(WriteOutcome { action: WriteAction::Update, diff, resource: row })
     }
@@ -365,7 +409,7 @@ impl Store {
     /// [`Store::request_delete`] inside a caller's transaction (pruning).
     pub(crate) async fn request_delete_in(
         &self,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut PgConnection,
         kind: Kind,
         namespace: &str,
         name: &str,
@@ -389,7 +433,7 @@ impl Store {
         .bind(old.uid)
         .bind(now_micros())
         .bind(rv)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?;
         append_change(tx, &row, ChangeOp::DeleteRequested).await?;
         Ok(Some(row))
@@ -478,13 +522,13 @@ fn document_view(r: &StoredResource) -> Value {
     serde_json::json!({"metadata": metadata, "spec": r.spec})
 }
 
-async fn remove_row(tx: &mut Transaction<'static, Postgres>, old: &StoredResource) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM resources WHERE uid = $1").bind(old.uid).execute(&mut **tx).await?;
+async fn remove_row(tx: &mut PgConnection, old: &StoredResource) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM resources WHERE uid = $1").bind(old.uid).execute(&mut *tx).await?;
     append_change(tx, old, ChangeOp::Delete).await
 }
 
 pub(crate) async fn select_for_update(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut PgConnection,
     kind: Kind,
     namespace: &str,
     name: &str,
@@ -495,19 +539,10 @@ pub(crate) async fn select_for_update(
     .bind(kind.as_str())
     .bind(namespace)
     .bind(name)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *tx)
     .await?)
 }
 
-async fn next_version(tx: &mut Transaction<'static, Postgres>) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("SELECT nextval('resource_versions')").fetch_one(&mut **tx).await?)
-}
-
-fn unique_violation(e: sqlx::Error, kind: Kind, namespace: &str, name: &str) -> StoreError {
-    match &e {
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
-            StoreError::AlreadyExists { kind, namespace: namespace.into(), name: name.into() }
-        }
-        _ => StoreError::from(e),
-    }
+async fn next_version(tx: &mut PgConnection) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT nextval('resource_versions')").fetch_one(&mut *tx).await?)
 }

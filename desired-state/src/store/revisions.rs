@@ -10,11 +10,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use super::{ChangeSource, Store, StoreError, StoredResource, rfc3339};
-use crate::signing::Signer;
+use super::{Store, StoreError, rfc3339};
 use api_types::Kind;
 use api_types::hash::canonical_json;
 
@@ -93,43 +91,6 @@ impl Revision {
             self.prev_hash.as_deref(),
         )
     }
-}
-
-/// Appends the revision of `row`'s current generation, whose `hash` the caller
-/// computed (with [`revision_hash`]) before writing the row, chained to `prev`.
-pub(crate) async fn append_revision(
-    tx: &mut Transaction<'static, Postgres>,
-    signer: &Signer,
-    row: &StoredResource,
-    source: &ChangeSource,
-    now: DateTime<Utc>,
-    prev: Option<&str>,
-    hash: &str,
-) -> Result<(), StoreError> {
-    let signature = signer.sign(hash.as_bytes());
-    sqlx::query(
-        "INSERT INTO revisions (uid, kind, namespace, name, generation, spec, spec_hash, source, actor, source_commit, \
-         created_at, prev_hash, hash, key_id, signature) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-    )
-    .bind(row.uid)
-    .bind(&row.kind)
-    .bind(&row.namespace)
-    .bind(&row.name)
-    .bind(row.generation)
-    .bind(&row.spec)
-    .bind(&row.spec_hash)
-    .bind(source.kind.as_str())
-    .bind(&source.actor)
-    .bind(&source.commit)
-    .bind(now)
-    .bind(prev)
-    .bind(hash)
-    .bind(signer.key_id())
-    .bind(&signature)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 impl Store {
