@@ -188,6 +188,12 @@ impl ShardLeases {
         self.tx.subscribe()
     }
 
+    /// Whether `shard` is among the held shards (trusted or not), without
+    /// copying the set: the change feed asks this for every change.
+    pub fn holds(&self, shard: u32) -> bool {
+        self.tx.borrow().shards.contains_key(&shard)
+    }
+
     /// The shards held now.
     pub fn owned(&self) -> Owned {
         self.tx.borrow().clone()

@@ -95,11 +95,6 @@ impl ControllerMetrics {
         self.aws_calls.get_or_create(&Call { operation: operation.into(), outcome: outcome.into() }).inc();
     }
 
-    /// AWS calls so far of `operation` with `outcome`.
-    pub fn aws_call_count(&self, operation: &str, outcome: &str) -> u64 {
-        self.aws_calls.get_or_create(&Call { operation: operation.into(), outcome: outcome.into() }).get()
-    }
-
     pub fn observe_budget_wait(&self, family: &str, wait: Duration) {
         self.budget_wait.get_or_create(&FamilyLabel { family: family.into() }).observe(wait.as_secs_f64());
     }

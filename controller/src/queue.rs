@@ -271,13 +271,7 @@ where
     /// Number of keys ready to be handed out now (the queue depth gauge). Keys whose delay has
     /// expired count as ready.
     pub fn len(&self) -> usize {
-        let (len, wake) = {
-            let mut state = self.lock();
-            let wake = state.promote_due(Instant::now());
-            (state.order.len(), wake)
-        };
-        self.wake(wake);
-        len
+        self.count_after_promoting(|state| state.order.len())
     }
 
     /// Whether no key is ready to be handed out now.
@@ -287,13 +281,18 @@ where
 
     /// Number of keys waiting for their delay (requeue-after or retry backoff) to expire.
     pub fn delayed_len(&self) -> usize {
-        let (len, wake) = {
+        self.count_after_promoting(|state| state.delayed.len())
+    }
+
+    /// Moves due keys to ready (waking workers for them), then counts.
+    fn count_after_promoting(&self, count: impl FnOnce(&State<K>) -> usize) -> usize {
+        let (n, wake) = {
             let mut state = self.lock();
             let wake = state.promote_due(Instant::now());
-            (state.delayed.len(), wake)
+            (count(&state), wake)
         };
         self.wake(wake);
-        len
+        n
     }
 
     /// Number of keys handed to workers and not yet done (the active reconciles gauge).

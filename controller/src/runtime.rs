@@ -185,7 +185,7 @@ impl Controller {
                 continue;
             }
             let key = ResourceKey { kind: change.kind, namespace: change.namespace, name: change.name };
-            if self.leases.owned().shards.contains_key(&key.shard(shards)) {
+            if self.leases.holds(key.shard(shards)) {
                 if change.op == ChangeOp::Delete {
                     self.queues[&key.kind].forget(&key);
                 } else {

@@ -42,31 +42,13 @@ fn walk(path: &str, old: &Value, new: &Value, out: &mut Vec<FieldChange>) {
             keys.dedup();
             for k in keys {
                 let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                match (a.get(k), b.get(k)) {
-                    (Some(x), Some(y)) => walk(&p, x, y, out),
-                    (Some(x), None) => {
-                        out.push(FieldChange { path: p, op: DiffOp::Remove, from: Some(x.clone()), to: None })
-                    }
-                    (None, Some(y)) => {
-                        out.push(FieldChange { path: p, op: DiffOp::Add, from: None, to: Some(y.clone()) })
-                    }
-                    (None, None) => {}
-                }
+                pair(p, a.get(k), b.get(k), out);
             }
         }
         (Value::Array(a), Value::Array(b)) => {
             for i in 0..a.len().max(b.len()) {
                 let p = format!("{path}[{i}]");
-                match (a.get(i), b.get(i)) {
-                    (Some(x), Some(y)) => walk(&p, x, y, out),
-                    (Some(x), None) => {
-                        out.push(FieldChange { path: p, op: DiffOp::Remove, from: Some(x.clone()), to: None })
-                    }
-                    (None, Some(y)) => {
-                        out.push(FieldChange { path: p, op: DiffOp::Add, from: None, to: Some(y.clone()) })
-                    }
-                    (None, None) => {}
-                }
+                pair(p, a.get(i), b.get(i), out);
             }
         }
         (Value::Null, b) if !b.is_null() && path.is_empty() => walk_add(path, b, out),
@@ -77,6 +59,16 @@ fn walk(path: &str, old: &Value, new: &Value, out: &mut Vec<FieldChange>) {
             to: Some(b.clone()),
         }),
         _ => {}
+    }
+}
+
+/// One member of an object or a list on both sides.
+fn pair(path: String, old: Option<&Value>, new: Option<&Value>, out: &mut Vec<FieldChange>) {
+    match (old, new) {
+        (Some(x), Some(y)) => walk(&path, x, y, out),
+        (Some(x), None) => out.push(FieldChange { path, op: DiffOp::Remove, from: Some(x.clone()), to: None }),
+        (None, Some(y)) => out.push(FieldChange { path, op: DiffOp::Add, from: None, to: Some(y.clone()) }),
+        (None, None) => {}
     }
 }
 

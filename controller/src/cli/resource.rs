@@ -67,6 +67,16 @@ fn text_or(v: &Value, pointer: &str, fallback: &str) -> String {
     }
 }
 
+/// The finalizers of a resource document.
+pub fn finalizers(res: &Value) -> Vec<&str> {
+    res.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

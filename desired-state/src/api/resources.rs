@@ -144,31 +144,25 @@ fn fit_to_path(doc: &mut Value, kind: Kind, namespace: &str, name: Option<&str>)
     }
     let meta = obj.entry("metadata").or_insert_with(|| json!({}));
     let meta = meta.as_object_mut().ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
-    match meta.get("namespace") {
-        None | Some(Value::Null) => {
-            meta.insert("namespace".into(), json!(namespace));
-        }
-        Some(Value::String(ns)) if ns == namespace => {}
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "metadata.namespace {other} does not match the URL's namespace {namespace:?}"
-            )));
-        }
-    }
+    fill_or_match(meta, "namespace", namespace)?;
     if let Some(name) = name {
-        match meta.get("name") {
-            None | Some(Value::Null) => {
-                meta.insert("name".into(), json!(name));
-            }
-            Some(Value::String(n)) if n == name => {}
-            Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "metadata.name {other} does not match the URL's name {name:?}"
-                )));
-            }
-        }
+        fill_or_match(meta, "name", name)?;
     }
     Ok(())
+}
+
+/// Sets `metadata.<field>` to the URL's value when absent; refuses a different one.
+fn fill_or_match(meta: &mut serde_json::Map<String, Value>, field: &str, expected: &str) -> Result<(), ApiError> {
+    match meta.get(field) {
+        None | Some(Value::Null) => {
+            meta.insert(field.into(), json!(expected));
+            Ok(())
+        }
+        Some(Value::String(v)) if v == expected => Ok(()),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "metadata.{field} {other} does not match the URL's {field} {expected:?}"
+        ))),
+    }
 }
 
 fn validated(doc: Value) -> Result<AnyResource, ApiError> {

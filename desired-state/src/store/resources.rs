@@ -293,14 +293,6 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound { kind, namespace: namespace.into(), name: name.into() })
     }
 
-    /// Reads one resource by uid, if it still exists.
-    pub async fn get_by_uid(&self, uid: Uuid) -> Result<Option<StoredResource>, StoreError> {
-        Ok(sqlx::query_as(sql!("SELECT {COLUMNS} FROM resources WHERE uid = $1"))
-            .bind(uid)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
     /// Lists resources in (kind, namespace, name) order, one page at a time.
     pub async fn list(&self, q: &ListQuery) -> Result<ListPage, StoreError> {
         let limit = q.limit.clamp(1, 1000);

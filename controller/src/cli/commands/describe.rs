@@ -46,13 +46,7 @@ pub fn render(res: &Value, events: Result<Vec<Value>, ClientError>, now: DateTim
     if let Some(ts) = str_at(res, "/metadata/deletionTimestamp") {
         field(&mut out, "Deletion Requested", &timestamp(Some(ts), now));
     }
-    let finalizers: Vec<&str> = res
-        .pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let finalizers = crate::cli::resource::finalizers(res);
     field(&mut out, "Finalizers", &if finalizers.is_empty() { NONE.to_string() } else { finalizers.join(", ") });
 
     out.push_str("Spec:\n");

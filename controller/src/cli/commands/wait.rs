@@ -138,13 +138,7 @@ fn deletion_pending(res: &Value) -> Check {
     if str_at(res, "/metadata/deletionTimestamp").is_none() {
         return Check::Pending("not being deleted".to_string());
     }
-    let finalizers: Vec<&str> = res
-        .pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let finalizers = crate::cli::resource::finalizers(res);
     if finalizers.is_empty() {
         Check::Pending("deletion requested".to_string())
     } else {
