@@ -206,6 +206,10 @@ pub struct WorkerStatus {
     pub service_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_definition_arn: Option<String>,
+    /// A task definition whose rollout the circuit breaker stopped: Mooring
+    /// does not push it again until the spec changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_task_definition_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<Replicas>,
     /// Visible + in-flight messages at the last look.

@@ -74,8 +74,8 @@ impl CallGate for RedisGate {
         Ok(wait)
     }
 
-    fn record(&self, operation: &'static str, outcome: &'static str) {
-        self.metrics.aws_call(operation, outcome);
+    fn record(&self, op: &runners::cloud::Op, outcome: &'static str) {
+        self.metrics.aws_call(op, outcome);
     }
 }
 

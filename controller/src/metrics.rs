@@ -24,6 +24,8 @@ struct KindLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Call {
     operation: String,
+    /// `read` or `write`: whether the operation changes anything in AWS.
+    access: String,
     outcome: String,
 }
 
@@ -67,7 +69,7 @@ impl ControllerMetrics {
         registry.register("queue_wait_seconds", "Time a key waited in the queue once ready", m.queue_wait.clone());
         registry.register("leases_held", "Shard leases held by this replica", m.leases_held.clone());
         registry.register("active_reconciles", "Reconciles running now", m.active_reconciles.clone());
-        registry.register("aws_calls", "AWS calls by operation and outcome", m.aws_calls.clone());
+        registry.register("aws_calls", "AWS calls by operation, access (read/write) and outcome", m.aws_calls.clone());
         registry.register("aws_budget_wait_seconds", "Time AWS calls waited for their budget", m.budget_wait.clone());
         m
     }
@@ -91,8 +93,22 @@ impl ControllerMetrics {
         self.queue_wait.observe(wait.as_secs_f64());
     }
 
-    pub fn aws_call(&self, operation: &str, outcome: &str) {
-        self.aws_calls.get_or_create(&Call { operation: operation.into(), outcome: outcome.into() }).inc();
+    /// Counts one AWS call.
+    pub fn aws_call(&self, op: &runners::cloud::Op, outcome: &str) {
+        self.aws_calls.get_or_create(&Self::call_labels(op, outcome)).inc();
+    }
+
+    /// AWS calls so far of `op` with `outcome`.
+    pub fn aws_call_count(&self, op: &runners::cloud::Op, outcome: &str) -> u64 {
+        self.aws_calls.get_or_create(&Self::call_labels(op, outcome)).get()
+    }
+
+    fn call_labels(op: &runners::cloud::Op, outcome: &str) -> Call {
+        Call {
+            operation: op.name.into(),
+            access: if op.mutating { "write" } else { "read" }.into(),
+            outcome: outcome.into(),
+        }
     }
 
     pub fn observe_budget_wait(&self, family: &str, wait: Duration) {

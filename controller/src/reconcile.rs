@@ -19,6 +19,9 @@ pub struct Context<'a> {
     pub gate: &'a dyn CallGate,
     /// Now, for conditions.
     pub now: chrono::DateTime<chrono::Utc>,
+    /// An AWS event announced a change since the last reconcile: observe AWS
+    /// afresh rather than trust a recent cached observation.
+    pub fresh: bool,
 }
 
 /// The result of a successful reconcile.
@@ -60,6 +63,10 @@ pub enum ReconcileError {
     /// No budget or no lease: nothing was changed; retried soon.
     #[error("not allowed to act now: {0}")]
     NotOwner(String),
+    /// The AWS resource Mooring would manage exists but belongs to someone
+    /// else (another resource's uid tag, or none); nothing is adopted silently.
+    #[error("conflict: {0}")]
+    Conflict(String),
 }
 
 impl ReconcileError {
@@ -70,6 +77,7 @@ impl ReconcileError {
             ReconcileError::Throttled(_) => "Throttled",
             ReconcileError::InvalidReference(_) => "InvalidReference",
             ReconcileError::NotOwner(_) => "NotOwner",
+            ReconcileError::Conflict(_) => "Conflict",
         }
     }
 }

@@ -87,6 +87,9 @@ pub struct Controller {
     metrics: Arc<ControllerMetrics>,
     config: ControllerConfig,
     queues: HashMap<Kind, WorkQueue<ResourceKey>>,
+    /// Keys an AWS event arrived for since their last reconcile: those observe
+    /// AWS afresh instead of trusting a recent cached observation.
+    announced: std::sync::Mutex<std::collections::HashSet<ResourceKey>>,
 }
 
 impl Controller {
@@ -100,7 +103,8 @@ impl Controller {
         config: ControllerConfig,
     ) -> Arc<Controller> {
         let queues = Kind::ALL.into_iter().map(|k| (k, WorkQueue::new(config.backoff))).collect();
-        Arc::new(Controller { store, feed, leases, reconcilers, gate, metrics, config, queues })
+        let announced = Default::default();
+        Arc::new(Controller { store, feed, leases, reconcilers, gate, metrics, config, queues, announced })
     }
 
     /// The queue of a kind (tests and metrics).
@@ -189,6 +193,9 @@ impl Controller {
                 if change.op == ChangeOp::Delete {
                     self.queues[&key.kind].forget(&key);
                 } else {
+                    if change.op == ChangeOp::Event {
+                        self.announced.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone());
+                    }
                     self.enqueue(key);
                 }
             }
@@ -300,7 +307,8 @@ impl Controller {
             return Next::Drop;
         };
         let gate = OwnedGate { inner: self.gate.clone(), owned: owned_rx, shard };
-        let ctx = Context { fence, gate: &gate, now: chrono::Utc::now() };
+        let fresh = self.announced.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        let ctx = Context { fence, gate: &gate, now: chrono::Utc::now(), fresh };
         if resource.deletion_timestamp.is_some() {
             return self.finalize(&ctx, reconciler.as_ref(), &resource).await;
         }
@@ -437,8 +445,8 @@ impl CallGate for OwnedGate {
         Ok(waited)
     }
 
-    fn record(&self, operation: &'static str, outcome: &'static str) {
-        self.inner.record(operation, outcome);
+    fn record(&self, op: &runners::cloud::Op, outcome: &'static str) {
+        self.inner.record(op, outcome);
     }
 }
 

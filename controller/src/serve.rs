@@ -22,8 +22,11 @@ use controller::lease::{LeaseConfig, ShardLeases};
 use controller::metrics::ControllerMetrics;
 use controller::reconcile::{NoBackend, Reconciler};
 use controller::runtime::{Controller, ControllerConfig};
+use controller::workloads::{RelayReconciler, WorkerReconciler};
 use runners::aws::sqs::SqsQueue;
 use runners::aws::{AwsSettings, sdk_config};
+use runners::sim::{SimCloud, SimConfig};
+use runners::workload::{WorkloadConfig, Workloads};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -87,6 +90,15 @@ pub fn redact(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// Which cloud the runners talk to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CloudKind {
+    /// AWS through the SDK (or a local AWS such as moto with `--aws-endpoint`).
+    Aws,
+    /// The in-process simulated cloud (demos, scale and fault experiments).
+    Sim,
 }
 
 /// Log output format.
@@ -167,6 +179,22 @@ pub struct ServeArgs {
     /// SQS queue fed by EventBridge with ECS and EC2 events (reconcile triggers).
     #[arg(long, env = "MOORING_EVENTS_QUEUE_URL")]
     pub events_queue_url: Option<String>,
+    /// The cloud the runners act on.
+    #[arg(long, env = "MOORING_CLOUD", value_enum, default_value = "aws")]
+    pub cloud: CloudKind,
+    /// With `--cloud sim`: the seed of its randomness (faults, latencies).
+    #[arg(long, env = "MOORING_SIM_SEED", default_value_t = 1)]
+    pub sim_seed: u64,
+    /// With `--cloud sim`: the ECS clusters that exist.
+    #[arg(long, env = "MOORING_SIM_CLUSTERS", value_delimiter = ',', default_value = "default,prod,batch")]
+    pub sim_clusters: Vec<String>,
+    /// Seconds between looks at a resource while a rollout, cache or teardown is in flight.
+    #[arg(long, env = "MOORING_POLL_SECONDS", default_value_t = 10.0)]
+    pub poll_seconds: f64,
+    /// Seconds an observation of a settled service may be reused (batched
+    /// DescribeServices); AWS events and Mooring's own writes refresh it sooner.
+    #[arg(long, env = "MOORING_OBSERVE_MAX_AGE_SECONDS", default_value_t = 60.0)]
+    pub observe_max_age_seconds: f64,
     /// Seconds in-flight reconciles may run after SIGTERM.
     #[arg(long, env = "MOORING_SHUTDOWN_GRACE_SECONDS", default_value_t = 30.0)]
     pub shutdown_grace_seconds: f64,
@@ -272,10 +300,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             redis.clone(),
             replica.clone(),
         ));
-        // Until the AWS runners are wired in, every kind reports honestly that
-        // nothing is applied.
-        let reconcilers: HashMap<Kind, Arc<dyn Reconciler>> =
-            Kind::ALL.into_iter().map(|k| (k, Arc::new(NoBackend) as Arc<dyn Reconciler>)).collect();
+        let reconcilers = reconcilers(&args).await;
         let config = ControllerConfig {
             workers_per_kind: args.workers.max(1),
             resync: Duration::from_secs_f64(args.resync_seconds.max(1.0)),
@@ -324,6 +349,35 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     server.await.context("API task")?.context("serving the API")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The reconciler of each kind. Nodes report `NoCloudBackend` until their
+/// runner exists.
+async fn reconcilers(args: &ServeArgs) -> HashMap<Kind, Arc<dyn Reconciler>> {
+    let settings = AwsSettings { endpoint: args.store.aws_endpoint.clone(), region: args.aws_region.clone() };
+    let (cloud, region) = match args.cloud {
+        CloudKind::Aws => (runners::aws::cloud(&settings).await, settings.region_or_default()),
+        CloudKind::Sim => {
+            let sim = SimCloud::new(SimConfig {
+                seed: args.sim_seed,
+                clusters: args.sim_clusters.clone(),
+                ..Default::default()
+            });
+            tracing::info!(seed = args.sim_seed, "using the simulated cloud");
+            (sim.cloud(), "us-east-1".to_string())
+        }
+    };
+    let config = WorkloadConfig {
+        region,
+        poll_in_flight: Duration::from_secs_f64(args.poll_seconds.max(0.1)),
+        observe_max_age: Duration::from_secs_f64(args.observe_max_age_seconds.max(0.0)),
+    };
+    let workloads = Arc::new(Workloads::new(cloud, config));
+    HashMap::from([
+        (Kind::Node, Arc::new(NoBackend) as Arc<dyn Reconciler>),
+        (Kind::Relay, Arc::new(RelayReconciler(workloads.clone())) as Arc<dyn Reconciler>),
+        (Kind::Worker, Arc::new(WorkerReconciler(workloads)) as Arc<dyn Reconciler>),
+    ])
 }
 
 fn default_replica_id() -> String {

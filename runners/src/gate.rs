@@ -119,9 +119,9 @@ pub enum GateError {
 pub trait CallGate: Send + Sync {
     /// Waits until a call of `family` may be made.
     async fn acquire(&self, family: ApiFamily) -> Result<Duration, GateError>;
-    /// Records the outcome of a call (for metrics): `operation` is the AWS
-    /// operation name, `outcome` `ok`, `throttled`, `error`, ...
-    fn record(&self, operation: &'static str, outcome: &'static str);
+    /// Records the outcome of a call (for metrics): `outcome` is `ok`,
+    /// `throttled`, `not_found`, ... ([`crate::cloud::ErrorKind::as_str`]).
+    fn record(&self, op: &crate::cloud::Op, outcome: &'static str);
 }
 
 /// A gate that never waits (tests and tools outside the controller).
@@ -133,7 +133,7 @@ impl CallGate for Ungated {
     async fn acquire(&self, _family: ApiFamily) -> Result<Duration, GateError> {
         Ok(Duration::ZERO)
     }
-    fn record(&self, _operation: &'static str, _outcome: &'static str) {}
+    fn record(&self, _op: &crate::cloud::Op, _outcome: &'static str) {}
 }
 
 #[cfg(test)]

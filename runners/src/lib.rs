@@ -6,5 +6,11 @@
 //! fleet of replicas converges as fast as AWS allows and no faster.
 
 pub mod aws;
+pub mod cloud;
 pub mod events;
 pub mod gate;
+pub mod names;
+pub mod observe;
+pub mod render;
+pub mod sim;
+pub mod workload;

@@ -136,6 +136,8 @@ pub struct Options {
     pub redis_url: String,
     /// How long each test reconcile takes.
     pub work: Duration,
+    /// Concurrent reconciles per kind.
+    pub workers: usize,
 }
 
 impl Default for Options {
@@ -147,11 +149,31 @@ impl Default for Options {
             resync: Duration::from_secs(600),
             redis_url: redis_url(),
             work: Duration::from_millis(5),
+            workers: 4,
         }
     }
 }
 
 pub fn start_replica(store: &Store, prefix: &str, name: &str, probe: Arc<Probe>, opts: &Options) -> Replica {
+    let reconciler: Arc<dyn Reconciler> = Arc::new(TestReconciler { name: name.into(), probe, work: opts.work });
+    let reconcilers = Kind::ALL.into_iter().map(|k| (k, reconciler.clone())).collect();
+    start_replica_with(store, prefix, name, reconcilers, opts)
+}
+
+/// Budgets so large they never make a test wait.
+pub fn unlimited_budgets() -> Budgets {
+    let spec: Vec<String> = ApiFamily::ALL.iter().map(|f| format!("{f}=1000000/1000000")).collect();
+    Budgets::default().with_overrides(&spec.join(",")).unwrap()
+}
+
+/// A replica running the given reconcilers.
+pub fn start_replica_with(
+    store: &Store,
+    prefix: &str,
+    name: &str,
+    reconcilers: HashMap<Kind, Arc<dyn Reconciler>>,
+    opts: &Options,
+) -> Replica {
     let redis = Arc::new(RedisHandle::new(&opts.redis_url).unwrap());
     let metrics = Arc::new(ControllerMetrics::unregistered());
     let leases = Arc::new(ShardLeases::new(
@@ -159,16 +181,9 @@ pub fn start_replica(store: &Store, prefix: &str, name: &str, probe: Arc<Probe>,
         redis.clone(),
         name,
     ));
-    let gate = Arc::new(RedisGate::new(
-        redis,
-        prefix,
-        Budgets::default().with_overrides("ec2-mutate=100000/100000").unwrap(),
-        metrics.clone(),
-    ));
-    let reconciler: Arc<dyn Reconciler> = Arc::new(TestReconciler { name: name.into(), probe, work: opts.work });
-    let reconcilers = Kind::ALL.into_iter().map(|k| (k, reconciler.clone())).collect();
+    let gate = Arc::new(RedisGate::new(redis, prefix, unlimited_budgets(), metrics.clone()));
     let config = ControllerConfig {
-        workers_per_kind: 4,
+        workers_per_kind: opts.workers,
         resync: opts.resync,
         backoff: BackoffPolicy {
             initial: Duration::from_millis(50),

@@ -2,8 +2,14 @@
 //! standard chain (environment, profile, instance/task role), with an endpoint
 //! override for a local AWS such as moto.
 
+pub mod caches;
+pub mod ecs;
+pub mod error;
+pub mod queues;
 pub mod secrets;
 pub mod sqs;
+
+use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, Region};
 
@@ -14,6 +20,13 @@ pub struct AwsSettings {
     pub endpoint: Option<String>,
     /// Overrides the region from the chain (default `us-east-1` when the chain has none).
     pub region: Option<String>,
+}
+
+impl AwsSettings {
+    /// The region: the setting, else `AWS_REGION`, else `us-east-1`.
+    pub fn region_or_default(&self) -> String {
+        self.region.clone().or_else(|| std::env::var("AWS_REGION").ok()).unwrap_or_else(|| "us-east-1".into())
+    }
 }
 
 /// Loads the shared SDK configuration. The SDK's standard retry mode stays on
@@ -29,7 +42,16 @@ pub async fn sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
                 loader.credentials_provider(aws_credential_types::Credentials::from_keys("testing", "testing", None));
         }
     }
-    let region =
-        settings.region.clone().or_else(|| std::env::var("AWS_REGION").ok()).unwrap_or_else(|| "us-east-1".into());
-    loader.region(Region::new(region)).load().await
+    loader.region(Region::new(settings.region_or_default())).load().await
+}
+
+/// The cloud of the AWS SDK: every facade's client built from one
+/// [`sdk_config`], so endpoint, region and credentials agree across services.
+pub async fn cloud(settings: &AwsSettings) -> crate::cloud::Cloud {
+    let config = sdk_config(settings).await;
+    crate::cloud::Cloud {
+        ecs: Arc::new(ecs::SdkEcs::new(&config)),
+        queues: Arc::new(queues::SdkQueues::new(&config)),
+        caches: Arc::new(caches::SdkCaches::new(&config)),
+    }
 }

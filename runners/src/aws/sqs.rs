@@ -35,7 +35,7 @@ impl EventQueue for SqsQueue {
             .wait_time_seconds(wait_seconds.clamp(0, 20))
             .send()
             .await;
-        gate.record("sqs:ReceiveMessage", if out.is_ok() { "ok" } else { "error" });
+        gate.record(&crate::cloud::ops::RECEIVE_MESSAGE, if out.is_ok() { "ok" } else { "error" });
         let out = out.map_err(|e| err("ReceiveMessage", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
         Ok(out
             .messages
@@ -61,7 +61,7 @@ impl EventQueue for SqsQueue {
                 })
                 .collect();
             let out = self.client.delete_message_batch().queue_url(&self.url).set_entries(Some(entries)).send().await;
-            gate.record("sqs:DeleteMessageBatch", if out.is_ok() { "ok" } else { "error" });
+            gate.record(&crate::cloud::ops::DELETE_MESSAGE_BATCH, if out.is_ok() { "ok" } else { "error" });
             out.map_err(|e| err("DeleteMessageBatch", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
         }
         Ok(())

@@ -1,0 +1,350 @@
+//! Relays and workers reconciled by the real controller (Postgres, Redis,
+//! leases, budgets) against the simulated cloud: convergence under faults,
+//! crash at every facade call, drift, failed rollouts. Each test prints its
+//! seed; rerun a failure with `MOORING_SIM_SEED=<seed>`.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use api_types::{Kind, validate_document};
+use common::*;
+use controller::reconcile::{NoBackend, Reconciler};
+use controller::workloads::{RelayReconciler, WorkerReconciler};
+use desired_state::store::{ChangeSource, ListQuery, Store, WriteMode};
+use runners::cloud::ops;
+use runners::sim::{FaultMix, SimCloud, SimConfig};
+use runners::workload::{WorkloadConfig, Workloads};
+use serde_json::{Value, json};
+
+fn seed() -> u64 {
+    let seed = std::env::var("MOORING_SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    eprintln!("simulated cloud seed {seed} (replay with MOORING_SIM_SEED={seed})");
+    seed
+}
+
+fn sim(seed: u64, faults: FaultMix) -> SimCloud {
+    SimCloud::new(SimConfig {
+        seed,
+        faults,
+        latency: (Duration::ZERO, Duration::from_millis(1)),
+        task_start_delay: Duration::from_millis(30),
+        drain_delay: Duration::from_millis(20),
+        cache_create_delay: Duration::from_millis(30),
+        consistency_window: Duration::from_millis(100),
+        clusters: vec!["prod".into(), "batch".into()],
+        ..Default::default()
+    })
+}
+
+/// A fresh controller process over `cloud`: new runners (empty caches), the
+/// shared store, Redis prefix and leases.
+fn start(store: &Store, prefix: &str, cloud: &SimCloud) -> Replica {
+    let workloads = Arc::new(Workloads::new(
+        cloud.cloud(),
+        WorkloadConfig {
+            region: "us-east-1".into(),
+            poll_in_flight: Duration::from_millis(40),
+            observe_max_age: Duration::from_secs(60),
+        },
+    ));
+    let reconcilers: HashMap<Kind, Arc<dyn Reconciler>> = HashMap::from([
+        (Kind::Node, Arc::new(NoBackend) as Arc<dyn Reconciler>),
+        (Kind::Relay, Arc::new(RelayReconciler(workloads.clone())) as Arc<dyn Reconciler>),
+        (Kind::Worker, Arc::new(WorkerReconciler(workloads)) as Arc<dyn Reconciler>),
+    ]);
+    let opts =
+        Options { lease: Duration::from_secs(2), renew: Duration::from_millis(500), workers: 8, ..Default::default() };
+    start_replica_with(store, prefix, "sim-replica", reconcilers, &opts)
+}
+
+/// Simulates the process dying: its tasks stop at once and its leases are
+/// taken over as if they had expired.
+async fn crash(replica: Replica, prefix: &str) {
+    replica.crash();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:lease:*")).query_async(&mut redis).await.unwrap();
+    for k in keys {
+        let _: () = redis::cmd("DEL").arg(k).query_async(&mut redis).await.unwrap();
+    }
+}
+
+fn relay(ns: &str, name: &str, image: &str, cache: bool) -> Value {
+    let mut spec = json!({
+        "cluster": "prod",
+        "containers": [
+            {"name": "api", "image": image, "port": 8080,
+             "secrets": {"TOKEN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:tok-AbCdEf"}},
+            {"name": "opa", "image": "openpolicyagent/opa:0.60.0", "port": 8181, "essential": false}
+        ],
+        "scaling": {"min": 2, "max": 6}
+    });
+    if cache {
+        spec["cache"] = json!({"nodeType": "cache.t4g.micro"});
+    }
+    json!({"apiVersion": "mooring/v1", "kind": "Relay", "metadata": {"name": name, "namespace": ns}, "spec": spec})
+}
+
+fn worker(ns: &str, name: &str, image: &str) -> Value {
+    json!({"apiVersion": "mooring/v1", "kind": "Worker", "metadata": {"name": name, "namespace": ns},
+        "spec": {"cluster": "batch", "container": {"name": "convert", "image": image},
+                 "queue": {"visibilityTimeoutSeconds": 60, "deadLetter": {"maxReceiveCount": 4}},
+                 "scaling": {"min": 1, "max": 5}}})
+}
+
+async fn apply(store: &Store, doc: Value) {
+    let doc = validate_document(doc).unwrap();
+    store.write(&doc, WriteMode::Upsert, &ChangeSource::api("test")).await.unwrap();
+}
+
+fn condition(status: &Value, type_: &str) -> Option<(String, String, i64)> {
+    status["conditions"].as_array()?.iter().find(|c| c["type"] == type_).map(|c| {
+        (
+            c["status"].as_str().unwrap_or_default().to_string(),
+            c["reason"].as_str().unwrap_or_default().to_string(),
+            c["observedGeneration"].as_i64().unwrap_or_default(),
+        )
+    })
+}
+
+/// Resources of `ns` that are not yet Synced and Ready at their generation.
+async fn unready(store: &Store, ns: &str) -> Vec<String> {
+    let page = store.list(&ListQuery { namespace: Some(ns.into()), limit: 1000, ..Default::default() }).await.unwrap();
+    page.items
+        .iter()
+        .filter(|r| {
+            let ok = |t| condition(&r.status, t).is_some_and(|(s, _, g)| s == "True" && g == r.generation);
+            !(ok("Synced") && ok("Ready"))
+        })
+        .map(|r| format!("{}/{}: {}", r.kind, r.name, r.status["conditions"]))
+        .collect()
+}
+
+/// Waits until every resource of `ns` is Synced and Ready; names the stragglers otherwise.
+async fn converge(store: &Store, ns: &str, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let left = unready(store, ns).await;
+        if left.is_empty() {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not converged after {within:?}: {left:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn count(store: &Store, ns: &str) -> usize {
+    store.list(&ListQuery { namespace: Some(ns.into()), limit: 1000, ..Default::default() }).await.unwrap().items.len()
+}
+
+async fn delete_all(store: &Store, ns: &str) {
+    let page = store.list(&ListQuery { namespace: Some(ns.into()), limit: 1000, ..Default::default() }).await.unwrap();
+    for r in page.items {
+        store.request_delete(r.kind().unwrap(), ns, &r.name).await.unwrap();
+    }
+}
+
+/// Nothing of namespace `ns` is left in the simulated cloud.
+fn assert_clean(cloud: &SimCloud, ns: &str) {
+    let prefix = format!("{ns}_");
+    let services: Vec<_> = cloud.services().into_iter().filter(|s| s.name.starts_with(&prefix)).collect();
+    assert!(services.is_empty(), "services left: {services:?}");
+    let tds: Vec<_> =
+        cloud.active_task_definitions().into_iter().filter(|a| a.contains(&format!("/{prefix}"))).collect();
+    assert!(tds.is_empty(), "task definitions left: {tds:?}");
+    let queues: Vec<_> = cloud.queues().into_iter().filter(|(n, _)| n.starts_with(&prefix)).collect();
+    assert!(queues.is_empty(), "queues left: {queues:?}");
+}
+
+#[sqlx::test(migrations = false)]
+async fn two_hundred_resources_converge_under_faults_without_duplicates_or_leaks(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let cloud = sim(seed(), FaultMix::typical());
+    let replica = start(&store, &prefix, &cloud);
+    let ns = "fleet";
+    for i in 0..100 {
+        apply(&store, relay(ns, &format!("r{i}"), "ghcr.io/acme/api:1.0", i % 10 == 0)).await;
+        apply(&store, worker(ns, &format!("w{i}"), "ghcr.io/acme/convert:1.0")).await;
+    }
+    converge(&store, ns, Duration::from_secs(120)).await;
+    let services = cloud.services();
+    assert_eq!(services.len(), 200, "one service per resource");
+    for s in &services {
+        assert_eq!(cloud.services_created(&s.cluster, &s.name), 1, "service {} was created more than once", s.name);
+        assert!((2..=6).contains(&s.desired_count) || s.cluster == "batch", "{s:?}");
+    }
+    assert_eq!(cloud.queues().len(), 200, "a queue and a dead-letter queue per worker");
+    assert_eq!(cloud.replication_groups().len(), 10);
+    assert!(cloud.call_count(&ops::DESCRIBE_SERVICES) > 0);
+
+    delete_all(&store, ns).await;
+    eventually(Duration::from_secs(120), "every resource deleted", || {
+        let store = store.clone();
+        async move { count(&store, ns).await == 0 }
+    })
+    .await;
+    assert_clean(&cloud, ns);
+    assert!(cloud.replication_groups().is_empty(), "caches left: {:?}", cloud.replication_groups());
+    replica.shutdown().await;
+}
+
+/// One relay with a cache and one worker, created and deleted, with the
+/// process killed right after the `at`-th facade call took effect (when the
+/// lifecycle makes that many). Returns whether the crash happened.
+async fn lifecycle_with_crash(store: &Store, prefix: &str, cloud: &SimCloud, ns: &str, at: Option<u64>) -> bool {
+    let crashed = at.map(|n| cloud.crash_at(n));
+    let mut replica = Some(start(store, prefix, cloud));
+    let mut did_crash = false;
+    // Runs `phase` until it holds; if the armed crash fires first, restarts.
+    macro_rules! until {
+        ($what:expr, $check:expr) => {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                if $check {
+                    break;
+                }
+                if let Some(c) = &crashed
+                    && !did_crash
+                    && tokio::time::timeout(Duration::from_millis(20), c.notified()).await.is_ok()
+                {
+                    did_crash = true;
+                    crash(replica.take().unwrap(), prefix).await;
+                    cloud.clear_crash();
+                    replica = Some(start(store, prefix, cloud));
+                    continue;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "timed out: {} (crash at {at:?})", $what);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+    }
+    apply(store, relay(ns, "gateway", "ghcr.io/acme/api:1.0", true)).await;
+    apply(store, worker(ns, "converter", "ghcr.io/acme/convert:1.0")).await;
+    until!("converged", unready(store, ns).await.is_empty() && count(store, ns).await == 2);
+    for (cluster, name) in [("prod", format!("{ns}_gateway")), ("batch", format!("{ns}_converter"))] {
+        assert_eq!(cloud.services_created(cluster, &name), 1, "{name} created twice (crash at {at:?})");
+    }
+    let ours = |q: &(String, String)| q.0.starts_with(&format!("{ns}_"));
+    assert_eq!(cloud.queues().iter().filter(|q| ours(q)).count(), 2, "crash at {at:?}");
+    delete_all(store, ns).await;
+    until!("deleted", count(store, ns).await == 0);
+    assert_clean(cloud, ns);
+    cloud.clear_crash();
+    replica.take().unwrap().shutdown().await;
+    did_crash
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_crash_after_any_facade_call_neither_duplicates_nor_leaks(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let cloud = sim(seed(), FaultMix::none());
+    // A clean run counts the calls of a lifecycle; then one run per call, each
+    // killed right after that call took effect.
+    cloud.reset_calls();
+    lifecycle_with_crash(&store, &prefix, &cloud, "clean", None).await;
+    let calls = cloud.total_calls();
+    assert!(calls > 10, "a lifecycle makes {calls} calls");
+    let mut crashes = 0;
+    for at in 1..=calls {
+        if lifecycle_with_crash(&store, &prefix, &cloud, &format!("crash{at}"), Some(at)).await {
+            crashes += 1;
+        }
+    }
+    eprintln!("{crashes} of {calls} crash points reached; each converged without duplicates or leaks");
+    assert!(crashes as f64 >= calls as f64 * 0.8, "only {crashes} of {calls} crash points were reached");
+}
+
+#[sqlx::test(migrations = false)]
+async fn drift_is_detected_reported_and_corrected(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let cloud = sim(seed(), FaultMix::none());
+    let replica = start(&store, &prefix, &cloud);
+    let ns = "drift";
+    apply(&store, relay(ns, "gateway", "ghcr.io/acme/api:1.0", false)).await;
+    apply(&store, worker(ns, "converter", "ghcr.io/acme/convert:1.0")).await;
+    converge(&store, ns, Duration::from_secs(30)).await;
+    let svc = format!("{ns}_gateway");
+    let td = cloud.service("prod", &svc).unwrap().task_definition;
+    let updates_before = cloud.call_count(&ops::UPDATE_SERVICE);
+
+    // Behind Mooring's back: 40 tasks (max 6), another task definition, a queue attribute.
+    assert!(cloud.set_desired_count("prod", &svc, 40));
+    let other = cloud.active_task_definitions().into_iter().find(|a| a.contains("converter")).unwrap();
+    assert!(cloud.set_service_task_definition("prod", &svc, &other));
+    assert!(cloud.set_queue_attribute(&format!("{ns}_converter"), "VisibilityTimeout", "5"));
+    // An AWS event announces the change (as EventBridge would).
+    for kind in [Kind::Relay, Kind::Worker] {
+        let name = if kind == Kind::Relay { "gateway" } else { "converter" };
+        let r = store.get(kind, ns, name).await.unwrap();
+        store.touch(&r).await.unwrap();
+    }
+    eventually(Duration::from_secs(30), "drift corrected", || {
+        let cloud = cloud.clone();
+        let (svc, td, ns) = (svc.clone(), td.clone(), ns.to_string());
+        async move {
+            let s = cloud.service("prod", &svc).unwrap();
+            let q = cloud.queue_attributes(&format!("{ns}_converter")).unwrap();
+            s.desired_count == 6 && s.task_definition == td && q["VisibilityTimeout"] == "60"
+        }
+    })
+    .await;
+    assert!(cloud.call_count(&ops::UPDATE_SERVICE) > updates_before);
+    let events = store.events(Kind::Relay, ns, "gateway", 100).await.unwrap();
+    let drift: Vec<_> = events.iter().filter(|e| e.reason == "DriftCorrected").map(|e| e.message.clone()).collect();
+    assert!(drift.iter().any(|m| m.contains("desired count 40")), "{drift:?}");
+    let events = store.events(Kind::Worker, ns, "converter", 100).await.unwrap();
+    assert!(events.iter().any(|e| e.reason == "DriftCorrected" && e.message.contains("VisibilityTimeout")));
+    replica.shutdown().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_failed_rollout_is_degraded_and_not_pushed_again(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let cloud = sim(seed(), FaultMix::none());
+    let replica = start(&store, &prefix, &cloud);
+    let ns = "rollout";
+    apply(&store, relay(ns, "gateway", "ghcr.io/acme/api:1.0", false)).await;
+    converge(&store, ns, Duration::from_secs(30)).await;
+    let svc = format!("{ns}_gateway");
+    let v1 = cloud.service("prod", &svc).unwrap().task_definition;
+
+    apply(&store, relay(ns, "gateway", "ghcr.io/acme/api:fail-2.0", false)).await;
+    eventually(Duration::from_secs(30), "Degraded after the circuit breaker", || {
+        let store = store.clone();
+        async move {
+            let r = store.get(Kind::Relay, ns, "gateway").await.unwrap();
+            condition(&r.status, "Degraded")
+                .is_some_and(|(s, reason, g)| s == "True" && reason == "RolloutFailed" && g == 2)
+        }
+    })
+    .await;
+    // ECS rolled back to v1; Mooring does not push the failing revision again.
+    let s = cloud.service("prod", &svc).unwrap();
+    assert_eq!(s.task_definition, v1);
+    let updates = cloud.call_count(&ops::UPDATE_SERVICE);
+    let r = store.get(Kind::Relay, ns, "gateway").await.unwrap();
+    store.touch(&r).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(cloud.call_count(&ops::UPDATE_SERVICE), updates, "the failed revision was pushed again");
+    let r = store.get(Kind::Relay, ns, "gateway").await.unwrap();
+    assert!(r.status["failedTaskDefinitionArn"].is_string(), "{}", r.status);
+    // A fixed image rolls out and clears Degraded.
+    apply(&store, relay(ns, "gateway", "ghcr.io/acme/api:2.1", false)).await;
+    eventually(Duration::from_secs(30), "v2.1 ready, not degraded", || {
+        let store = store.clone();
+        async move {
+            let r = store.get(Kind::Relay, ns, "gateway").await.unwrap();
+            unready(&store, ns).await.is_empty()
+                && condition(&r.status, "Degraded").is_some_and(|(s, _, g)| s == "False" && g == 3)
+        }
+    })
+    .await;
+    replica.shutdown().await;
+}

@@ -1,0 +1,109 @@
+//! The facades: one narrow trait per AWS service Mooring uses, in domain terms.
+//!
+//! Each has two implementations, the AWS SDK ([`crate::aws`]) and the simulated
+//! cloud ([`crate::sim`]); the reconcilers see only these traits. AWS's batch
+//! limits are part of the contract (a `describe_services` with more than
+//! [`ecs::MAX_DESCRIBE_SERVICES`] names is refused by both). Every call a
+//! reconciler makes goes through [`gated::Gated`], which takes a token from the
+//! caller's [`CallGate`](crate::gate::CallGate) first and records the outcome.
+
+pub mod caches;
+pub mod ecs;
+pub mod gated;
+pub mod ops;
+pub mod queues;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+pub use caches::Caches;
+pub use ecs::Ecs;
+pub use ops::Op;
+pub use queues::Queues;
+
+/// AWS tags as a map (key → value).
+pub type Tags = BTreeMap<String, String>;
+
+/// The tag that marks a resource as owned by a Mooring resource (its uid).
+pub const TAG_UID: &str = "mooring:uid";
+/// The tag with the owning resource's `namespace/name`, for people reading the console.
+pub const TAG_NAME: &str = "mooring:name";
+/// The tag with the hash of a task definition's canonical rendering.
+pub const TAG_RENDER_HASH: &str = "mooring:render-hash";
+
+/// The clients of one cloud, real or simulated.
+#[derive(Clone)]
+pub struct Cloud {
+    pub ecs: Arc<dyn Ecs>,
+    pub queues: Arc<dyn Queues>,
+    pub caches: Arc<dyn Caches>,
+}
+
+/// What kind of failure a call met; decides retry and the `Synced` reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// AWS throttled the call (ThrottlingException, RequestLimitExceeded, ...).
+    Throttled,
+    /// The thing asked about does not exist (a service, queue, replication group).
+    NotFound,
+    /// Something the call needs does not exist (a cluster, a target group, a subnet).
+    MissingReference,
+    /// A create met an existing resource of that name.
+    AlreadyExists,
+    /// AWS refused the request as invalid.
+    Invalid,
+    /// AWS failed (5xx).
+    Server,
+    /// No answer in time: the call may or may not have taken effect.
+    Timeout,
+    /// No budget or no lease: the call was not made.
+    NotAllowed,
+    /// Anything else (network, parse errors).
+    Other,
+}
+
+impl ErrorKind {
+    /// The metrics label of the outcome.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::MissingReference => "missing_reference",
+            ErrorKind::AlreadyExists => "already_exists",
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::Server => "server_error",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::NotAllowed => "not_allowed",
+            ErrorKind::Other => "error",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed facade call: which operation, what kind of failure, AWS's message.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{op} failed ({kind}): {message}")]
+pub struct CloudError {
+    pub op: &'static str,
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl CloudError {
+    pub fn new(op: &Op, kind: ErrorKind, message: impl Into<String>) -> CloudError {
+        CloudError { op: op.name, kind, message: message.into() }
+    }
+
+    pub fn is(&self, kind: ErrorKind) -> bool {
+        self.kind == kind
+    }
+}
+
+/// The result of a facade call.
+pub type CloudResult<T> = Result<T, CloudError>;

@@ -1,0 +1,94 @@
+//! Every AWS operation Mooring makes, with the API family whose budget it draws
+//! from and whether it changes anything. One table, so metrics, budgets and the
+//! "no mutating call on a no-op reconcile" check agree.
+
+use crate::gate::ApiFamily;
+
+/// One AWS operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Op {
+    /// `service:Operation`, as in IAM policies (`ecs:DescribeServices`).
+    pub name: &'static str,
+    pub family: ApiFamily,
+    /// Changes state in AWS (used by metrics and tests).
+    pub mutating: bool,
+}
+
+const fn read(name: &'static str, family: ApiFamily) -> Op {
+    Op { name, family, mutating: false }
+}
+const fn write(name: &'static str, family: ApiFamily) -> Op {
+    Op { name, family, mutating: true }
+}
+
+use ApiFamily::*;
+
+pub const DESCRIBE_SERVICES: Op = read("ecs:DescribeServices", EcsRead);
+pub const CREATE_SERVICE: Op = write("ecs:CreateService", EcsServiceWrite);
+pub const UPDATE_SERVICE: Op = write("ecs:UpdateService", EcsServiceWrite);
+pub const DELETE_SERVICE: Op = write("ecs:DeleteService", EcsServiceWrite);
+pub const TAG_RESOURCE: Op = write("ecs:TagResource", EcsServiceWrite);
+pub const UNTAG_RESOURCE: Op = write("ecs:UntagResource", EcsServiceWrite);
+pub const REGISTER_TASK_DEFINITION: Op = write("ecs:RegisterTaskDefinition", EcsRegisterTaskDefinition);
+pub const DEREGISTER_TASK_DEFINITION: Op = write("ecs:DeregisterTaskDefinition", EcsRegisterTaskDefinition);
+pub const DESCRIBE_TASK_DEFINITION: Op = read("ecs:DescribeTaskDefinition", EcsRead);
+pub const LIST_TASK_DEFINITIONS: Op = read("ecs:ListTaskDefinitions", EcsRead);
+
+pub const GET_QUEUE_URL: Op = read("sqs:GetQueueUrl", Sqs);
+pub const CREATE_QUEUE: Op = write("sqs:CreateQueue", Sqs);
+pub const GET_QUEUE_ATTRIBUTES: Op = read("sqs:GetQueueAttributes", Sqs);
+pub const SET_QUEUE_ATTRIBUTES: Op = write("sqs:SetQueueAttributes", Sqs);
+pub const LIST_QUEUE_TAGS: Op = read("sqs:ListQueueTags", Sqs);
+pub const UNTAG_QUEUE: Op = write("sqs:UntagQueue", Sqs);
+pub const DELETE_QUEUE: Op = write("sqs:DeleteQueue", Sqs);
+pub const RECEIVE_MESSAGE: Op = read("sqs:ReceiveMessage", Sqs);
+pub const DELETE_MESSAGE_BATCH: Op = write("sqs:DeleteMessageBatch", Sqs);
+
+pub const DESCRIBE_REPLICATION_GROUPS: Op = read("elasticache:DescribeReplicationGroups", ElastiCache);
+pub const CREATE_REPLICATION_GROUP: Op = write("elasticache:CreateReplicationGroup", ElastiCache);
+pub const DELETE_REPLICATION_GROUP: Op = write("elasticache:DeleteReplicationGroup", ElastiCache);
+pub const REMOVE_TAGS_FROM_RESOURCE: Op = write("elasticache:RemoveTagsFromResource", ElastiCache);
+
+/// Every operation above (metrics pre-registration, docs).
+pub const ALL: &[Op] = &[
+    DESCRIBE_SERVICES,
+    CREATE_SERVICE,
+    UPDATE_SERVICE,
+    DELETE_SERVICE,
+    TAG_RESOURCE,
+    UNTAG_RESOURCE,
+    REGISTER_TASK_DEFINITION,
+    DEREGISTER_TASK_DEFINITION,
+    DESCRIBE_TASK_DEFINITION,
+    LIST_TASK_DEFINITIONS,
+    GET_QUEUE_URL,
+    CREATE_QUEUE,
+    GET_QUEUE_ATTRIBUTES,
+    SET_QUEUE_ATTRIBUTES,
+    LIST_QUEUE_TAGS,
+    UNTAG_QUEUE,
+    DELETE_QUEUE,
+    RECEIVE_MESSAGE,
+    DELETE_MESSAGE_BATCH,
+    DESCRIBE_REPLICATION_GROUPS,
+    CREATE_REPLICATION_GROUP,
+    DELETE_REPLICATION_GROUP,
+    REMOVE_TAGS_FROM_RESOURCE,
+];
+
+/// The operation named `name`.
+pub fn by_name(name: &str) -> Option<Op> {
+    ALL.iter().copied().find(|o| o.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_are_unique_and_prefixed() {
+        let mut names: Vec<_> = super::ALL.iter().map(|o| o.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), super::ALL.len());
+        assert!(super::ALL.iter().all(|o| o.name.contains(':')));
+    }
+}

@@ -1,0 +1,200 @@
+//! Simulated ElastiCache: Redis replication groups that go `creating` →
+//! `available` and `deleting` → gone as time passes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use super::{ACCOUNT, Ctx, Inner, REGION, Slot, check_tags};
+use crate::cloud::caches::{Caches, ReplicationGroup, ReplicationGroupInput};
+use crate::cloud::{CloudError, CloudResult, ErrorKind, Op, Tags, ops};
+
+/// AWS allows at most this many read replicas in a node group.
+const MAX_REPLICAS: u32 = 5;
+
+/// The ARN of a replication group.
+pub(super) fn group_arn(id: &str) -> String {
+    format!("arn:aws:elasticache:{REGION}:{ACCOUNT}:replicationgroup:{id}")
+}
+
+/// The ElastiCache facade of a [`super::SimCloud`].
+pub(super) struct SimCaches(pub(super) Arc<Inner>);
+
+/// One replication group; `status` is as of `since`.
+#[derive(Debug, Clone)]
+struct GroupRec {
+    id: String,
+    status: &'static str,
+    since: Instant,
+    node_type: String,
+    members: u32,
+    tags: Tags,
+}
+
+impl GroupRec {
+    /// Brings the group up to now; false when it is gone.
+    fn settle(&mut self, ctx: &Ctx<'_>) -> bool {
+        let due = ctx.now >= self.since + ctx.cfg.cache_create_delay;
+        match self.status {
+            "creating" if due => {
+                self.status = "available";
+                true
+            }
+            "deleting" if due => false,
+            _ => true,
+        }
+    }
+
+    fn to_group(&self) -> ReplicationGroup {
+        ReplicationGroup {
+            id: self.id.clone(),
+            arn: group_arn(&self.id),
+            status: self.status.to_owned(),
+            primary_endpoint: (self.status == "available" || self.status == "modifying")
+                .then(|| format!("{}.sim.cache.amazonaws.com:6379", self.id)),
+            node_type: Some(self.node_type.clone()),
+            members: self.members,
+        }
+    }
+}
+
+/// Everything ElastiCache holds.
+#[derive(Default)]
+pub(super) struct CacheState {
+    groups: BTreeMap<String, Slot<GroupRec>>,
+}
+
+fn invalid(op: &Op, msg: impl Into<String>) -> CloudError {
+    CloudError::new(op, ErrorKind::Invalid, msg)
+}
+
+/// AWS's replication group id rules: 1–40 characters, letters, digits and
+/// hyphens, starting with a letter, no two hyphens in a row, no hyphen at the end.
+fn valid_id(id: &str) -> bool {
+    id.len() <= 40
+        && id.starts_with(|c: char| c.is_ascii_alphabetic())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !id.contains("--")
+        && !id.ends_with('-')
+}
+
+impl CacheState {
+    /// The group's slot, settled to now (a group whose deletion finished is
+    /// removed, without counting as a write).
+    fn settled(&mut self, id: &str, ctx: &Ctx<'_>) -> Option<&mut Slot<GroupRec>> {
+        let slot = self.groups.get_mut(id)?;
+        if let Some(g) = slot.cur.as_mut()
+            && !g.settle(ctx)
+        {
+            slot.cur = None;
+        }
+        Some(slot)
+    }
+
+    pub(super) fn describe(&mut self, id: &str, ctx: &Ctx<'_>) -> Option<ReplicationGroup> {
+        self.settled(&id.to_ascii_lowercase(), ctx)?.view(ctx).map(GroupRec::to_group)
+    }
+
+    pub(super) fn create(&mut self, input: &ReplicationGroupInput, ctx: &Ctx<'_>) -> CloudResult<ReplicationGroup> {
+        let op = ops::CREATE_REPLICATION_GROUP;
+        // ElastiCache stores ids in lowercase.
+        let id = input.id.to_ascii_lowercase();
+        if !valid_id(&id) {
+            return Err(invalid(&op, format!("InvalidParameterValue: Invalid replication group id {:?}.", input.id)));
+        }
+        if !input.node_type.starts_with("cache.") {
+            return Err(invalid(&op, format!("InvalidParameterValue: Invalid node type {:?}.", input.node_type)));
+        }
+        if input.replicas > MAX_REPLICAS {
+            return Err(invalid(
+                &op,
+                format!("InvalidParameterValue: At most {MAX_REPLICAS} replicas per node group."),
+            ));
+        }
+        check_tags(&op, &input.tags)?;
+        if self.settled(&id, ctx).is_some_and(|s| s.cur.is_some()) {
+            return Err(CloudError::new(
+                &op,
+                ErrorKind::AlreadyExists,
+                format!("ReplicationGroupAlreadyExists: Replication group {id} already exists."),
+            ));
+        }
+        let rec = GroupRec {
+            id: id.clone(),
+            status: "creating",
+            since: ctx.now,
+            node_type: input.node_type.clone(),
+            members: 1 + input.replicas,
+            tags: input.tags.clone(),
+        };
+        let out = rec.to_group();
+        *self.groups.entry(id).or_default().write(ctx.now) = Some(rec);
+        Ok(out)
+    }
+
+    pub(super) fn delete(&mut self, id: &str, ctx: &Ctx<'_>) -> CloudResult<()> {
+        let op = ops::DELETE_REPLICATION_GROUP;
+        let Some(slot) = self.settled(&id.to_ascii_lowercase(), ctx) else { return Ok(()) };
+        match slot.cur.as_ref().map(|g| g.status) {
+            None => Ok(()),
+            Some("available") => {
+                if let Some(g) = slot.write(ctx.now) {
+                    g.status = "deleting";
+                    g.since = ctx.now;
+                }
+                Ok(())
+            }
+            // As in AWS: only an available group can be deleted.
+            Some(status) => Err(invalid(
+                &op,
+                format!("InvalidReplicationGroupState: Replication group {id} is {status}, not available."),
+            )),
+        }
+    }
+
+    pub(super) fn remove_tags(&mut self, arn: &str, keys: &[String], ctx: &Ctx<'_>) -> CloudResult<()> {
+        let op = ops::REMOVE_TAGS_FROM_RESOURCE;
+        let not_found =
+            || CloudError::new(&op, ErrorKind::NotFound, format!("ReplicationGroupNotFoundFault: {arn} not found."));
+        let prefix = format!("arn:aws:elasticache:{REGION}:{ACCOUNT}:replicationgroup:");
+        let id = arn.strip_prefix(&prefix).ok_or_else(not_found)?;
+        let Some(slot) = self.settled(id, ctx) else { return Err(not_found()) };
+        let Some(g) = slot.cur.as_ref() else { return Err(not_found()) };
+        // As in AWS, removing a tag the group does not have fails (TagNotFound).
+        if let Some(k) = keys.iter().find(|k| !g.tags.contains_key(*k)) {
+            return Err(CloudError::new(&op, ErrorKind::NotFound, format!("TagNotFound: tag {k} not found on {arn}.")));
+        }
+        if let Some(g) = slot.write(ctx.now) {
+            for k in keys {
+                g.tags.remove(k);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn all(&mut self, ctx: &Ctx<'_>) -> Vec<ReplicationGroup> {
+        let ids: Vec<String> = self.groups.keys().cloned().collect();
+        ids.iter().filter_map(|id| self.settled(id, ctx)?.cur.as_ref().map(GroupRec::to_group)).collect()
+    }
+}
+
+#[async_trait]
+impl Caches for SimCaches {
+    async fn describe_replication_group(&self, id: &str) -> CloudResult<Option<ReplicationGroup>> {
+        self.0.call(ops::DESCRIBE_REPLICATION_GROUPS, id, |st, ctx| Ok(st.cache.describe(id, ctx))).await
+    }
+
+    async fn create_replication_group(&self, input: &ReplicationGroupInput) -> CloudResult<ReplicationGroup> {
+        self.0.call(ops::CREATE_REPLICATION_GROUP, &input.id, |st, ctx| st.cache.create(input, ctx)).await
+    }
+
+    async fn delete_replication_group(&self, id: &str) -> CloudResult<()> {
+        self.0.call(ops::DELETE_REPLICATION_GROUP, id, |st, ctx| st.cache.delete(id, ctx)).await
+    }
+
+    async fn remove_tags(&self, arn: &str, keys: &[String]) -> CloudResult<()> {
+        self.0.call(ops::REMOVE_TAGS_FROM_RESOURCE, arn, |st, ctx| st.cache.remove_tags(arn, keys, ctx)).await
+    }
+}

@@ -1,0 +1,507 @@
+//! The simulated cloud: an in-process implementation of the facades
+//! ([`Ecs`](crate::cloud::Ecs), [`Queues`](crate::cloud::Queues),
+//! [`Caches`](crate::cloud::Caches)) with AWS semantics, deterministic from a seed.
+//!
+//! It exists so the reconcilers can be benchmarked at a scale no AWS account
+//! (or moto) allows on one machine, and so crash and fault tests can replay the
+//! same failures: throttling, server errors, timeouts whose effect may or may
+//! not have happened, eventually consistent reads, and a process crash right
+//! after AWS acted but before the caller learned of it ([`SimCloud::crash_at`]).
+//!
+//! How it works:
+//! - One [`std::sync::Mutex`] over the whole state, never held across an await.
+//! - No background tasks: time-driven changes (tasks starting, rollouts
+//!   completing or failing, services draining, caches becoming available) are
+//!   computed lazily from timestamps ([`tokio::time::Instant`], so tests may
+//!   pause the clock) whenever something looks at the object.
+//! - Every decision that looks random is a hash of the seed, the operation, the
+//!   object the call is about and how many times that operation was called on
+//!   that object before. The same seed therefore replays the same faults per
+//!   object however concurrent calls on *different* objects interleave.
+//! - Out-of-band helpers ([`SimCloud::set_desired_count`], ...) play "someone
+//!   changed it in the console": no faults, no call counting (they are writes,
+//!   though, so a stale read right after one may still show the old state).
+//!   Inspection methods are never faulted, counted or stale.
+
+mod caches;
+mod ecs;
+mod faults;
+mod queues;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::cloud::caches::ReplicationGroup;
+use crate::cloud::ecs::Service;
+use crate::cloud::queues::QueueAttributes;
+use crate::cloud::{Cloud, CloudError, CloudResult, ErrorKind, Op};
+use crate::gate::ApiFamily;
+use faults::{Bucket, Fault};
+
+/// The AWS account every simulated ARN and URL is in.
+pub const ACCOUNT: &str = "000000000000";
+/// The Region every simulated ARN and URL is in.
+pub const REGION: &str = "us-east-1";
+
+/// How long a call that times out takes before the caller hears of it.
+const TIMEOUT_AFTER: Duration = Duration::from_millis(5);
+
+/// How often each kind of fault hits a facade call (probabilities per call,
+/// each in `[0, 1]`, summing to at most 1), so fault tests can dial in how hostile
+/// the cloud is.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct FaultMix {
+    /// `ErrorKind::Throttled`, no effect.
+    pub throttle: f64,
+    /// `ErrorKind::Server`, no effect.
+    pub server_error: f64,
+    /// `ErrorKind::Timeout`; a mutating call took effect in half of the cases.
+    pub timeout: f64,
+    /// A read of an object written within the consistency window answers with
+    /// the state before that write (read operations only).
+    pub stale_read: f64,
+}
+
+impl FaultMix {
+    /// No faults at all (the default).
+    pub fn none() -> FaultMix {
+        FaultMix::default()
+    }
+
+    /// A bad day in a busy account: 5% throttled, 3% server errors, 2%
+    /// timeouts, 10% stale reads.
+    pub fn typical() -> FaultMix {
+        FaultMix { throttle: 0.05, server_error: 0.03, timeout: 0.02, stale_read: 0.1 }
+    }
+}
+
+/// Everything that shapes a simulated cloud, so a benchmark or a test picks how
+/// fast and how hostile it is, and replays it from the seed.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Seeds every pseudo-random decision.
+    pub seed: u64,
+    /// Fault probabilities per call.
+    pub faults: FaultMix,
+    /// Latency per call, uniformly in `[min, max]` (no sleep when max is zero).
+    pub latency: (Duration, Duration),
+    /// A deployment's running count follows its desired count this long after
+    /// the last change; a failing deployment fails after it.
+    pub task_start_delay: Duration,
+    /// A deleted service goes DRAINING → INACTIVE after this.
+    pub drain_delay: Duration,
+    /// A replication group goes creating → available (and deleting → gone) after this.
+    pub cache_create_delay: Duration,
+    /// A stale read may return an object's state from before its last write when
+    /// that write is younger than this.
+    pub consistency_window: Duration,
+    /// ECS clusters that exist from the start.
+    pub clusters: Vec<String>,
+    /// Throttle like AWS: a token bucket per API family with AWS's published
+    /// burst and refill ([`ApiFamily::aws_bucket`]).
+    pub enforce_aws_buckets: bool,
+    /// A task definition with a container image containing this string never
+    /// becomes healthy, so its rollout fails (empty: nothing fails).
+    pub failing_image_marker: String,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            seed: 0,
+            faults: FaultMix::default(),
+            latency: (Duration::ZERO, Duration::from_millis(1)),
+            task_start_delay: Duration::from_millis(200),
+            drain_delay: Duration::from_millis(100),
+            cache_create_delay: Duration::from_millis(200),
+            consistency_window: Duration::from_millis(500),
+            clusters: vec!["default".to_owned()],
+            enforce_aws_buckets: false,
+            failing_image_marker: ":fail".to_owned(),
+        }
+    }
+}
+
+/// A simulated AWS account: cheap to clone (every clone sees the same state),
+/// handed to the controller through [`SimCloud::cloud`] and kept by the test to
+/// inspect, change out of band, and inject crashes.
+#[derive(Clone)]
+pub struct SimCloud {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SimCloud {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimCloud").field("seed", &self.inner.config.seed).finish_non_exhaustive()
+    }
+}
+
+/// The shared part behind every clone and every facade.
+struct Inner {
+    config: SimConfig,
+    /// When the simulation started (queue timestamps count from here).
+    started: Instant,
+    state: Mutex<State>,
+}
+
+/// Everything the simulated account holds, plus the bookkeeping of calls.
+#[derive(Default)]
+struct State {
+    /// Calls that arrived since the start (never reset; crash targets count these).
+    arrivals: u64,
+    /// Calls per operation since the last [`SimCloud::reset_calls`].
+    calls: BTreeMap<&'static str, u64>,
+    /// How many times each (operation, object) pair was called: the fault ordinal.
+    ordinals: HashMap<(&'static str, String), u64>,
+    /// The arrival number of the call that "crashes", and whom to tell.
+    crash: Option<(u64, Arc<Notify>)>,
+    buckets: BTreeMap<ApiFamily, Bucket>,
+    ecs: ecs::EcsState,
+    sqs: queues::SqsState,
+    cache: caches::CacheState,
+}
+
+/// What a state operation needs to know about the moment and the call.
+struct Ctx<'a> {
+    now: Instant,
+    /// The call drew a stale read.
+    stale: bool,
+    cfg: &'a SimConfig,
+    started: Instant,
+}
+
+impl Ctx<'_> {
+    /// Wall-clock seconds for timestamps shown to callers (a fixed epoch plus
+    /// simulated time, so runs are reproducible).
+    fn epoch_secs(&self) -> u64 {
+        1_700_000_000 + self.now.saturating_duration_since(self.started).as_secs()
+    }
+}
+
+/// One object's current state and its state before the last write, for stale reads.
+#[derive(Debug, Clone)]
+struct Slot<T> {
+    cur: Option<T>,
+    before: Option<T>,
+    written: Option<Instant>,
+}
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Slot { cur: None, before: None, written: None }
+    }
+}
+
+impl<T: Clone> Slot<T> {
+    /// What a read sees: the state before the last write when the call drew a
+    /// stale read and that write is recent, else the current state.
+    fn view(&self, ctx: &Ctx<'_>) -> Option<&T> {
+        let recent = self.written.is_some_and(|w| ctx.now.saturating_duration_since(w) < ctx.cfg.consistency_window);
+        if ctx.stale && recent { self.before.as_ref() } else { self.cur.as_ref() }
+    }
+
+    /// Records a write at `now` (keeping the old state for stale reads) and
+    /// hands out the state to change.
+    fn write(&mut self, now: Instant) -> &mut Option<T> {
+        self.before = self.cur.clone();
+        self.written = Some(now);
+        &mut self.cur
+    }
+}
+
+/// How the simulated cloud treats one call.
+enum Decision {
+    Fault(Fault),
+    /// The call takes effect, notifies, and never returns.
+    Crash(Arc<Notify>),
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ctx(&self, now: Instant, stale: bool) -> Ctx<'_> {
+        Ctx { now, stale, cfg: &self.config, started: self.started }
+    }
+
+    /// Counts the call and decides its fate and latency.
+    fn arrive(&self, op: &Op, key: &str) -> (Decision, Duration) {
+        let now = Instant::now();
+        let mut st = self.lock();
+        st.arrivals += 1;
+        *st.calls.entry(op.name).or_default() += 1;
+        let ordinal = {
+            let o = st.ordinals.entry((op.name, key.to_owned())).or_default();
+            *o += 1;
+            *o
+        };
+        let r = faults::hash(self.config.seed, &[op.name.as_bytes(), key.as_bytes(), &ordinal.to_le_bytes()]);
+        let latency =
+            if self.config.latency.1.is_zero() { Duration::ZERO } else { faults::between(r[2], self.config.latency) };
+        let arrivals = st.arrivals;
+        if st.crash.as_ref().is_some_and(|(at, _)| *at == arrivals)
+            && let Some((_, notify)) = st.crash.take()
+        {
+            return (Decision::Crash(notify), latency);
+        }
+        if self.config.enforce_aws_buckets {
+            let bucket = st.buckets.entry(op.family).or_insert_with(|| Bucket::new(op.family.aws_bucket(), now));
+            if !bucket.take(now) {
+                return (Decision::Fault(Fault::Throttle), latency);
+            }
+        }
+        (Decision::Fault(faults::decide(&self.config.faults, op.mutating, r[0], r[1])), latency)
+    }
+
+    /// Runs a state operation under the lock.
+    fn apply<T>(&self, stale: bool, f: impl FnOnce(&mut State, &Ctx<'_>) -> CloudResult<T>) -> CloudResult<T> {
+        let now = Instant::now();
+        let mut st = self.lock();
+        f(&mut st, &self.ctx(now, stale))
+    }
+
+    /// One facade call: count it, decide its fault, wait its latency, apply it.
+    /// `key` names the object the call is about (faults replay per object).
+    async fn call<T, F>(&self, op: Op, key: &str, f: F) -> CloudResult<T>
+    where
+        F: FnOnce(&mut State, &Ctx<'_>) -> CloudResult<T> + Send,
+        T: Send,
+    {
+        let (decision, latency) = self.arrive(&op, key);
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        match decision {
+            Decision::Crash(notify) => {
+                let _ = self.apply(false, f);
+                notify.notify_one();
+                std::future::pending().await
+            }
+            Decision::Fault(Fault::None) => self.apply(false, f),
+            Decision::Fault(Fault::Stale) => self.apply(true, f),
+            Decision::Fault(Fault::Throttle) => Err(throttled(&op)),
+            Decision::Fault(Fault::Server) => Err(server_error(&op)),
+            Decision::Fault(Fault::Timeout { applied }) => {
+                tokio::time::sleep(TIMEOUT_AFTER).await;
+                if applied {
+                    let _ = self.apply(false, f);
+                }
+                Err(CloudError::new(
+                    &op,
+                    ErrorKind::Timeout,
+                    "dispatch failure: timeout (simulated): the request may or may not have taken effect",
+                ))
+            }
+        }
+    }
+}
+
+/// AWS's limit of tags per resource (ECS, SQS, ElastiCache alike).
+const MAX_TAGS: usize = 50;
+
+/// AWS's tag rules: at most 50, keys of 1–128 and values of at most 256
+/// characters, no keys in the reserved `aws:` namespace.
+fn check_tags(op: &Op, tags: &crate::cloud::Tags) -> CloudResult<()> {
+    let bad = |m: String| Err(CloudError::new(op, ErrorKind::Invalid, m));
+    if tags.len() > MAX_TAGS {
+        return bad(format!("InvalidParameterException: at most {MAX_TAGS} tags are allowed, got {}", tags.len()));
+    }
+    for (k, v) in tags {
+        if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
+            return bad(format!("InvalidParameterException: invalid tag {k:?}"));
+        }
+        if k.to_ascii_lowercase().starts_with("aws:") {
+            return bad(format!("InvalidParameterException: tag keys may not start with aws: ({k:?})"));
+        }
+    }
+    Ok(())
+}
+
+/// A name of 1..=`max` letters, digits, hyphens and underscores (ECS services,
+/// families and containers; SQS queues).
+fn valid_name(name: &str, max: usize) -> bool {
+    !name.is_empty() && name.len() <= max && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// The throttling error each service answers with.
+fn throttled(op: &Op) -> CloudError {
+    let msg = match op.name.split(':').next() {
+        Some("sqs") => "RequestThrottled: Rate exceeded (simulated)",
+        Some("elasticache") => "Throttling: Rate exceeded (simulated)",
+        _ => "ThrottlingException: Rate exceeded (simulated)",
+    };
+    CloudError::new(op, ErrorKind::Throttled, msg)
+}
+
+/// The 5xx each service answers with.
+fn server_error(op: &Op) -> CloudError {
+    let msg = match op.name.split(':').next() {
+        Some("sqs") => "InternalError: We encountered an internal error. Please try again. (simulated)",
+        Some("elasticache") => "InternalFailure: The request processing has failed (simulated)",
+        _ => "ServerException: Service Unavailable. Please try again later. (simulated)",
+    };
+    CloudError::new(op, ErrorKind::Server, msg)
+}
+
+impl SimCloud {
+    /// A fresh account with the configured clusters and nothing else.
+    pub fn new(config: SimConfig) -> SimCloud {
+        let mut state = State::default();
+        for c in &config.clusters {
+            state.ecs.clusters.insert(c.clone());
+        }
+        SimCloud { inner: Arc::new(Inner { config, started: Instant::now(), state: Mutex::new(state) }) }
+    }
+
+    /// The facades, backed by this account, for the code under test.
+    pub fn cloud(&self) -> Cloud {
+        Cloud {
+            ecs: Arc::new(ecs::SimEcs(self.inner.clone())),
+            queues: Arc::new(queues::SimQueues(self.inner.clone())),
+            caches: Arc::new(caches::SimCaches(self.inner.clone())),
+        }
+    }
+
+    /// The seed, for a failing test to print so the run can be replayed.
+    pub fn seed(&self) -> u64 {
+        self.inner.config.seed
+    }
+
+    /// The configuration the account runs with.
+    pub fn config(&self) -> &SimConfig {
+        &self.inner.config
+    }
+
+    // ---- call accounting -------------------------------------------------
+
+    /// Calls per operation name (as in [`crate::cloud::ops`]) since the start or
+    /// the last [`SimCloud::reset_calls`], faulted calls included.
+    pub fn calls(&self) -> BTreeMap<&'static str, u64> {
+        self.inner.lock().calls.clone()
+    }
+
+    /// Calls of one operation, faulted ones included.
+    pub fn call_count(&self, op: &Op) -> u64 {
+        self.inner.lock().calls.get(op.name).copied().unwrap_or(0)
+    }
+
+    /// Calls of every operation, faulted ones included.
+    pub fn total_calls(&self) -> u64 {
+        self.inner.lock().calls.values().sum()
+    }
+
+    /// Starts counting calls from zero (e.g. after a warm-up). Fault replay and
+    /// crash targets are unaffected.
+    pub fn reset_calls(&self) {
+        self.inner.lock().calls.clear();
+    }
+
+    // ---- crash injection ---------------------------------------------------
+
+    /// Arms a crash: the `n`-th facade call from now (1-based, any facade, in
+    /// arrival order) takes its full effect as if it succeeded, then notifies
+    /// the returned `Notify` and never completes, as if the process died after
+    /// AWS acted but before it learned so. Replaces an armed crash.
+    pub fn crash_at(&self, n: u64) -> Arc<Notify> {
+        let notify = Arc::new(Notify::new());
+        let mut st = self.inner.lock();
+        let at = st.arrivals + n.max(1);
+        st.crash = Some((at, notify.clone()));
+        notify
+    }
+
+    /// Disarms a crash that has not happened yet.
+    pub fn clear_crash(&self) {
+        self.inner.lock().crash = None;
+    }
+
+    // ---- inspection (no faults, not counted) -------------------------------
+
+    fn now_ctx<T>(&self, f: impl FnOnce(&mut State, &Ctx<'_>) -> T) -> T {
+        let now = Instant::now();
+        let mut st = self.inner.lock();
+        f(&mut st, &self.inner.ctx(now, false))
+    }
+
+    /// Every service that is not INACTIVE, in every cluster, as it is now.
+    pub fn services(&self) -> Vec<Service> {
+        self.now_ctx(|st, ctx| st.ecs.all_services(ctx))
+    }
+
+    /// One service as it is now (INACTIVE ones too), or `None`.
+    pub fn service(&self, cluster: &str, name: &str) -> Option<Service> {
+        self.now_ctx(|st, ctx| st.ecs.service(cluster, name, ctx))
+    }
+
+    /// How many distinct services were ever created under this name: more than
+    /// one while the first is still wanted means a duplicate create.
+    pub fn services_created(&self, cluster: &str, name: &str) -> u64 {
+        self.inner.lock().ecs.created.get(&(cluster.to_owned(), name.to_owned())).copied().unwrap_or(0)
+    }
+
+    /// ARNs of every ACTIVE task definition revision (by family, then revision).
+    pub fn active_task_definitions(&self) -> Vec<String> {
+        self.inner.lock().ecs.active_task_definitions()
+    }
+
+    /// Every queue as (name, URL).
+    pub fn queues(&self) -> Vec<(String, String)> {
+        self.inner.lock().sqs.list()
+    }
+
+    /// Every attribute of the queue named `name` (defaults and `QueueArn`
+    /// included), or `None` when there is no such queue.
+    pub fn queue_attributes(&self, name: &str) -> Option<QueueAttributes> {
+        self.inner.lock().sqs.attributes_of(name)
+    }
+
+    /// The tags of the queue named `name`.
+    pub fn queue_tags(&self, name: &str) -> Option<crate::cloud::Tags> {
+        self.inner.lock().sqs.tags_of(name)
+    }
+
+    /// Every replication group not yet gone, as it is now.
+    pub fn replication_groups(&self) -> Vec<ReplicationGroup> {
+        self.now_ctx(|st, ctx| st.cache.all(ctx))
+    }
+
+    // ---- out-of-band changes (no faults, not counted) ----------------------
+
+    /// Creates an ECS cluster (the facades do not create clusters).
+    pub fn create_cluster(&self, name: &str) {
+        self.inner.lock().ecs.clusters.insert(name.to_owned());
+    }
+
+    /// Sets a service's desired count as someone in the console would (an
+    /// autoscaler fight, drift). False when there is no ACTIVE service.
+    pub fn set_desired_count(&self, cluster: &str, name: &str, n: u32) -> bool {
+        self.now_ctx(|st, ctx| st.ecs.oob_set_desired(cluster, name, n, ctx))
+    }
+
+    /// Points a service at another task definition (ARN or `family:revision`)
+    /// as someone in the console would; starts a deployment. False when there
+    /// is no ACTIVE service.
+    pub fn set_service_task_definition(&self, cluster: &str, name: &str, task_definition: &str) -> bool {
+        self.now_ctx(|st, ctx| st.ecs.oob_set_task_definition(cluster, name, task_definition, ctx))
+    }
+
+    /// Sets any queue attribute, read-only ones included (e.g.
+    /// `ApproximateNumberOfMessages` to simulate a backlog). False when there
+    /// is no such queue.
+    pub fn set_queue_attribute(&self, name: &str, key: &str, value: &str) -> bool {
+        self.now_ctx(|st, ctx| st.sqs.oob_set(name, key, value, ctx))
+    }
+
+    /// Deletes a service (forced) as someone in the console would. False when
+    /// there is no ACTIVE service.
+    pub fn delete_service_out_of_band(&self, cluster: &str, name: &str) -> bool {
+        self.now_ctx(|st, ctx| st.ecs.oob_delete(cluster, name, ctx))
+    }
+}
