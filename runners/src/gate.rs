@@ -19,6 +19,7 @@ pub enum ApiFamily {
     CloudWatch,
     ElastiCache,
     AutoScaling,
+    ElasticLoadBalancing,
 }
 
 /// A bucket: burst and refill per second.
@@ -30,7 +31,7 @@ pub struct Budget {
 
 impl ApiFamily {
     /// Every family.
-    pub const ALL: [ApiFamily; 12] = [
+    pub const ALL: [ApiFamily; 13] = [
         ApiFamily::Ec2Describe,
         ApiFamily::Ec2Mutate,
         ApiFamily::Ec2RunInstances,
@@ -43,6 +44,7 @@ impl ApiFamily {
         ApiFamily::CloudWatch,
         ApiFamily::ElastiCache,
         ApiFamily::AutoScaling,
+        ApiFamily::ElasticLoadBalancing,
     ];
 
     /// The name used in configuration and metrics.
@@ -60,6 +62,7 @@ impl ApiFamily {
             ApiFamily::CloudWatch => "cloudwatch",
             ApiFamily::ElastiCache => "elasticache",
             ApiFamily::AutoScaling => "autoscaling",
+            ApiFamily::ElasticLoadBalancing => "elasticloadbalancing",
         }
     }
 
@@ -79,6 +82,7 @@ impl ApiFamily {
             ApiFamily::CloudWatch => (50.0, 20.0),
             ApiFamily::ElastiCache => (20.0, 2.0),
             ApiFamily::AutoScaling => (20.0, 2.0),
+            ApiFamily::ElasticLoadBalancing => (40.0, 10.0),
         };
         Budget { burst, per_second }
     }

@@ -80,8 +80,11 @@ const REFERENCE_IN_MESSAGE: &[&str] = &["InvalidParameterException", "ClientExce
 /// `None` when they do not say (the caller then looks at the transport).
 pub fn classify(code: Option<&str>, message: Option<&str>, status: Option<u16>) -> Option<ErrorKind> {
     if let Some(code) = code {
-        // CreateService of a name that is taken, with another client token.
-        if code == "InvalidParameterException" && message.is_some_and(|m| m.contains("was not idempotent")) {
+        // CreateService of a name that is taken (with another client token,
+        // or by a service still draining).
+        if code == "InvalidParameterException"
+            && message.is_some_and(|m| m.contains("was not idempotent") || m.contains("still Draining"))
+        {
             return Some(ErrorKind::AlreadyExists);
         }
         if REFERENCE_IN_MESSAGE.contains(&code) && message.is_some_and(names_missing_reference) {
@@ -208,6 +211,8 @@ mod tests {
         assert_eq!(kind("InvalidParameterException", "bad cpu", 400), ErrorKind::Invalid);
         let taken = "Creation of service was not idempotent.";
         assert_eq!(kind("InvalidParameterException", taken, 400), ErrorKind::AlreadyExists);
+        let draining = "Unable to Start a service that is still Draining.";
+        assert_eq!(kind("InvalidParameterException", draining, 400), ErrorKind::AlreadyExists);
         assert_eq!(kind("ValidationError", "x", 400), ErrorKind::Invalid);
         assert_eq!(kind("InvalidParameterValue", "x", 400), ErrorKind::Invalid);
     }

@@ -7,8 +7,12 @@ use std::future::Future;
 use async_trait::async_trait;
 
 use super::caches::{ReplicationGroup, ReplicationGroupInput};
+use super::codebuild::{Build, BuildRequest, Project, ProjectInput};
+use super::ec2::{Instance, InstanceHealth, InstanceInput, Volume, VolumeInput};
 use super::ecs::{Service, ServiceInput, ServiceUpdate, TaskDefinition, TaskDefinitionInput};
 use super::queues::QueueAttributes;
+use super::targets::TargetHealth;
+use super::{Builds, Ec2, TargetGroups};
 use super::{Caches, CloudError, CloudResult, Ecs, ErrorKind, Op, Queues, Tags, ops};
 use crate::gate::CallGate;
 
@@ -109,5 +113,89 @@ impl Caches for Gated<'_, dyn Caches> {
     }
     async fn remove_tags(&self, arn: &str, keys: &[String]) -> CloudResult<()> {
         self.call(ops::REMOVE_TAGS_FROM_RESOURCE, self.inner.remove_tags(arn, keys)).await
+    }
+}
+
+#[async_trait]
+impl Ec2 for Gated<'_, dyn Ec2> {
+    async fn instances_tagged(&self, key: &str, values: &[String]) -> CloudResult<Vec<Instance>> {
+        self.call(ops::DESCRIBE_INSTANCES, self.inner.instances_tagged(key, values)).await
+    }
+    async fn run_instance(&self, input: &InstanceInput) -> CloudResult<Instance> {
+        self.call(ops::RUN_INSTANCES, self.inner.run_instance(input)).await
+    }
+    async fn stop_instance(&self, id: &str) -> CloudResult<()> {
+        self.call(ops::STOP_INSTANCES, self.inner.stop_instance(id)).await
+    }
+    async fn start_instance(&self, id: &str) -> CloudResult<()> {
+        self.call(ops::START_INSTANCES, self.inner.start_instance(id)).await
+    }
+    async fn terminate_instance(&self, id: &str) -> CloudResult<()> {
+        self.call(ops::TERMINATE_INSTANCES, self.inner.terminate_instance(id)).await
+    }
+    async fn modify_instance_type(&self, id: &str, instance_type: &str) -> CloudResult<()> {
+        self.call(ops::MODIFY_INSTANCE_ATTRIBUTE, self.inner.modify_instance_type(id, instance_type)).await
+    }
+    async fn modify_user_data(&self, id: &str, user_data: &str) -> CloudResult<()> {
+        self.call(ops::MODIFY_INSTANCE_ATTRIBUTE, self.inner.modify_user_data(id, user_data)).await
+    }
+    async fn instance_health(&self, ids: &[String]) -> CloudResult<Vec<InstanceHealth>> {
+        self.call(ops::DESCRIBE_INSTANCE_STATUS, self.inner.instance_health(ids)).await
+    }
+    async fn subnet_zone(&self, subnet_id: &str) -> CloudResult<String> {
+        self.call(ops::DESCRIBE_SUBNETS, self.inner.subnet_zone(subnet_id)).await
+    }
+    async fn volumes_tagged(&self, key: &str, values: &[String]) -> CloudResult<Vec<Volume>> {
+        self.call(ops::DESCRIBE_VOLUMES, self.inner.volumes_tagged(key, values)).await
+    }
+    async fn create_volume(&self, input: &VolumeInput) -> CloudResult<Volume> {
+        self.call(ops::CREATE_VOLUME, self.inner.create_volume(input)).await
+    }
+    async fn attach_volume(&self, volume_id: &str, instance_id: &str, device: &str) -> CloudResult<()> {
+        self.call(ops::ATTACH_VOLUME, self.inner.attach_volume(volume_id, instance_id, device)).await
+    }
+    async fn detach_volume(&self, volume_id: &str, force: bool) -> CloudResult<()> {
+        self.call(ops::DETACH_VOLUME, self.inner.detach_volume(volume_id, force)).await
+    }
+    async fn delete_volume(&self, volume_id: &str) -> CloudResult<()> {
+        self.call(ops::DELETE_VOLUME, self.inner.delete_volume(volume_id)).await
+    }
+    async fn create_tags(&self, resource_id: &str, tags: &Tags) -> CloudResult<()> {
+        self.call(ops::CREATE_TAGS, self.inner.create_tags(resource_id, tags)).await
+    }
+    async fn delete_tags(&self, resource_id: &str, keys: &[String]) -> CloudResult<()> {
+        self.call(ops::DELETE_TAGS, self.inner.delete_tags(resource_id, keys)).await
+    }
+}
+
+#[async_trait]
+impl Builds for Gated<'_, dyn Builds> {
+    async fn project(&self, name: &str) -> CloudResult<Option<Project>> {
+        self.call(ops::BATCH_GET_PROJECTS, self.inner.project(name)).await
+    }
+    async fn create_project(&self, input: &ProjectInput) -> CloudResult<Project> {
+        self.call(ops::CREATE_PROJECT, self.inner.create_project(input)).await
+    }
+    async fn update_project(&self, input: &ProjectInput) -> CloudResult<Project> {
+        self.call(ops::UPDATE_PROJECT, self.inner.update_project(input)).await
+    }
+    async fn start_build(&self, request: &BuildRequest) -> CloudResult<Build> {
+        self.call(ops::START_BUILD, self.inner.start_build(request)).await
+    }
+    async fn builds(&self, ids: &[String]) -> CloudResult<Vec<Build>> {
+        self.call(ops::BATCH_GET_BUILDS, self.inner.builds(ids)).await
+    }
+}
+
+#[async_trait]
+impl TargetGroups for Gated<'_, dyn TargetGroups> {
+    async fn register_targets(&self, target_group_arn: &str, targets: &[(String, Option<u16>)]) -> CloudResult<()> {
+        self.call(ops::REGISTER_TARGETS, self.inner.register_targets(target_group_arn, targets)).await
+    }
+    async fn deregister_targets(&self, target_group_arn: &str, targets: &[(String, Option<u16>)]) -> CloudResult<()> {
+        self.call(ops::DEREGISTER_TARGETS, self.inner.deregister_targets(target_group_arn, targets)).await
+    }
+    async fn target_health(&self, target_group_arn: &str) -> CloudResult<Vec<TargetHealth>> {
+        self.call(ops::DESCRIBE_TARGET_HEALTH, self.inner.target_health(target_group_arn)).await
     }
 }

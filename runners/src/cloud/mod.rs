@@ -8,19 +8,25 @@
 //! caller's [`CallGate`](crate::gate::CallGate) first and records the outcome.
 
 pub mod caches;
+pub mod codebuild;
+pub mod ec2;
 pub mod ecs;
 pub mod gated;
 pub mod ops;
 pub mod queues;
+pub mod targets;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
 pub use caches::Caches;
+pub use codebuild::Builds;
+pub use ec2::Ec2;
 pub use ecs::Ecs;
 pub use ops::Op;
 pub use queues::Queues;
+pub use targets::TargetGroups;
 
 /// AWS tags as a map (key → value).
 pub type Tags = BTreeMap<String, String>;
@@ -38,6 +44,15 @@ pub struct Cloud {
     pub ecs: Arc<dyn Ecs>,
     pub queues: Arc<dyn Queues>,
     pub caches: Arc<dyn Caches>,
+}
+
+/// The clients a node needs: EC2 for the instance and volume, builds (CodeBuild
+/// or local subprocesses) for the provisioner, and target groups.
+#[derive(Clone)]
+pub struct NodeCloud {
+    pub ec2: Arc<dyn Ec2>,
+    pub builds: Arc<dyn Builds>,
+    pub targets: Arc<dyn TargetGroups>,
 }
 
 /// What kind of failure a call met; decides retry and the `Synced` reason.

@@ -49,6 +49,32 @@ pub const CREATE_REPLICATION_GROUP: Op = write("elasticache:CreateReplicationGro
 pub const DELETE_REPLICATION_GROUP: Op = write("elasticache:DeleteReplicationGroup", ElastiCache);
 pub const REMOVE_TAGS_FROM_RESOURCE: Op = write("elasticache:RemoveTagsFromResource", ElastiCache);
 
+pub const DESCRIBE_INSTANCES: Op = read("ec2:DescribeInstances", Ec2Describe);
+pub const RUN_INSTANCES: Op = write("ec2:RunInstances", Ec2RunInstances);
+pub const STOP_INSTANCES: Op = write("ec2:StopInstances", Ec2Mutate);
+pub const START_INSTANCES: Op = write("ec2:StartInstances", Ec2Mutate);
+pub const TERMINATE_INSTANCES: Op = write("ec2:TerminateInstances", Ec2TerminateInstances);
+pub const MODIFY_INSTANCE_ATTRIBUTE: Op = write("ec2:ModifyInstanceAttribute", Ec2Mutate);
+pub const DESCRIBE_INSTANCE_STATUS: Op = read("ec2:DescribeInstanceStatus", Ec2Describe);
+pub const DESCRIBE_SUBNETS: Op = read("ec2:DescribeSubnets", Ec2Describe);
+pub const DESCRIBE_VOLUMES: Op = read("ec2:DescribeVolumes", Ec2Describe);
+pub const CREATE_VOLUME: Op = write("ec2:CreateVolume", Ec2Mutate);
+pub const ATTACH_VOLUME: Op = write("ec2:AttachVolume", Ec2Mutate);
+pub const DETACH_VOLUME: Op = write("ec2:DetachVolume", Ec2Mutate);
+pub const DELETE_VOLUME: Op = write("ec2:DeleteVolume", Ec2Mutate);
+pub const CREATE_TAGS: Op = write("ec2:CreateTags", Ec2Mutate);
+pub const DELETE_TAGS: Op = write("ec2:DeleteTags", Ec2Mutate);
+
+pub const BATCH_GET_PROJECTS: Op = read("codebuild:BatchGetProjects", CodeBuild);
+pub const CREATE_PROJECT: Op = write("codebuild:CreateProject", CodeBuild);
+pub const UPDATE_PROJECT: Op = write("codebuild:UpdateProject", CodeBuild);
+pub const START_BUILD: Op = write("codebuild:StartBuild", CodeBuild);
+pub const BATCH_GET_BUILDS: Op = read("codebuild:BatchGetBuilds", CodeBuild);
+
+pub const REGISTER_TARGETS: Op = write("elasticloadbalancing:RegisterTargets", ElasticLoadBalancing);
+pub const DEREGISTER_TARGETS: Op = write("elasticloadbalancing:DeregisterTargets", ElasticLoadBalancing);
+pub const DESCRIBE_TARGET_HEALTH: Op = read("elasticloadbalancing:DescribeTargetHealth", ElasticLoadBalancing);
+
 /// Every operation above (metrics pre-registration, docs).
 pub const ALL: &[Op] = &[
     DESCRIBE_SERVICES,
@@ -74,6 +100,29 @@ pub const ALL: &[Op] = &[
     CREATE_REPLICATION_GROUP,
     DELETE_REPLICATION_GROUP,
     REMOVE_TAGS_FROM_RESOURCE,
+    DESCRIBE_INSTANCES,
+    RUN_INSTANCES,
+    STOP_INSTANCES,
+    START_INSTANCES,
+    TERMINATE_INSTANCES,
+    MODIFY_INSTANCE_ATTRIBUTE,
+    DESCRIBE_INSTANCE_STATUS,
+    DESCRIBE_SUBNETS,
+    DESCRIBE_VOLUMES,
+    CREATE_VOLUME,
+    ATTACH_VOLUME,
+    DETACH_VOLUME,
+    DELETE_VOLUME,
+    CREATE_TAGS,
+    DELETE_TAGS,
+    BATCH_GET_PROJECTS,
+    CREATE_PROJECT,
+    UPDATE_PROJECT,
+    START_BUILD,
+    BATCH_GET_BUILDS,
+    REGISTER_TARGETS,
+    DEREGISTER_TARGETS,
+    DESCRIBE_TARGET_HEALTH,
 ];
 
 /// The operation named `name`.
