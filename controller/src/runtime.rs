@@ -229,9 +229,16 @@ impl Controller {
                 _ = tokio::time::sleep(wait) => {}
                 _ = wait_stop(stop.clone()) => return,
             }
-            let owned: BTreeSet<u32> = self.leases.owned().shard_ids().collect();
-            self.enqueue_shards(&owned).await;
+            self.resync_now().await;
         }
+    }
+
+    /// Queues every resource of the shards this replica holds now, once: what
+    /// the periodic resync does (benchmarks and tests trigger it themselves).
+    /// Returns when the keys are queued, not when they are reconciled.
+    pub async fn resync_now(&self) {
+        let owned: BTreeSet<u32> = self.leases.owned().shard_ids().collect();
+        self.enqueue_shards(&owned).await;
     }
 
     /// Queues every resource whose shard is in `shards`, page by page.

@@ -19,12 +19,15 @@
 //!   per test, and the `postgres` database is used to create and drop it
 //!   (`E2E_ADMIN_DATABASE_URL` overrides that).
 //! - `REDIS_URL`: where Redis is.
+//! - `MOORING_AWS_ENDPOINT`: the local AWS (moto) that tests about AWS use; other
+//!   tests run servers with the in-process simulated cloud (`MOORING_CLOUD=sim`).
 //! - `MOORING_E2E_BIN`: a prebuilt `mooring` binary; without it the binary is built
 //!   once per test process with `cargo build -p controller --bin mooring` into the
 //!   target directory the tests run from.
 //! - `E2E_KEEP_LOGS=1`: keep every test's scratch directory (server logs), not only
 //!   those of failed tests.
 
+mod aws;
 mod bin;
 mod cli;
 mod db;
@@ -34,6 +37,7 @@ mod poll;
 mod server;
 mod stack;
 
+pub use aws::Moto;
 pub use bin::{mooring_bin, workspace_root};
 pub use cli::CliOutput;
 pub use db::TestDb;

@@ -76,6 +76,9 @@ impl Stack {
             ("MOORING_REDIS_PREFIX".into(), self.redis_prefix.clone()),
             ("MOORING_SIGNING_KEY".into(), self.signing_key.clone()),
             ("MOORING_CACHE_DIR".into(), self.dir.join("cache").display().to_string()),
+            // The in-process simulated cloud, so tests that are not about AWS do
+            // not share moto's account; AWS tests set `MOORING_CLOUD=aws`.
+            ("MOORING_CLOUD".into(), "sim".into()),
             ("NO_PROXY".into(), "127.0.0.1,localhost,::1".into()),
             ("no_proxy".into(), "127.0.0.1,localhost,::1".into()),
         ]

@@ -31,6 +31,10 @@ const NOT_FOUND: &[&str] = &[
     "QueueDoesNotExist",
     "ReplicationGroupNotFoundFault",
     "ResourceNotFoundException",
+    "InvalidInstanceID.NotFound",
+    "InvalidVolume.NotFound",
+    // DetachVolume of a volume that is not attached.
+    "InvalidAttachment.NotFound",
 ];
 
 /// Codes for "something the call needs does not exist".
@@ -41,6 +45,7 @@ const MISSING_REFERENCE: &[&str] = &[
     "InvalidGroup.NotFound",
     "InvalidSecurityGroupID.NotFound",
     "InvalidVpcID.NotFound",
+    "InvalidAMIID.NotFound",
     "TargetGroupNotFound",
     "TargetGroupNotFoundException",
     "LoadBalancerNotFound",
@@ -56,6 +61,7 @@ const ALREADY_EXISTS: &[&str] = &[
     "AWS.SimpleQueueService.QueueNameExists",
     "ReplicationGroupAlreadyExists",
     "ReplicationGroupAlreadyExistsFault",
+    "ResourceAlreadyExistsException",
 ];
 
 /// Codes for "AWS refused the request as invalid".
@@ -69,12 +75,31 @@ const INVALID: &[&str] = &[
     "InvalidAttributeName",
     "InvalidAttributeValue",
     "ClientException",
+    "InvalidParameter",
+    "MissingParameter",
+    "InvalidInstanceID.Malformed",
+    "InvalidVolumeID.Malformed",
+    "InvalidSubnetID.Malformed",
+    "InvalidAMIID.Malformed",
+    // EC2: the instance or volume is not in a state that allows the call.
+    "IncorrectInstanceState",
+    "IncorrectState",
+    "VolumeInUse",
+    // EC2: a client token reused with other parameters.
+    "IdempotentParameterMismatch",
+    // CodeBuild.
+    "InvalidInputException",
+    // ELBv2: a target that is not running (or, by its message, does not exist).
+    "InvalidTarget",
 ];
+
+/// Codes for "an account quota is used up" (CodeBuild's concurrent builds).
+const QUOTA: &[&str] = &["AccountLimitExceededException"];
 
 /// Codes whose message tells whether a reference is missing: ECS reports a
 /// missing subnet, security group, target group or task definition as an
 /// invalid parameter ("... does not exist", "TaskDefinition not found.").
-const REFERENCE_IN_MESSAGE: &[&str] = &["InvalidParameterException", "ClientException"];
+const REFERENCE_IN_MESSAGE: &[&str] = &["InvalidParameterException", "ClientException", "InvalidTarget"];
 
 /// What kind of failure AWS's `code`, `message` and HTTP `status` describe;
 /// `None` when they do not say (the caller then looks at the transport).
@@ -90,8 +115,9 @@ pub fn classify(code: Option<&str>, message: Option<&str>, status: Option<u16>) 
         if REFERENCE_IN_MESSAGE.contains(&code) && message.is_some_and(names_missing_reference) {
             return Some(ErrorKind::MissingReference);
         }
-        let table: [(&[&str], ErrorKind); 5] = [
+        let table: [(&[&str], ErrorKind); 6] = [
             (THROTTLED, ErrorKind::Throttled),
+            (QUOTA, ErrorKind::QuotaExceeded),
             (NOT_FOUND, ErrorKind::NotFound),
             (MISSING_REFERENCE, ErrorKind::MissingReference),
             (ALREADY_EXISTS, ErrorKind::AlreadyExists),
@@ -225,6 +251,25 @@ mod tests {
         assert_eq!(kind("ClientException", "Unable to describe task definition.", 400), ErrorKind::MissingReference);
         // Only for the "invalid parameter" codes.
         assert_eq!(kind("ValidationError", "Queue does not exist", 400), ErrorKind::Invalid);
+    }
+
+    #[test]
+    fn node_codes() {
+        for code in ["InvalidInstanceID.NotFound", "InvalidVolume.NotFound", "InvalidAttachment.NotFound"] {
+            assert_eq!(kind(code, "x", 400), ErrorKind::NotFound, "{code}");
+        }
+        for code in ["InvalidSubnetID.NotFound", "InvalidGroup.NotFound", "InvalidAMIID.NotFound"] {
+            assert_eq!(kind(code, "x", 400), ErrorKind::MissingReference, "{code}");
+        }
+        for code in ["IncorrectInstanceState", "VolumeInUse", "IdempotentParameterMismatch", "InvalidInputException"] {
+            assert_eq!(kind(code, "x", 400), ErrorKind::Invalid, "{code}");
+        }
+        assert_eq!(kind("ResourceAlreadyExistsException", "x", 400), ErrorKind::AlreadyExists);
+        assert_eq!(kind("AccountLimitExceededException", "x", 400), ErrorKind::QuotaExceeded);
+        let absent = "The specified target does not exist or is not in the same VPC as the target group.";
+        assert_eq!(kind("InvalidTarget", absent, 400), ErrorKind::MissingReference);
+        let stopped = "The following targets are not in a running state and cannot be registered: 'i-1'";
+        assert_eq!(kind("InvalidTarget", stopped, 400), ErrorKind::Invalid);
     }
 
     #[test]

@@ -3,11 +3,14 @@
 //! override for a local AWS such as moto.
 
 pub mod caches;
+pub mod codebuild;
+pub mod ec2;
 pub mod ecs;
 pub mod error;
 pub mod queues;
 pub mod secrets;
 pub mod sqs;
+pub mod targets;
 
 use std::sync::Arc;
 
@@ -48,10 +51,30 @@ pub async fn sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
 /// The cloud of the AWS SDK: every facade's client built from one
 /// [`sdk_config`], so endpoint, region and credentials agree across services.
 pub async fn cloud(settings: &AwsSettings) -> crate::cloud::Cloud {
-    let config = sdk_config(settings).await;
+    cloud_from(&sdk_config(settings).await)
+}
+
+/// The cloud of the AWS SDK over an already loaded configuration, so a caller
+/// that needs [`node_cloud_from`] as well loads it once.
+pub fn cloud_from(config: &aws_config::SdkConfig) -> crate::cloud::Cloud {
     crate::cloud::Cloud {
-        ecs: Arc::new(ecs::SdkEcs::new(&config)),
-        queues: Arc::new(queues::SdkQueues::new(&config)),
-        caches: Arc::new(caches::SdkCaches::new(&config)),
+        ecs: Arc::new(ecs::SdkEcs::new(config)),
+        queues: Arc::new(queues::SdkQueues::new(config)),
+        caches: Arc::new(caches::SdkCaches::new(config)),
+    }
+}
+
+/// The node clients of the AWS SDK (EC2, CodeBuild, ELBv2 target groups), from
+/// one [`sdk_config`] like [`cloud`].
+pub async fn node_cloud(settings: &AwsSettings) -> crate::cloud::NodeCloud {
+    node_cloud_from(&sdk_config(settings).await)
+}
+
+/// The node clients of the AWS SDK over an already loaded configuration.
+pub fn node_cloud_from(config: &aws_config::SdkConfig) -> crate::cloud::NodeCloud {
+    crate::cloud::NodeCloud {
+        ec2: Arc::new(ec2::SdkEc2::new(config)),
+        builds: Arc::new(codebuild::SdkBuilds::new(config)),
+        targets: Arc::new(targets::SdkTargetGroups::new(config)),
     }
 }

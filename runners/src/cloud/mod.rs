@@ -74,6 +74,10 @@ pub enum ErrorKind {
     Timeout,
     /// No budget or no lease: the call was not made.
     NotAllowed,
+    /// An account quota is used up (CodeBuild's concurrent builds,
+    /// AccountLimitExceededException): retrying soon will not help, waiting
+    /// for capacity (or raising the quota) will.
+    QuotaExceeded,
     /// Anything else (network, parse errors).
     Other,
 }
@@ -90,6 +94,7 @@ impl ErrorKind {
             ErrorKind::Server => "server_error",
             ErrorKind::Timeout => "timeout",
             ErrorKind::NotAllowed => "not_allowed",
+            ErrorKind::QuotaExceeded => "quota_exceeded",
             ErrorKind::Other => "error",
         }
     }

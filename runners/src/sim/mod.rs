@@ -1,6 +1,8 @@
 //! The simulated cloud: an in-process implementation of the facades
 //! ([`Ecs`](crate::cloud::Ecs), [`Queues`](crate::cloud::Queues),
-//! [`Caches`](crate::cloud::Caches)) with AWS semantics, deterministic from a seed.
+//! [`Caches`](crate::cloud::Caches), and for nodes [`Ec2`](crate::cloud::Ec2),
+//! [`Builds`](crate::cloud::Builds), [`TargetGroups`](crate::cloud::TargetGroups))
+//! with AWS semantics, deterministic from a seed.
 //!
 //! It exists so the reconcilers can be benchmarked at a scale no AWS account
 //! (or moto) allows on one machine, and so crash and fault tests can replay the
@@ -11,9 +13,12 @@
 //! How it works:
 //! - One [`std::sync::Mutex`] over the whole state, never held across an await.
 //! - No background tasks: time-driven changes (tasks starting, rollouts
-//!   completing or failing, services draining, caches becoming available) are
+//!   completing or failing, services draining, caches becoming available,
+//!   instances starting and stopping, volumes and targets changing state) are
 //!   computed lazily from timestamps ([`tokio::time::Instant`], so tests may
-//!   pause the clock) whenever something looks at the object.
+//!   pause the clock) whenever something looks at the object. The one
+//!   exception is a CodeBuild build: it runs its [`BuildExecutor`] in a spawned
+//!   task, as the build would run in AWS whatever happens to the controller.
 //! - Every decision that looks random is a hash of the seed, the operation, the
 //!   object the call is about and how many times that operation was called on
 //!   that object before. The same seed therefore replays the same faults per
@@ -22,13 +27,21 @@
 //!   changed it in the console": no faults, no call counting (they are writes,
 //!   though, so a stale read right after one may still show the old state).
 //!   Inspection methods are never faulted, counted or stale.
+//! - Calls a build's executor makes (from inside the build task) are counted
+//!   and faulted like any other, but they are not the controller's: they are
+//!   neither crash targets nor counted towards one.
 
 mod caches;
+mod codebuild;
+mod ec2;
 mod ecs;
 mod faults;
 mod queues;
+mod targets;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_nodes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -38,9 +51,12 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::cloud::caches::ReplicationGroup;
+use crate::cloud::codebuild::BuildExecutor;
+use crate::cloud::ec2::{Instance, Volume};
 use crate::cloud::ecs::Service;
 use crate::cloud::queues::QueueAttributes;
-use crate::cloud::{Cloud, CloudError, CloudResult, ErrorKind, Op};
+use crate::cloud::targets::TargetHealth;
+use crate::cloud::{Cloud, CloudError, CloudResult, ErrorKind, NodeCloud, Op};
 use crate::gate::ApiFamily;
 use faults::{Bucket, Fault};
 
@@ -48,6 +64,10 @@ use faults::{Bucket, Fault};
 pub const ACCOUNT: &str = "000000000000";
 /// The Region every simulated ARN and URL is in.
 pub const REGION: &str = "us-east-1";
+
+/// The target group that exists by default, so node tests need no setup.
+pub const DEFAULT_TARGET_GROUP_ARN: &str =
+    "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/nodes/0123456789abcdef";
 
 /// How long a call that times out takes before the caller hears of it.
 const TIMEOUT_AFTER: Duration = Duration::from_millis(5);
@@ -94,7 +114,8 @@ pub struct SimConfig {
     /// A deployment's running count follows its desired count this long after
     /// the last change; a failing deployment fails after it.
     pub task_start_delay: Duration,
-    /// A deleted service goes DRAINING → INACTIVE after this.
+    /// A deleted service goes DRAINING → INACTIVE after this; a deregistered
+    /// target is `draining` this long before it is gone.
     pub drain_delay: Duration,
     /// A replication group goes creating → available (and deleting → gone) after this.
     pub cache_create_delay: Duration,
@@ -109,6 +130,28 @@ pub struct SimConfig {
     /// A task definition with a container image containing this string never
     /// becomes healthy, so its rollout fails (empty: nothing fails).
     pub failing_image_marker: String,
+    /// The EC2 subnets that exist, as (subnet id, availability zone).
+    pub subnets: Vec<(String, String)>,
+    /// A launched or started instance goes `pending` → `running` after this.
+    pub instance_start_delay: Duration,
+    /// A running instance's status checks initialize this long before they pass.
+    pub status_check_delay: Duration,
+    /// An instance goes `stopping` → `stopped` and `shutting-down` →
+    /// `terminated` after this.
+    pub instance_stop_delay: Duration,
+    /// A volume goes `creating` → `available` and `deleting` → gone after this.
+    pub volume_create_delay: Duration,
+    /// A started build waits this long (QUEUED, then PROVISIONING) before its
+    /// executor runs.
+    pub build_queue_delay: Duration,
+    /// At most this many builds run at once (CodeBuild's account quota); one
+    /// more is refused with `ErrorKind::QuotaExceeded`.
+    pub codebuild_concurrency: usize,
+    /// ELBv2 target group ARNs that exist.
+    pub target_groups: Vec<String>,
+    /// A registered target of a running instance is `initial` this long before
+    /// it is `healthy`.
+    pub target_healthy_delay: Duration,
 }
 
 impl Default for SimConfig {
@@ -124,6 +167,18 @@ impl Default for SimConfig {
             clusters: vec!["default".to_owned()],
             enforce_aws_buckets: false,
             failing_image_marker: ":fail".to_owned(),
+            subnets: vec![
+                ("subnet-0a1b2c3d".to_owned(), "us-east-1a".to_owned()),
+                ("subnet-0b2c3d4e".to_owned(), "us-east-1b".to_owned()),
+            ],
+            instance_start_delay: Duration::from_millis(100),
+            status_check_delay: Duration::from_millis(200),
+            instance_stop_delay: Duration::from_millis(100),
+            volume_create_delay: Duration::from_millis(50),
+            build_queue_delay: Duration::from_millis(50),
+            codebuild_concurrency: 20,
+            target_groups: vec![DEFAULT_TARGET_GROUP_ARN.to_owned()],
+            target_healthy_delay: Duration::from_millis(100),
         }
     }
 }
@@ -153,7 +208,8 @@ struct Inner {
 /// Everything the simulated account holds, plus the bookkeeping of calls.
 #[derive(Default)]
 struct State {
-    /// Calls that arrived since the start (never reset; crash targets count these).
+    /// Calls from the controller (not from builds) that arrived since the
+    /// start (never reset; crash targets count these).
     arrivals: u64,
     /// Calls per operation since the last [`SimCloud::reset_calls`].
     calls: BTreeMap<&'static str, u64>,
@@ -165,6 +221,9 @@ struct State {
     ecs: ecs::EcsState,
     sqs: queues::SqsState,
     cache: caches::CacheState,
+    ec2: ec2::Ec2State,
+    codebuild: codebuild::CodeBuildState,
+    elb: targets::ElbState,
 }
 
 /// What a state operation needs to know about the moment and the call.
@@ -234,8 +293,11 @@ impl Inner {
     /// Counts the call and decides its fate and latency.
     fn arrive(&self, op: &Op, key: &str) -> (Decision, Duration) {
         let now = Instant::now();
+        let from_build = codebuild::in_build();
         let mut st = self.lock();
-        st.arrivals += 1;
+        if !from_build {
+            st.arrivals += 1;
+        }
         *st.calls.entry(op.name).or_default() += 1;
         let ordinal = {
             let o = st.ordinals.entry((op.name, key.to_owned())).or_default();
@@ -246,7 +308,8 @@ impl Inner {
         let latency =
             if self.config.latency.1.is_zero() { Duration::ZERO } else { faults::between(r[2], self.config.latency) };
         let arrivals = st.arrivals;
-        if st.crash.as_ref().is_some_and(|(at, _)| *at == arrivals)
+        if !from_build
+            && st.crash.as_ref().is_some_and(|(at, _)| *at == arrivals)
             && let Some((_, notify)) = st.crash.take()
         {
             return (Decision::Crash(notify), latency);
@@ -357,6 +420,9 @@ impl SimCloud {
         for c in &config.clusters {
             state.ecs.clusters.insert(c.clone());
         }
+        for arn in &config.target_groups {
+            state.elb.add_group(arn);
+        }
         SimCloud { inner: Arc::new(Inner { config, started: Instant::now(), state: Mutex::new(state) }) }
     }
 
@@ -366,6 +432,16 @@ impl SimCloud {
             ecs: Arc::new(ecs::SimEcs(self.inner.clone())),
             queues: Arc::new(queues::SimQueues(self.inner.clone())),
             caches: Arc::new(caches::SimCaches(self.inner.clone())),
+        }
+    }
+
+    /// The node facades, backed by this account. `executor` is what a build
+    /// does when it runs (in tests, the provisioner against this same account).
+    pub fn node_cloud(&self, executor: Arc<dyn BuildExecutor>) -> NodeCloud {
+        NodeCloud {
+            ec2: Arc::new(ec2::SimEc2(self.inner.clone())),
+            builds: Arc::new(codebuild::SimBuilds { inner: self.inner.clone(), executor }),
+            targets: Arc::new(targets::SimTargets(self.inner.clone())),
         }
     }
 
@@ -408,7 +484,9 @@ impl SimCloud {
     /// Arms a crash: the `n`-th facade call from now (1-based, any facade, in
     /// arrival order) takes its full effect as if it succeeded, then notifies
     /// the returned `Notify` and never completes, as if the process died after
-    /// AWS acted but before it learned so. Replaces an armed crash.
+    /// AWS acted but before it learned so. Replaces an armed crash. Calls made
+    /// by a running build are not the controller's and do not count; the
+    /// builds themselves run on.
     pub fn crash_at(&self, n: u64) -> Arc<Notify> {
         let notify = Arc::new(Notify::new());
         let mut st = self.inner.lock();
@@ -472,6 +550,52 @@ impl SimCloud {
         self.now_ctx(|st, ctx| st.cache.all(ctx))
     }
 
+    /// Every instance ever launched, terminated ones included, as it is now
+    /// (in launch order).
+    pub fn instances(&self) -> Vec<Instance> {
+        self.now_ctx(|st, ctx| st.ec2.all_instances(ctx))
+    }
+
+    /// Running instances whose tag `key` is `value`: what is actually serving.
+    pub fn running_instances_tagged(&self, key: &str, value: &str) -> Vec<Instance> {
+        self.now_ctx(|st, ctx| st.ec2.running_tagged(key, value, ctx))
+    }
+
+    /// How many instances were ever launched with tag `key` = `value`
+    /// (terminated ones included): more than one where one was wanted means a
+    /// duplicate launch.
+    pub fn instances_launched(&self, tag_key: &str, tag_value: &str) -> u64 {
+        self.inner.lock().ec2.launched(tag_key, tag_value)
+    }
+
+    /// An instance's user data (plain text), to check what a node boots with.
+    pub fn instance_user_data(&self, id: &str) -> Option<String> {
+        self.inner.lock().ec2.user_data(id)
+    }
+
+    /// Every volume not yet deleted, as it is now (in creation order).
+    pub fn volumes(&self) -> Vec<Volume> {
+        self.now_ctx(|st, ctx| st.ec2.all_volumes(ctx))
+    }
+
+    /// Every build started, as (build id, environment), in start order.
+    pub fn builds_started(&self) -> Vec<(String, BTreeMap<String, String>)> {
+        self.inner.lock().codebuild.started()
+    }
+
+    /// How many builds are running now (what the concurrency quota counts).
+    pub fn builds_in_progress(&self) -> usize {
+        self.inner.lock().codebuild.in_progress()
+    }
+
+    /// The targets of a target group as they are now (empty for an unknown ARN).
+    pub fn targets(&self, target_group_arn: &str) -> Vec<TargetHealth> {
+        self.now_ctx(|st, ctx| {
+            let (elb, ec2) = (&mut st.elb, &mut st.ec2);
+            elb.health_now(target_group_arn, ec2, ctx)
+        })
+    }
+
     // ---- out-of-band changes (no faults, not counted) ----------------------
 
     /// Creates an ECS cluster (the facades do not create clusters).
@@ -503,5 +627,18 @@ impl SimCloud {
     /// there is no ACTIVE service.
     pub fn delete_service_out_of_band(&self, cluster: &str, name: &str) -> bool {
         self.now_ctx(|st, ctx| st.ecs.oob_delete(cluster, name, ctx))
+    }
+
+    /// Terminates an instance as someone in the console (or a spot
+    /// interruption) would. False when there is no such instance or it is
+    /// already shutting down or terminated.
+    pub fn terminate_instance_out_of_band(&self, id: &str) -> bool {
+        self.now_ctx(|st, ctx| st.ec2.oob_terminate(id, ctx))
+    }
+
+    /// Stops a running instance as someone in the console would. False when
+    /// there is no such instance or it is not running.
+    pub fn stop_instance_out_of_band(&self, id: &str) -> bool {
+        self.now_ctx(|st, ctx| st.ec2.oob_stop(id, ctx))
     }
 }

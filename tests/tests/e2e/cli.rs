@@ -79,18 +79,18 @@ async fn cli_round_trip() {
     let top = rows(&history.success().stdout).into_iter().next().expect("a revision");
     assert_eq!((top[0].as_str(), top[2].as_str()), ("3", "rollback"), "{history}");
 
-    // The controller in the same process reports, for generation 3, that no cloud
-    // backend applied anything.
+    // The controller in the same process applies generation 3 (to the simulated
+    // cloud the stack runs servers with).
     server
-        .cli(&["wait", "relay", "gateway", "--for", "condition=Synced=False", "--timeout", "60s"])
+        .cli(&["wait", "relay", "gateway", "--for", "condition=Synced", "--timeout", "60s"])
         .await
         .success()
         .stdout_has("condition met");
     let reconciled = server.cli(&["get", "relays", "gateway", "-o", "json"]).await;
     let reconciled = reconciled.success().json();
     let synced = condition(&reconciled, "Synced").unwrap_or(&Value::Null);
-    assert_eq!(synced["status"], "False", "{reconciled:#}");
-    assert_eq!(synced["reason"], "NoCloudBackend", "{reconciled:#}");
+    assert_eq!(synced["status"], "True", "{reconciled:#}");
+    assert_eq!(synced["reason"], "ReconcileSuccess", "{reconciled:#}");
     assert_eq!(synced["observedGeneration"], 3, "{reconciled:#}");
     assert_eq!(reconciled["status"]["observedGeneration"], 3, "{reconciled:#}");
 
@@ -101,7 +101,7 @@ async fn cli_round_trip() {
         .stdout_has("Name:                gateway")
         .stdout_has("Conditions:")
         .stdout_has("Synced")
-        .stdout_has("NoCloudBackend")
+        .stdout_has("ReconcileSuccess")
         .stdout_has("RolledBack");
 
     // Delete and wait until the finalizer is cleared and the row is gone.

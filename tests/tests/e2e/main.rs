@@ -3,6 +3,7 @@
 //! parallel (each with its own database, Redis prefix and ports; see `tests/src`).
 
 mod audit;
+mod aws;
 mod cli;
 mod commands;
 mod replicas;

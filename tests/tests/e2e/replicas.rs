@@ -83,8 +83,8 @@ async fn create_relays(api: &Server, names: &[String]) {
     }
 }
 
-/// Waits until every relay in `names` reports `Synced=False` (`NoCloudBackend`) for
-/// its current generation.
+/// Waits until every relay in `names` reports `Synced=True` for its current
+/// generation (each replica runs its own simulated cloud).
 async fn wait_reconciled(api: &Server, names: &[String]) {
     let what = format!("{} relays to be reconciled", names.len());
     eventually(&what, WAIT, async || {
@@ -96,8 +96,7 @@ async fn wait_reconciled(api: &Server, names: &[String]) {
                 !items.iter().any(|r| {
                     let synced = condition(r, "Synced").unwrap_or(&Value::Null);
                     r["metadata"]["name"] == name.as_str()
-                        && synced["status"] == "False"
-                        && synced["reason"] == "NoCloudBackend"
+                        && synced["status"] == "True"
                         && synced["observedGeneration"] == r["metadata"]["generation"]
                 })
             })

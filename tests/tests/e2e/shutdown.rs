@@ -15,7 +15,7 @@ async fn serve_exits_cleanly_on_sigterm() {
     let mut server = stack.server().start().await;
     let file = stack.write("gateway.yaml", &relay_yaml("gateway", "default", "public.ecr.aws/acme/gateway:1"));
     server.cli(&["apply", "-f", file.to_str().expect("a UTF-8 path")]).await.success();
-    server.cli(&["wait", "relay", "gateway", "--for", "condition=Synced=False", "--timeout", "60s"]).await.success();
+    server.cli(&["wait", "relay", "gateway", "--for", "condition=Synced", "--timeout", "60s"]).await.success();
 
     server.terminate();
     let status = server.wait_exit(EXIT).await;

@@ -1,0 +1,424 @@
+//! AWS calls per no-op resync: the real controller (Postgres, Redis leases and
+//! budgets, the Relay reconciler over [`Workloads`]) against the simulated
+//! cloud, with N relays spread over a few ECS clusters. Once every relay is
+//! Synced and Ready and every cached observation has gone stale, one resync
+//! pass queues each relay once; the simulated cloud counts the calls it took,
+//! beside the lower bound of one DescribeServices per ten services of a cluster.
+//! Then the controller is restarted (new runners, empty caches) and its first
+//! pass is counted too.
+//!
+//! ```sh
+//! cargo run -p controller --example resync_calls -- --services 1000 10000
+//! ```
+//!
+//! Options: `--services N ...` (default 1000 10000), `--clusters C` (4),
+//! `--workers W` (concurrent reconciles, 8), `--observe-max-age SECS` (how old
+//! an observation of a settled service may be, 60 as in production; the pass
+//! starts once every observation is older). Needs Postgres (`DATABASE_URL`; the
+//! database `mooring_bench_resync` on its server is dropped and created) and
+//! Redis (`REDIS_URL`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use api_types::{Kind, validate_document};
+use controller::budget::{Budgets, RedisGate};
+use controller::lease::{LeaseConfig, ShardLeases};
+use controller::metrics::ControllerMetrics;
+use controller::reconcile::{NoBackend, Reconciler};
+use controller::retry::BackoffPolicy;
+use controller::runtime::{Controller, ControllerConfig};
+use controller::workloads::{RelayReconciler, WorkerReconciler};
+use desired_state::ratelimit::RedisHandle;
+use desired_state::signing::Signer;
+use desired_state::store::{ChangeFeed, ChangeSource, ListQuery, Store, WriteMode};
+use futures::StreamExt;
+use runners::cloud::ops;
+use runners::gate::ApiFamily;
+use runners::sim::{FaultMix, SimCloud, SimConfig};
+use runners::workload::{WorkloadConfig, Workloads};
+use serde_json::{Value, json};
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::sync::watch;
+
+const DATABASE: &str = "mooring_bench_resync";
+const NAMESPACE: &str = "bench";
+const SHARDS: u32 = 16;
+
+struct Args {
+    services: Vec<usize>,
+    clusters: usize,
+    workers: usize,
+    observe_max_age: Duration,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut args = Args {
+        services: Vec::new(),
+        clusters: 4,
+        workers: 8,
+        observe_max_age: Duration::from_secs(60),
+    };
+    let mut it = std::env::args().skip(1).peekable();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--services" => {
+                args.services.push(value()?.parse().context("--services takes numbers")?);
+                while let Some(more) = it.next_if(|v| !v.starts_with("--")) {
+                    args.services.push(more.parse().context("--services takes numbers")?);
+                }
+            }
+            "--clusters" => args.clusters = value()?.parse().context("--clusters takes a number")?,
+            "--workers" => args.workers = value()?.parse().context("--workers takes a number")?,
+            "--observe-max-age" => {
+                args.observe_max_age =
+                    Duration::from_secs_f64(value()?.parse().context("--observe-max-age takes seconds")?)
+            }
+            other => bail!("unknown option {other} (see the example's documentation)"),
+        }
+    }
+    if args.services.is_empty() {
+        args.services = vec![1000, 10_000];
+    }
+    if args.clusters == 0 || args.workers == 0 {
+        bail!("--clusters and --workers must be at least 1");
+    }
+    Ok(args)
+}
+
+fn cluster_name(i: usize) -> String {
+    format!("bench-{i}")
+}
+
+fn relay(i: usize, clusters: usize) -> Value {
+    json!({
+        "apiVersion": "mooring/v1", "kind": "Relay",
+        "metadata": {"name": format!("r{i:05}"), "namespace": NAMESPACE},
+        "spec": {
+            "cluster": cluster_name(i % clusters),
+            "containers": [{"name": "api", "image": "ghcr.io/acme/api:1.0", "port": 8080}],
+            "scaling": {"min": 1, "max": 3}
+        }
+    })
+}
+
+/// The lower bound of DescribeServices calls for one look at every service:
+/// one per ten services of each cluster.
+fn lower_bound(services: usize, clusters: usize) -> u64 {
+    (0..clusters)
+        .map(|c| {
+            let in_cluster = services / clusters + usize::from(c < services % clusters);
+            in_cluster.div_ceil(10) as u64
+        })
+        .sum()
+}
+
+async fn fresh_database() -> Result<Store> {
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/mooring".into());
+    let server: PgConnectOptions = url.parse().context("DATABASE_URL is not a Postgres URL")?;
+    let mut admin = server.connect().await.with_context(|| format!("cannot connect to {url}"))?;
+    sqlx::query("DROP DATABASE IF EXISTS mooring_bench_resync WITH (FORCE)").execute(&mut admin).await?;
+    sqlx::query("CREATE DATABASE mooring_bench_resync").execute(&mut admin).await?;
+    let pool = PgPoolOptions::new().max_connections(24).connect_with(server.database(DATABASE)).await?;
+    let store = Store::from_pool(pool, Signer::generate());
+    store.migrate().await.context("cannot migrate the benchmark database")?;
+    Ok(store)
+}
+
+/// Budgets so large they never make the controller wait.
+fn unlimited_budgets() -> Result<Budgets> {
+    let spec: Vec<String> = ApiFamily::ALL.iter().map(|f| format!("{f}=1000000/1000000")).collect();
+    Budgets::default().with_overrides(&spec.join(",")).map_err(|e| anyhow::anyhow!("bad budgets: {}", e.0))
+}
+
+struct Replica {
+    controller: Arc<Controller>,
+    metrics: Arc<ControllerMetrics>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Replica {
+    /// A controller process: new runners (empty observation and task
+    /// definition caches) over the shared store, Redis prefix and cloud.
+    fn start(store: &Store, prefix: &str, cloud: &SimCloud, args: &Args) -> Result<Replica> {
+        let workloads = Arc::new(Workloads::new(
+            cloud.cloud(),
+            WorkloadConfig {
+                region: "us-east-1".into(),
+                poll_in_flight: Duration::from_millis(100),
+                observe_max_age: args.observe_max_age,
+            },
+        ));
+        let reconcilers: HashMap<Kind, Arc<dyn Reconciler>> = HashMap::from([
+            (Kind::Node, Arc::new(NoBackend) as Arc<dyn Reconciler>),
+            (Kind::Relay, Arc::new(RelayReconciler(workloads.clone())) as Arc<dyn Reconciler>),
+            (Kind::Worker, Arc::new(WorkerReconciler(workloads)) as Arc<dyn Reconciler>),
+        ]);
+        let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let redis = Arc::new(RedisHandle::new(&redis_url).context("bad REDIS_URL")?);
+        let metrics = Arc::new(ControllerMetrics::unregistered());
+        let leases = Arc::new(ShardLeases::new(
+            LeaseConfig {
+                shards: SHARDS,
+                lease: Duration::from_secs(10),
+                renew_every: Duration::from_secs(2),
+                prefix: prefix.into(),
+            },
+            redis.clone(),
+            "bench-replica",
+        ));
+        let gate = Arc::new(RedisGate::new(redis, prefix, unlimited_budgets()?, metrics.clone()));
+        let config = ControllerConfig {
+            workers_per_kind: args.workers,
+            resync: Duration::from_secs(3600),
+            backoff: BackoffPolicy {
+                initial: Duration::from_millis(50),
+                max: Duration::from_millis(500),
+                ..Default::default()
+            },
+            shutdown_grace: Duration::from_secs(10),
+        };
+        let controller = Controller::new(
+            store.dedicated(16),
+            ChangeFeed::start(store.clone()),
+            leases,
+            reconcilers,
+            gate,
+            metrics.clone(),
+            config,
+        );
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(controller.clone().run(rx));
+        Ok(Replica { controller, metrics, stop, task })
+    }
+
+    async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+
+    fn successes(&self) -> u64 {
+        self.metrics.reconcile_count("Relay", "success")
+    }
+
+    fn errors(&self) -> u64 {
+        self.metrics.reconcile_count("Relay", "error")
+    }
+
+    /// Nothing queued, delayed or being reconciled.
+    fn idle(&self) -> bool {
+        let q = self.controller.queue(Kind::Relay);
+        q.is_empty() && q.delayed_len() == 0 && q.processing_len() == 0
+    }
+
+    async fn wait_for_all_shards(&self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.controller.leases().owned().shards.len() < SHARDS as usize {
+            if Instant::now() > deadline {
+                bail!("the replica did not acquire all {SHARDS} shards within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    /// Waits until `n` more reconciles than `base` succeeded and the queue is idle.
+    async fn wait_for_pass(&self, base: u64, n: usize) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(1800);
+        while self.successes() < base + n as u64 || !self.idle() {
+            if Instant::now() > deadline {
+                bail!("the pass did not finish: {} of {n} reconciles", self.successes() - base);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+}
+
+fn is_true(status: &Value, type_: &str, generation: i64) -> bool {
+    status["conditions"].as_array().is_some_and(|cs| {
+        cs.iter().any(|c| c["type"] == type_ && c["status"] == "True" && c["observedGeneration"] == generation)
+    })
+}
+
+/// How many relays are not yet Synced and Ready at their generation.
+async fn unready(store: &Store) -> Result<usize> {
+    let mut left = 0;
+    let mut after = None;
+    loop {
+        let page = store
+            .list(&ListQuery { namespace: Some(NAMESPACE.into()), limit: 1000, after, ..Default::default() })
+            .await?;
+        left += page
+            .items
+            .iter()
+            .filter(|r| !(is_true(&r.status, "Synced", r.generation) && is_true(&r.status, "Ready", r.generation)))
+            .count();
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(left),
+        }
+    }
+}
+
+/// The calls of one pass, from the simulated cloud's counters.
+struct Calls {
+    describe_services: u64,
+    total: u64,
+    mutating: u64,
+    by_op: BTreeMap<&'static str, u64>,
+}
+
+impl Calls {
+    fn read(cloud: &SimCloud) -> Calls {
+        Calls {
+            describe_services: cloud.call_count(&ops::DESCRIBE_SERVICES),
+            total: cloud.total_calls(),
+            mutating: ops::ALL.iter().filter(|op| op.mutating).map(|op| cloud.call_count(op)).sum(),
+            by_op: cloud.calls().into_iter().filter(|(_, n)| *n > 0).collect(),
+        }
+    }
+}
+
+struct Row {
+    services: usize,
+    variant: &'static str,
+    lower_bound: u64,
+    calls: Calls,
+    wall: Duration,
+}
+
+async fn run(n: usize, args: &Args, seed: u64) -> Result<Vec<Row>> {
+    let store = fresh_database().await?;
+    let prefix = format!("bench-resync-{}", uuid::Uuid::new_v4());
+    let cloud = SimCloud::new(SimConfig {
+        seed,
+        faults: FaultMix::none(),
+        task_start_delay: Duration::from_millis(10),
+        drain_delay: Duration::from_millis(10),
+        cache_create_delay: Duration::from_millis(10),
+        consistency_window: Duration::from_millis(50),
+        clusters: (0..args.clusters).map(cluster_name).collect(),
+        ..Default::default()
+    });
+    let replica = Replica::start(&store, &prefix, &cloud, args)?;
+    replica.wait_for_all_shards().await?;
+
+    let started = Instant::now();
+    let writes = futures::stream::iter(0..n)
+        .map(|i| {
+            let store = store.clone();
+            async move {
+                let doc = validate_document(relay(i, args.clusters)).context("invalid relay document")?;
+                store.write(&doc, WriteMode::Upsert, &ChangeSource::api("bench")).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(16);
+    let results: Vec<Result<()>> = writes.collect().await;
+    results.into_iter().collect::<Result<Vec<()>>>()?;
+    eprintln!("{n} relays written in {:.1} s; converging", started.elapsed().as_secs_f64());
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    loop {
+        let left = unready(&store).await?;
+        if left == 0 && replica.idle() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("{left} relays not Synced and Ready after an hour");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let services = cloud.services().len();
+    if services != n {
+        bail!("{services} services for {n} relays");
+    }
+    eprintln!(
+        "converged in {:.1} s ({} AWS calls); waiting {:?} for every observation to go stale",
+        started.elapsed().as_secs_f64(),
+        cloud.total_calls(),
+        args.observe_max_age
+    );
+    tokio::time::sleep(args.observe_max_age + Duration::from_secs(1)).await;
+
+    // 1. A no-op resync of a running controller.
+    let mut rows = Vec::new();
+    cloud.reset_calls();
+    let (base, errors) = (replica.successes(), replica.errors());
+    let t = Instant::now();
+    replica.controller.resync_now().await;
+    replica.wait_for_pass(base, n).await?;
+    let wall = t.elapsed();
+    if replica.successes() != base + n as u64 || replica.errors() != errors {
+        bail!("expected {n} successful reconciles, saw {} and {} errors", replica.successes() - base, replica.errors());
+    }
+    let lower_bound = lower_bound(n, args.clusters);
+    rows.push(Row { services: n, variant: "running controller", lower_bound, calls: Calls::read(&cloud), wall });
+    replica.shutdown().await;
+
+    // 2. The first pass of a restarted controller: every shard is gained, so
+    // every relay is queued once, with empty caches.
+    cloud.reset_calls();
+    let t = Instant::now();
+    let replica = Replica::start(&store, &prefix, &cloud, args)?;
+    replica.wait_for_all_shards().await?;
+    replica.wait_for_pass(0, n).await?;
+    let wall = t.elapsed();
+    if replica.successes() != n as u64 || replica.errors() != 0 {
+        bail!("expected {n} successful reconciles, saw {} and {} errors", replica.successes(), replica.errors());
+    }
+    rows.push(Row { services: n, variant: "after a restart", lower_bound, calls: Calls::read(&cloud), wall });
+    replica.shutdown().await;
+    store.pool().close().await;
+    Ok(rows)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = parse_args()?;
+    let seed = std::env::var("MOORING_SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let mut rows = Vec::new();
+    for &n in &args.services {
+        eprintln!("== {n} services in {} clusters, {} workers", args.clusters, args.workers);
+        let these = run(n, &args, seed).await?;
+        for r in &these {
+            eprintln!("{n} services, {}: calls by operation {:?}", r.variant, r.calls.by_op);
+        }
+        rows.extend(these);
+    }
+    println!(
+        "\n{} clusters, {} workers, observations stale after {:?}, simulated cloud seed {seed}\n",
+        args.clusters, args.workers, args.observe_max_age
+    );
+    println!(
+        "| services | pass | DescribeServices | lower bound ⌈n/10⌉ per cluster | ratio | DescribeTaskDefinition | total AWS calls | mutating calls | wall time of the pass |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {} | {:.2} | {} | {} | {} | {:.1} s |",
+            r.services,
+            r.variant,
+            r.calls.describe_services,
+            r.lower_bound,
+            r.calls.describe_services as f64 / r.lower_bound as f64,
+            r.calls.by_op.get(ops::DESCRIBE_TASK_DEFINITION.name).copied().unwrap_or(0),
+            r.calls.total,
+            r.calls.mutating,
+            r.wall.as_secs_f64(),
+        );
+    }
+    Ok(())
+}
