@@ -56,12 +56,7 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args> {
-    let mut args = Args {
-        services: Vec::new(),
-        clusters: 4,
-        workers: 8,
-        observe_max_age: Duration::from_secs(60),
-    };
+    let mut args = Args { services: Vec::new(), clusters: 4, workers: 8, observe_max_age: Duration::from_secs(60) };
     let mut it = std::env::args().skip(1).peekable();
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));

@@ -19,11 +19,7 @@ async fn synced_at(server: &Server, plural: &str, ns: &str, name: &str, generati
     eventually(&what, WAIT, async || {
         let r = status(server, plural, ns, name).await;
         let c = condition(&r, "Synced").cloned().unwrap_or(Value::Null);
-        if c["status"] == "True" && c["observedGeneration"] == generation {
-            Ok(r)
-        } else {
-            Err(format!("{c}"))
-        }
+        if c["status"] == "True" && c["observedGeneration"] == generation { Ok(r) } else { Err(format!("{c}")) }
     })
     .await;
 }
@@ -40,7 +36,13 @@ async fn relay_and_worker_on_moto() {
     moto.ensure_cluster("batch").await;
     let stack = Stack::new("relay_and_worker_on_moto").await;
     let ns = format!("moto-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let server = stack.server().env("MOORING_CLOUD", "aws").env("MOORING_AWS_ENDPOINT", &moto.endpoint).env("MOORING_POLL_SECONDS", "1").start().await;
+    let server = stack
+        .server()
+        .env("MOORING_CLOUD", "aws")
+        .env("MOORING_AWS_ENDPOINT", &moto.endpoint)
+        .env("MOORING_POLL_SECONDS", "1")
+        .start()
+        .await;
     let docs = |image: &str| {
         format!(
             "{}---\n{}",
@@ -91,7 +93,11 @@ async fn relay_and_worker_on_moto() {
         if now >= reconciles + 3.0 { Ok(()) } else { Err(format!("{now} reconciles")) }
     })
     .await;
-    assert_eq!(metric(&server, "mooring_aws_calls_total", &[("access", "write")]).await, writes, "a no-op reconcile wrote to AWS");
+    assert_eq!(
+        metric(&server, "mooring_aws_calls_total", &[("access", "write")]).await,
+        writes,
+        "a no-op reconcile wrote to AWS"
+    );
 
     // A new image: exactly one new revision, and the service moves to it.
     stack.write("apps.yaml", &docs("public.ecr.aws/acme/gateway:2.2.0"));
