@@ -11,6 +11,7 @@ pub mod events;
 pub mod gate;
 pub mod names;
 pub mod observe;
+pub mod provision;
 pub mod render;
 pub mod sim;
 pub mod workload;

@@ -5,10 +5,22 @@
 //! make a fleet of 10,000 services cost 10,000 calls per resync. The
 //! [`ServiceObserver`] remembers every service it was asked about; when a
 //! reconcile needs a service whose last observation is too old, one call
-//! describes it together with up to nine other services of the cluster whose
-//! observations are the oldest, so a resync sweep costs about ⌈services / 10⌉
-//! calls. Mooring's own writes feed the observer with AWS's answer, so a
+//! describes it together with up to nine other services of the cluster: first
+//! those other reconciles are waiting for right now, then due ones (observed
+//! longer than `stale_after` ago) that were asked about longest ago. A resync
+//! queues the same resources in the same order every time, so the services
+//! asked about longest ago are the ones whose reconciles come next, and a
+//! batch is used before it goes stale even when the sweep takes longer than
+//! `stale_after`: a resync sweep costs about ⌈services / 10⌉ calls per
+//! cluster. An observation made for other services' batches that nobody asked
+//! for (the service moved to another replica, say) is refreshed at most twice
+//! more. Mooring's own writes feed the observer with AWS's answer, so a
 //! reconcile never reads back an older state than the one it created.
+//!
+//! Asks and describes of a cluster are numbered in the order they happen, so
+//! an ask with `max_age` zero is answered only by a describe sent after it
+//! (whatever the clock's resolution), and an answer never overwrites a newer
+//! one that arrived while its describe was in flight.
 //!
 //! Task definitions are immutable, so [`TaskDefinitions`] keeps them by ARN.
 
@@ -21,30 +33,83 @@ use tokio::time::Instant;
 use crate::cloud::ecs::{MAX_DESCRIBE_SERVICES, Service, TaskDefinition};
 use crate::cloud::{CloudResult, Ecs};
 
+/// How many describes for other services' batches an observation gets without
+/// being asked for before it is no longer refreshed that way.
+const MAX_UNASKED: u8 = 2;
+
 #[derive(Default)]
 struct Entry {
+    /// When the describe that made `service` was sent (`None`: never, or forgotten).
     observed: Option<Instant>,
+    /// The cluster's counter when that describe was sent (or the observation
+    /// recorded or forgotten): it answers the asks numbered below it.
+    made: u64,
     service: Option<Service>,
+    /// When a reconcile last asked for this service.
+    asked: Option<Instant>,
+    /// Asks of this service waiting for the cluster's next describe.
+    waiting: u32,
+    /// The newest of their numbers: a describe sent after it answers them all.
+    wants: u64,
+    /// Describes made for other services' asks since this one was last asked for.
+    unasked: u8,
+}
+
+impl Entry {
+    /// Whether the observation at hand answers ask number `ticket`: it was made
+    /// after the ask, or (for a nonzero `max_age`) it is at most `max_age` old.
+    fn answers(&self, ticket: u64, max_age: Duration, now: Instant) -> bool {
+        self.observed
+            .is_some_and(|o| self.made > ticket || (!max_age.is_zero() && now.saturating_duration_since(o) <= max_age))
+    }
+
+    fn due(&self, stale_after: Duration, now: Instant) -> bool {
+        self.observed.is_none_or(|o| now.saturating_duration_since(o) > stale_after)
+    }
+}
+
+/// What the observer knows of one cluster.
+#[derive(Default)]
+struct Book {
+    entries: HashMap<String, Entry>,
+    /// Numbers asks, describes, records and forgets in the order they happen.
+    counter: u64,
+}
+
+impl Book {
+    fn tick(&mut self) -> u64 {
+        let t = self.counter;
+        self.counter += 1;
+        t
+    }
 }
 
 #[derive(Default)]
 struct ClusterView {
     /// One DescribeServices per cluster at a time: callers behind it usually
-    /// find their service in the batch that just finished.
+    /// find their service in the batch that just finished, and those still
+    /// waiting after it go together in the next one.
     describing: tokio::sync::Mutex<()>,
-    entries: Mutex<HashMap<String, Entry>>,
+    book: Mutex<Book>,
 }
 
 impl ClusterView {
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    fn book(&self) -> std::sync::MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
 
-    fn fresh(&self, name: &str, max_age: Duration, now: Instant) -> Option<Option<Service>> {
-        let entries = self.entries();
-        let entry = entries.get(name)?;
-        let observed = entry.observed?;
-        (now.saturating_duration_since(observed) <= max_age).then(|| entry.service.clone())
+/// An ask waiting for the cluster's next describe; no longer waiting when dropped.
+struct Waiting<'a> {
+    view: &'a ClusterView,
+    name: &'a str,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Some(e) = self.view.book().entries.get_mut(self.name) {
+            e.waiting = e.waiting.saturating_sub(1);
+        }
     }
 }
 
@@ -72,8 +137,10 @@ impl ServiceObserver {
     }
 
     /// The service `name` of `cluster` as observed at most `max_age` ago
-    /// (`None`: it does not exist). Describes it, with other due services of
-    /// the cluster, when no such observation is at hand.
+    /// (`None`: it does not exist); with `max_age` zero, as observed by a
+    /// describe sent after this call began. Describes it, with other services
+    /// of the cluster (see the module documentation), when no such observation
+    /// is at hand.
     pub async fn observe(
         &self,
         ecs: &dyn Ecs,
@@ -82,67 +149,108 @@ impl ServiceObserver {
         max_age: Duration,
     ) -> CloudResult<Option<Service>> {
         let view = self.cluster(cluster);
-        let asked = Instant::now();
-        view.entries().entry(name.to_string()).or_default();
-        if let Some(found) = view.fresh(name, max_age, asked) {
-            return Ok(found);
-        }
+        let ticket = {
+            let mut book = view.book();
+            let ticket = book.tick();
+            let now = Instant::now();
+            let entry = book.entries.entry(name.to_string()).or_default();
+            entry.asked = Some(now);
+            entry.unasked = 0;
+            if entry.answers(ticket, max_age, now) {
+                return Ok(entry.service.clone());
+            }
+            entry.waiting += 1;
+            entry.wants = entry.wants.max(ticket);
+            ticket
+        };
+        let waiting = Waiting { view: &view, name };
         let _describing = view.describing.lock().await;
-        // A batch that finished while we waited may have described it, but only
-        // an observation made after we asked is fresh enough for `max_age` zero.
-        if let Some(found) = view.fresh(name, max_age.max(asked.elapsed()), Instant::now()) {
-            return Ok(found);
-        }
-        let batch = self.batch(&view, name);
+        drop(waiting);
+        let (batch, mark, sent) = {
+            let mut book = view.book();
+            // A batch that finished while we waited may have described it.
+            if let Some(e) = book.entries.get(name)
+                && e.answers(ticket, max_age, Instant::now())
+            {
+                return Ok(e.service.clone());
+            }
+            let batch = self.batch(&book, name);
+            (batch, book.tick(), Instant::now())
+        };
         let services = ecs.describe_services(cluster, &batch).await?;
-        let now = Instant::now();
-        let mut entries = view.entries();
+        let mut book = view.book();
         for n in &batch {
-            let entry = entries.entry(n.clone()).or_default();
-            entry.observed = Some(now);
+            // Services forgotten meanwhile stay forgotten; newer answers stay.
+            let Some(entry) = book.entries.get_mut(n) else { continue };
+            if entry.made > mark {
+                continue;
+            }
+            entry.observed = Some(sent);
+            entry.made = mark;
             entry.service = services.iter().find(|s| &s.name == n).cloned();
+            if n != name {
+                entry.unasked = entry.unasked.saturating_add(1);
+            }
         }
-        Ok(entries.get(name).and_then(|e| e.service.clone()))
+        Ok(match book.entries.get(name) {
+            Some(e) => e.service.clone(),
+            None => services.into_iter().find(|s| s.name == name),
+        })
     }
 
-    /// `name` and up to nine due services of the cluster, oldest first.
-    fn batch(&self, view: &ClusterView, name: &str) -> Vec<String> {
+    /// `name`, then up to nine other services of the cluster: those asks are
+    /// waiting for and no describe answered yet, then due ones (not described
+    /// unasked too often), asked about longest ago first.
+    fn batch(&self, book: &Book, name: &str) -> Vec<String> {
         let now = Instant::now();
-        let entries = view.entries();
-        let mut due: Vec<(Option<Instant>, &String)> = entries
-            .iter()
-            .filter(|(n, e)| {
-                n.as_str() != name && e.observed.is_none_or(|o| now.saturating_duration_since(o) > self.stale_after)
-            })
-            .map(|(n, e)| (e.observed, n))
-            .collect();
-        let room = MAX_DESCRIBE_SERVICES - 1;
-        if due.len() > room {
-            due.select_nth_unstable(room);
-            due.truncate(room);
+        let others = || book.entries.iter().filter(|(n, _)| n.as_str() != name);
+        let mut waited_for: Vec<(Option<Instant>, &String)> =
+            others().filter(|(_, e)| e.waiting > 0 && e.made <= e.wants).map(|(n, e)| (e.asked, n)).collect();
+        keep_oldest(&mut waited_for, MAX_DESCRIBE_SERVICES - 1);
+        let room = MAX_DESCRIBE_SERVICES - 1 - waited_for.len();
+        let mut likely: Vec<(Option<Instant>, &String)> = Vec::new();
+        if room > 0 {
+            likely = others()
+                .filter(|(_, e)| e.waiting == 0 && e.unasked < MAX_UNASKED && e.due(self.stale_after, now))
+                .map(|(n, e)| (e.asked, n))
+                .collect();
+            keep_oldest(&mut likely, room);
         }
-        std::iter::once(name.to_string()).chain(due.into_iter().map(|(_, n)| n.clone())).collect()
+        std::iter::once(name.to_string()).chain(waited_for.into_iter().chain(likely).map(|(_, n)| n.clone())).collect()
     }
 
     /// Records what AWS answered to a create or update.
     pub fn record(&self, service: &Service) {
         let view = self.cluster(&service.cluster);
-        let mut entries = view.entries();
-        let entry = entries.entry(service.name.clone()).or_default();
+        let mut book = view.book();
+        let mark = book.tick();
+        let entry = book.entries.entry(service.name.clone()).or_default();
         entry.observed = Some(Instant::now());
+        entry.made = mark;
         entry.service = Some(service.clone());
     }
 
-    /// Forgets a service: the next observation asks AWS. With `stop`, it is no
-    /// longer described in other services' batches either (it was deleted).
+    /// Forgets a service: the next observation asks AWS (a describe already in
+    /// flight does not count). With `stop`, it is no longer described in other
+    /// services' batches either (it was deleted).
     pub fn forget(&self, cluster: &str, name: &str, stop: bool) {
         let view = self.cluster(cluster);
-        let mut entries = view.entries();
+        let mut book = view.book();
+        let mark = book.tick();
         if stop {
-            entries.remove(name);
-        } else if let Some(e) = entries.get_mut(name) {
+            book.entries.remove(name);
+        } else if let Some(e) = book.entries.get_mut(name) {
             e.observed = None;
+            e.made = mark;
         }
+    }
+}
+
+/// Keeps the `keep` entries asked about longest ago (never asked: first).
+fn keep_oldest(v: &mut Vec<(Option<Instant>, &String)>, keep: usize) {
+    if v.len() > keep {
+        v.select_nth_unstable(keep);
+        v.truncate(keep);
     }
 }
 
@@ -184,5 +292,222 @@ impl TaskDefinitions {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, TaskDefinition>> {
         self.by_arn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The clock is paused: describes take simulated time and sweeps can be
+    //! slower than `stale_after` without the tests being slow.
+
+    use super::*;
+    use crate::cloud::ecs::{ServiceInput, ServiceState, ServiceUpdate, TaskDefinitionInput};
+    use crate::cloud::{CloudError, ErrorKind, Tags, ops};
+
+    /// ECS with every service existing; records the batches described.
+    struct FakeEcs {
+        batches: Mutex<Vec<Vec<String>>>,
+        took: Duration,
+    }
+
+    impl FakeEcs {
+        fn new(took: Duration) -> Arc<FakeEcs> {
+            Arc::new(FakeEcs { batches: Mutex::new(Vec::new()), took })
+        }
+        fn calls(&self) -> usize {
+            self.batches.lock().unwrap().len()
+        }
+        fn batches(&self) -> Vec<Vec<String>> {
+            self.batches.lock().unwrap().clone()
+        }
+    }
+
+    fn service(name: &str, desired: u32) -> Service {
+        Service {
+            arn: format!("arn:svc/{name}"),
+            name: name.into(),
+            cluster: "c".into(),
+            state: ServiceState::Active,
+            task_definition: "arn:td:1".into(),
+            desired_count: desired,
+            running_count: 0,
+            pending_count: 0,
+            network: None,
+            load_balancers: vec![],
+            deployment: None,
+            health_check_grace_seconds: None,
+            deployments: vec![],
+            tags: Tags::new(),
+        }
+    }
+
+    fn unsupported<T>() -> CloudResult<T> {
+        Err(CloudError::new(&ops::DESCRIBE_TASK_DEFINITION, ErrorKind::Invalid, "not in this fake"))
+    }
+
+    #[async_trait::async_trait]
+    impl Ecs for FakeEcs {
+        async fn describe_services(&self, _cluster: &str, names: &[String]) -> CloudResult<Vec<Service>> {
+            assert!(names.len() <= MAX_DESCRIBE_SERVICES, "{names:?}");
+            let n = {
+                let mut batches = self.batches.lock().unwrap();
+                batches.push(names.to_vec());
+                batches.len() as u32
+            };
+            tokio::time::sleep(self.took).await;
+            // The desired count tells which describe answered.
+            Ok(names.iter().map(|name| service(name, n)).collect())
+        }
+        async fn create_service(&self, _: &ServiceInput) -> CloudResult<Service> {
+            unsupported()
+        }
+        async fn update_service(&self, _: &ServiceUpdate) -> CloudResult<Service> {
+            unsupported()
+        }
+        async fn delete_service(&self, _: &str, _: &str, _: bool) -> CloudResult<()> {
+            unsupported()
+        }
+        async fn retag(&self, _: &str, _: &Tags, _: &[String]) -> CloudResult<()> {
+            unsupported()
+        }
+        async fn register_task_definition(&self, _: &TaskDefinitionInput) -> CloudResult<TaskDefinition> {
+            unsupported()
+        }
+        async fn describe_task_definition(&self, _: &str) -> CloudResult<TaskDefinition> {
+            unsupported()
+        }
+        async fn list_task_definitions(&self, _: &str) -> CloudResult<Vec<String>> {
+            unsupported()
+        }
+        async fn deregister_task_definition(&self, _: &str) -> CloudResult<()> {
+            unsupported()
+        }
+    }
+
+    fn names(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("s{i:03}")).collect()
+    }
+
+    /// Asks for each service in turn, `gap` apart; returns the describes it took.
+    async fn sweep(observer: &ServiceObserver, ecs: &FakeEcs, order: &[String], gap: Duration) -> usize {
+        let before = ecs.calls();
+        for name in order {
+            let found = observer.observe(ecs, "c", name, observer.stale_after()).await.unwrap();
+            assert_eq!(found.map(|s| s.name).as_deref(), Some(name.as_str()));
+            tokio::time::sleep(gap).await;
+        }
+        ecs.calls() - before
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sweep_costs_one_describe_per_ten_services() {
+        let (observer, ecs) = (ServiceObserver::new(Duration::from_secs(60)), FakeEcs::new(Duration::from_millis(50)));
+        let order = names(95);
+        // Nothing known yet: one describe per service.
+        assert_eq!(sweep(&observer, &ecs, &order, Duration::ZERO).await, 95);
+        // Within `stale_after`: no describe at all.
+        assert_eq!(sweep(&observer, &ecs, &order, Duration::ZERO).await, 0);
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        assert_eq!(sweep(&observer, &ecs, &order, Duration::ZERO).await, 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sweep_slower_than_stale_after_batches_what_comes_next() {
+        // 95 services, 50 ms apart: a sweep takes ~5 s, five times `stale_after`.
+        let (observer, ecs) = (ServiceObserver::new(Duration::from_secs(1)), FakeEcs::new(Duration::from_millis(5)));
+        let forward = names(95);
+        let backward: Vec<String> = forward.iter().rev().cloned().collect();
+        let gap = Duration::from_millis(50);
+        sweep(&observer, &ecs, &backward, gap).await;
+        // The order changed: this sweep learns it.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        sweep(&observer, &ecs, &forward, gap).await;
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            assert_eq!(sweep(&observer, &ecs, &forward, gap).await, 10, "{:?}", ecs.batches().last());
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn max_age_zero_is_answered_only_by_a_describe_sent_after_the_ask() {
+        let observer = Arc::new(ServiceObserver::new(Duration::from_secs(60)));
+        let ecs = FakeEcs::new(Duration::from_millis(100));
+        let first = tokio::spawn({
+            let (observer, ecs) = (observer.clone(), ecs.clone());
+            async move { observer.observe(ecs.as_ref(), "c", "a", Duration::from_secs(60)).await.unwrap() }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(ecs.calls(), 1, "the first describe is in flight");
+        // Asked while that describe is in flight: its answer is too old.
+        let fresh = observer.observe(ecs.as_ref(), "c", "a", Duration::ZERO).await.unwrap().unwrap();
+        assert_eq!(first.await.unwrap().unwrap().desired_count, 1);
+        assert_eq!(fresh.desired_count, 2, "answered by the second describe");
+        // A recent observation still answers a nonzero max_age, but never zero.
+        assert_eq!(
+            observer.observe(ecs.as_ref(), "c", "a", Duration::from_secs(1)).await.unwrap().unwrap().desired_count,
+            2
+        );
+        assert_eq!(observer.observe(ecs.as_ref(), "c", "a", Duration::ZERO).await.unwrap().unwrap().desired_count, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn asks_waiting_behind_a_describe_go_together_in_the_next() {
+        let observer = Arc::new(ServiceObserver::new(Duration::from_secs(60)));
+        let ecs = FakeEcs::new(Duration::from_millis(100));
+        let mut tasks = Vec::new();
+        for (i, name) in names(12).into_iter().enumerate() {
+            let (observer, ecs) = (observer.clone(), ecs.clone());
+            tasks.push(tokio::spawn(async move {
+                observer.observe(ecs.as_ref(), "c", &name, Duration::from_secs(60)).await.unwrap().unwrap()
+            }));
+            if i == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let batches = ecs.batches();
+        assert_eq!(batches.len(), 3, "{batches:?}");
+        assert_eq!(batches[0], ["s000"]);
+        assert_eq!(batches[1].len(), MAX_DESCRIBE_SERVICES, "{batches:?}");
+        assert_eq!(batches[2].len(), 1, "{batches:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn services_nobody_asks_for_are_refreshed_a_bounded_number_of_times() {
+        let (observer, ecs) = (ServiceObserver::new(Duration::from_secs(1)), FakeEcs::new(Duration::ZERO));
+        let all = names(3);
+        sweep(&observer, &ecs, &all, Duration::ZERO).await;
+        // s001 moved to another replica, s002 was deleted; s000 is asked for with max_age zero.
+        observer.forget("c", "s002", true);
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            observer.observe(ecs.as_ref(), "c", "s000", Duration::ZERO).await.unwrap();
+        }
+        let batches = ecs.batches();
+        let described = |name: &str| batches.iter().filter(|b| b.iter().any(|n| n == name)).count();
+        assert_eq!(described("s000"), 6);
+        assert_eq!(described("s001"), 1 + usize::from(MAX_UNASKED), "{batches:?}");
+        assert_eq!(described("s002"), 1, "{batches:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_never_replaces_a_newer_recorded_one() {
+        let observer = Arc::new(ServiceObserver::new(Duration::from_secs(1)));
+        let ecs = FakeEcs::new(Duration::from_millis(100));
+        sweep(&observer, &ecs, &names(2), Duration::ZERO).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        // s000's describe takes s001 along; s001's own update is recorded meanwhile.
+        let describing = tokio::spawn({
+            let (observer, ecs) = (observer.clone(), ecs.clone());
+            async move { observer.observe(ecs.as_ref(), "c", "s000", Duration::ZERO).await.unwrap() }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        observer.record(&service("s001", 42));
+        describing.await.unwrap();
+        assert_eq!(ecs.batches().last().unwrap(), &["s000", "s001"]);
+        let s001 = observer.observe(ecs.as_ref(), "c", "s001", Duration::from_secs(1)).await.unwrap().unwrap();
+        assert_eq!(s001.desired_count, 42);
     }
 }
