@@ -262,6 +262,9 @@ pub struct NodeStatus {
     pub private_ip: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_id: Option<String>,
+    /// The provisioning hash the last successful apply build applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_hash: Option<String>,
     /// The build in flight or last run, with its idempotency token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<BuildStatus>,
@@ -280,4 +283,20 @@ pub struct BuildStatus {
     pub phase: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logs: Option<String>,
+    /// `PENDING` (intent written, not started yet), `IN_PROGRESS`, `SUCCEEDED`,
+    /// `FAILED`, ... (CodeBuild's build status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// The provisioning hash the build applies (what the spec asks of EC2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    /// Builds started for this node so far (names the next token).
+    #[serde(default)]
+    pub sequence: u32,
+    /// Consecutive failed builds for `hash`.
+    #[serde(default)]
+    pub failures: u32,
+    /// Why the build failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }

@@ -45,6 +45,9 @@ pub enum Cleanup {
     Done,
     /// Teardown in flight: look again after this long.
     Pending(Duration, String),
+    /// Teardown in flight with status to record (a build's intent, say); looks
+    /// again after the outcome's `requeue_after`.
+    Progress(Outcome),
 }
 
 /// Why a reconcile failed; decides the `Synced` reason and whether to retry.

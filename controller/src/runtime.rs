@@ -355,6 +355,14 @@ impl Controller {
                     Next::Retry
                 }
             },
+            Ok(Cleanup::Progress(outcome)) => {
+                let status = next_status(&resource.status, resource.generation, &outcome);
+                if !self.write_status(resource, &status, ctx.fence).await {
+                    return Next::Drop;
+                }
+                self.record_events(resource, &outcome).await;
+                Next::After(outcome.requeue_after.unwrap_or(Duration::from_secs(1)))
+            }
             Ok(Cleanup::Pending(after, message)) => {
                 let outcome = Outcome {
                     conditions: vec![api_types::Condition::new(

@@ -20,13 +20,16 @@ use controller::events::EventTrigger;
 use controller::keys::KeySettings;
 use controller::lease::{LeaseConfig, ShardLeases};
 use controller::metrics::ControllerMetrics;
-use controller::reconcile::{NoBackend, Reconciler};
+use controller::reconcile::Reconciler;
 use controller::runtime::{Controller, ControllerConfig};
-use controller::workloads::{RelayReconciler, WorkerReconciler};
+use controller::workloads::{NodeReconciler, RelayReconciler, WorkerReconciler};
 use runners::aws::sqs::SqsQueue;
 use runners::aws::{AwsSettings, sdk_config};
+use runners::cloud::NodeCloud;
+use runners::provision::ProvisionExecutor;
+use runners::provision::local::LocalBuilds;
 use runners::sim::{SimCloud, SimConfig};
-use runners::workload::{WorkloadConfig, Workloads};
+use runners::workload::{NodeConfig, Nodes, WorkloadConfig, Workloads};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -99,6 +102,15 @@ pub enum CloudKind {
     Aws,
     /// The in-process simulated cloud (demos, scale and fault experiments).
     Sim,
+}
+
+/// Where node provisioning builds run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NodeBuilds {
+    /// CodeBuild builds of the provisioner project (production).
+    Codebuild,
+    /// `mooring-provisioner` as a local subprocess (development and tests).
+    Local,
 }
 
 /// Log output format.
@@ -195,6 +207,29 @@ pub struct ServeArgs {
     /// DescribeServices); AWS events and Mooring's own writes refresh it sooner.
     #[arg(long, env = "MOORING_OBSERVE_MAX_AGE_SECONDS", default_value_t = 60.0)]
     pub observe_max_age_seconds: f64,
+    /// Where node provisioning builds run.
+    #[arg(long, env = "MOORING_NODE_BUILDS", value_enum, default_value = "codebuild")]
+    pub node_builds: NodeBuilds,
+    /// Node builds this replica runs at once (CodeBuild's default account limit is 20).
+    #[arg(long, env = "MOORING_MAX_NODE_BUILDS", default_value_t = 20)]
+    pub max_node_builds: usize,
+    /// Connect node health checks to this host instead of the instance's private IP
+    /// (development against a local AWS, where instances are not reachable).
+    #[arg(long, env = "MOORING_NODE_HEALTH_HOST")]
+    pub node_health_host: Option<String>,
+    /// IAM role of the CodeBuild provisioner project.
+    #[arg(
+        long,
+        env = "MOORING_CODEBUILD_ROLE_ARN",
+        default_value = "arn:aws:iam::123456789012:role/mooring-node-provisioner"
+    )]
+    pub codebuild_role_arn: String,
+    /// `bucket/key` of the zip with the `mooring-provisioner` binary (the project's source).
+    #[arg(long, env = "MOORING_CODEBUILD_SOURCE", default_value = "mooring-artifacts/mooring-provisioner.zip")]
+    pub codebuild_source: String,
+    /// The `mooring-provisioner` binary local builds run (default: next to `mooring`).
+    #[arg(long, env = "MOORING_PROVISIONER_BIN")]
+    pub provisioner_bin: Option<PathBuf>,
     /// Seconds in-flight reconciles may run after SIGTERM.
     #[arg(long, env = "MOORING_SHUTDOWN_GRACE_SECONDS", default_value_t = 30.0)]
     pub shutdown_grace_seconds: f64,
@@ -351,22 +386,78 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The reconciler of each kind. Nodes report `NoCloudBackend` until their
-/// runner exists.
+/// The clients nodes use: EC2 and target groups of the chosen cloud, and
+/// builds in CodeBuild, as local subprocesses, or in the simulated cloud.
+async fn node_cloud(args: &ServeArgs, settings: &AwsSettings) -> NodeCloud {
+    let cloud = match args.cloud {
+        CloudKind::Aws => runners::aws::node_cloud(settings).await,
+        CloudKind::Sim => {
+            let sim = sim_cloud(args);
+            // The simulated cloud's builds run the provisioner against its own EC2.
+            let plain = sim.node_cloud(Arc::new(NoBuilds));
+            let executor = ProvisionExecutor {
+                ec2: plain.ec2.clone(),
+                targets: plain.targets.clone(),
+                config: Default::default(),
+            };
+            sim.node_cloud(Arc::new(executor))
+        }
+    };
+    match (args.node_builds, args.cloud) {
+        (NodeBuilds::Local, CloudKind::Aws) => {
+            let mut env = std::collections::BTreeMap::new();
+            if let Some(endpoint) = &settings.endpoint {
+                env.insert("MOORING_AWS_ENDPOINT".to_string(), endpoint.clone());
+            }
+            env.insert("AWS_REGION".to_string(), settings.region_or_default());
+            let program = args.provisioner_bin.clone().unwrap_or_else(LocalBuilds::default_program);
+            tracing::info!(program = %program.display(), "node builds run as local processes");
+            NodeCloud { builds: Arc::new(LocalBuilds::new(program, cache_dir().join("builds"), env)), ..cloud }
+        }
+        _ => cloud,
+    }
+}
+
+fn node_config(args: &ServeArgs) -> NodeConfig {
+    let mut c = NodeConfig {
+        poll_in_flight: Duration::from_secs_f64(args.poll_seconds.max(0.1)),
+        max_concurrent_builds: args.max_node_builds.max(1),
+        health_host: args.node_health_host.clone(),
+        ..Default::default()
+    };
+    c.project.service_role = args.codebuild_role_arn.clone();
+    c.project.source_location = args.codebuild_source.clone();
+    c
+}
+
+/// A build executor for a simulated cloud that is only asked for its EC2.
+struct NoBuilds;
+
+#[async_trait::async_trait]
+impl runners::cloud::codebuild::BuildExecutor for NoBuilds {
+    async fn execute(&self, _env: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
+        Err("no build executor".into())
+    }
+}
+
+/// One simulated cloud per process (its ECS and its EC2 are the same account).
+fn sim_cloud(args: &ServeArgs) -> SimCloud {
+    static SIM: std::sync::OnceLock<SimCloud> = std::sync::OnceLock::new();
+    SIM.get_or_init(|| {
+        tracing::info!(seed = args.sim_seed, "using the simulated cloud");
+        SimCloud::new(SimConfig { seed: args.sim_seed, clusters: args.sim_clusters.clone(), ..Default::default() })
+    })
+    .clone()
+}
+
+/// The reconciler of each kind.
 async fn reconcilers(args: &ServeArgs) -> HashMap<Kind, Arc<dyn Reconciler>> {
     let settings = AwsSettings { endpoint: args.store.aws_endpoint.clone(), region: args.aws_region.clone() };
     let (cloud, region) = match args.cloud {
         CloudKind::Aws => (runners::aws::cloud(&settings).await, settings.region_or_default()),
-        CloudKind::Sim => {
-            let sim = SimCloud::new(SimConfig {
-                seed: args.sim_seed,
-                clusters: args.sim_clusters.clone(),
-                ..Default::default()
-            });
-            tracing::info!(seed = args.sim_seed, "using the simulated cloud");
-            (sim.cloud(), "us-east-1".to_string())
-        }
+        CloudKind::Sim => (sim_cloud(args).cloud(), "us-east-1".to_string()),
     };
+    let nodes = Arc::new(Nodes::new(node_cloud(args, &settings).await, node_config(args)));
     let config = WorkloadConfig {
         region,
         poll_in_flight: Duration::from_secs_f64(args.poll_seconds.max(0.1)),
@@ -374,7 +465,7 @@ async fn reconcilers(args: &ServeArgs) -> HashMap<Kind, Arc<dyn Reconciler>> {
     };
     let workloads = Arc::new(Workloads::new(cloud, config));
     HashMap::from([
-        (Kind::Node, Arc::new(NoBackend) as Arc<dyn Reconciler>),
+        (Kind::Node, Arc::new(NodeReconciler(nodes)) as Arc<dyn Reconciler>),
         (Kind::Relay, Arc::new(RelayReconciler(workloads.clone())) as Arc<dyn Reconciler>),
         (Kind::Worker, Arc::new(WorkerReconciler(workloads)) as Arc<dyn Reconciler>),
     ])

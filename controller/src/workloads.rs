@@ -1,13 +1,15 @@
-//! The reconcilers of the ECS kinds: thin adapters from stored rows to the
-//! runners' [`Workloads`] and from their reports to the runtime's outcomes.
+//! The reconcilers of every kind: thin adapters from stored rows to the
+//! runners ([`Workloads`] for the ECS kinds, [`Nodes`]) and from their reports
+//! to the runtime's outcomes.
 
 use std::sync::Arc;
 
+use api_types::node::{NodeSpec, NodeStatus};
 use api_types::relay::{RelaySpec, RelayStatus};
 use api_types::worker::{WorkerSpec, WorkerStatus};
 use desired_state::store::{EventType, StoredResource};
 use runners::cloud::ErrorKind;
-use runners::workload::{Report, RunError, Target, Teardown, Workloads};
+use runners::workload::{Nodes, Report, RunError, Target, Teardown, Workloads};
 use serde::de::DeserializeOwned;
 
 use crate::reconcile::{Cleanup, Context, Outcome, ReconcileError, Reconciler};
@@ -17,6 +19,9 @@ pub struct RelayReconciler(pub Arc<Workloads>);
 
 /// Reconciles `Worker` resources.
 pub struct WorkerReconciler(pub Arc<Workloads>);
+
+/// Reconciles `Node` resources.
+pub struct NodeReconciler(pub Arc<Nodes>);
 
 /// The row's spec and status, typed. A stored spec passed validation, so a
 /// failure here means the row is from an incompatible version.
@@ -63,6 +68,7 @@ fn cleanup(t: Teardown) -> Cleanup {
     match t {
         Teardown::Done => Cleanup::Done,
         Teardown::Pending(after, why) => Cleanup::Pending(after, why),
+        Teardown::Progress(report) => Cleanup::Progress(outcome(report)),
     }
 }
 
@@ -106,5 +112,20 @@ impl Reconciler for WorkerReconciler {
         let (spec, status) = typed::<WorkerSpec, WorkerStatus>(r)?;
         let uid = r.uid.to_string();
         Ok(cleanup(self.0.cleanup_worker(ctx.gate, &target(ctx, r, &uid, &spec, &status)).await?))
+    }
+}
+
+#[async_trait::async_trait]
+impl Reconciler for NodeReconciler {
+    async fn reconcile(&self, ctx: &Context<'_>, r: &StoredResource) -> Result<Outcome, ReconcileError> {
+        let (spec, status) = typed::<NodeSpec, NodeStatus>(r)?;
+        let uid = r.uid.to_string();
+        Ok(outcome(self.0.reconcile_node(ctx.gate, &target(ctx, r, &uid, &spec, &status)).await?))
+    }
+
+    async fn cleanup(&self, ctx: &Context<'_>, r: &StoredResource) -> Result<Cleanup, ReconcileError> {
+        let (spec, status) = typed::<NodeSpec, NodeStatus>(r)?;
+        let uid = r.uid.to_string();
+        Ok(cleanup(self.0.cleanup_node(ctx.gate, &target(ctx, r, &uid, &spec, &status)).await?))
     }
 }

@@ -12,9 +12,9 @@
 //! asked about longest ago are the ones whose reconciles come next, and a
 //! batch is used before it goes stale even when the sweep takes longer than
 //! `stale_after`: a resync sweep costs about ⌈services / 10⌉ calls per
-//! cluster. An observation made for other services' batches that nobody asked
-//! for (the service moved to another replica, say) is refreshed at most twice
-//! more. Mooring's own writes feed the observer with AWS's answer, so a
+//! cluster. A service described many times for other services' batches
+//! without being asked for (it moved to another replica, say) goes last in
+//! line, so it only fills room no likelier service needs. Mooring's own writes feed the observer with AWS's answer, so a
 //! reconcile never reads back an older state than the one it created.
 //!
 //! Asks and describes of a cluster are numbered in the order they happen, so
@@ -33,9 +33,12 @@ use tokio::time::Instant;
 use crate::cloud::ecs::{MAX_DESCRIBE_SERVICES, Service, TaskDefinition};
 use crate::cloud::{CloudResult, Ecs};
 
-/// How many describes for other services' batches an observation gets without
-/// being asked for before it is no longer refreshed that way.
-const MAX_UNASKED: u8 = 2;
+/// How many describes for other services' batches a service gets without being
+/// asked for before it goes last in line for them. Between two resyncs a
+/// service may be described unasked about once per `stale_after` (by batches
+/// of services in flight) and a slow sweep may describe it a few times more,
+/// so this is well above the default resync / `stale_after` ratio of 5.
+const MAX_UNASKED: u8 = 8;
 
 #[derive(Default)]
 struct Entry {
@@ -199,24 +202,25 @@ impl ServiceObserver {
     }
 
     /// `name`, then up to nine other services of the cluster: those asks are
-    /// waiting for and no describe answered yet, then due ones (not described
-    /// unasked too often), asked about longest ago first.
+    /// waiting for and no describe answered yet, then due ones asked about
+    /// longest ago, those described unasked too often last.
     fn batch(&self, book: &Book, name: &str) -> Vec<String> {
         let now = Instant::now();
         let others = || book.entries.iter().filter(|(n, _)| n.as_str() != name);
         let mut waited_for: Vec<(Option<Instant>, &String)> =
             others().filter(|(_, e)| e.waiting > 0 && e.made <= e.wants).map(|(n, e)| (e.asked, n)).collect();
-        keep_oldest(&mut waited_for, MAX_DESCRIBE_SERVICES - 1);
+        keep_first(&mut waited_for, MAX_DESCRIBE_SERVICES - 1);
         let room = MAX_DESCRIBE_SERVICES - 1 - waited_for.len();
-        let mut likely: Vec<(Option<Instant>, &String)> = Vec::new();
+        let mut likely: Vec<(bool, Option<Instant>, &String)> = Vec::new();
         if room > 0 {
             likely = others()
-                .filter(|(_, e)| e.waiting == 0 && e.unasked < MAX_UNASKED && e.due(self.stale_after, now))
-                .map(|(n, e)| (e.asked, n))
+                .filter(|(_, e)| e.waiting == 0 && e.due(self.stale_after, now))
+                .map(|(n, e)| (e.unasked >= MAX_UNASKED, e.asked, n))
                 .collect();
-            keep_oldest(&mut likely, room);
+            keep_first(&mut likely, room);
         }
-        std::iter::once(name.to_string()).chain(waited_for.into_iter().chain(likely).map(|(_, n)| n.clone())).collect()
+        let names = waited_for.into_iter().map(|(_, n)| n).chain(likely.into_iter().map(|(_, _, n)| n));
+        std::iter::once(name.to_string()).chain(names.cloned()).collect()
     }
 
     /// Records what AWS answered to a create or update.
@@ -246,8 +250,8 @@ impl ServiceObserver {
     }
 }
 
-/// Keeps the `keep` entries asked about longest ago (never asked: first).
-fn keep_oldest(v: &mut Vec<(Option<Instant>, &String)>, keep: usize) {
+/// Keeps the `keep` smallest elements (ranks are tuples: never asked sorts first).
+fn keep_first<T: Ord>(v: &mut Vec<T>, keep: usize) {
     if v.len() > keep {
         v.select_nth_unstable(keep);
         v.truncate(keep);
@@ -424,7 +428,9 @@ mod tests {
         sweep(&observer, &ecs, &forward, gap).await;
         for _ in 0..3 {
             tokio::time::sleep(Duration::from_secs(2)).await;
-            assert_eq!(sweep(&observer, &ecs, &forward, gap).await, 10, "{:?}", ecs.batches().last());
+            let before = ecs.calls();
+            let n = sweep(&observer, &ecs, &forward, gap).await;
+            assert_eq!(n, 10, "{:?}", &ecs.batches()[before..before + 12]);
         }
     }
 
@@ -475,21 +481,21 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn services_nobody_asks_for_are_refreshed_a_bounded_number_of_times() {
+    async fn services_nobody_asks_for_any_more_go_last_in_line() {
         let (observer, ecs) = (ServiceObserver::new(Duration::from_secs(1)), FakeEcs::new(Duration::ZERO));
-        let all = names(3);
-        sweep(&observer, &ecs, &all, Duration::ZERO).await;
-        // s001 moved to another replica, s002 was deleted; s000 is asked for with max_age zero.
-        observer.forget("c", "s002", true);
-        for _ in 0..5 {
+        // `gone` moved to another replica (or was deleted while this one was
+        // down): it is never asked for again, yet its old ask ranks first.
+        observer.observe(ecs.as_ref(), "c", "gone", Duration::ZERO).await.unwrap();
+        let order = names(20);
+        let mut costs = Vec::new();
+        for _ in 0..12 {
             tokio::time::sleep(Duration::from_secs(2)).await;
-            observer.observe(ecs.as_ref(), "c", "s000", Duration::ZERO).await.unwrap();
+            costs.push(sweep(&observer, &ecs, &order, Duration::ZERO).await);
         }
-        let batches = ecs.batches();
-        let described = |name: &str| batches.iter().filter(|b| b.iter().any(|n| n == name)).count();
-        assert_eq!(described("s000"), 6);
-        assert_eq!(described("s001"), 1 + usize::from(MAX_UNASKED), "{batches:?}");
-        assert_eq!(described("s002"), 1, "{batches:?}");
+        assert_eq!(costs[0], 20, "nothing known yet");
+        assert_eq!(costs[10..], [2, 2], "{costs:?} {:?}", ecs.batches());
+        let gone = ecs.batches().iter().filter(|b| b.iter().any(|n| n == "gone")).count();
+        assert_eq!(gone, 1 + usize::from(MAX_UNASKED), "{:?}", ecs.batches());
     }
 
     #[tokio::test(start_paused = true)]

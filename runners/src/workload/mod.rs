@@ -3,11 +3,14 @@
 //! gate, and gets back conditions, status outputs, events and when to look
 //! again (a [`Report`]), or what the teardown still waits for ([`Teardown`]).
 
+mod node;
 mod relay;
 mod service;
 mod worker;
 
 use std::time::Duration;
+
+pub use node::{BUILDSPEC, NodeConfig, NodeTarget, Nodes, ProjectSettings, provision_hash};
 
 use api_types::condition::{Condition, ConditionStatus, ConditionType};
 use serde_json::{Map, Value};
@@ -90,12 +93,14 @@ pub struct Report {
 }
 
 /// Where a teardown is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Teardown {
     /// Nothing of the resource is left in AWS (or it was released under `Retain`).
     Done,
     /// Still draining or deleting: look again after this long.
     Pending(Duration, String),
+    /// Still going, with status to record first (a build's intent and progress).
+    Progress(Report),
 }
 
 /// Why a reconcile or teardown stopped.

@@ -155,10 +155,10 @@ impl Workloads {
         use crate::cloud::Caches;
         let calls = self.calls(gate);
         let policy = target.spec.deletion_policy;
-        if let Teardown::Pending(after, why) =
+        if let pending @ (Teardown::Pending(..) | Teardown::Progress(_)) =
             self.teardown_service(&calls, target, &target.spec.cluster, policy).await?
         {
-            return Ok(Teardown::Pending(after, why));
+            return Ok(pending);
         }
         let Some(cache) = &target.spec.cache else { return Ok(Teardown::Done) };
         let id = names::cache_id(target.name, target.uid);

@@ -193,10 +193,10 @@ impl Workloads {
     ) -> Result<Teardown, RunError> {
         let calls = self.calls(gate);
         let spec = target.spec;
-        if let Teardown::Pending(after, why) =
+        if let pending @ (Teardown::Pending(..) | Teardown::Progress(_)) =
             self.teardown_service(&calls, target, &spec.cluster, spec.deletion_policy).await?
         {
-            return Ok(Teardown::Pending(after, why));
+            return Ok(pending);
         }
         let name = names::queue_name(target.namespace, target.name, spec.queue.name.as_deref(), spec.queue.fifo);
         for queue in [name.clone(), names::dead_letter_name(&name)] {
