@@ -14,7 +14,8 @@
 //! Options: `--services N ...` (default 1000 10000), `--clusters C` (4),
 //! `--workers W` (concurrent reconciles, 8), `--observe-max-age SECS` (how old
 //! an observation of a settled service may be, 60 as in production; the pass
-//! starts once every observation is older). Needs Postgres (`DATABASE_URL`; the
+//! starts once every observation is older), `--passes K` (resync passes of
+//! the running controller, each once every observation went stale, 1). Needs Postgres (`DATABASE_URL`; the
 //! database `mooring_bench_resync` on its server is dropped and created) and
 //! Redis (`REDIS_URL`).
 
@@ -53,10 +54,12 @@ struct Args {
     clusters: usize,
     workers: usize,
     observe_max_age: Duration,
+    passes: usize,
 }
 
 fn parse_args() -> Result<Args> {
-    let mut args = Args { services: Vec::new(), clusters: 4, workers: 8, observe_max_age: Duration::from_secs(60) };
+    let mut args =
+        Args { services: Vec::new(), clusters: 4, workers: 8, observe_max_age: Duration::from_secs(60), passes: 1 };
     let mut it = std::env::args().skip(1).peekable();
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
@@ -69,6 +72,7 @@ fn parse_args() -> Result<Args> {
             }
             "--clusters" => args.clusters = value()?.parse().context("--clusters takes a number")?,
             "--workers" => args.workers = value()?.parse().context("--workers takes a number")?,
+            "--passes" => args.passes = value()?.parse().context("--passes takes a number")?,
             "--observe-max-age" => {
                 args.observe_max_age =
                     Duration::from_secs_f64(value()?.parse().context("--observe-max-age takes seconds")?)
@@ -79,8 +83,8 @@ fn parse_args() -> Result<Args> {
     if args.services.is_empty() {
         args.services = vec![1000, 10_000];
     }
-    if args.clusters == 0 || args.workers == 0 {
-        bail!("--clusters and --workers must be at least 1");
+    if args.clusters == 0 || args.workers == 0 || args.passes == 0 {
+        bail!("--clusters, --workers and --passes must be at least 1");
     }
     Ok(args)
 }
@@ -282,7 +286,7 @@ impl Calls {
 
 struct Row {
     services: usize,
-    variant: &'static str,
+    variant: String,
     lower_bound: u64,
     calls: Calls,
     wall: Duration,
@@ -333,27 +337,32 @@ async fn run(n: usize, args: &Args, seed: u64) -> Result<Vec<Row>> {
     if services != n {
         bail!("{services} services for {n} relays");
     }
-    eprintln!(
-        "converged in {:.1} s ({} AWS calls); waiting {:?} for every observation to go stale",
-        started.elapsed().as_secs_f64(),
-        cloud.total_calls(),
-        args.observe_max_age
-    );
-    tokio::time::sleep(args.observe_max_age + Duration::from_secs(1)).await;
+    eprintln!("converged in {:.1} s ({} AWS calls)", started.elapsed().as_secs_f64(), cloud.total_calls());
 
-    // 1. A no-op resync of a running controller.
+    // 1. No-op resyncs of a running controller, each once every observation
+    // has gone stale (as with the default resync of 300 s and observations
+    // trusted for 60 s).
     let mut rows = Vec::new();
-    cloud.reset_calls();
-    let (base, errors) = (replica.successes(), replica.errors());
-    let t = Instant::now();
-    replica.controller.resync_now().await;
-    replica.wait_for_pass(base, n).await?;
-    let wall = t.elapsed();
-    if replica.successes() != base + n as u64 || replica.errors() != errors {
-        bail!("expected {n} successful reconciles, saw {} and {} errors", replica.successes() - base, replica.errors());
-    }
     let lower_bound = lower_bound(n, args.clusters);
-    rows.push(Row { services: n, variant: "running controller", lower_bound, calls: Calls::read(&cloud), wall });
+    for pass in 1..=args.passes {
+        eprintln!("waiting {:?} for every observation to go stale", args.observe_max_age);
+        tokio::time::sleep(args.observe_max_age + Duration::from_secs(1)).await;
+        cloud.reset_calls();
+        let (base, errors) = (replica.successes(), replica.errors());
+        let t = Instant::now();
+        replica.controller.resync_now().await;
+        replica.wait_for_pass(base, n).await?;
+        let wall = t.elapsed();
+        if replica.successes() != base + n as u64 || replica.errors() != errors {
+            bail!(
+                "expected {n} successful reconciles, saw {} and {} errors",
+                replica.successes() - base,
+                replica.errors() - errors
+            );
+        }
+        let variant = if args.passes == 1 { "resync".to_string() } else { format!("resync {pass}") };
+        rows.push(Row { services: n, variant, lower_bound, calls: Calls::read(&cloud), wall });
+    }
     replica.shutdown().await;
 
     // 2. The first pass of a restarted controller: every shard is gained, so
@@ -367,7 +376,7 @@ async fn run(n: usize, args: &Args, seed: u64) -> Result<Vec<Row>> {
     if replica.successes() != n as u64 || replica.errors() != 0 {
         bail!("expected {n} successful reconciles, saw {} and {} errors", replica.successes(), replica.errors());
     }
-    rows.push(Row { services: n, variant: "after a restart", lower_bound, calls: Calls::read(&cloud), wall });
+    rows.push(Row { services: n, variant: "after a restart".into(), lower_bound, calls: Calls::read(&cloud), wall });
     replica.shutdown().await;
     store.pool().close().await;
     Ok(rows)

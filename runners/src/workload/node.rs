@@ -224,24 +224,36 @@ impl Nodes {
         let action = if b.action == "destroy" { Action::Destroy } else { Action::Apply };
         let build: Option<Build> = match &b.id {
             None => {
-                let held = self.running().contains(&b.token);
-                if !held && self.running().len() >= self.config.max_concurrent_builds {
-                    b.state = Some("PENDING".into());
-                    b.phase = Some("QUEUED".into());
-                    return Ok(b);
-                }
-                self.ensure_project(calls, &target.spec.provisioner.codebuild_project).await?;
-                match calls.builds.start_build(&Self::build_request(target, action, &b.token)).await {
-                    Ok(build) => {
-                        self.running().insert(b.token.clone());
-                        events.push(Event::normal("BuildStarted", format!("{} build {}", b.action, build.id)));
-                        Some(build)
-                    }
-                    Err(e) if e.is(ErrorKind::QuotaExceeded) => {
+                // Take a slot before starting, atomically, so concurrent
+                // reconciles cannot overshoot the limit.
+                {
+                    let mut running = self.running();
+                    if !running.contains(&b.token) && running.len() >= self.config.max_concurrent_builds {
                         b.phase = Some("QUEUED".into());
                         return Ok(b);
                     }
-                    Err(e) => return Err(e.into()),
+                    running.insert(b.token.clone());
+                }
+                let started = match self.ensure_project(calls, &target.spec.provisioner.codebuild_project).await {
+                    Ok(()) => calls.builds.start_build(&Self::build_request(target, action, &b.token)).await,
+                    Err(e) => {
+                        self.running().remove(&b.token);
+                        return Err(e);
+                    }
+                };
+                match started {
+                    Ok(build) => {
+                        events.push(Event::normal("BuildStarted", format!("{} build {}", b.action, build.id)));
+                        Some(build)
+                    }
+                    Err(e) => {
+                        self.running().remove(&b.token);
+                        if e.is(ErrorKind::QuotaExceeded) {
+                            b.phase = Some("QUEUED".into());
+                            return Ok(b);
+                        }
+                        return Err(e.into());
+                    }
                 }
             }
             Some(id) => calls.builds.builds(std::slice::from_ref(id)).await?.into_iter().next(),

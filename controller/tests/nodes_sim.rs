@@ -1,0 +1,322 @@
+//! Nodes reconciled by the real controller against the simulated cloud, whose
+//! builds run the provisioner in-process: create → Ready, Replace keeps the
+//! data volume, InPlace keeps the instance, deletion honours the volume policy,
+//! builds queue beyond the limit, and a crash after any controller-side AWS
+//! call still leaves exactly one instance. Seeds are printed; replay with
+//! `MOORING_SIM_SEED`.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use api_types::{Kind, validate_document};
+use common::*;
+use controller::reconcile::{NoBackend, Reconciler};
+use controller::workloads::NodeReconciler;
+use desired_state::store::{ChangeSource, Store, WriteMode};
+use runners::cloud::TAG_UID;
+use runners::cloud::ec2::InstanceState;
+use runners::provision::{ProvisionExecutor, ProvisionerConfig};
+use runners::sim::{FaultMix, SimCloud, SimConfig};
+use runners::workload::{NodeConfig, Nodes};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn seed() -> u64 {
+    let seed = std::env::var("MOORING_SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    eprintln!("simulated cloud seed {seed} (replay with MOORING_SIM_SEED={seed})");
+    seed
+}
+
+fn sim(seed: u64) -> SimCloud {
+    SimCloud::new(SimConfig {
+        seed,
+        faults: FaultMix::none(),
+        latency: (Duration::ZERO, Duration::from_millis(1)),
+        instance_start_delay: Duration::from_millis(20),
+        status_check_delay: Duration::from_millis(20),
+        instance_stop_delay: Duration::from_millis(20),
+        volume_create_delay: Duration::from_millis(10),
+        build_queue_delay: Duration::from_millis(10),
+        ..Default::default()
+    })
+}
+
+/// A health endpoint on loopback that answers 200 while `healthy` holds.
+async fn health_server(healthy: Arc<AtomicBool>) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let healthy = healthy.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = socket.read(&mut buf).await;
+                let status = if healthy.load(Ordering::SeqCst) { "200 OK" } else { "503 Service Unavailable" };
+                let _ = socket
+                    .write_all(
+                        format!("HTTP/1.1 {status}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").as_bytes(),
+                    )
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+struct World {
+    cloud: SimCloud,
+    health_port: u16,
+    max_builds: usize,
+}
+
+fn start(store: &Store, prefix: &str, w: &World) -> Replica {
+    let plain = w.cloud.node_cloud(Arc::new(ProvisionExecutor {
+        ec2: w.cloud.node_cloud(Arc::new(NoopExecutor)).ec2,
+        targets: w.cloud.node_cloud(Arc::new(NoopExecutor)).targets,
+        config: ProvisionerConfig { poll: Duration::from_millis(5), timeout: Duration::from_secs(20) },
+    }));
+    let nodes = Arc::new(Nodes::new(
+        plain,
+        NodeConfig {
+            poll_in_flight: Duration::from_millis(30),
+            health_interval: Duration::from_secs(60),
+            max_concurrent_builds: w.max_builds,
+            health_host: Some("127.0.0.1".into()),
+            ..Default::default()
+        },
+    ));
+    let reconcilers: HashMap<Kind, Arc<dyn Reconciler>> = HashMap::from([
+        (Kind::Node, Arc::new(NodeReconciler(nodes)) as Arc<dyn Reconciler>),
+        (Kind::Relay, Arc::new(NoBackend) as Arc<dyn Reconciler>),
+        (Kind::Worker, Arc::new(NoBackend) as Arc<dyn Reconciler>),
+    ]);
+    let opts =
+        Options { lease: Duration::from_secs(2), renew: Duration::from_millis(500), workers: 4, ..Default::default() };
+    start_replica_with(store, prefix, "node-replica", reconcilers, &opts)
+}
+
+struct NoopExecutor;
+
+#[async_trait::async_trait]
+impl runners::cloud::codebuild::BuildExecutor for NoopExecutor {
+    async fn execute(&self, _env: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
+        Err("not used".into())
+    }
+}
+
+fn node(ns: &str, name: &str, instance_type: &str, strategy: &str, delete_volume: bool, health_port: u16) -> Value {
+    json!({"apiVersion": "mooring/v1", "kind": "Node", "metadata": {"name": name, "namespace": ns},
+    "spec": {
+        "software": {"name": "pulse", "version": "1.4.2", "artifact": "s3://pulse-artifacts/pulse-1.4.2.tar.gz",
+                     "args": ["--p2p-port=4001"]},
+        "instanceType": instance_type, "ami": "ami-1e749f67", "subnetId": "subnet-0a1b2c3d",
+        "securityGroupIds": ["sg-0a1b2c3d"],
+        "dataVolume": {"sizeGiB": 50, "type": "gp3", "deleteOnNodeDelete": delete_volume},
+        "ports": [{"name": "p2p", "port": 4001}, {"name": "api", "port": health_port}],
+        "healthCheck": {"port": health_port, "path": "/health"},
+        "updateStrategy": strategy
+    }})
+}
+
+async fn apply(store: &Store, doc: Value) {
+    let doc = validate_document(doc).unwrap();
+    store.write(&doc, WriteMode::Upsert, &ChangeSource::api("test")).await.unwrap();
+}
+
+async fn ready_at(store: &Store, ns: &str, name: &str, generation: i64) -> bool {
+    let Ok(r) = store.get(Kind::Node, ns, name).await else { return false };
+    r.generation == generation
+        && r.status["conditions"].as_array().is_some_and(|cs| {
+            cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True" && c["observedGeneration"] == generation)
+        })
+}
+
+async fn wait_ready(store: &Store, ns: &str, name: &str, generation: i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !ready_at(store, ns, name, generation).await {
+        let r = store.get(Kind::Node, ns, name).await.map(|r| r.status).unwrap_or_default();
+        assert!(tokio::time::Instant::now() < deadline, "{ns}/{name} not Ready at generation {generation}: {r:#}");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+async fn wait_gone(store: &Store, ns: &str, name: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while store.get(Kind::Node, ns, name).await.is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "{ns}/{name} not deleted");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+fn running(cloud: &SimCloud, uid: &str) -> Vec<runners::cloud::ec2::Instance> {
+    cloud
+        .running_instances_tagged(TAG_UID, uid)
+        .into_iter()
+        .filter(|i| i.tags.get("mooring:role").map(String::as_str) == Some("instance"))
+        .collect()
+}
+
+#[sqlx::test(migrations = false)]
+async fn replace_keeps_the_volume_in_place_keeps_the_instance_and_delete_follows_the_policy(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let healthy = Arc::new(AtomicBool::new(true));
+    let w = World { cloud: sim(seed()), health_port: health_server(healthy.clone()).await, max_builds: 20 };
+    let replica = start(&store, &prefix, &w);
+    let ns = "nodes";
+
+    apply(&store, node(ns, "pulse-1", "t3.large", "Replace", false, w.health_port)).await;
+    wait_ready(&store, ns, "pulse-1", 1).await;
+    let r = store.get(Kind::Node, ns, "pulse-1").await.unwrap();
+    let uid = r.uid.to_string();
+    let first = running(&w.cloud, &uid);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].tags["mooring:name"], "nodes/pulse-1");
+    let volume = r.status["volumeId"].as_str().expect("volumeId").to_string();
+    assert!(first[0].volumes.iter().any(|(_, v)| v == &volume), "{first:?}");
+    assert_eq!(r.status["instanceId"], first[0].id.as_str());
+    let user_data = w.cloud.instance_user_data(&first[0].id).unwrap();
+    assert!(user_data.contains("--data-dir=/var/lib/mooring/pulse"), "{user_data}");
+
+    // A label change starts no build.
+    let builds = w.cloud.builds_started().len();
+    let mut labelled = node(ns, "pulse-1", "t3.large", "Replace", false, w.health_port);
+    labelled["metadata"]["labels"] = json!({"team": "p2p"});
+    apply(&store, labelled).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(w.cloud.builds_started().len(), builds, "a label change started a build");
+
+    // Replace: a new instance, the same data volume, exactly one running.
+    apply(&store, node(ns, "pulse-1", "t3.xlarge", "Replace", false, w.health_port)).await;
+    wait_ready(&store, ns, "pulse-1", 2).await;
+    let now = running(&w.cloud, &uid);
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_ne!(now[0].id, first[0].id);
+    assert_eq!(now[0].instance_type, "t3.xlarge");
+    assert!(now[0].volumes.iter().any(|(_, v)| v == &volume), "the data volume moved: {now:?}");
+
+    // InPlace: the same instance, a new type.
+    apply(&store, node(ns, "pulse-1", "t3.2xlarge", "InPlace", false, w.health_port)).await;
+    wait_ready(&store, ns, "pulse-1", 3).await;
+    let after = running(&w.cloud, &uid);
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].id, now[0].id, "in place keeps the instance");
+    assert_eq!(after[0].instance_type, "t3.2xlarge");
+
+    // Health failing after Ready: Degraded.
+    healthy.store(false, Ordering::SeqCst);
+    let r = store.get(Kind::Node, ns, "pulse-1").await.unwrap();
+    store.touch(&r).await.unwrap();
+    eventually(Duration::from_secs(30), "Degraded after the health check fails", || async {
+        let r = store.get(Kind::Node, ns, "pulse-1").await.unwrap();
+        r.status["conditions"].as_array().unwrap().iter().any(|c| c["type"] == "Degraded" && c["status"] == "True")
+    })
+    .await;
+    healthy.store(true, Ordering::SeqCst);
+
+    // Delete: terminated; the volume is kept (deleteOnNodeDelete false).
+    store.request_delete(Kind::Node, ns, "pulse-1").await.unwrap();
+    wait_gone(&store, ns, "pulse-1").await;
+    assert!(running(&w.cloud, &uid).is_empty());
+    let kept = w.cloud.volumes().into_iter().find(|v| v.id == volume).expect("the volume is kept");
+    assert_eq!(kept.tags.get("mooring:released-from").map(String::as_str), Some("nodes/pulse-1"));
+    assert!(!kept.tags.contains_key(TAG_UID));
+
+    // With deleteOnNodeDelete the volume goes too.
+    apply(&store, node(ns, "pulse-2", "t3.large", "Replace", true, w.health_port)).await;
+    wait_ready(&store, ns, "pulse-2", 1).await;
+    let r = store.get(Kind::Node, ns, "pulse-2").await.unwrap();
+    let volume = r.status["volumeId"].as_str().unwrap().to_string();
+    store.request_delete(Kind::Node, ns, "pulse-2").await.unwrap();
+    wait_gone(&store, ns, "pulse-2").await;
+    assert!(w.cloud.volumes().iter().all(|v| v.id != volume), "the volume was deleted");
+    replica.shutdown().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn builds_beyond_the_limit_queue(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let w =
+        World { cloud: sim(seed()), health_port: health_server(Arc::new(AtomicBool::new(true))).await, max_builds: 1 };
+    let replica = start(&store, &prefix, &w);
+    let ns = "queue";
+    for i in 0..3 {
+        apply(&store, node(ns, &format!("n{i}"), "t3.large", "Replace", true, w.health_port)).await;
+    }
+    let mut saw_queued = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut ready = 0;
+        for i in 0..3 {
+            let r = store.get(Kind::Node, ns, &format!("n{i}")).await.unwrap();
+            let conds = r.status["conditions"].as_array().cloned().unwrap_or_default();
+            saw_queued |= conds.iter().any(|c| c["type"] == "Progressing" && c["reason"] == "Queued");
+            ready += usize::from(ready_at(&store, ns, &format!("n{i}"), 1).await);
+        }
+        assert!(w.cloud.builds_in_progress() <= 1, "more builds at once than the limit");
+        if ready == 3 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "nodes not ready");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(saw_queued, "no node ever showed Progressing=Queued");
+    replica.shutdown().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_crash_after_any_controller_call_leaves_exactly_one_instance(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let w =
+        World { cloud: sim(seed()), health_port: health_server(Arc::new(AtomicBool::new(true))).await, max_builds: 20 };
+    // A clean run counts the controller's calls for create → Ready.
+    let replica = start(&store, &prefix, &w);
+    let before = w.cloud.total_calls();
+    apply(&store, node("clean", "n", "t3.large", "Replace", true, w.health_port)).await;
+    wait_ready(&store, "clean", "n", 1).await;
+    replica.shutdown().await;
+    let calls = (w.cloud.total_calls() - before).min(40);
+    let mut crashes = 0;
+    for at in 1..=calls {
+        let ns = format!("crash{at}");
+        let crashed = w.cloud.crash_at(at);
+        let mut replica = start(&store, &prefix, &w);
+        apply(&store, node(&ns, "n", "t3.large", "Replace", true, w.health_port)).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let mut did_crash = false;
+        while !ready_at(&store, &ns, "n", 1).await {
+            if !did_crash && tokio::time::timeout(Duration::from_millis(10), crashed.notified()).await.is_ok() {
+                did_crash = true;
+                crashes += 1;
+                replica.crash();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let mut redis =
+                    redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+                let keys: Vec<String> =
+                    redis::cmd("KEYS").arg(format!("{prefix}:lease:*")).query_async(&mut redis).await.unwrap();
+                for k in keys {
+                    let _: () = redis::cmd("DEL").arg(k).query_async(&mut redis).await.unwrap();
+                }
+                w.cloud.clear_crash();
+                replica = start(&store, &prefix, &w);
+            }
+            assert!(tokio::time::Instant::now() < deadline, "crash at call {at}: not Ready");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        w.cloud.clear_crash();
+        let uid = store.get(Kind::Node, &ns, "n").await.unwrap().uid.to_string();
+        let live = running(&w.cloud, &uid);
+        assert_eq!(live.len(), 1, "crash at call {at}: {live:?}");
+        assert_eq!(w.cloud.instances_launched(TAG_UID, &uid), 1, "crash at call {at}: a second instance was launched");
+        assert!(live[0].state == InstanceState::Running);
+        replica.shutdown().await;
+    }
+    eprintln!("{crashes} of {calls} crash points reached; each left exactly one instance");
+    assert!(crashes * 10 >= calls * 8, "only {crashes} of {calls} crash points were reached");
+}
