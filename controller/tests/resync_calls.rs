@@ -92,7 +92,6 @@ async fn a_no_op_resync_describes_services_ten_at_a_time_and_changes_nothing(poo
         ..Default::default()
     });
     let replica = start(&store, &prefix, &cloud);
-    let t0 = std::time::Instant::now();
     for chunk in (0..SERVICES).collect::<Vec<_>>().chunks(25) {
         let writes = chunk.iter().map(|&i| {
             let doc = validate_document(relay(i)).unwrap();
@@ -101,7 +100,6 @@ async fn a_no_op_resync_describes_services_ten_at_a_time_and_changes_nothing(poo
         });
         futures::future::join_all(writes).await;
     }
-    eprintln!("written {:?}", t0.elapsed());
     eventually(Duration::from_secs(60), "every relay Synced and Ready", || {
         let store = store.clone();
         async move { all_ready(&store).await }
@@ -109,7 +107,6 @@ async fn a_no_op_resync_describes_services_ten_at_a_time_and_changes_nothing(poo
     .await;
     eventually(Duration::from_secs(10), "the controller idle", || std::future::ready(idle(&replica))).await;
     assert_eq!(cloud.services().len(), SERVICES);
-    eprintln!("converged {:?}", t0.elapsed());
     tokio::time::sleep(OBSERVE_MAX_AGE + Duration::from_millis(500)).await;
 
     cloud.reset_calls();
@@ -124,7 +121,6 @@ async fn a_no_op_resync_describes_services_ten_at_a_time_and_changes_nothing(poo
     assert_eq!(replica.metrics.reconcile_count("Relay", "success"), base + SERVICES as u64);
     assert_eq!(replica.metrics.reconcile_count("Relay", "error"), errors);
 
-    eprintln!("passed {:?}", t0.elapsed());
     let calls = cloud.calls();
     let describes = cloud.call_count(&ops::DESCRIBE_SERVICES);
     // ⌈services / 10⌉ per cluster.
