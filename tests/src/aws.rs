@@ -30,3 +30,19 @@ impl Moto {
             .unwrap_or_else(|e| panic!("creating cluster {name} in moto at {}: {e:?}", self.endpoint));
     }
 }
+
+impl Moto {
+    /// A subnet of moto's default VPC (nodes need one that exists).
+    pub async fn default_subnet(&self) -> String {
+        let settings = AwsSettings { endpoint: Some(self.endpoint.clone()), region: Some("us-east-1".into()) };
+        let sdk = runners::aws::sdk_config(&settings).await;
+        let out = aws_sdk_ec2::Client::new(&sdk).describe_subnets().send().await.expect("moto subnets");
+        out.subnets().iter().find_map(|s| s.subnet_id.clone()).expect("moto has a default VPC with subnets")
+    }
+
+    /// Mooring's node facades over the SDK, pointed at moto.
+    pub async fn node_cloud(&self) -> runners::cloud::NodeCloud {
+        let settings = AwsSettings { endpoint: Some(self.endpoint.clone()), region: Some("us-east-1".into()) };
+        runners::aws::node_cloud(&settings).await
+    }
+}

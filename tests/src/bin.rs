@@ -12,7 +12,7 @@ pub fn workspace_root() -> &'static Path {
 /// The `mooring` binary, built at most once per test process.
 ///
 /// With `MOORING_E2E_BIN` set, that file is used as is. Otherwise
-/// `cargo build -p controller --bin mooring` runs once (a no-op when the binary is
+/// `cargo build -p controller --bin mooring` (and `mooring-provisioner`) runs once (a no-op when the binary is
 /// fresh) into the target directory this test binary was built in (it lives in
 /// `<target>/<profile>/deps/`), with the same profile, and
 /// `<target>/<profile>/mooring` is returned.
@@ -37,7 +37,19 @@ fn build() -> PathBuf {
     let cargo =
         std::env::var_os("CARGO").or_else(|| option_env!("CARGO").map(Into::into)).unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(&cargo);
-    cmd.args(["build", "--quiet", "-p", "controller", "--bin", "mooring"]);
+    // `mooring-provisioner` lands next to `mooring`, where `--node-builds local` looks.
+    cmd.args([
+        "build",
+        "--quiet",
+        "-p",
+        "controller",
+        "-p",
+        "runners",
+        "--bin",
+        "mooring",
+        "--bin",
+        "mooring-provisioner",
+    ]);
     match profile {
         "debug" => {}
         "release" => {

@@ -192,16 +192,8 @@ impl Nodes {
     }
 
     /// A new intent: recorded in status now, started by the next reconcile.
-    fn intent(target: &NodeTarget<'_>, action: Action, hash: &str) -> BuildStatus {
-        let last = target.status.build.as_ref();
-        let sequence = last.map_or(0, |b| b.sequence) + 1;
-        let failures = last
-            .filter(|b| {
-                b.hash.as_deref() == Some(hash)
-                    && b.action == action.as_str()
-                    && b.state.as_deref() != Some("SUCCEEDED")
-            })
-            .map_or(0, |b| b.failures);
+    fn intent(target: &NodeTarget<'_>, action: Action, hash: &str, failures: u32) -> BuildStatus {
+        let sequence = target.status.build.as_ref().map_or(0, |b| b.sequence) + 1;
         BuildStatus {
             action: action.as_str().to_string(),
             token: names::client_token(target.uid, &format!("build/{}/{hash}/{sequence}", action.as_str()), 0, 64),
@@ -273,7 +265,8 @@ impl Nodes {
         if build.state.finished() {
             self.running().remove(&b.token);
             if build.state == BuildState::Succeeded {
-                b.failures = 0;
+                // `failures` is reset once the instance is seen: a success that
+                // leaves no instance counts as a failure.
                 b.message = None;
                 events.push(Event::normal("BuildSucceeded", format!("{} build {}", b.action, build.id)));
             } else {
@@ -347,11 +340,24 @@ impl Nodes {
             i.tags.get(TAG_INSTANCE_HASH) == Some(&shape)
                 && matches!(i.state, InstanceState::Running | InstanceState::Pending)
         });
-        let failed_here = build.as_ref().filter(|b| {
-            b.action == "apply" && b.hash.as_deref() == Some(&want) && b.state.as_deref() != Some("SUCCEEDED")
-        });
         if applied.as_deref() != Some(want.as_str()) || current.is_none() {
-            if let Some(b) = failed_here.filter(|b| b.failures >= self.config.max_failures) {
+            // Failures of this spec so far; a build that succeeded yet left no
+            // instance counts as one (an endpoint whose builds run nothing
+            // would otherwise be asked for builds forever).
+            let last = build.as_ref().filter(|b| b.action == "apply" && b.hash.as_deref() == Some(&want));
+            let vanished = last.is_some_and(|b| b.state.as_deref() == Some("SUCCEEDED"));
+            let failures = last.map_or(0, |b| b.failures + u32::from(vanished));
+            let mut failed_here = last.filter(|_| failures > 0).cloned();
+            if let Some(b) = failed_here.as_mut().filter(|_| vanished) {
+                b.failures = failures;
+                b.message = Some(format!(
+                    "build {} succeeded but no instance is tagged {TAG_UID}={}",
+                    b.id.as_deref().unwrap_or("?"),
+                    target.uid
+                ));
+                report.outputs.insert("build".into(), json!(b));
+            }
+            if let Some(b) = failed_here.as_ref().filter(|b| b.failures >= self.config.max_failures) {
                 let why = format!(
                     "{} builds failed for this spec; last: {}; logs: {}",
                     b.failures,
@@ -366,13 +372,13 @@ impl Nodes {
                 ];
                 return Ok(report);
             }
-            if applied.as_deref() == Some(want.as_str()) {
+            if applied.as_deref() == Some(want.as_str()) && !vanished {
                 report.events.push(Event::warning(
                     "DriftDetected",
                     "the node's instance is gone or stopped; provisioning it again",
                 ));
             }
-            let intent = Self::intent(target, Action::Apply, &want);
+            let intent = Self::intent(target, Action::Apply, &want, failures);
             report.outputs.insert("build".into(), json!(intent));
             if let Some(b) = failed_here {
                 let why = format!(
@@ -398,6 +404,9 @@ impl Nodes {
             return Ok(report);
         }
         let Some(instance) = current else { return Ok(report) };
+        if let Some(b) = build.as_ref().filter(|b| b.failures > 0) {
+            report.outputs.insert("build".into(), json!(BuildStatus { failures: 0, message: None, ..b.clone() }));
+        }
         self.ready(&calls, target, instance, &mut report).await?;
         Ok(report)
     }
@@ -528,7 +537,8 @@ impl Nodes {
             )));
         }
         let hash = provision_hash(target.namespace, target.name, target.spec);
-        let intent = Self::intent(target, Action::Destroy, &hash);
+        let failures = if build.action == "destroy" { build.failures } else { 0 };
+        let intent = Self::intent(target, Action::Destroy, &hash, failures);
         report.outputs.insert("build".into(), json!(intent));
         self.build_conditions(target, &intent, &mut report);
         Ok(Teardown::Progress(report))

@@ -6,7 +6,6 @@
 //! shapes of the AWS resources are the signals (the simulated cloud's tests in
 //! `controller/tests/workloads_sim.rs` cover rollouts and readiness).
 
-use runners::cloud::{Ecs, Queues};
 use serde_json::Value;
 use tests::{Moto, Server, Stack, WAIT, condition, eventually, metric_value, relay_yaml, worker_yaml};
 

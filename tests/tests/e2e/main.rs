@@ -6,6 +6,7 @@ mod audit;
 mod aws;
 mod cli;
 mod commands;
+mod nodes;
 mod replicas;
 mod shutdown;
 mod tokens;
