@@ -3,13 +3,31 @@
 # (API + controller) on it, applies the example documents, and prints the API
 # address and an admin token. Ctrl-C stops the server; the stack keeps running
 # (`deploy/local/stack.sh down` stops moto).
+#
+# MOORING_CLOUD=sim (the default here) runs the examples against the in-process
+# simulated cloud, where they converge to Ready; MOORING_CLOUD=aws runs them
+# against moto (clusters `prod` and `batch` are created there; nodes build
+# locally with `mooring-provisioner`; moto never starts ECS tasks, so relays and
+# workers reach Synced but not Ready).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
 eval "$(deploy/local/stack.sh up)"
-cargo build -p controller --bin mooring
+cargo build -p controller -p runners --bin mooring --bin mooring-provisioner
 MOORING="$CARGO_TARGET_DIR/debug/mooring"
+export MOORING_CLOUD="${MOORING_CLOUD:-sim}"
+if [ "$MOORING_CLOUD" = aws ]; then
+  export MOORING_NODE_BUILDS="${MOORING_NODE_BUILDS:-local}"
+  # The clusters the examples name; Mooring never creates clusters itself.
+  "$MOORING_CACHE_DIR/moto-venv/bin/python" - <<PY
+import boto3
+ecs = boto3.client("ecs", endpoint_url="$MOORING_AWS_ENDPOINT", region_name="us-east-1",
+                   aws_access_key_id="testing", aws_secret_access_key="testing")
+for name in ("prod", "batch"):
+    ecs.create_cluster(clusterName=name)
+PY
+fi
 
 LISTEN="${MOORING_LISTEN:-127.0.0.1:8080}"
 TOKEN_FILE="$MOORING_CACHE_DIR/dev-admin-token"
@@ -34,7 +52,7 @@ done
 "$MOORING" apply -f examples/ || true
 cat >&2 <<MSG
 
-Mooring is running.
+Mooring is running (cloud: $MOORING_CLOUD).
   API:    http://$LISTEN   (OpenAPI document: http://$LISTEN/openapi.json)
   Token:  $MOORING_BOOTSTRAP_TOKEN
 In another shell:
