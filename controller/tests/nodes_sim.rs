@@ -118,6 +118,7 @@ fn node(ns: &str, name: &str, instance_type: &str, strategy: &str, delete_volume
         "dataVolume": {"sizeGiB": 50, "type": "gp3", "deleteOnNodeDelete": delete_volume},
         "ports": [{"name": "p2p", "port": 4001}, {"name": "api", "port": health_port}],
         "healthCheck": {"port": health_port, "path": "/health"},
+        "loadBalancer": {"targetGroupArn": runners::sim::DEFAULT_TARGET_GROUP_ARN},
         "updateStrategy": strategy
     }})
 }
@@ -198,6 +199,10 @@ async fn replace_keeps_the_volume_in_place_keeps_the_instance_and_delete_follows
     assert_ne!(now[0].id, first[0].id);
     assert_eq!(now[0].instance_type, "t3.xlarge");
     assert!(now[0].volumes.iter().any(|(_, v)| v == &volume), "the data volume moved: {now:?}");
+    // The target group: the new instance serves, the old one was taken out first.
+    let targets = w.cloud.targets(runners::sim::DEFAULT_TARGET_GROUP_ARN);
+    assert!(targets.iter().any(|t| t.id == now[0].id && t.state == "healthy"), "{targets:?}");
+    assert!(targets.iter().all(|t| t.id != first[0].id || t.state == "draining"), "{targets:?}");
 
     // InPlace: the same instance, a new type.
     apply(&store, node(ns, "pulse-1", "t3.2xlarge", "InPlace", false, w.health_port)).await;
