@@ -407,7 +407,11 @@ async fn main() -> Result<()> {
         args.clusters, args.workers, args.observe_max_age
     );
     println!(
-        "| services | pass | DescribeServices | lower bound ⌈n/10⌉ per cluster | ratio | DescribeTaskDefinition | total AWS calls | mutating calls | wall time of the pass |"
+        "{}",
+        concat!(
+            "| services | pass | DescribeServices | lower bound ⌈n/10⌉ per cluster | ratio | ",
+            "DescribeTaskDefinition | total AWS calls | mutating calls | wall time of the pass |"
+        )
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for r in &rows {

@@ -92,6 +92,9 @@ pub trait Reconciler: Send + Sync {
     async fn reconcile(&self, ctx: &Context<'_>, resource: &StoredResource) -> Result<Outcome, ReconcileError>;
     /// Tear down (or release, under `Retain`) what the resource owns in AWS.
     async fn cleanup(&self, ctx: &Context<'_>, resource: &StoredResource) -> Result<Cleanup, ReconcileError>;
+    /// The runtime queued `resource` for a sweep (resync, shard acquired): a
+    /// chance to prepare batched observation. Cheap; no I/O.
+    fn expect(&self, _resource: &StoredResource) {}
 }
 
 /// The honest reconciler for a kind whose cloud backend is not configured: it

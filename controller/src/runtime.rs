@@ -261,6 +261,9 @@ impl Controller {
                 if let Some(key) = ResourceKey::of(r)
                     && shards.contains(&key.shard(n))
                 {
+                    if let Some(reconciler) = self.reconcilers.get(&key.kind) {
+                        reconciler.expect(r);
+                    }
                     self.enqueue(key);
                 }
             }

@@ -87,6 +87,12 @@ impl From<RunError> for ReconcileError {
 
 #[async_trait::async_trait]
 impl Reconciler for RelayReconciler {
+    fn expect(&self, r: &StoredResource) {
+        if let Some(cluster) = r.spec.get("cluster").and_then(|c| c.as_str()) {
+            self.0.expect(cluster, &r.namespace, &r.name);
+        }
+    }
+
     async fn reconcile(&self, ctx: &Context<'_>, r: &StoredResource) -> Result<Outcome, ReconcileError> {
         let (spec, status) = typed::<RelaySpec, RelayStatus>(r)?;
         let uid = r.uid.to_string();
@@ -102,6 +108,12 @@ impl Reconciler for RelayReconciler {
 
 #[async_trait::async_trait]
 impl Reconciler for WorkerReconciler {
+    fn expect(&self, r: &StoredResource) {
+        if let Some(cluster) = r.spec.get("cluster").and_then(|c| c.as_str()) {
+            self.0.expect(cluster, &r.namespace, &r.name);
+        }
+    }
+
     async fn reconcile(&self, ctx: &Context<'_>, r: &StoredResource) -> Result<Outcome, ReconcileError> {
         let (spec, status) = typed::<WorkerSpec, WorkerStatus>(r)?;
         let uid = r.uid.to_string();

@@ -14,8 +14,9 @@
 //! `stale_after`: a resync sweep costs about ⌈services / 10⌉ calls per
 //! cluster. A service described many times for other services' batches
 //! without being asked for (it moved to another replica, say) goes last in
-//! line, so it only fills room no likelier service needs. Mooring's own writes feed the observer with AWS's answer, so a
-//! reconcile never reads back an older state than the one it created.
+//! line, so it only fills room no likelier service needs. Mooring's own
+//! writes feed the observer with AWS's answer, so a reconcile never reads back
+//! an older state than the one it created.
 //!
 //! Asks and describes of a cluster are numbered in the order they happen, so
 //! an ask with `max_age` zero is answered only by a describe sent after it
@@ -34,10 +35,10 @@ use crate::cloud::ecs::{MAX_DESCRIBE_SERVICES, Service, TaskDefinition};
 use crate::cloud::{CloudResult, Ecs};
 
 /// How many describes for other services' batches a service gets without being
-/// asked for before it goes last in line for them. Between two resyncs a
-/// service may be described unasked about once per `stale_after` (by batches
-/// of services in flight) and a slow sweep may describe it a few times more,
-/// so this is well above the default resync / `stale_after` ratio of 5.
+/// asked for before it goes last in line for them. Between two resyncs the
+/// batches of services in flight may describe it about once per `stale_after`,
+/// and a slow sweep a few times more, so this is well above 5, the default
+/// resync / `stale_after` ratio.
 const MAX_UNASKED: u8 = 8;
 
 #[derive(Default)]
@@ -221,6 +222,19 @@ impl ServiceObserver {
         }
         let names = waited_for.into_iter().map(|(_, n)| n).chain(likely.into_iter().map(|(_, _, n)| n));
         std::iter::once(name.to_string()).chain(names.cloned()).collect()
+    }
+
+    /// Says a reconcile of `name` is coming (the controller queued it). A
+    /// service the observer has never been asked about is then known to the
+    /// batches, in the order the hints came, so the first sweep after a restart
+    /// batches like every other one.
+    pub fn expect(&self, cluster: &str, name: &str) {
+        let view = self.cluster(cluster);
+        let mut book = view.book();
+        let entry = book.entries.entry(name.to_string()).or_default();
+        if entry.asked.is_none() {
+            entry.asked = Some(Instant::now());
+        }
     }
 
     /// Records what AWS answered to a create or update.

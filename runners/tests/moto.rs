@@ -10,36 +10,17 @@
 //! "moto:" in a comment, with what AWS does instead (see also
 //! /work/shared/LOCAL-AWS.md).
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+mod common;
 
-use runners::aws::AwsSettings;
+use common::{require_moto, settings};
+use std::collections::BTreeMap;
+
 use runners::cloud::caches::ReplicationGroupInput;
 use runners::cloud::ecs::{
     ContainerDefinition, DeploymentConfig, LoadBalancerRef, LogConfig, NetworkConfig, RolloutState, ServiceInput,
     ServiceState, ServiceUpdate, TaskDefinitionInput,
 };
 use runners::cloud::{Cloud, ErrorKind, TAG_NAME, TAG_RENDER_HASH, TAG_UID, Tags};
-
-const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4566";
-
-fn settings() -> AwsSettings {
-    let endpoint = std::env::var("MOORING_AWS_ENDPOINT").unwrap_or_else(|_| DEFAULT_ENDPOINT.to_string());
-    AwsSettings { endpoint: Some(endpoint), region: Some("us-east-1".into()) }
-}
-
-/// Fails at once, with the fix, when moto is not listening (rather than after
-/// the SDK's retries).
-fn require_moto(settings: &AwsSettings) {
-    let endpoint = settings.endpoint.clone().unwrap_or_default();
-    let authority = endpoint.trim_start_matches("http://").trim_start_matches("https://");
-    let authority = authority.split('/').next().unwrap_or_default();
-    let reachable = std::net::ToSocketAddrs::to_socket_addrs(authority)
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .is_some_and(|addr| std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok());
-    assert!(reachable, "moto is not listening at {endpoint}: run `eval \"$(deploy/local/stack.sh up)\"`");
-}
 
 /// The facades of the AWS SDK cloud, and the raw SDK configuration for setup
 /// the facades do not do (clusters, subnets).

@@ -11,38 +11,20 @@
 //! "moto:" in a comment, with what AWS does instead (see also
 //! /work/shared/LOCAL-AWS.md).
 
+mod common;
+
+use common::{require_moto, settings};
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use aws_sdk_ec2::types::Filter;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use runners::aws::AwsSettings;
 use runners::cloud::codebuild::{BuildRequest, BuildState, ProjectInput};
 use runners::cloud::ec2::{InstanceInput, InstanceState, VolumeInput};
 use runners::cloud::{ErrorKind, NodeCloud, TAG_NAME, TAG_UID, Tags};
 
-const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4566";
 /// A real moto image (Ubuntu); moto accepts any id, AWS needs a real one.
 const AMI: &str = "ami-1e749f67";
-
-fn settings() -> AwsSettings {
-    let endpoint = std::env::var("MOORING_AWS_ENDPOINT").unwrap_or_else(|_| DEFAULT_ENDPOINT.to_string());
-    AwsSettings { endpoint: Some(endpoint), region: Some("us-east-1".into()) }
-}
-
-/// Fails at once, with the fix, when moto is not listening (rather than after
-/// the SDK's retries).
-fn require_moto(settings: &AwsSettings) {
-    let endpoint = settings.endpoint.clone().unwrap_or_default();
-    let authority = endpoint.trim_start_matches("http://").trim_start_matches("https://");
-    let authority = authority.split('/').next().unwrap_or_default();
-    let reachable = std::net::ToSocketAddrs::to_socket_addrs(authority)
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .is_some_and(|addr| std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok());
-    assert!(reachable, "moto is not listening at {endpoint}: run `eval \"$(deploy/local/stack.sh up)\"`");
-}
 
 /// The node facades of the AWS SDK, and the raw SDK configuration for setup
 /// and checks the facades do not do (default VPC, target groups, user data).

@@ -3,49 +3,16 @@
 //! drops), run as `mooring-provisioner`'s environment against moto, provisions
 //! the node; the destroy request tears it down.
 
+mod common;
+
+use common::{Capture, settings};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 
 use api_types::node::{NodeSpec, NodeStatus};
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
-use runners::aws::AwsSettings;
 use runners::cloud::{Builds, TAG_UID};
 use runners::provision::{Action, ProvisionRequest};
 use runners::workload::{Nodes, Target};
 use serde_json::{Value, json};
-
-#[derive(Debug, Clone, Default)]
-struct Capture(Arc<Mutex<Vec<Value>>>);
-
-impl Intercept for Capture {
-    fn name(&self) -> &'static str {
-        "capture"
-    }
-
-    fn read_before_transmit(
-        &self,
-        ctx: &BeforeTransmitInterceptorContextRef<'_>,
-        _rc: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let request = ctx.request();
-        if request.headers().get("x-amz-target").unwrap_or_default().ends_with("StartBuild")
-            && let Some(bytes) = request.body().bytes()
-        {
-            self.0.lock().unwrap().push(serde_json::from_slice(bytes)?);
-        }
-        Ok(())
-    }
-}
-
-fn settings() -> AwsSettings {
-    let endpoint = std::env::var("MOORING_AWS_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:4566".into());
-    AwsSettings { endpoint: Some(endpoint), region: Some("us-east-1".into()) }
-}
 
 async fn default_subnet(sdk: &aws_config::SdkConfig) -> String {
     let subnets = aws_sdk_ec2::Client::new(sdk).describe_subnets().send().await.unwrap();
@@ -94,7 +61,7 @@ async fn start_build_request_and_provisioner_agree() {
     let request = Nodes::build_request(&target, Action::Apply, "tok-123");
 
     // On the wire: the overrides and the token, as CodeBuild would receive them.
-    let capture = Capture::default();
+    let capture = Capture::new("StartBuild");
     let config = aws_sdk_codebuild::config::Builder::from(&sdk).interceptor(capture.clone()).build();
     let builds = runners::aws::codebuild::SdkBuilds::from_client(aws_sdk_codebuild::Client::from_conf(config));
     let project = runners::cloud::codebuild::ProjectInput {
@@ -112,7 +79,7 @@ async fn start_build_request_and_provisioner_agree() {
         builds.create_project(&project).await.unwrap();
     }
     builds.start_build(&request).await.unwrap();
-    let body = capture.0.lock().unwrap()[0].clone();
+    let body = capture.bodies()[0].clone();
     assert_eq!(body["projectName"], "mooring-node-provisioner-pin");
     assert_eq!(body["idempotencyToken"], "tok-123");
     let overrides: BTreeMap<String, String> = body["environmentVariablesOverride"]

@@ -4,59 +4,26 @@
 //! echo the deployment configuration back. Captured on the wire by an SDK
 //! interceptor while the real reconcile runs against moto.
 
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::sync::Arc;
 
 use api_types::relay::{RelaySpec, RelayStatus};
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
-use runners::aws::AwsSettings;
+use common::Capture;
 use runners::aws::ecs::SdkEcs;
 use runners::cloud::Cloud;
 use runners::gate::Ungated;
 use runners::workload::{Target, WorkloadConfig, Workloads};
-use serde_json::{Value, json};
-
-/// Records the body of every request whose `X-Amz-Target` ends with `operation`.
-#[derive(Debug, Clone)]
-struct Capture {
-    operation: &'static str,
-    bodies: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Intercept for Capture {
-    fn name(&self) -> &'static str {
-        "capture"
-    }
-
-    fn read_before_transmit(
-        &self,
-        ctx: &BeforeTransmitInterceptorContextRef<'_>,
-        _rc: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let request = ctx.request();
-        let target = request.headers().get("x-amz-target").unwrap_or_default();
-        if target.ends_with(self.operation)
-            && let Some(bytes) = request.body().bytes()
-        {
-            self.bodies.lock().unwrap().push(serde_json::from_slice(bytes)?);
-        }
-        Ok(())
-    }
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn create_service_carries_the_circuit_breaker_token_and_tags() {
-    let endpoint = std::env::var("MOORING_AWS_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:4566".into());
-    let settings = AwsSettings { endpoint: Some(endpoint), region: Some("us-east-1".into()) };
+    let settings = common::settings();
     let sdk = runners::aws::sdk_config(&settings).await;
     let cluster = format!("pin-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     aws_sdk_ecs::Client::new(&sdk).create_cluster().cluster_name(&cluster).send().await.unwrap();
 
-    let capture = Capture { operation: "CreateService", bodies: Arc::default() };
+    let capture = Capture::new("CreateService");
     let config = aws_sdk_ecs::config::Builder::from(&sdk).interceptor(capture.clone()).build();
     let plain = runners::aws::cloud(&settings).await;
     let cloud = Cloud {
@@ -89,7 +56,7 @@ async fn create_service_carries_the_circuit_breaker_token_and_tags() {
     let report = workloads.reconcile_relay(&Ungated, &target).await.unwrap();
     assert!(report.outputs["serviceArn"].is_string(), "{:?}", report.outputs);
 
-    let bodies = capture.bodies.lock().unwrap().clone();
+    let bodies = capture.bodies();
     assert_eq!(bodies.len(), 1, "one CreateService: {bodies:#?}");
     let body = &bodies[0];
     let deployment = &body["deploymentConfiguration"];

@@ -126,7 +126,7 @@ mod tests {
         assert!(s.contains(
             "ExecStart=/opt/mooring/pulse/1.4.2/pulse \"--p2p-port=4001\" --data-dir=/var/lib/mooring/pulse"
         ));
-        assert!(s.contains("RUST_LOG=\"info\"\nQUOTE=\"a\\\"b\"\n"));
+        assert!(s.contains("QUOTE=\"a\\\"b\"\nRUST_LOG=\"info\"\n"), "{s}");
         assert!(s.contains("systemctl enable --now mooring-pulse.service"));
     }
 

@@ -142,6 +142,12 @@ impl Workloads {
         }
     }
 
+    /// Hints that the ECS service of `namespace/name` in `cluster` is about to
+    /// be reconciled (see [`ServiceObserver::expect`]).
+    pub fn expect(&self, cluster: &str, namespace: &str, name: &str) {
+        self.observer.expect(cluster, &crate::names::service_name(namespace, name));
+    }
+
     fn calls<'a>(&'a self, gate: &'a dyn CallGate) -> Calls<'a> {
         Calls {
             ecs: Gated::new(self.cloud.ecs.as_ref(), gate),

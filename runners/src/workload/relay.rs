@@ -98,14 +98,7 @@ impl Workloads {
         };
         let service =
             self.ensure_service(&calls, target, &want(target.spec), &input, &memory, &mut report.events).await?;
-        report.conditions.extend(service.conditions);
-        report.outputs.insert("serviceArn".into(), json!(service.service_arn));
-        report.outputs.insert("taskDefinitionArn".into(), json!(service.task_definition_arn));
-        report.outputs.insert("failedTaskDefinitionArn".into(), json!(service.failed_task_definition_arn));
-        report.outputs.insert("replicas".into(), json!(service.replicas));
-        if service.in_flight {
-            report.requeue_after = Some(self.config.poll_in_flight);
-        }
+        service.fill(&mut report, self.config.poll_in_flight);
         Ok(report)
     }
 

@@ -44,6 +44,21 @@ pub(super) struct ServiceReport {
     pub in_flight: bool,
 }
 
+impl ServiceReport {
+    /// Adds the service's conditions and status fields to `report`, and a
+    /// look again after `poll` while something is in flight.
+    pub(super) fn fill(self, report: &mut super::Report, poll: Duration) {
+        report.conditions.extend(self.conditions);
+        report.outputs.insert("serviceArn".into(), serde_json::json!(self.service_arn));
+        report.outputs.insert("taskDefinitionArn".into(), serde_json::json!(self.task_definition_arn));
+        report.outputs.insert("failedTaskDefinitionArn".into(), serde_json::json!(self.failed_task_definition_arn));
+        report.outputs.insert("replicas".into(), serde_json::json!(self.replicas));
+        if self.in_flight {
+            report.requeue_after = Some(poll);
+        }
+    }
+}
+
 /// The status fields the service part reads back.
 pub(super) struct ServiceMemory<'a> {
     pub task_definition_arn: Option<&'a str>,
