@@ -24,7 +24,9 @@ async fn create_service_carries_the_circuit_breaker_token_and_tags() {
     aws_sdk_ecs::Client::new(&sdk).create_cluster().cluster_name(&cluster).send().await.unwrap();
 
     let capture = Capture::new("CreateService");
-    let config = aws_sdk_ecs::config::Builder::from(&sdk).interceptor(capture.clone()).build();
+    let registered = Capture::new("RegisterTaskDefinition");
+    let config =
+        aws_sdk_ecs::config::Builder::from(&sdk).interceptor(capture.clone()).interceptor(registered.clone()).build();
     let plain = runners::aws::cloud(&settings).await;
     let cloud = Cloud {
         ecs: Arc::new(SdkEcs::from_client(aws_sdk_ecs::Client::from_conf(config))),
@@ -69,6 +71,16 @@ async fn create_service_carries_the_circuit_breaker_token_and_tags() {
     assert_eq!(body["clientToken"].as_str().map(str::len), Some(36), "{body:#}");
     let tags = body["tags"].as_array().unwrap();
     assert!(tags.iter().any(|t| t["key"] == "mooring:uid" && t["value"] == uid.as_str()), "{tags:?}");
+    // The task definition: Fargate, both containers (the app and the OPA sidecar), awslogs.
+    let td = &registered.bodies()[0];
+    assert_eq!(td["family"], "pin_gateway");
+    assert_eq!(td["requiresCompatibilities"], json!(["FARGATE"]));
+    assert_eq!(td["networkMode"], "awsvpc");
+    let names: Vec<&str> =
+        td["containerDefinitions"].as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(names, ["api", "opa"], "{td:#}");
+    assert_eq!(td["containerDefinitions"][1]["logConfiguration"]["logDriver"], "awslogs");
+    assert_eq!(td["containerDefinitions"][1]["essential"], false);
     // moto drops what was sent: the observed service has no deployment configuration.
     let observed = workloads.reconcile_relay(&Ungated, &target).await.unwrap();
     assert!(observed.events.iter().all(|e| e.reason != "ServiceCreated"), "the second pass creates nothing");
