@@ -19,6 +19,8 @@ MOORING="$CARGO_TARGET_DIR/debug/mooring"
 export MOORING_CLOUD="${MOORING_CLOUD:-sim}"
 if [ "$MOORING_CLOUD" = aws ]; then
   export MOORING_NODE_BUILDS="${MOORING_NODE_BUILDS:-local}"
+  # moto's instances are not reachable: check node health on this machine.
+  export MOORING_NODE_HEALTH_HOST="${MOORING_NODE_HEALTH_HOST:-127.0.0.1}"
   # The clusters the examples name; Mooring never creates clusters itself.
   "$MOORING_CACHE_DIR/moto-venv/bin/python" - <<PY
 import boto3

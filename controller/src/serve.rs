@@ -423,6 +423,8 @@ fn node_config(args: &ServeArgs) -> NodeConfig {
         poll_in_flight: Duration::from_secs_f64(args.poll_seconds.max(0.1)),
         max_concurrent_builds: args.max_node_builds.max(1),
         health_host: args.node_health_host.clone(),
+        // The simulated cloud's instances have no network to probe.
+        probe_health: args.cloud == CloudKind::Aws,
         ..Default::default()
     };
     c.project.service_role = args.codebuild_role_arn.clone();

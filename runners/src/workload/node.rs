@@ -50,6 +50,9 @@ pub struct NodeConfig {
     /// Connect health checks here instead of the instance's private IP (local
     /// development, tests).
     pub health_host: Option<String>,
+    /// Probe `spec.healthCheck` over HTTP. Off for the simulated cloud, whose
+    /// instances have no network (its private IPs are not to be dialled).
+    pub probe_health: bool,
     /// The CodeBuild project's settings (ignored by local builds).
     pub project: ProjectSettings,
 }
@@ -73,6 +76,7 @@ impl Default for NodeConfig {
             max_concurrent_builds: 20,
             max_failures: 3,
             health_host: None,
+            probe_health: true,
             project: ProjectSettings {
                 image: "aws/codebuild/amazonlinux-x86_64-standard:5.0".into(),
                 compute_type: "BUILD_GENERAL1_SMALL".into(),
@@ -452,6 +456,7 @@ impl Nodes {
             }
         }
         if problems.is_empty()
+            && self.config.probe_health
             && let Some(hc) = &spec.health_check
         {
             let host = self.config.health_host.clone().or_else(|| i.private_ip.clone()).unwrap_or_default();
