@@ -77,7 +77,7 @@ fn start(store: &Store, prefix: &str, w: &World) -> Replica {
     let plain = w.cloud.node_cloud(Arc::new(ProvisionExecutor {
         ec2: w.cloud.node_cloud(Arc::new(NoopExecutor)).ec2,
         targets: w.cloud.node_cloud(Arc::new(NoopExecutor)).targets,
-        config: ProvisionerConfig { poll: Duration::from_millis(5), timeout: Duration::from_secs(20) },
+        config: ProvisionerConfig { poll: Duration::from_millis(5), timeout: Duration::from_secs(60) },
     }));
     let nodes = Arc::new(Nodes::new(
         plain,
@@ -137,7 +137,7 @@ async fn ready_at(store: &Store, ns: &str, name: &str, generation: i64) -> bool 
 }
 
 async fn wait_ready(store: &Store, ns: &str, name: &str, generation: i64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     while !ready_at(store, ns, name, generation).await {
         let r = store.get(Kind::Node, ns, name).await.map(|r| r.status).unwrap_or_default();
         assert!(tokio::time::Instant::now() < deadline, "{ns}/{name} not Ready at generation {generation}: {r:#}");
@@ -146,7 +146,7 @@ async fn wait_ready(store: &Store, ns: &str, name: &str, generation: i64) {
 }
 
 async fn wait_gone(store: &Store, ns: &str, name: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     while store.get(Kind::Node, ns, name).await.is_ok() {
         assert!(tokio::time::Instant::now() < deadline, "{ns}/{name} not deleted");
         tokio::time::sleep(Duration::from_millis(30)).await;
@@ -254,7 +254,7 @@ async fn builds_beyond_the_limit_queue(pool: sqlx::PgPool) {
         apply(&store, node(ns, &format!("n{i}"), "t3.large", "Replace", true, w.health_port)).await;
     }
     let mut saw_queued = false;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
         let mut ready = 0;
         for i in 0..3 {
@@ -293,7 +293,7 @@ async fn a_crash_after_any_controller_call_leaves_exactly_one_instance(pool: sql
         let crashed = w.cloud.crash_at(at);
         let mut replica = start(&store, &prefix, &w);
         apply(&store, node(&ns, "n", "t3.large", "Replace", true, w.health_port)).await;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         let mut did_crash = false;
         while !ready_at(&store, &ns, "n", 1).await {
             if !did_crash && tokio::time::timeout(Duration::from_millis(10), crashed.notified()).await.is_ok() {
