@@ -87,6 +87,14 @@ pub struct DeploymentConfig {
     pub max_percent: u32,
 }
 
+impl Default for DeploymentConfig {
+    /// Mooring's default rollout: the circuit breaker with rollback, never below
+    /// the running count, up to double during a rollout (ECS's percentages).
+    fn default() -> Self {
+        DeploymentConfig { circuit_breaker: true, rollback: true, min_healthy_percent: 100, max_percent: 200 }
+    }
+}
+
 /// What CreateService gets (launch type Fargate).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceInput {

@@ -441,12 +441,7 @@ mod tests {
             max: 10,
             network: None,
             load_balancers: vec![],
-            deployment: DeploymentConfig {
-                circuit_breaker: true,
-                rollback: true,
-                min_healthy_percent: 100,
-                max_percent: 200,
-            },
+            deployment: DeploymentConfig::default(),
             grace: None,
         }
     }

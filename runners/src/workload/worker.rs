@@ -28,12 +28,7 @@ fn want(spec: &WorkerSpec) -> ServiceWant {
         network: network(spec.network.as_ref()),
         load_balancers: vec![],
         // Workers roll like relays: circuit breaker with rollback, never below the running count.
-        deployment: DeploymentConfig {
-            circuit_breaker: true,
-            rollback: true,
-            min_healthy_percent: 100,
-            max_percent: 200,
-        },
+        deployment: DeploymentConfig::default(),
         grace: None,
     }
 }
