@@ -19,7 +19,7 @@
 //! database `mooring_bench_resync` on its server is dropped and created) and
 //! Redis (`REDIS_URL`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,16 +28,13 @@ use api_types::{Kind, validate_document};
 use controller::budget::{Budgets, RedisGate};
 use controller::lease::{LeaseConfig, ShardLeases};
 use controller::metrics::ControllerMetrics;
-use controller::reconcile::{NoBackend, Reconciler};
 use controller::retry::BackoffPolicy;
 use controller::runtime::{Controller, ControllerConfig};
-use controller::workloads::{RelayReconciler, WorkerReconciler};
 use desired_state::ratelimit::RedisHandle;
 use desired_state::signing::Signer;
 use desired_state::store::{ChangeFeed, ChangeSource, ListQuery, Store, WriteMode};
 use futures::StreamExt;
 use runners::cloud::ops;
-use runners::gate::ApiFamily;
 use runners::sim::{FaultMix, SimCloud, SimConfig};
 use runners::workload::{WorkloadConfig, Workloads};
 use serde_json::{Value, json};
@@ -128,12 +125,6 @@ async fn fresh_database() -> Result<Store> {
     Ok(store)
 }
 
-/// Budgets so large they never make the controller wait.
-fn unlimited_budgets() -> Result<Budgets> {
-    let spec: Vec<String> = ApiFamily::ALL.iter().map(|f| format!("{f}=1000000/1000000")).collect();
-    Budgets::default().with_overrides(&spec.join(",")).map_err(|e| anyhow::anyhow!("bad budgets: {}", e.0))
-}
-
 struct Replica {
     controller: Arc<Controller>,
     metrics: Arc<ControllerMetrics>,
@@ -153,11 +144,7 @@ impl Replica {
                 observe_max_age: args.observe_max_age,
             },
         ));
-        let reconcilers: HashMap<Kind, Arc<dyn Reconciler>> = HashMap::from([
-            (Kind::Node, Arc::new(NoBackend) as Arc<dyn Reconciler>),
-            (Kind::Relay, Arc::new(RelayReconciler(workloads.clone())) as Arc<dyn Reconciler>),
-            (Kind::Worker, Arc::new(WorkerReconciler(workloads)) as Arc<dyn Reconciler>),
-        ]);
+        let reconcilers = controller::workloads::reconcilers(Some(workloads), None);
         let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
         let redis = Arc::new(RedisHandle::new(&redis_url).context("bad REDIS_URL")?);
         let metrics = Arc::new(ControllerMetrics::unregistered());
@@ -171,7 +158,7 @@ impl Replica {
             redis.clone(),
             "bench-replica",
         ));
-        let gate = Arc::new(RedisGate::new(redis, prefix, unlimited_budgets()?, metrics.clone()));
+        let gate = Arc::new(RedisGate::new(redis, prefix, Budgets::unlimited(), metrics.clone()));
         let config = ControllerConfig {
             workers_per_kind: args.workers,
             resync: Duration::from_secs(3600),

@@ -27,6 +27,12 @@ impl Default for Budgets {
 pub struct BudgetParseError(pub String);
 
 impl Budgets {
+    /// Budgets so large they never make a caller wait (benchmarks, tests).
+    pub fn unlimited() -> Budgets {
+        let huge = Budget { burst: 1e9, per_second: 1e9 };
+        Budgets(ApiFamily::ALL.into_iter().map(|f| (f, huge)).collect())
+    }
+
     /// Applies overrides like `ecs-read=50/10,ec2-mutate=10/2`.
     pub fn with_overrides(mut self, spec: &str) -> Result<Budgets, BudgetParseError> {
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {

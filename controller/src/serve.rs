@@ -22,7 +22,6 @@ use controller::lease::{LeaseConfig, ShardLeases};
 use controller::metrics::ControllerMetrics;
 use controller::reconcile::Reconciler;
 use controller::runtime::{Controller, ControllerConfig};
-use controller::workloads::{NodeReconciler, RelayReconciler, WorkerReconciler};
 use runners::aws::sqs::SqsQueue;
 use runners::aws::{AwsSettings, sdk_config};
 use runners::cloud::NodeCloud;
@@ -386,38 +385,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The clients nodes use: EC2 and target groups of the chosen cloud, and
-/// builds in CodeBuild, as local subprocesses, or in the simulated cloud.
-async fn node_cloud(args: &ServeArgs, settings: &AwsSettings) -> NodeCloud {
-    let cloud = match args.cloud {
-        CloudKind::Aws => runners::aws::node_cloud(settings).await,
-        CloudKind::Sim => {
-            let sim = sim_cloud(args);
-            // The simulated cloud's builds run the provisioner against its own EC2.
-            let plain = sim.node_cloud(Arc::new(NoBuilds));
-            let executor = ProvisionExecutor {
-                ec2: plain.ec2.clone(),
-                targets: plain.targets.clone(),
-                config: Default::default(),
-            };
-            sim.node_cloud(Arc::new(executor))
-        }
-    };
-    match (args.node_builds, args.cloud) {
-        (NodeBuilds::Local, CloudKind::Aws) => {
-            let mut env = std::collections::BTreeMap::new();
-            if let Some(endpoint) = &settings.endpoint {
-                env.insert("MOORING_AWS_ENDPOINT".to_string(), endpoint.clone());
-            }
-            env.insert("AWS_REGION".to_string(), settings.region_or_default());
-            let program = args.provisioner_bin.clone().unwrap_or_else(LocalBuilds::default_program);
-            tracing::info!(program = %program.display(), "node builds run as local processes");
-            NodeCloud { builds: Arc::new(LocalBuilds::new(program, cache_dir().join("builds"), env)), ..cloud }
-        }
-        _ => cloud,
-    }
-}
-
 fn node_config(args: &ServeArgs) -> NodeConfig {
     let mut c = NodeConfig {
         poll_in_flight: Duration::from_secs_f64(args.poll_seconds.max(0.1)),
@@ -432,45 +399,48 @@ fn node_config(args: &ServeArgs) -> NodeConfig {
     c
 }
 
-/// A build executor for a simulated cloud that is only asked for its EC2.
-struct NoBuilds;
-
-#[async_trait::async_trait]
-impl runners::cloud::codebuild::BuildExecutor for NoBuilds {
-    async fn execute(&self, _env: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
-        Err("no build executor".into())
-    }
-}
-
-/// One simulated cloud per process (its ECS and its EC2 are the same account).
-fn sim_cloud(args: &ServeArgs) -> SimCloud {
-    static SIM: std::sync::OnceLock<SimCloud> = std::sync::OnceLock::new();
-    SIM.get_or_init(|| {
-        tracing::info!(seed = args.sim_seed, "using the simulated cloud");
-        SimCloud::new(SimConfig { seed: args.sim_seed, clusters: args.sim_clusters.clone(), ..Default::default() })
-    })
-    .clone()
-}
-
-/// The reconciler of each kind.
+/// The reconciler of each kind, over the chosen cloud: the AWS SDK (one
+/// configuration for every client) or one simulated account; node builds in
+/// CodeBuild, as local subprocesses, or inside the simulated account.
 async fn reconcilers(args: &ServeArgs) -> HashMap<Kind, Arc<dyn Reconciler>> {
     let settings = AwsSettings { endpoint: args.store.aws_endpoint.clone(), region: args.aws_region.clone() };
-    let (cloud, region) = match args.cloud {
-        CloudKind::Aws => (runners::aws::cloud(&settings).await, settings.region_or_default()),
-        CloudKind::Sim => (sim_cloud(args).cloud(), "us-east-1".to_string()),
+    let (cloud, node_cloud, region) = match args.cloud {
+        CloudKind::Aws => {
+            let sdk = sdk_config(&settings).await;
+            (runners::aws::cloud_from(&sdk), runners::aws::node_cloud_from(&sdk), settings.region_or_default())
+        }
+        CloudKind::Sim => {
+            tracing::info!(seed = args.sim_seed, "using the simulated cloud");
+            let sim = SimCloud::new(SimConfig {
+                seed: args.sim_seed,
+                clusters: args.sim_clusters.clone(),
+                ..Default::default()
+            });
+            (sim.cloud(), ProvisionExecutor::simulated(&sim, Default::default()), "us-east-1".to_string())
+        }
     };
-    let nodes = Arc::new(Nodes::new(node_cloud(args, &settings).await, node_config(args)));
+    let node_cloud = match (args.node_builds, args.cloud) {
+        (NodeBuilds::Local, CloudKind::Aws) => {
+            let mut env = std::collections::BTreeMap::new();
+            if let Some(endpoint) = &settings.endpoint {
+                env.insert("MOORING_AWS_ENDPOINT".to_string(), endpoint.clone());
+            }
+            env.insert("AWS_REGION".to_string(), region.clone());
+            let program = args.provisioner_bin.clone().unwrap_or_else(LocalBuilds::default_program);
+            tracing::info!(program = %program.display(), "node builds run as local processes");
+            NodeCloud { builds: Arc::new(LocalBuilds::new(program, cache_dir().join("builds"), env)), ..node_cloud }
+        }
+        _ => node_cloud,
+    };
     let config = WorkloadConfig {
         region,
         poll_in_flight: Duration::from_secs_f64(args.poll_seconds.max(0.1)),
         observe_max_age: Duration::from_secs_f64(args.observe_max_age_seconds.max(0.0)),
     };
-    let workloads = Arc::new(Workloads::new(cloud, config));
-    HashMap::from([
-        (Kind::Node, Arc::new(NodeReconciler(nodes)) as Arc<dyn Reconciler>),
-        (Kind::Relay, Arc::new(RelayReconciler(workloads.clone())) as Arc<dyn Reconciler>),
-        (Kind::Worker, Arc::new(WorkerReconciler(workloads)) as Arc<dyn Reconciler>),
-    ])
+    controller::workloads::reconcilers(
+        Some(Arc::new(Workloads::new(cloud, config))),
+        Some(Arc::new(Nodes::new(node_cloud, node_config(args)))),
+    )
 }
 
 fn default_replica_id() -> String {

@@ -2,7 +2,10 @@
 //! runners ([`Workloads`] for the ECS kinds, [`Nodes`]) and from their reports
 //! to the runtime's outcomes.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+
+use api_types::Kind;
 
 use api_types::node::{NodeSpec, NodeStatus};
 use api_types::relay::{RelaySpec, RelayStatus};
@@ -12,7 +15,7 @@ use runners::cloud::ErrorKind;
 use runners::workload::{Nodes, Report, RunError, Target, Teardown, Workloads};
 use serde::de::DeserializeOwned;
 
-use crate::reconcile::{Cleanup, Context, Outcome, ReconcileError, Reconciler};
+use crate::reconcile::{Cleanup, Context, NoBackend, Outcome, ReconcileError, Reconciler};
 
 /// Reconciles `Relay` resources.
 pub struct RelayReconciler(pub Arc<Workloads>);
@@ -22,6 +25,20 @@ pub struct WorkerReconciler(pub Arc<Workloads>);
 
 /// Reconciles `Node` resources.
 pub struct NodeReconciler(pub Arc<Nodes>);
+
+/// The reconciler of every kind: relays and workers over `workloads`, nodes
+/// over `nodes`; a kind whose runner is not given reports `NoCloudBackend`.
+pub fn reconcilers(workloads: Option<Arc<Workloads>>, nodes: Option<Arc<Nodes>>) -> HashMap<Kind, Arc<dyn Reconciler>> {
+    let (relay, worker): (Arc<dyn Reconciler>, Arc<dyn Reconciler>) = match workloads {
+        Some(w) => (Arc::new(RelayReconciler(w.clone())), Arc::new(WorkerReconciler(w))),
+        None => (Arc::new(NoBackend), Arc::new(NoBackend)),
+    };
+    let node: Arc<dyn Reconciler> = match nodes {
+        Some(n) => Arc::new(NodeReconciler(n)),
+        None => Arc::new(NoBackend),
+    };
+    HashMap::from([(Kind::Node, node), (Kind::Relay, relay), (Kind::Worker, worker)])
+}
 
 /// The row's spec and status, typed. A stored spec passed validation, so a
 /// failure here means the row is from an incompatible version.

@@ -7,15 +7,12 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use api_types::{Kind, validate_document};
 use common::*;
-use controller::reconcile::{NoBackend, Reconciler};
-use controller::workloads::NodeReconciler;
 use desired_state::store::{ChangeSource, Store, WriteMode};
 use runners::cloud::TAG_UID;
 use runners::cloud::ec2::InstanceState;
@@ -74,11 +71,10 @@ struct World {
 }
 
 fn start(store: &Store, prefix: &str, w: &World) -> Replica {
-    let plain = w.cloud.node_cloud(Arc::new(ProvisionExecutor {
-        ec2: w.cloud.node_cloud(Arc::new(NoopExecutor)).ec2,
-        targets: w.cloud.node_cloud(Arc::new(NoopExecutor)).targets,
-        config: ProvisionerConfig { poll: Duration::from_millis(5), timeout: Duration::from_secs(60) },
-    }));
+    let plain = ProvisionExecutor::simulated(
+        &w.cloud,
+        ProvisionerConfig { poll: Duration::from_millis(5), timeout: Duration::from_secs(60) },
+    );
     let nodes = Arc::new(Nodes::new(
         plain,
         NodeConfig {
@@ -89,23 +85,10 @@ fn start(store: &Store, prefix: &str, w: &World) -> Replica {
             ..Default::default()
         },
     ));
-    let reconcilers: HashMap<Kind, Arc<dyn Reconciler>> = HashMap::from([
-        (Kind::Node, Arc::new(NodeReconciler(nodes)) as Arc<dyn Reconciler>),
-        (Kind::Relay, Arc::new(NoBackend) as Arc<dyn Reconciler>),
-        (Kind::Worker, Arc::new(NoBackend) as Arc<dyn Reconciler>),
-    ]);
+    let reconcilers = controller::workloads::reconcilers(None, Some(nodes));
     let opts =
         Options { lease: Duration::from_secs(2), renew: Duration::from_millis(500), workers: 4, ..Default::default() };
     start_replica_with(store, prefix, "node-replica", reconcilers, &opts)
-}
-
-struct NoopExecutor;
-
-#[async_trait::async_trait]
-impl runners::cloud::codebuild::BuildExecutor for NoopExecutor {
-    async fn execute(&self, _env: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
-        Err("not used".into())
-    }
 }
 
 fn node(ns: &str, name: &str, instance_type: &str, strategy: &str, delete_volume: bool, health_port: u16) -> Value {

@@ -5,14 +5,11 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use api_types::{Kind, validate_document};
 use common::*;
-use controller::reconcile::{NoBackend, Reconciler};
-use controller::workloads::{RelayReconciler, WorkerReconciler};
 use desired_state::store::{ChangeSource, ListQuery, Store, WriteMode};
 use runners::cloud::ops;
 use runners::sim::{FaultMix, SimCloud, SimConfig};
@@ -50,11 +47,7 @@ fn start(store: &Store, prefix: &str, cloud: &SimCloud) -> Replica {
             observe_max_age: Duration::from_secs(60),
         },
     ));
-    let reconcilers: HashMap<Kind, Arc<dyn Reconciler>> = HashMap::from([
-        (Kind::Node, Arc::new(NoBackend) as Arc<dyn Reconciler>),
-        (Kind::Relay, Arc::new(RelayReconciler(workloads.clone())) as Arc<dyn Reconciler>),
-        (Kind::Worker, Arc::new(WorkerReconciler(workloads)) as Arc<dyn Reconciler>),
-    ]);
+    let reconcilers = controller::workloads::reconcilers(Some(workloads), None);
     let opts =
         Options { lease: Duration::from_secs(2), renew: Duration::from_millis(500), workers: 8, ..Default::default() };
     start_replica_with(store, prefix, "sim-replica", reconcilers, &opts)

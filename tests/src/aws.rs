@@ -1,15 +1,16 @@
 //! The local AWS (moto) as tests see it: Mooring's own facades to inspect what
-//! the servers did, and the SDK for what Mooring never does (create clusters).
+//! the servers did, and the SDK for what Mooring never does (create clusters,
+//! look up the default VPC). One SDK configuration for all of it.
 
 use runners::aws::AwsSettings;
-use runners::cloud::Cloud;
+use runners::cloud::{Cloud, NodeCloud};
 
 /// moto, at `MOORING_AWS_ENDPOINT` (default `http://127.0.0.1:4566`).
 pub struct Moto {
     pub endpoint: String,
     /// Mooring's facades over the SDK, pointed at moto.
     pub cloud: Cloud,
-    ecs: aws_sdk_ecs::Client,
+    sdk: aws_config::SdkConfig,
 }
 
 impl Moto {
@@ -17,32 +18,27 @@ impl Moto {
         let endpoint = std::env::var("MOORING_AWS_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:4566".into());
         let settings = AwsSettings { endpoint: Some(endpoint.clone()), region: Some("us-east-1".into()) };
         let sdk = runners::aws::sdk_config(&settings).await;
-        Moto { cloud: runners::aws::cloud(&settings).await, ecs: aws_sdk_ecs::Client::new(&sdk), endpoint }
+        Moto { cloud: runners::aws::cloud_from(&sdk), sdk, endpoint }
     }
 
     /// Creates an ECS cluster (idempotent, as in AWS).
     pub async fn ensure_cluster(&self, name: &str) {
-        self.ecs
+        aws_sdk_ecs::Client::new(&self.sdk)
             .create_cluster()
             .cluster_name(name)
             .send()
             .await
             .unwrap_or_else(|e| panic!("creating cluster {name} in moto at {}: {e:?}", self.endpoint));
     }
-}
 
-impl Moto {
     /// A subnet of moto's default VPC (nodes need one that exists).
     pub async fn default_subnet(&self) -> String {
-        let settings = AwsSettings { endpoint: Some(self.endpoint.clone()), region: Some("us-east-1".into()) };
-        let sdk = runners::aws::sdk_config(&settings).await;
-        let out = aws_sdk_ec2::Client::new(&sdk).describe_subnets().send().await.expect("moto subnets");
+        let out = aws_sdk_ec2::Client::new(&self.sdk).describe_subnets().send().await.expect("moto subnets");
         out.subnets().iter().find_map(|s| s.subnet_id.clone()).expect("moto has a default VPC with subnets")
     }
 
     /// Mooring's node facades over the SDK, pointed at moto.
-    pub async fn node_cloud(&self) -> runners::cloud::NodeCloud {
-        let settings = AwsSettings { endpoint: Some(self.endpoint.clone()), region: Some("us-east-1".into()) };
-        runners::aws::node_cloud(&settings).await
+    pub fn node_cloud(&self) -> NodeCloud {
+        runners::aws::node_cloud_from(&self.sdk)
     }
 }

@@ -160,12 +160,6 @@ pub fn start_replica(store: &Store, prefix: &str, name: &str, probe: Arc<Probe>,
     start_replica_with(store, prefix, name, reconcilers, opts)
 }
 
-/// Budgets so large they never make a test wait.
-pub fn unlimited_budgets() -> Budgets {
-    let spec: Vec<String> = ApiFamily::ALL.iter().map(|f| format!("{f}=1000000/1000000")).collect();
-    Budgets::default().with_overrides(&spec.join(",")).unwrap()
-}
-
 /// A replica running the given reconcilers.
 pub fn start_replica_with(
     store: &Store,
@@ -181,7 +175,7 @@ pub fn start_replica_with(
         redis.clone(),
         name,
     ));
-    let gate = Arc::new(RedisGate::new(redis, prefix, unlimited_budgets(), metrics.clone()));
+    let gate = Arc::new(RedisGate::new(redis, prefix, Budgets::unlimited(), metrics.clone()));
     let config = ControllerConfig {
         workers_per_kind: opts.workers,
         resync: opts.resync,

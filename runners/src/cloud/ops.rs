@@ -125,11 +125,6 @@ pub const ALL: &[Op] = &[
     DESCRIBE_TARGET_HEALTH,
 ];
 
-/// The operation named `name`.
-pub fn by_name(name: &str) -> Option<Op> {
-    ALL.iter().copied().find(|o| o.name == name)
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 
 use super::{ProvisionError, ProvisionRequest, Provisioned, Provisioner, ProvisionerConfig};
 use crate::cloud::codebuild::BuildExecutor;
-use crate::cloud::{Ec2, TargetGroups};
+use crate::cloud::{Ec2, NodeCloud, TargetGroups};
+use crate::sim::SimCloud;
 
 /// Runs provisioner builds against the given EC2 and target groups.
 pub struct ProvisionExecutor {
@@ -19,6 +20,12 @@ pub struct ProvisionExecutor {
 }
 
 impl ProvisionExecutor {
+    /// The node clients of a simulated account whose builds run the
+    /// provisioner in-process against that same account.
+    pub fn simulated(sim: &SimCloud, config: ProvisionerConfig) -> NodeCloud {
+        sim.node_cloud(Arc::new(ProvisionExecutor { ec2: sim.ec2(), targets: sim.target_groups(), config }))
+    }
+
     /// One build, from its environment.
     pub async fn run(&self, env: &BTreeMap<String, String>) -> Result<Provisioned, ProvisionError> {
         let req = ProvisionRequest::from_env(env)?;

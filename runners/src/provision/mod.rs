@@ -103,6 +103,13 @@ fn tag<'a>(tags: &'a Tags, key: &str) -> Option<&'a str> {
     tags.get(key).map(String::as_str)
 }
 
+/// The instances (not terminated) of the node with `uid`, found by tag: what
+/// the provisioner works on and what the controller observes.
+pub async fn node_instances(ec2: &dyn Ec2, uid: &str) -> Result<Vec<Instance>, CloudError> {
+    let all = ec2.instances_tagged(TAG_UID, &[uid.to_string()]).await?;
+    Ok(all.into_iter().filter(|i| tag(&i.tags, TAG_ROLE) != Some("data")).collect())
+}
+
 /// Does the EC2 work of one request.
 pub struct Provisioner<'a> {
     ec2: &'a dyn Ec2,
@@ -133,8 +140,7 @@ impl<'a> Provisioner<'a> {
     }
 
     async fn instances(&self, uid: &str) -> Result<Vec<Instance>, CloudError> {
-        let all = self.ec2.instances_tagged(TAG_UID, &[uid.to_string()]).await?;
-        Ok(all.into_iter().filter(|i| tag(&i.tags, TAG_ROLE) != Some("data")).collect())
+        node_instances(self.ec2, uid).await
     }
 
     async fn volumes(&self, uid: &str) -> Result<Vec<Volume>, CloudError> {

@@ -439,10 +439,20 @@ impl SimCloud {
     /// does when it runs (in tests, the provisioner against this same account).
     pub fn node_cloud(&self, executor: Arc<dyn BuildExecutor>) -> NodeCloud {
         NodeCloud {
-            ec2: Arc::new(ec2::SimEc2(self.inner.clone())),
+            ec2: self.ec2(),
             builds: Arc::new(codebuild::SimBuilds { inner: self.inner.clone(), executor }),
-            targets: Arc::new(targets::SimTargets(self.inner.clone())),
+            targets: self.target_groups(),
         }
+    }
+
+    /// This account's EC2 (what a build executor provisions with).
+    pub fn ec2(&self) -> Arc<dyn crate::cloud::Ec2> {
+        Arc::new(ec2::SimEc2(self.inner.clone()))
+    }
+
+    /// This account's target groups (the facade; [`SimCloud::targets`] inspects one).
+    pub fn target_groups(&self) -> Arc<dyn crate::cloud::TargetGroups> {
+        Arc::new(targets::SimTargets(self.inner.clone()))
     }
 
     /// The seed, for a failing test to print so the run can be replayed.

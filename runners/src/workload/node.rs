@@ -28,7 +28,7 @@ use crate::cloud::gated::Gated;
 use crate::cloud::{Builds, Ec2, ErrorKind, NodeCloud, TAG_UID, TargetGroups};
 use crate::gate::CallGate;
 use crate::names;
-use crate::provision::{Action, ProvisionRequest, TAG_INSTANCE_HASH, TAG_ROLE, instance_hash, userdata};
+use crate::provision::{Action, ProvisionRequest, TAG_INSTANCE_HASH, instance_hash, userdata};
 
 /// A node, as the runner sees it.
 pub type NodeTarget<'a> = Target<'a, NodeSpec, NodeStatus>;
@@ -108,9 +108,11 @@ struct Calls<'a> {
 /// What EC2 must look like for this spec: the instance's shape, the data
 /// volume and the target group. Labels and the deletion policy are not in it,
 /// so changing them starts no build.
-pub fn provision_hash(namespace: &str, name: &str, spec: &NodeSpec) -> String {
+/// `instance` is [`instance_hash`] of the spec (computed once by the caller:
+/// it renders the user data).
+pub fn provision_hash(instance: &str, spec: &NodeSpec) -> String {
     let json = json!({
-        "instance": instance_hash(namespace, name, spec),
+        "instance": instance,
         "dataVolume": spec.data_volume,
         "loadBalancer": spec.load_balancer,
         "ports": spec.ports,
@@ -311,7 +313,8 @@ impl Nodes {
         let calls = self.calls(gate);
         let mut report = Report::default();
         let (g, now) = (target.generation, target.now);
-        let want = provision_hash(target.namespace, target.name, target.spec);
+        let shape = instance_hash(target.namespace, target.name, target.spec);
+        let want = provision_hash(&shape, target.spec);
         let mut applied = target.status.applied_hash.clone();
         let mut build = target.status.build.clone();
         if let Some(b) = build.take() {
@@ -339,7 +342,6 @@ impl Nodes {
             return Ok(report);
         }
         let instances = self.instances(&calls, target.uid).await?;
-        let shape = instance_hash(target.namespace, target.name, target.spec);
         let current = instances.iter().find(|i| {
             i.tags.get(TAG_INSTANCE_HASH) == Some(&shape)
                 && matches!(i.state, InstanceState::Running | InstanceState::Pending)
@@ -416,8 +418,7 @@ impl Nodes {
     }
 
     async fn instances(&self, calls: &Calls<'_>, uid: &str) -> Result<Vec<Instance>, RunError> {
-        let all = calls.ec2.instances_tagged(TAG_UID, &[uid.to_string()]).await?;
-        Ok(all.into_iter().filter(|i| i.tags.get(TAG_ROLE).map(String::as_str) != Some("data")).collect())
+        Ok(crate::provision::node_instances(&calls.ec2, uid).await?)
     }
 
     /// Ready = running, EC2 status checks passed, the health endpoint answers,
@@ -541,7 +542,7 @@ impl Nodes {
                 format!("destroy failed {} times: {}", build.failures, build.message.unwrap_or_default()),
             )));
         }
-        let hash = provision_hash(target.namespace, target.name, target.spec);
+        let hash = provision_hash(&instance_hash(target.namespace, target.name, target.spec), target.spec);
         let failures = if build.action == "destroy" { build.failures } else { 0 };
         let intent = Self::intent(target, Action::Destroy, &hash, failures);
         report.outputs.insert("build".into(), json!(intent));

@@ -75,7 +75,7 @@ async fn ready_at(server: &Server, ns: &str, name: &str, generation: i64) -> Val
 }
 
 async fn running(moto: &Moto, uid: &str) -> Vec<Instance> {
-    let cloud = moto.node_cloud().await;
+    let cloud = moto.node_cloud();
     let all = cloud.ec2.instances_tagged(TAG_UID, &[uid.to_string()]).await.expect("describe instances");
     all.into_iter()
         .filter(|i| i.state == runners::cloud::ec2::InstanceState::Running)
@@ -135,7 +135,7 @@ async fn node_with_local_builds_on_moto() {
     // Delete: terminated; the volume is kept (deleteOnNodeDelete defaults to false).
     server.cli(&["delete", "node", "pulse-1", "-n", &ns, "--wait", "--timeout", "60s"]).await.success();
     assert!(running(&moto, &uid).await.is_empty());
-    let cloud = moto.node_cloud().await;
+    let cloud = moto.node_cloud();
     let kept = cloud.ec2.volumes_tagged("mooring:released-from", &[format!("{ns}/pulse-1")]).await.expect("volumes");
     assert_eq!(kept.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(), [volume.as_str()]);
 }
@@ -224,7 +224,7 @@ async fn node_builds_in_codebuild_on_moto() {
     );
     assert!(b["message"].as_str().is_some_and(|m| m.contains("no instance is tagged")), "{r:#}");
     assert!(b["id"].as_str().is_some_and(|id| id.starts_with(&format!("{project}:"))), "{r:#}");
-    let cloud = moto.node_cloud().await;
+    let cloud = moto.node_cloud();
     let p = cloud.builds.project(&project).await.expect("project").expect("the project exists");
     assert_eq!(p.buildspec.as_deref(), Some(runners::workload::BUILDSPEC));
     let events = server.get_json(&format!("/v1/namespaces/{ns}/nodes/pulse/events")).await.expect("events");
