@@ -12,10 +12,13 @@ pub fn workspace_root() -> &'static Path {
 /// The `mooring` binary, built at most once per test process.
 ///
 /// With `MOORING_E2E_BIN` set, that file is used as is. Otherwise
-/// `cargo build -p controller --bin mooring` (and `mooring-provisioner`) runs once (a no-op when the binary is
-/// fresh) into the target directory this test binary was built in (it lives in
-/// `<target>/<profile>/deps/`), with the same profile, and
-/// `<target>/<profile>/mooring` is returned.
+/// `cargo test --workspace --no-run` runs once into the target directory this
+/// test binary was built in (it lives in `<target>/<profile>/deps/`), with the
+/// same profile, and `<target>/<profile>/mooring` is returned. It builds
+/// `mooring` and `mooring-provisioner` with exactly the features `make test`
+/// resolves (dev-dependencies included), so after a workspace test build it is
+/// a no-op; a narrower `cargo build -p controller` would resolve other features
+/// and compile the AWS SDK a second time.
 pub fn mooring_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -38,18 +41,7 @@ fn build() -> PathBuf {
         std::env::var_os("CARGO").or_else(|| option_env!("CARGO").map(Into::into)).unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(&cargo);
     // `mooring-provisioner` lands next to `mooring`, where `--node-builds local` looks.
-    cmd.args([
-        "build",
-        "--quiet",
-        "-p",
-        "controller",
-        "-p",
-        "runners",
-        "--bin",
-        "mooring",
-        "--bin",
-        "mooring-provisioner",
-    ]);
+    cmd.args(["test", "--workspace", "--no-run", "--locked", "--quiet"]);
     match profile {
         "debug" => {}
         "release" => {
