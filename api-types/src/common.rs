@@ -9,6 +9,39 @@ use serde::{Deserialize, Serialize};
 use crate::patterns;
 use crate::validate::Violations;
 
+/// Tags the user wants on every AWS resource a Mooring resource owns (cost
+/// allocation, ownership for humans). Mooring's own tags (`mooring:*`) always
+/// win: a user tag may not use that prefix, nor AWS's reserved `aws:`.
+pub type UserTags = BTreeMap<String, String>;
+
+/// AWS allows 50 tags per resource; Mooring keeps room for its own.
+pub const MAX_USER_TAGS: usize = 40;
+
+/// Checks `spec.tags`: count, key and value lengths and characters, and the
+/// reserved prefixes.
+pub(crate) fn validate_tags(tags: &UserTags, path: &str, v: &mut Violations) {
+    if tags.len() > MAX_USER_TAGS {
+        v.push(
+            path.to_string(),
+            format!("at most {MAX_USER_TAGS} tags (AWS allows 50; Mooring keeps room for its own)"),
+        );
+    }
+    let allowed = |c: char| c.is_alphanumeric() || " _.:/=+-@".contains(c);
+    for (k, val) in tags {
+        let field = format!("{path}.{k}");
+        let lower = k.to_ascii_lowercase();
+        if lower.starts_with("mooring:") || lower.starts_with("aws:") {
+            v.push(field.clone(), "the prefixes mooring: and aws: are reserved");
+        }
+        if k.is_empty() || k.chars().count() > 128 || !k.chars().all(allowed) {
+            v.push(field.clone(), "a tag key is 1 to 128 letters, digits, spaces and _ . : / = + - @");
+        }
+        if val.chars().count() > 256 || !val.chars().all(allowed) {
+            v.push(field, "a tag value is at most 256 letters, digits, spaces and _ . : / = + - @");
+        }
+    }
+}
+
 /// What happens to the AWS resources when the Mooring resource is deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum DeletionPolicy {

@@ -103,6 +103,119 @@ impl Condition {
     }
 }
 
+/// The reasons Mooring's conditions carry, in one place so reconcilers,
+/// dashboards and tests agree on the spelling (crossplane-runtime's
+/// `ReconcileSuccess()`, `Creating()` ... idea).
+pub mod reason {
+    /// `Synced=True`: the generation was applied.
+    pub const RECONCILE_SUCCESS: &str = "ReconcileSuccess";
+    /// `Synced=False`: AWS refused or failed.
+    pub const APPLY_FAILED: &str = "ApplyFailed";
+    /// `Synced=False`: AWS throttled Mooring.
+    pub const THROTTLED: &str = "Throttled";
+    /// `Synced=False`: the spec names an AWS resource that does not exist.
+    pub const INVALID_REFERENCE: &str = "InvalidReference";
+    /// `Synced=False`: the AWS resource Mooring would manage is someone else's.
+    pub const CONFLICT: &str = "Conflict";
+    /// `Synced=False`: the AWS call budget (Redis) is unreachable: nothing was changed.
+    pub const BUDGET_UNAVAILABLE: &str = "BudgetUnavailable";
+    /// `Synced=False`: the store could not answer what the reconcile needed.
+    pub const STORE_UNAVAILABLE: &str = "StoreUnavailable";
+    /// `Synced=False`: the stored document cannot be read by this version.
+    pub const UNREADABLE: &str = "Unreadable";
+    /// `Synced=False`, `Ready=Unknown`: no cloud backend is configured for the kind.
+    pub const NO_CLOUD_BACKEND: &str = "NoCloudBackend";
+    /// `Ready=False`, `Progressing=True`: the identities of what will be created are being recorded.
+    pub const CREATING: &str = "Creating";
+    /// `Ready=False`: teardown in flight.
+    pub const DELETING: &str = "Deleting";
+    /// `Degraded=False`.
+    pub const AS_EXPECTED: &str = "AsExpected";
+    /// `Progressing=True`: a service moves to another cluster.
+    pub const MIGRATING: &str = "Migrating";
+    /// `Progressing=True`, `Ready=False`: the relay's cache is being created or changed.
+    pub const CACHE_CREATING: &str = "CacheCreating";
+    /// `Progressing=True`: ElastiCache applies a change to the cache.
+    pub const CACHE_MODIFYING: &str = "CacheModifying";
+    /// `Progressing=True`: ECS rolls out a new task definition.
+    pub const ROLLING_OUT: &str = "RollingOut";
+    /// `Progressing=False`: the rollout completed.
+    pub const ROLLOUT_COMPLETE: &str = "RolloutComplete";
+    /// `Degraded=True`, `Progressing=False`: the circuit breaker stopped the rollout.
+    pub const ROLLOUT_FAILED: &str = "RolloutFailed";
+    /// `Ready=True`: running = desired, rollout complete.
+    pub const SERVICE_STEADY: &str = "ServiceSteady";
+    /// `Ready=True`: the desired count is zero.
+    pub const SCALED_TO_ZERO: &str = "ScaledToZero";
+    /// `Ready=False`: tasks are starting.
+    pub const TASKS_STARTING: &str = "TasksStarting";
+    /// `Synced=True` while a build applies the generation.
+    pub const BUILD_IN_FLIGHT: &str = "BuildInFlight";
+    /// `Progressing=True`: a provisioner build runs.
+    pub const BUILDING: &str = "Building";
+    /// `Progressing=True`: the build waits for a slot.
+    pub const QUEUED: &str = "Queued";
+    /// `Synced=False`, `Degraded=True`: builds failed.
+    pub const BUILD_FAILED: &str = "BuildFailed";
+    /// `Progressing=False`: the node's instance is provisioned.
+    pub const PROVISIONED: &str = "Provisioned";
+    /// `Ready=True`: the node is running and healthy.
+    pub const NODE_HEALTHY: &str = "NodeHealthy";
+    /// `Ready=False`: a node's checks fail.
+    pub const NOT_HEALTHY: &str = "NotHealthy";
+    /// `Degraded=True`: health failing after being Ready.
+    pub const HEALTH_CHECK_FAILING: &str = "HealthCheckFailing";
+}
+
+impl Condition {
+    /// `Synced=True`, reason `ReconcileSuccess`: `generation` was applied.
+    pub fn synced(generation: i64, now: DateTime<Utc>) -> Condition {
+        Condition::new(
+            ConditionType::Synced,
+            true,
+            reason::RECONCILE_SUCCESS,
+            format!("generation {generation} applied"),
+            Some(generation),
+            now,
+        )
+    }
+
+    /// `Synced=False` with `reason`: `generation` could not be applied.
+    pub fn sync_failed(reason: &str, message: impl Into<String>, generation: i64, now: DateTime<Utc>) -> Condition {
+        Condition::new(ConditionType::Synced, false, reason, message, Some(generation), now)
+    }
+
+    /// `Ready=True` with `reason`.
+    pub fn ready(reason: &str, message: impl Into<String>, generation: i64, now: DateTime<Utc>) -> Condition {
+        Condition::new(ConditionType::Ready, true, reason, message, Some(generation), now)
+    }
+
+    /// `Ready=False` with `reason`.
+    pub fn not_ready(reason: &str, message: impl Into<String>, generation: i64, now: DateTime<Utc>) -> Condition {
+        Condition::new(ConditionType::Ready, false, reason, message, Some(generation), now)
+    }
+
+    /// `Progressing=True` with `reason`: something is in flight.
+    pub fn progressing(reason: &str, message: impl Into<String>, generation: i64, now: DateTime<Utc>) -> Condition {
+        Condition::new(ConditionType::Progressing, true, reason, message, Some(generation), now)
+    }
+
+    /// `Progressing=False` with `reason`: nothing is in flight.
+    pub fn settled(reason: &str, message: impl Into<String>, generation: i64, now: DateTime<Utc>) -> Condition {
+        Condition::new(ConditionType::Progressing, false, reason, message, Some(generation), now)
+    }
+
+    /// `Degraded=True` with `reason`.
+    pub fn degraded(reason: &str, message: impl Into<String>, generation: i64, now: DateTime<Utc>) -> Condition {
+        Condition::new(ConditionType::Degraded, true, reason, message, Some(generation), now)
+    }
+
+    /// `Degraded=False`, reason `AsExpected`.
+    pub fn not_degraded(generation: i64, now: DateTime<Utc>) -> Condition {
+        Condition::new(ConditionType::Degraded, false, reason::AS_EXPECTED, "", Some(generation), now)
+    }
+}
+
 /// Helpers over a status's `conditions` list.
 pub trait Conditions {
     /// Sets `cond`, replacing the condition of the same type. The previous

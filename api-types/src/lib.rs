@@ -13,22 +13,27 @@
 pub mod common;
 pub mod condition;
 pub mod document;
+pub mod event;
 pub mod hash;
 pub mod meta;
+pub mod names;
 pub mod node;
 pub mod parse;
 pub mod patterns;
 pub mod relay;
 pub mod schema;
+pub mod status;
 pub mod validate;
 pub mod worker;
 
 pub use condition::{Condition, ConditionStatus, ConditionType, Conditions};
 pub use document::{AnyResource, Resource};
+pub use event::{Event, EventType};
 pub use hash::{SpecHash, spec_hash};
 pub use meta::{API_VERSION, Kind, ObjectMeta};
 pub use node::{Node, NodeSpec, NodeStatus};
 pub use parse::{ParseError, parse_documents};
 pub use relay::{Relay, RelaySpec, RelayStatus};
+pub use status::Status;
 pub use validate::{FieldError, ValidationErrors, validate_document};
 pub use worker::{Worker, WorkerSpec, WorkerStatus};

@@ -77,6 +77,14 @@ impl fmt::Display for Kind {
 #[error("unknown kind {0:?}: expected one of Node, Relay, Worker")]
 pub struct UnknownKind(pub String);
 
+/// Reads a stored kind (the store keeps kinds as text).
+impl TryFrom<String> for Kind {
+    type Error = UnknownKind;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s).ok_or(UnknownKind(s))
+    }
+}
+
 impl FromStr for Kind {
     type Err = UnknownKind;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

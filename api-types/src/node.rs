@@ -60,6 +60,10 @@ pub struct NodeSpec {
     /// What happens to the instance when the Node is deleted.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+    /// Tags put on every AWS resource this resource owns (cost allocation);
+    /// `mooring:*` tags are Mooring's own and cannot be set here.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tags: crate::common::UserTags,
 }
 
 /// The software a node runs.
@@ -209,6 +213,7 @@ impl Spec for NodeSpec {
 
 impl Validate for NodeSpec {
     fn validate(&self, path: &str, v: &mut Violations) {
+        crate::common::validate_tags(&self.tags, &format!("{path}.tags"), v);
         let dv = &self.data_volume;
         match (dv.type_, dv.iops) {
             (VolumeType::Gp3, Some(i)) if !(3000..=80000).contains(&i) => {
@@ -268,6 +273,95 @@ pub struct NodeStatus {
     /// The build in flight or last run, with its idempotency token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<BuildStatus>,
+    /// Moves on each time Mooring finds the node's instance (or data volume)
+    /// gone behind its back: part of the client tokens of the next launch, so
+    /// AWS does not hand back the terminated instance for the old token.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub incarnation: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+crate::status::impl_status!(NodeStatus);
+
+/// What a provisioner build does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildAction {
+    /// Create or update the instance and its data volume.
+    #[default]
+    Apply,
+    /// Tear them down (the volume per `dataVolume.deleteOnNodeDelete`).
+    Destroy,
+}
+
+impl BuildAction {
+    /// The name in status and in the build's environment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildAction::Apply => "apply",
+            BuildAction::Destroy => "destroy",
+        }
+    }
+}
+
+impl std::fmt::Display for BuildAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for BuildAction {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "apply" => Ok(BuildAction::Apply),
+            "destroy" => Ok(BuildAction::Destroy),
+            other => Err(format!("{other:?} is not apply or destroy")),
+        }
+    }
+}
+
+/// Where a provisioner build is, as Mooring records it: its own states before
+/// the build exists (`Pending`, `Queued`), then CodeBuild's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BuildState {
+    /// The intent is recorded; the next reconcile starts the build with its token.
+    #[default]
+    Pending,
+    /// Waiting for a build slot (Mooring's limit or CodeBuild's account quota).
+    Queued,
+    /// The build runs.
+    InProgress,
+    Succeeded,
+    Failed,
+    Fault,
+    Stopped,
+    TimedOut,
+}
+
+impl BuildState {
+    /// The build ended, one way or another.
+    pub fn finished(self) -> bool {
+        !matches!(self, BuildState::Pending | BuildState::Queued | BuildState::InProgress)
+    }
+
+    /// The name CodeBuild uses (and status shows).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildState::Pending => "PENDING",
+            BuildState::Queued => "QUEUED",
+            BuildState::InProgress => "IN_PROGRESS",
+            BuildState::Succeeded => "SUCCEEDED",
+            BuildState::Failed => "FAILED",
+            BuildState::Fault => "FAULT",
+            BuildState::Stopped => "STOPPED",
+            BuildState::TimedOut => "TIMED_OUT",
+        }
+    }
 }
 
 /// A provisioner build as recorded in status (the intent is written before the
@@ -275,18 +369,21 @@ pub struct NodeStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BuildStatus {
-    pub action: String,
+    pub action: BuildAction,
+    /// The idempotency token the build is started with.
     pub token: String,
+    /// The build id, once started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// The CodeBuild project the build runs in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    pub state: BuildState,
+    /// CodeBuild's current phase (`PROVISIONING`, `BUILD`, ...), for humans.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logs: Option<String>,
-    /// `PENDING` (intent written, not started yet), `IN_PROGRESS`, `SUCCEEDED`,
-    /// `FAILED`, ... (CodeBuild's build status).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
     /// The provisioning hash the build applies (what the spec asks of EC2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash: Option<String>,

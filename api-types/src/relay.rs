@@ -9,6 +9,7 @@ use crate::condition::Condition;
 use crate::document::{Resource, Spec};
 use crate::meta::Kind;
 use crate::patterns;
+use crate::status::{AppliedTags, CacheRef, ServiceRef};
 use crate::validate::{Validate, Violations};
 
 /// A Relay document.
@@ -57,6 +58,10 @@ pub struct RelaySpec {
     pub deployment: Deployment,
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+    /// Tags put on every AWS resource this resource owns (cost allocation);
+    /// `mooring:*` tags are Mooring's own and cannot be set here.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tags: crate::common::UserTags,
 }
 
 fn default_cpu() -> u32 {
@@ -232,6 +237,7 @@ impl Spec for RelaySpec {
 impl Validate for RelaySpec {
     fn validate(&self, path: &str, v: &mut Violations) {
         common::validate_task_size(self.cpu, self.memory, path, v);
+        common::validate_tags(&self.tags, &format!("{path}.tags"), v);
         let containers: Vec<_> =
             self.containers.iter().enumerate().map(|(i, c)| (format!("{path}.containers[{i}]"), c)).collect();
         common::validate_containers(&containers, self.cpu, self.memory, &format!("{path}.containers"), v);
@@ -304,7 +310,7 @@ pub struct ScalingDecision {
     pub time: chrono::DateTime<chrono::Utc>,
 }
 
-/// What Mooring observed about a relay.
+/// What Mooring observed about a relay, and the identities of what it owns.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RelayStatus {
@@ -312,8 +318,16 @@ pub struct RelayStatus {
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The ECS service (recorded before it is created).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_arn: Option<String>,
+    pub service: Option<ServiceRef>,
+    /// Services left behind by a change of `spec.cluster`, drained and deleted
+    /// once the new service is steady.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retiring_services: Vec<ServiceRef>,
+    /// The task definition family the relay's revisions are registered in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_family: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_definition_arn: Option<String>,
     /// A task definition whose rollout the circuit breaker stopped: Mooring
@@ -324,6 +338,13 @@ pub struct RelayStatus {
     pub replicas: Option<Replicas>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scaling: Option<ScalingDecision>,
+    /// The ElastiCache replication group (recorded before it is created; kept
+    /// until it is gone after `spec.cache` was removed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_endpoint: Option<String>,
+    pub cache: Option<CacheRef>,
+    /// `spec.tags` as last propagated to the AWS resources.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub applied_tags: AppliedTags,
 }
+
+crate::status::impl_status!(RelayStatus);

@@ -279,3 +279,74 @@ pub(crate) fn matches(pattern: &'static str, value: &str) -> bool {
         .or_insert_with(|| regex_lite::Regex::new(pattern).unwrap_or_else(|e| panic!("bad pattern {pattern}: {e}")));
     re.is_match(value)
 }
+
+/// Checks a change of an existing resource's spec against the rules that need
+/// the old spec: fields that name an AWS resource which cannot be renamed or
+/// converted in place are immutable (Kubernetes's immutable fields), and
+/// ElastiCache cannot downgrade an engine. Every violation is reported with
+/// its field path. A stored spec this version cannot read is not compared.
+///
+/// Immutable fields and why:
+/// - `Worker.spec.queue.name` (the effective name, so spelling out the default
+///   is not a change) and `Worker.spec.queue.fifo`: the queue holds the
+///   messages; a new queue would strand them in the old one.
+/// - `Relay.spec.cache.engineVersion` may only go up.
+///
+/// `spec.cluster` is not immutable: the service migrates (created in the new
+/// cluster, the old one drained and deleted once the new one is steady).
+pub fn validate_update(
+    kind: Kind,
+    namespace: &str,
+    name: &str,
+    old_spec: &Value,
+    new: &AnyResource,
+) -> Result<(), ValidationErrors> {
+    let mut v = Violations::default();
+    match (kind, new) {
+        (Kind::Worker, AnyResource::Worker(w)) => {
+            if let Ok(old) = serde_json::from_value::<crate::worker::WorkerSpec>(old_spec.clone()) {
+                let (a, b) = (&old.queue, &w.spec.queue);
+                let queue =
+                    |q: &crate::worker::Queue| crate::names::queue_name(namespace, name, q.name.as_deref(), q.fifo);
+                if a.fifo != b.fifo {
+                    v.push(
+                        "spec.queue.fifo",
+                        format!(
+                            "cannot change (was {}): a queue cannot switch between standard and FIFO; create a new Worker for a new queue",
+                            a.fifo
+                        ),
+                    );
+                } else if queue(a) != queue(b) {
+                    v.push(
+                        "spec.queue.name",
+                        format!(
+                            "cannot change (was {:?}): the queue holds the worker's messages; create a new Worker for a new queue",
+                            queue(a)
+                        ),
+                    );
+                }
+            }
+        }
+        (Kind::Relay, AnyResource::Relay(r)) => {
+            if let Ok(old) = serde_json::from_value::<crate::relay::RelaySpec>(old_spec.clone())
+                && let (Some(a), Some(b)) = (&old.cache, &r.spec.cache)
+                && version_key(&b.engine_version) < version_key(&a.engine_version)
+            {
+                v.push(
+                    "spec.cache.engineVersion",
+                    format!(
+                        "cannot go down from {} to {}: ElastiCache only upgrades",
+                        a.engine_version, b.engine_version
+                    ),
+                );
+            }
+        }
+        _ => {}
+    }
+    v.into_result()
+}
+
+/// `7.1.0` → `[7, 1, 0]`, for ordering versions.
+fn version_key(v: &str) -> Vec<u64> {
+    v.split('.').map(|p| p.parse().unwrap_or(0)).collect()
+}

@@ -10,6 +10,7 @@ use crate::document::{Resource, Spec};
 use crate::meta::Kind;
 use crate::patterns;
 use crate::relay::{Replicas, ScalingDecision, default_cpu_target, default_idle, validate_bounds};
+use crate::status::{AppliedTags, QueueRef, ServiceRef};
 use crate::validate::{Validate, Violations};
 
 /// A Worker document.
@@ -51,6 +52,10 @@ pub struct WorkerSpec {
     pub scaling: WorkerScaling,
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+    /// Tags put on every AWS resource this resource owns (cost allocation);
+    /// `mooring:*` tags are Mooring's own and cannot be set here.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tags: crate::common::UserTags,
 }
 
 fn default_cpu() -> u32 {
@@ -64,7 +69,7 @@ fn default_memory() -> u32 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Queue {
-    /// Queue name; `<namespace>-<name>` when omitted.
+    /// Queue name; `<namespace>_<name>` when omitted (shortened with a hash past 71 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = patterns::QUEUE_NAME))]
     pub name: Option<String>,
@@ -174,6 +179,7 @@ impl Spec for WorkerSpec {
 impl Validate for WorkerSpec {
     fn validate(&self, path: &str, v: &mut Violations) {
         common::validate_task_size(self.cpu, self.memory, path, v);
+        common::validate_tags(&self.tags, &format!("{path}.tags"), v);
         let containers: Vec<_> = std::iter::once((format!("{path}.container"), &self.container))
             .chain(self.sidecars.iter().enumerate().map(|(i, c)| (format!("{path}.sidecars[{i}]"), c)))
             .collect();
@@ -190,7 +196,7 @@ impl Validate for WorkerSpec {
     }
 }
 
-/// What Mooring observed about a worker.
+/// What Mooring observed about a worker, and the identities of what it owns.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkerStatus {
@@ -198,12 +204,22 @@ pub struct WorkerStatus {
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The queue the worker consumes (recorded before it is created).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub queue_url: Option<String>,
+    pub queue: Option<QueueRef>,
+    /// The queue's dead-letter queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dead_letter_queue_url: Option<String>,
+    pub dead_letter_queue: Option<QueueRef>,
+    /// The ECS service (recorded before it is created).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_arn: Option<String>,
+    pub service: Option<ServiceRef>,
+    /// Services left behind by a change of `spec.cluster`, drained and deleted
+    /// once the new service is steady.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retiring_services: Vec<ServiceRef>,
+    /// The task definition family the worker's revisions are registered in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_family: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_definition_arn: Option<String>,
     /// A task definition whose rollout the circuit breaker stopped: Mooring
@@ -217,4 +233,9 @@ pub struct WorkerStatus {
     pub backlog: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scaling: Option<ScalingDecision>,
+    /// `spec.tags` as last propagated to the AWS resources.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub applied_tags: AppliedTags,
 }
+
+crate::status::impl_status!(WorkerStatus);

@@ -14,12 +14,13 @@ use api_types::Kind;
 use controller::budget::{Budgets, RedisGate};
 use controller::lease::{LeaseConfig, ShardLeases};
 use controller::metrics::ControllerMetrics;
-use controller::reconcile::{Cleanup, Context, Outcome, ReconcileError, Reconciler};
+use controller::reconcile::{Context, DynReconciler, Step};
 use controller::runtime::{Controller, ControllerConfig, ResourceKey};
 use desired_state::api::{self, ApiConfig, AppState};
 use desired_state::ratelimit::RedisHandle;
 use desired_state::signing::Signer;
 use desired_state::store::{ChangeFeed, ChangeSource, Store, StoreConfig, StoredResource, WriteMode};
+use runners::reconcile::ReconcileError;
 use serde_json::json;
 use tokio::sync::{Mutex, watch};
 
@@ -30,15 +31,15 @@ struct Stopwatch {
 }
 
 #[async_trait::async_trait]
-impl Reconciler for Stopwatch {
-    async fn reconcile(&self, _ctx: &Context<'_>, r: &StoredResource) -> Result<Outcome, ReconcileError> {
+impl DynReconciler for Stopwatch {
+    async fn reconcile(&self, _ctx: &Context<'_>, r: &StoredResource) -> Result<Step, ReconcileError> {
         let now = Instant::now();
         self.count.fetch_add(1, Ordering::Relaxed);
         self.started.lock().await.entry(r.name.clone()).or_insert(now);
-        Ok(Outcome::default())
+        Ok(Step { status: r.status.clone(), events: vec![], requeue_after: None })
     }
-    async fn cleanup(&self, _ctx: &Context<'_>, _r: &StoredResource) -> Result<Cleanup, ReconcileError> {
-        Ok(Cleanup::Done)
+    async fn cleanup(&self, _ctx: &Context<'_>, _r: &StoredResource) -> Result<Option<Step>, ReconcileError> {
+        Ok(None)
     }
 }
 
@@ -101,7 +102,7 @@ async fn main() {
         "bench",
     ));
     let gate = Arc::new(RedisGate::new(redis.clone(), &prefix, Budgets::default(), metrics.clone()));
-    let rec: Arc<dyn Reconciler> = stopwatch.clone();
+    let rec: Arc<dyn DynReconciler> = stopwatch.clone();
     let reconcilers = Kind::ALL.into_iter().map(|k| (k, rec.clone())).collect();
     let ctl = Controller::new(
         store.dedicated(16),

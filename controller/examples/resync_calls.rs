@@ -136,14 +136,14 @@ impl Replica {
     /// A controller process: new runners (empty observation and task
     /// definition caches) over the shared store, Redis prefix and cloud.
     fn start(store: &Store, prefix: &str, cloud: &SimCloud, args: &Args) -> Result<Replica> {
-        let workloads = Arc::new(Workloads::new(
+        let workloads = Workloads::new(
             cloud.cloud(),
             WorkloadConfig {
                 region: "us-east-1".into(),
                 poll_in_flight: Duration::from_millis(100),
                 observe_max_age: args.observe_max_age,
             },
-        ));
+        );
         let reconcilers = controller::workloads::reconcilers(Some(workloads), None);
         let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
         let redis = Arc::new(RedisHandle::new(&redis_url).context("bad REDIS_URL")?);

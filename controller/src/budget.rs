@@ -72,7 +72,7 @@ impl CallGate for RedisGate {
             .limiter
             .reserve(family.as_str(), TokenBucket { capacity: b.burst, refill_per_sec: b.per_second }, 1.0)
             .await
-            .map_err(|e| GateError::Unavailable(e.to_string()))?;
+            .map_err(|e| GateError::BudgetUnavailable(e.to_string()))?;
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }

@@ -82,6 +82,51 @@ impl Owned {
     }
 }
 
+/// Reconciles in flight per shard. A shard being handed to another replica
+/// (a rebalance) leaves the published holds at once — the gates of running
+/// reconciles refuse their next AWS call — but its lease in Redis is released
+/// only when none of its reconciles still runs, so two replicas never act on
+/// one resource at once.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    counts: std::sync::Mutex<std::collections::HashMap<u32, usize>>,
+}
+
+/// Marks one reconcile of a shard in flight until dropped.
+pub struct InFlightGuard<'a> {
+    in_flight: &'a InFlight,
+    shard: u32,
+}
+
+impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u32, usize>> {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A reconcile of `shard` starts; it ends when the guard is dropped.
+    pub fn enter(&self, shard: u32) -> InFlightGuard<'_> {
+        *self.lock().entry(shard).or_default() += 1;
+        InFlightGuard { in_flight: self, shard }
+    }
+
+    /// Whether a reconcile of `shard` runs.
+    pub fn busy(&self, shard: u32) -> bool {
+        self.lock().get(&shard).is_some_and(|n| *n > 0)
+    }
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        let mut counts = self.in_flight.lock();
+        if let Some(n) = counts.get_mut(&self.shard) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&self.shard);
+            }
+        }
+    }
+}
+
 /// The shard of a resource: FNV-1a of `kind/namespace/name`, stable across
 /// processes and releases.
 pub fn shard_of(kind: &str, namespace: &str, name: &str, shards: u32) -> u32 {
@@ -143,6 +188,11 @@ pub struct ShardLeases {
     scripts: Scripts,
     /// One round at a time (the loop, and callers of [`ShardLeases::tick`]).
     round: tokio::sync::Mutex<()>,
+    /// Reconciles running per shard.
+    in_flight: InFlight,
+    /// Shards given up in a rebalance whose reconciles still run: no longer
+    /// published as held, still renewed, released once idle.
+    releasing: std::sync::Mutex<BTreeMap<u32, Held>>,
 }
 
 struct Scripts {
@@ -170,7 +220,18 @@ impl ShardLeases {
                 leave: Script::new(LEAVE),
             },
             round: tokio::sync::Mutex::new(()),
+            in_flight: InFlight::default(),
+            releasing: std::sync::Mutex::default(),
         }
+    }
+
+    /// The reconciles in flight per shard (the runtime marks them).
+    pub fn in_flight(&self) -> &InFlight {
+        &self.in_flight
+    }
+
+    fn releasing(&self) -> std::sync::MutexGuard<'_, BTreeMap<u32, Held>> {
+        self.releasing.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The replica's id.
@@ -249,14 +310,33 @@ impl ShardLeases {
             owned.shards.remove(&shard);
         }
 
-        // Give back shards above the fair share (a replica joined).
+        // Give back shards above the fair share (a replica joined): unpublish
+        // them now, release each once its reconciles have ended.
+        let mut releasing = self.releasing().clone();
         while owned.shards.len() as u32 > fair {
-            let Some((&shard, held)) = owned.shards.iter().next_back() else { break };
-            let value = self.value(held.fence);
+            let Some((&shard, &held)) = owned.shards.iter().next_back() else { break };
             owned.shards.remove(&shard);
-            let _: i64 = self.scripts.release.key(self.lease_key(shard)).arg(value).invoke_async(&mut conn).await?;
-            tracing::debug!(shard, replica = %self.replica, "lease released to rebalance");
+            releasing.insert(shard, held);
         }
+        self.tx.send_if_modified(|cur| {
+            let before = cur.shards.len();
+            cur.shards.retain(|s, _| !releasing.contains_key(s));
+            before != cur.shards.len()
+        });
+        let mut still = BTreeMap::new();
+        for (shard, held) in releasing {
+            let value = self.value(held.fence);
+            if self.in_flight.busy(shard) {
+                // Keep it ours in Redis until its reconciles end.
+                let _: i64 =
+                    self.scripts.renew.key(self.lease_key(shard)).arg(&value).arg(ttl).invoke_async(&mut conn).await?;
+                still.insert(shard, held);
+            } else {
+                let _: i64 = self.scripts.release.key(self.lease_key(shard)).arg(value).invoke_async(&mut conn).await?;
+                tracing::debug!(shard, replica = %self.replica, "lease released to rebalance");
+            }
+        }
+        *self.releasing() = still;
 
         // Take free shards up to the fair share, starting at a replica-specific
         // offset so replicas do not all race for shard 0.
@@ -267,7 +347,7 @@ impl ShardLeases {
                     break;
                 }
                 let shard = (offset + i) % self.config.shards;
-                if owned.shards.contains_key(&shard) {
+                if owned.shards.contains_key(&shard) || self.releasing().contains_key(&shard) {
                     continue;
                 }
                 let fence: Option<i64> = self
@@ -341,7 +421,8 @@ impl ShardLeases {
     /// Gives every lease back (compare-and-delete) and leaves the replica set.
     pub async fn release_all(&self) {
         let _round = self.round.lock().await;
-        let owned = self.owned();
+        let mut owned = self.owned();
+        owned.shards.extend(std::mem::take(&mut *self.releasing()));
         self.tx.send_replace(Owned::default());
         let Ok(mut conn) = self.redis.get().await else { return };
         for (shard, held) in owned.shards {

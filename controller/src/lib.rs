@@ -16,4 +16,5 @@ pub mod lease;
 pub mod metrics;
 pub mod reconcile;
 pub mod runtime;
+pub mod slots;
 pub mod workloads;

@@ -1,17 +1,24 @@
-//! The reconcile contract every kind implements, modelled on Crossplane's
-//! managed reconciler: observe AWS, diff against the spec, apply the smallest
-//! idempotent change, and say what is true now (conditions, outputs) and when
-//! to look again. Deletion is a separate `cleanup` that reports when AWS is clean,
-//! so the finalizer is released only then.
+//! How the runtime calls the reconcilers. The contract itself — typed per
+//! kind, observe → diff → apply → report — is defined once, in
+//! [`runners::reconcile`]; this module adapts it to stored rows (kube-runtime's
+//! `Controller<K>` idea): [`Typed`] parses a row's spec and status once, runs
+//! the kind's reconciler, merges the conditions it reported (transition times
+//! move only on flips), stamps `observedGeneration`, and hands the runtime the
+//! status to write. [`DynReconciler`] is that adapter's object-safe face, so
+//! the runtime holds one reconciler per kind in a map.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use api_types::condition::{Condition, ConditionType};
-use desired_state::store::{EventType, StoredResource};
+use api_types::condition::{Condition, Conditions};
+use api_types::{Event, Kind, Status};
+use desired_state::store::StoredResource;
 use runners::gate::CallGate;
-use serde_json::{Map, Value};
+use runners::reconcile::{Reconcile, ReconcileError, Reconciled, Target, Teardown};
+use serde_json::Value;
 
-/// What a reconciler needs from the runtime.
+/// What a reconcile runs with, from the runtime.
 pub struct Context<'a> {
     /// The fencing token of the shard lease this reconcile runs under.
     pub fence: i64,
@@ -24,170 +31,170 @@ pub struct Context<'a> {
     pub fresh: bool,
 }
 
-/// The result of a successful reconcile.
-#[derive(Debug, Clone, Default)]
-pub struct Outcome {
-    /// Conditions to set (others keep their value).
-    pub conditions: Vec<Condition>,
-    /// Kind-specific status fields (`serviceArn`, `replicas`, ...), merged into status.
-    pub outputs: Map<String, Value>,
-    /// Events to record.
-    pub events: Vec<(EventType, String, String)>,
-    /// Look again after this long (something is in flight); `None` waits for a
-    /// change or the periodic resync.
+/// One step's result for the runtime: the status to write (equal to the
+/// stored one when nothing changed), events to record, and when to look again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub status: Value,
+    pub events: Vec<Event>,
     pub requeue_after: Option<Duration>,
 }
 
-/// The result of a cleanup step.
-#[derive(Debug, Clone)]
-pub enum Cleanup {
-    /// AWS is clean (or released under `Retain`): the finalizer may go.
-    Done,
-    /// Teardown in flight: look again after this long.
-    Pending(Duration, String),
-    /// Teardown in flight with status to record (a build's intent, say); looks
-    /// again after the outcome's `requeue_after`.
-    Progress(Outcome),
-}
-
-/// Why a reconcile failed; decides the `Synced` reason and whether to retry.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ReconcileError {
-    /// AWS refused or failed; retried with backoff.
-    #[error("{0}")]
-    ApplyFailed(String),
-    /// AWS throttled us; retried with backoff.
-    #[error("throttled: {0}")]
-    Throttled(String),
-    /// The spec points at something that does not exist (a cluster, a target
-    /// group); retried with backoff, since someone may create it.
-    #[error("invalid reference: {0}")]
-    InvalidReference(String),
-    /// No budget or no lease: nothing was changed; retried soon.
-    #[error("not allowed to act now: {0}")]
-    NotOwner(String),
-    /// The AWS resource Mooring would manage exists but belongs to someone
-    /// else (another resource's uid tag, or none); nothing is adopted silently.
-    #[error("conflict: {0}")]
-    Conflict(String),
-}
-
-impl ReconcileError {
-    /// The `Synced=False` reason.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            ReconcileError::ApplyFailed(_) => "ApplyFailed",
-            ReconcileError::Throttled(_) => "Throttled",
-            ReconcileError::InvalidReference(_) => "InvalidReference",
-            ReconcileError::NotOwner(_) => "NotOwner",
-            ReconcileError::Conflict(_) => "Conflict",
-        }
-    }
-}
-
-/// A reconciler for one kind.
+/// A reconciler as the runtime holds it: over stored rows, for one kind.
 #[async_trait::async_trait]
-pub trait Reconciler: Send + Sync {
+pub trait DynReconciler: Send + Sync {
     /// Observe → diff → apply → report.
-    async fn reconcile(&self, ctx: &Context<'_>, resource: &StoredResource) -> Result<Outcome, ReconcileError>;
-    /// Tear down (or release, under `Retain`) what the resource owns in AWS.
-    async fn cleanup(&self, ctx: &Context<'_>, resource: &StoredResource) -> Result<Cleanup, ReconcileError>;
-    /// The runtime queued `resource` for a sweep (resync, shard acquired): a
-    /// chance to prepare batched observation. Cheap; no I/O.
+    async fn reconcile(&self, ctx: &Context<'_>, resource: &StoredResource) -> Result<Step, ReconcileError>;
+    /// Teardown; `None` once AWS is clean (the finalizer may go).
+    async fn cleanup(&self, ctx: &Context<'_>, resource: &StoredResource) -> Result<Option<Step>, ReconcileError>;
+    /// The resource is about to be reconciled in a sweep: prepare batched
+    /// observation. Cheap; no I/O.
     fn expect(&self, _resource: &StoredResource) {}
 }
 
-/// The honest reconciler for a kind whose cloud backend is not configured: it
-/// changes nothing in AWS and says so in `Synced=False`, reason `NoCloudBackend`.
-/// Deletion has nothing to clean up.
-pub struct NoBackend;
+/// The reconcilers of every kind, by kind.
+pub type Reconcilers = HashMap<Kind, Arc<dyn DynReconciler>>;
 
-#[async_trait::async_trait]
-impl Reconciler for NoBackend {
-    async fn reconcile(&self, ctx: &Context<'_>, resource: &StoredResource) -> Result<Outcome, ReconcileError> {
-        let g = Some(resource.generation);
-        let message = format!("no cloud backend is configured for {}; nothing was applied to AWS", resource.kind);
-        Ok(Outcome {
-            conditions: vec![
-                Condition::new(ConditionType::Synced, false, "NoCloudBackend", message.clone(), g, ctx.now),
-                Condition::new(
-                    ConditionType::Ready,
-                    api_types::ConditionStatus::Unknown,
-                    "NoCloudBackend",
-                    message,
-                    g,
-                    ctx.now,
-                ),
-            ],
-            ..Default::default()
-        })
+/// Runs a typed [`Reconcile`] over stored rows.
+pub struct Typed<R>(pub R);
+
+impl<R: Reconcile> Typed<R> {
+    /// The row's spec and status, typed. A stored spec passed validation, so a
+    /// failure here means the row is from an incompatible version; a status
+    /// this version cannot read starts over (the identities it recorded are
+    /// then found again by name and tag).
+    fn parse(r: &StoredResource) -> Result<(R::Spec, R::Status), ReconcileError> {
+        let spec = serde_json::from_value(r.spec.clone())
+            .map_err(|source| ReconcileError::Unreadable { kind: R::KIND, source })?;
+        let status = match serde_json::from_value(r.status.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "stored status cannot be read; starting from an empty status");
+                R::Status::default()
+            }
+        };
+        Ok((spec, status))
     }
 
-    async fn cleanup(&self, _ctx: &Context<'_>, _resource: &StoredResource) -> Result<Cleanup, ReconcileError> {
-        Ok(Cleanup::Done)
+    /// The status to store after a report: its outputs, the old conditions
+    /// with the reported ones set, this generation stamped.
+    fn merged(old: &R::Status, mut reported: Reconciled<R::Status>, generation: i64) -> Step {
+        let mut status = reported.status;
+        let mut conditions = old.conditions().to_vec();
+        for c in reported.conditions.drain(..) {
+            conditions.set_condition(c);
+        }
+        *status.conditions_mut() = conditions;
+        status.set_observed_generation(generation);
+        Step {
+            status: serde_json::to_value(&status).unwrap_or(Value::Null),
+            events: reported.events,
+            requeue_after: reported.requeue_after,
+        }
     }
 }
 
-/// Builds the new status from the old one and an outcome: conditions are set
-/// (transition times move only on flips), outputs merged, `observedGeneration`
-/// stamped. Returns the new status; equal to `old` when nothing changed.
-pub fn next_status(old: &Value, generation: i64, outcome: &Outcome) -> Value {
-    use api_types::condition::Conditions;
+fn target<'a, S, St>(
+    ctx: &Context<'_>,
+    r: &'a StoredResource,
+    uid: &'a str,
+    spec: &'a S,
+    status: &'a St,
+) -> Target<'a, S, St> {
+    Target {
+        uid,
+        namespace: &r.namespace,
+        name: &r.name,
+        generation: r.generation,
+        annotations: &r.annotations.0,
+        spec,
+        status,
+        fresh: ctx.fresh,
+        now: ctx.now,
+    }
+}
+
+#[async_trait::async_trait]
+impl<R: Reconcile> DynReconciler for Typed<R> {
+    async fn reconcile(&self, ctx: &Context<'_>, r: &StoredResource) -> Result<Step, ReconcileError> {
+        let (spec, status) = Self::parse(r)?;
+        let uid = r.uid.to_string();
+        let reported = self.0.reconcile(ctx.gate, &target(ctx, r, &uid, &spec, &status)).await?;
+        Ok(Self::merged(&status, reported, r.generation))
+    }
+
+    async fn cleanup(&self, ctx: &Context<'_>, r: &StoredResource) -> Result<Option<Step>, ReconcileError> {
+        let (spec, status) = Self::parse(r)?;
+        let uid = r.uid.to_string();
+        match self.0.cleanup(ctx.gate, &target(ctx, r, &uid, &spec, &status)).await? {
+            Teardown::Done => Ok(None),
+            Teardown::Pending(reported) => Ok(Some(Self::merged(&status, reported, r.generation))),
+        }
+    }
+
+    fn expect(&self, r: &StoredResource) {
+        if let Ok((spec, status)) = Self::parse(r) {
+            let uid = r.uid.to_string();
+            let ctx_now = chrono::Utc::now();
+            let t = Target {
+                uid: &uid,
+                namespace: &r.namespace,
+                name: &r.name,
+                generation: r.generation,
+                annotations: &r.annotations.0,
+                spec: &spec,
+                status: &status,
+                fresh: false,
+                now: ctx_now,
+            };
+            self.0.expect(&t);
+        }
+    }
+}
+
+/// The status after a failed reconcile: `Synced=False` with the error's reason
+/// and message, the other conditions and outputs as they were. Works on any
+/// kind's status (conditions and `observedGeneration` are common to all).
+pub fn failed_status(old: &Value, generation: i64, err: &ReconcileError, now: chrono::DateTime<chrono::Utc>) -> Value {
     let mut status = old.as_object().cloned().unwrap_or_default();
     let mut conditions: Vec<Condition> =
         status.get("conditions").and_then(|c| serde_json::from_value(c.clone()).ok()).unwrap_or_default();
-    for c in &outcome.conditions {
-        conditions.set_condition(c.clone());
-    }
-    for (k, v) in &outcome.outputs {
-        if v.is_null() {
-            status.remove(k);
-        } else {
-            status.insert(k.clone(), v.clone());
-        }
-    }
+    conditions.set_condition(Condition::sync_failed(err.reason(), err.to_string(), generation, now));
     status.insert("observedGeneration".into(), Value::from(generation));
     status.insert("conditions".into(), serde_json::to_value(&conditions).unwrap_or(Value::Array(vec![])));
     Value::Object(status)
 }
 
-/// The status after a failed reconcile: `Synced=False` with the error's reason.
-pub fn failed_status(old: &Value, generation: i64, err: &ReconcileError, now: chrono::DateTime<chrono::Utc>) -> Value {
-    let outcome = Outcome {
-        conditions: vec![Condition::new(
-            ConditionType::Synced,
-            false,
-            err.reason(),
-            err.to_string(),
-            Some(generation),
-            now,
-        )],
-        ..Default::default()
-    };
-    next_status(old, generation, &outcome)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use api_types::RelayStatus;
+    use runners::reconcile::NoBackend;
     use serde_json::json;
 
+    type Relay = Typed<NoBackend<api_types::RelaySpec, RelayStatus>>;
+
     #[test]
-    fn next_status_keeps_transition_times_and_skips_no_ops() {
+    fn merged_status_keeps_transition_times_and_outputs() {
         let t0 = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let t1 = t0 + chrono::Duration::seconds(60);
-        let o = |t| Outcome {
-            conditions: vec![Condition::new(ConditionType::Synced, true, "ReconcileSuccess", "", Some(1), t)],
-            outputs: [("serviceArn".to_string(), json!("arn:x"))].into_iter().collect(),
-            ..Default::default()
+        let report = |t| Reconciled {
+            status: RelayStatus { task_definition_arn: Some("arn:td".into()), ..Default::default() },
+            conditions: vec![Condition::synced(1, t)],
+            events: vec![],
+            requeue_after: None,
         };
-        let s1 = next_status(&json!({}), 1, &o(t0));
-        let s2 = next_status(&s1, 1, &o(t1));
-        assert_eq!(s1, s2, "same facts later: no change");
-        assert_eq!(s2["observedGeneration"], 1);
-        assert_eq!(s2["serviceArn"], "arn:x");
-        let failed = failed_status(&s2, 2, &ReconcileError::Throttled("slow down".into()), t1);
-        assert_eq!(failed["conditions"][0]["reason"], "Throttled");
+        let s1 = Relay::merged(&RelayStatus::default(), report(t0), 1);
+        let old: RelayStatus = serde_json::from_value(s1.status.clone()).unwrap();
+        let s2 = Relay::merged(&old, report(t1), 1);
+        assert_eq!(s1.status, s2.status, "same facts later: no change");
+        assert_eq!(s2.status["observedGeneration"], 1);
+        assert_eq!(s2.status["taskDefinitionArn"], "arn:td");
+        let err = ReconcileError::Conflict("queue q is not ours".into());
+        let failed = failed_status(&s2.status, 2, &err, t1);
+        assert_eq!(failed["conditions"][0]["reason"], "Conflict");
         assert_eq!(failed["observedGeneration"], 2);
+        assert_eq!(failed["taskDefinitionArn"], "arn:td", "outputs stay");
+        assert_eq!(failed_status(&json!({}), 1, &err, t1)["conditions"][0]["type"], "Synced");
     }
 }

@@ -11,13 +11,12 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use api_types::Kind;
 use api_types::meta::FINALIZER;
-use desired_state::store::{
-    ChangeFeed, ChangeFilter, ChangeOp, EventType, ListQuery, Store, StoreError, StoredResource,
-};
+use api_types::{Event, Kind};
+use desired_state::store::{ChangeFeed, ChangeFilter, ChangeOp, ListQuery, Store, StoreError, StoredResource};
 use futures::StreamExt;
 use runners::gate::{ApiFamily, CallGate, GateError};
+use runners::reconcile::Retry;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -25,7 +24,7 @@ use tracing::Instrument;
 use crate::lease::{Owned, ShardLeases, shard_of};
 use crate::metrics::ControllerMetrics;
 use crate::queue::WorkQueue;
-use crate::reconcile::{Cleanup, Context, Outcome, ReconcileError, Reconciler, failed_status, next_status};
+use crate::reconcile::{Context, Reconcilers, failed_status};
 use crate::retry::BackoffPolicy;
 
 /// The identity of a resource in the queue.
@@ -43,8 +42,8 @@ impl std::fmt::Display for ResourceKey {
 }
 
 impl ResourceKey {
-    fn of(r: &StoredResource) -> Option<ResourceKey> {
-        Some(ResourceKey { kind: r.kind().ok()?, namespace: r.namespace.clone(), name: r.name.clone() })
+    fn of(r: &StoredResource) -> ResourceKey {
+        ResourceKey { kind: r.kind, namespace: r.namespace.clone(), name: r.name.clone() }
     }
 
     /// The shard this key belongs to.
@@ -82,7 +81,7 @@ pub struct Controller {
     store: Store,
     feed: ChangeFeed,
     leases: Arc<ShardLeases>,
-    reconcilers: HashMap<Kind, Arc<dyn Reconciler>>,
+    reconcilers: Reconcilers,
     gate: Arc<dyn CallGate>,
     metrics: Arc<ControllerMetrics>,
     config: ControllerConfig,
@@ -97,7 +96,7 @@ impl Controller {
         store: Store,
         feed: ChangeFeed,
         leases: Arc<ShardLeases>,
-        reconcilers: HashMap<Kind, Arc<dyn Reconciler>>,
+        reconcilers: Reconcilers,
         gate: Arc<dyn CallGate>,
         metrics: Arc<ControllerMetrics>,
         config: ControllerConfig,
@@ -258,9 +257,8 @@ impl Controller {
                     }
                 };
             for r in &page.items {
-                if let Some(key) = ResourceKey::of(r)
-                    && shards.contains(&key.shard(n))
-                {
+                let key = ResourceKey::of(r);
+                if shards.contains(&key.shard(n)) {
                     if let Some(reconciler) = self.reconcilers.get(&key.kind) {
                         reconciler.expect(r);
                     }
@@ -282,7 +280,11 @@ impl Controller {
             let span = tracing::info_span!("reconcile", resource = %key);
             self.metrics.active_reconciles.inc();
             let started = tokio::time::Instant::now();
-            let result = self.reconcile_key(&key).instrument(span).await;
+            let result = {
+                // The shard is not handed back while this reconcile runs.
+                let _in_flight = self.leases.in_flight().enter(key.shard(self.shards()));
+                self.reconcile_key(&key).instrument(span).await
+            };
             self.metrics.active_reconciles.dec();
             self.metrics.reconciled(kind.as_str(), result.label(), started.elapsed());
             match result {
@@ -316,39 +318,39 @@ impl Controller {
         let Some(reconciler) = self.reconcilers.get(&key.kind).cloned() else {
             return Next::Drop;
         };
-        let gate = OwnedGate { inner: self.gate.clone(), owned: owned_rx, shard };
+        let gate = OwnedGate { inner: self.gate.clone(), owned: owned_rx, shard, fence };
         let fresh = self.announced.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
         let ctx = Context { fence, gate: &gate, now: chrono::Utc::now(), fresh };
-        if resource.deletion_timestamp.is_some() {
-            return self.finalize(&ctx, reconciler.as_ref(), &resource).await;
-        }
-        match reconciler.reconcile(&ctx, &resource).await {
-            Ok(outcome) => {
-                let status = next_status(&resource.status, resource.generation, &outcome);
-                if !self.write_status(&resource, &status, fence).await {
-                    return Next::Drop;
-                }
-                self.record_events(&resource, &outcome).await;
-                tracing::debug!("reconciled");
-                outcome.requeue_after.map(Next::After).unwrap_or(Next::Done)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "reconcile failed");
-                let status = failed_status(&resource.status, resource.generation, &e, ctx.now);
-                if self.write_status(&resource, &status, fence).await {
-                    let _ = self.store.record_event(&resource, EventType::Warning, e.reason(), &e.to_string()).await;
-                }
-                Next::Retry
-            }
-        }
-    }
-
-    async fn finalize(&self, ctx: &Context<'_>, reconciler: &dyn Reconciler, resource: &StoredResource) -> Next {
-        if !resource.finalizers.iter().any(|f| f == FINALIZER) {
+        let deleting = resource.deletion_timestamp.is_some();
+        if deleting && !resource.finalizers.iter().any(|f| f == FINALIZER) {
             return Next::Done;
         }
-        match reconciler.cleanup(ctx, resource).await {
-            Ok(Cleanup::Done) => match self.store.remove_finalizer(resource.uid, FINALIZER).await {
+        let outcome = if deleting {
+            reconciler.cleanup(&ctx, &resource).await.map(|step| step.ok_or(Cleaned))
+        } else {
+            reconciler.reconcile(&ctx, &resource).await.map(Ok)
+        };
+        let (status, events, result) = match outcome {
+            Ok(Ok(step)) => (Some(step.status), step.events, Ok(Some(step.requeue_after))),
+            Ok(Err(Cleaned)) => (None, vec![], Ok(None)),
+            Err(e) => {
+                tracing::warn!(error = %e, reason = e.reason(), "reconcile failed");
+                let status = (e.retry() != Retry::Drop)
+                    .then(|| failed_status(&resource.status, resource.generation, &e, ctx.now));
+                let event = Event::warning(e.reason(), e.to_string());
+                (status, vec![event], Err(e.retry()))
+            }
+        };
+        let written = match &status {
+            Some(status) => self.write_status(&resource, status, fence).await,
+            None => Written::Unchanged,
+        };
+        if matches!(written, Written::Ok | Written::Unchanged) {
+            self.record_events(&resource, &events).await;
+        }
+        if result == Ok(None) {
+            // Cleaned up: the finalizer goes.
+            return match self.store.remove_finalizer(resource.uid, FINALIZER).await {
                 Ok(_) => {
                     tracing::info!("cleaned up; finalizer removed");
                     Next::Done
@@ -357,74 +359,77 @@ impl Controller {
                     tracing::warn!(error = %e, "cannot remove the finalizer");
                     Next::Retry
                 }
-            },
-            Ok(Cleanup::Progress(outcome)) => {
-                let status = next_status(&resource.status, resource.generation, &outcome);
-                if !self.write_status(resource, &status, ctx.fence).await {
-                    return Next::Drop;
-                }
-                self.record_events(resource, &outcome).await;
-                Next::After(outcome.requeue_after.unwrap_or(Duration::from_secs(1)))
-            }
-            Ok(Cleanup::Pending(after, message)) => {
-                let outcome = Outcome {
-                    conditions: vec![api_types::Condition::new(
-                        api_types::ConditionType::Ready,
-                        false,
-                        "Deleting",
-                        message,
-                        Some(resource.generation),
-                        ctx.now,
-                    )],
-                    ..Default::default()
-                };
-                let status = next_status(&resource.status, resource.generation, &outcome);
-                self.write_status(resource, &status, ctx.fence).await;
-                Next::After(after)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cleanup failed");
-                let status = failed_status(&resource.status, resource.generation, &e, ctx.now);
-                self.write_status(resource, &status, ctx.fence).await;
-                Next::Retry
-            }
+            };
         }
+        next_after(result.map(|r| r.flatten()), written)
     }
 
-    /// Writes status unless it is unchanged. False when the write was fenced
-    /// off (a newer lease holder exists) or the resource vanished.
-    async fn write_status(&self, r: &StoredResource, status: &serde_json::Value, fence: i64) -> bool {
+    /// Writes status unless it is unchanged, with the lease's fencing token.
+    async fn write_status(&self, r: &StoredResource, status: &serde_json::Value, fence: i64) -> Written {
         if &r.status == status {
-            return true;
+            return Written::Unchanged;
         }
-        let kind = match r.kind() {
-            Ok(k) => k,
-            Err(_) => return false,
-        };
-        match self.store.write_status(kind, &r.namespace, &r.name, r.uid, status, Some(fence)).await {
-            Ok(_) => true,
+        match self.store.write_status(r.kind, &r.namespace, &r.name, r.uid, status, Some(fence)).await {
+            Ok(_) => Written::Ok,
             Err(StoreError::Fenced { token, seen, .. }) => {
                 tracing::warn!(token, seen, "status write refused: another replica holds this shard now");
-                false
+                Written::Fenced
             }
-            Err(StoreError::NotFound { .. }) => false,
+            Err(StoreError::NotFound { .. }) => Written::Gone,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot write status");
-                false
+                tracing::warn!(error = %e, "cannot write status; retrying with backoff");
+                Written::Failed
             }
         }
     }
 
-    async fn record_events(&self, r: &StoredResource, outcome: &Outcome) {
-        for (t, reason, message) in &outcome.events {
-            if let Err(e) = self.store.record_event(r, *t, reason, message).await {
-                tracing::warn!(error = %e, "cannot record event");
+    async fn record_events(&self, r: &StoredResource, events: &[Event]) {
+        for e in events {
+            if let Err(err) = self.store.record_event(r, e.type_, &e.reason, &e.message).await {
+                tracing::warn!(error = %err, "cannot record event");
             }
         }
     }
 }
 
+/// A teardown found AWS clean.
+#[derive(Debug)]
+struct Cleaned;
+
+/// How a status write went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Written {
+    Ok,
+    /// Nothing to write.
+    Unchanged,
+    /// A newer lease holder wrote first: this replica no longer owns the resource.
+    Fenced,
+    /// The resource is gone.
+    Gone,
+    /// The store failed (unavailable, a transient error).
+    Failed,
+}
+
+/// What the queue does with a key after a reconcile, from its result (when to
+/// look again, or how to retry a failure) and how the status write went. Pure,
+/// so it is tested as a table.
+fn next_after(result: Result<Option<Duration>, Retry>, written: Written) -> Next {
+    match (written, result) {
+        // Another replica owns it now, or it is gone.
+        (Written::Fenced, _) => Next::Drop,
+        (Written::Gone, _) => Next::Done,
+        // AWS may have changed and status does not say so: look again soon.
+        (Written::Failed, _) => Next::Retry,
+        (_, Ok(None)) => Next::Done,
+        (_, Ok(Some(after))) => Next::After(after),
+        (_, Err(Retry::Backoff)) => Next::Retry,
+        (_, Err(Retry::WhenChanged)) => Next::Done,
+        (_, Err(Retry::Drop)) => Next::Drop,
+    }
+}
+
 /// What the queue does with a key after a reconcile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Next {
     Done,
     After(Duration),
@@ -443,23 +448,32 @@ impl Next {
 }
 
 /// The gate a reconcile's AWS calls pass: the shared budget, and proof that
-/// this replica still holds the resource's shard.
+/// this replica still holds the resource's shard with the fencing token the
+/// reconcile started with (a shard lost and taken again is another hold).
 struct OwnedGate {
     inner: Arc<dyn CallGate>,
     owned: watch::Receiver<Owned>,
     shard: u32,
+    fence: i64,
+}
+
+impl OwnedGate {
+    fn check(&self) -> Result<(), GateError> {
+        if self.owned.borrow().fence(self.shard) == Some(self.fence) {
+            Ok(())
+        } else {
+            Err(GateError::LeaseNotHeld { shard: self.shard, fence: self.fence })
+        }
+    }
 }
 
 #[async_trait::async_trait]
 impl CallGate for OwnedGate {
     async fn acquire(&self, family: ApiFamily) -> Result<Duration, GateError> {
-        if self.owned.borrow().fence(self.shard).is_none() {
-            return Err(GateError::Unavailable(format!("the lease of shard {} is not held", self.shard)));
-        }
+        self.check()?;
         let waited = self.inner.acquire(family).await?;
-        if self.owned.borrow().fence(self.shard).is_none() {
-            return Err(GateError::Unavailable(format!("the lease of shard {} lapsed while waiting", self.shard)));
-        }
+        // The wait may have been long: the lease must still be the same.
+        self.check()?;
         Ok(waited)
     }
 
@@ -468,16 +482,41 @@ impl CallGate for OwnedGate {
     }
 }
 
-impl From<GateError> for ReconcileError {
-    fn from(e: GateError) -> Self {
-        ReconcileError::NotOwner(e.to_string())
-    }
-}
-
 async fn wait_stop(mut stop: watch::Receiver<bool>) {
     while !*stop.borrow_and_update() {
         if stop.changed().await.is_err() {
             std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_follows_a_reconcile_as_a_table() {
+        let d = Duration::from_secs(10);
+        let table = [
+            (Ok(None), Written::Ok, Next::Done),
+            (Ok(None), Written::Unchanged, Next::Done),
+            (Ok(Some(d)), Written::Ok, Next::After(d)),
+            (Ok(Some(d)), Written::Unchanged, Next::After(d)),
+            // Status that could not be written is retried with backoff, even
+            // when the reconcile wanted to wait: AWS may have changed.
+            (Ok(None), Written::Failed, Next::Retry),
+            (Ok(Some(d)), Written::Failed, Next::Retry),
+            // Fenced off: another replica holds the shard now.
+            (Ok(Some(d)), Written::Fenced, Next::Drop),
+            (Err(Retry::Backoff), Written::Fenced, Next::Drop),
+            // Gone meanwhile.
+            (Ok(Some(d)), Written::Gone, Next::Done),
+            (Err(Retry::Backoff), Written::Ok, Next::Retry),
+            (Err(Retry::WhenChanged), Written::Ok, Next::Done),
+            (Err(Retry::Drop), Written::Unchanged, Next::Drop),
+        ];
+        for (result, written, want) in table {
+            assert_eq!(next_after(result, written), want, "{result:?} / {written:?}");
         }
     }
 }

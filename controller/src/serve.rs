@@ -14,13 +14,12 @@ use desired_state::ratelimit::{RedisHandle, TokenBucket};
 use desired_state::signing::{KeySource, Signer};
 use desired_state::store::{ChangeFeed, Store, StoreConfig};
 
-use api_types::Kind;
 use controller::budget::{Budgets, RedisGate};
 use controller::events::EventTrigger;
 use controller::keys::KeySettings;
 use controller::lease::{LeaseConfig, ShardLeases};
 use controller::metrics::ControllerMetrics;
-use controller::reconcile::Reconciler;
+use controller::reconcile::Reconcilers;
 use controller::runtime::{Controller, ControllerConfig};
 use runners::aws::sqs::SqsQueue;
 use runners::aws::{AwsSettings, sdk_config};
@@ -29,7 +28,6 @@ use runners::provision::ProvisionExecutor;
 use runners::provision::local::LocalBuilds;
 use runners::sim::{SimCloud, SimConfig};
 use runners::workload::{NodeConfig, Nodes, WorkloadConfig, Workloads};
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// Database and signing-key settings shared by `serve`, `migrate` and `audit`.
@@ -209,9 +207,15 @@ pub struct ServeArgs {
     /// Where node provisioning builds run.
     #[arg(long, env = "MOORING_NODE_BUILDS", value_enum, default_value = "codebuild")]
     pub node_builds: NodeBuilds,
-    /// Node builds this replica runs at once (CodeBuild's default account limit is 20).
+    /// Node builds the install runs at once, counted from the builds node
+    /// statuses record as in flight (CodeBuild's default account limit is 20).
     #[arg(long, env = "MOORING_MAX_NODE_BUILDS", default_value_t = 20)]
     pub max_node_builds: usize,
+    /// This install's name: shared infrastructure Mooring creates (the node
+    /// provisioner's CodeBuild project) carries it as the tag `mooring:install`,
+    /// and a project without that tag is never rewritten.
+    #[arg(long, env = "MOORING_INSTALL_NAME", default_value = "mooring")]
+    pub install_name: String,
     /// Connect node health checks to this host instead of the instance's private IP
     /// (development against a local AWS, where instances are not reachable).
     #[arg(long, env = "MOORING_NODE_HEALTH_HOST")]
@@ -334,7 +338,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             redis.clone(),
             replica.clone(),
         ));
-        let reconcilers = reconcilers(&args).await;
+        let reconcilers = reconcilers(&args, &store).await;
         let config = ControllerConfig {
             workers_per_kind: args.workers.max(1),
             resync: Duration::from_secs_f64(args.resync_seconds.max(1.0)),
@@ -392,6 +396,7 @@ fn node_config(args: &ServeArgs) -> NodeConfig {
         health_host: args.node_health_host.clone(),
         // The simulated cloud's instances have no network to probe.
         probe_health: args.cloud == CloudKind::Aws,
+        install: args.install_name.clone(),
         ..Default::default()
     };
     c.project.service_role = args.codebuild_role_arn.clone();
@@ -402,7 +407,7 @@ fn node_config(args: &ServeArgs) -> NodeConfig {
 /// The reconciler of each kind, over the chosen cloud: the AWS SDK (one
 /// configuration for every client) or one simulated account; node builds in
 /// CodeBuild, as local subprocesses, or inside the simulated account.
-async fn reconcilers(args: &ServeArgs) -> HashMap<Kind, Arc<dyn Reconciler>> {
+async fn reconcilers(args: &ServeArgs, store: &Store) -> Reconcilers {
     let settings = AwsSettings { endpoint: args.store.aws_endpoint.clone(), region: args.aws_region.clone() };
     let (cloud, node_cloud, region) = match args.cloud {
         CloudKind::Aws => {
@@ -437,9 +442,10 @@ async fn reconcilers(args: &ServeArgs) -> HashMap<Kind, Arc<dyn Reconciler>> {
         poll_in_flight: Duration::from_secs_f64(args.poll_seconds.max(0.1)),
         observe_max_age: Duration::from_secs_f64(args.observe_max_age_seconds.max(0.0)),
     };
+    let slots = Arc::new(controller::slots::StoreBuildSlots::new(store.dedicated(1)));
     controller::workloads::reconcilers(
-        Some(Arc::new(Workloads::new(cloud, config))),
-        Some(Arc::new(Nodes::new(node_cloud, node_config(args)))),
+        Some(Workloads::new(cloud, config)),
+        Some(Nodes::new(node_cloud, node_config(args), slots)),
     )
 }
 

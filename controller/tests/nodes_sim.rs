@@ -75,7 +75,7 @@ fn start(store: &Store, prefix: &str, w: &World) -> Replica {
         &w.cloud,
         ProvisionerConfig { poll: Duration::from_millis(5), timeout: Duration::from_secs(60) },
     );
-    let nodes = Arc::new(Nodes::new(
+    let nodes = Nodes::new(
         plain,
         NodeConfig {
             poll_in_flight: Duration::from_millis(30),
@@ -84,7 +84,8 @@ fn start(store: &Store, prefix: &str, w: &World) -> Replica {
             health_host: Some("127.0.0.1".into()),
             ..Default::default()
         },
-    ));
+        Arc::new(controller::slots::StoreBuildSlots::new(store.clone())),
+    );
     let reconcilers = controller::workloads::reconcilers(None, Some(nodes));
     let opts =
         Options { lease: Duration::from_secs(2), renew: Duration::from_millis(500), workers: 4, ..Default::default() };
@@ -307,4 +308,122 @@ async fn a_crash_after_any_controller_call_leaves_exactly_one_instance(pool: sql
     }
     eprintln!("{crashes} of {calls} crash points reached; each left exactly one instance");
     assert!(crashes * 10 >= calls * 8, "only {crashes} of {calls} crash points were reached");
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_instance_terminated_out_of_band_is_replaced_with_the_same_volume(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let w =
+        World { cloud: sim(seed()), health_port: health_server(Arc::new(AtomicBool::new(true))).await, max_builds: 20 };
+    let replica = start(&store, &prefix, &w);
+    let ns = "drift";
+    apply(&store, node(ns, "pulse", "t3.large", "Replace", false, w.health_port)).await;
+    wait_ready(&store, ns, "pulse", 1).await;
+    let r = store.get(Kind::Node, ns, "pulse").await.unwrap();
+    let uid = r.uid.to_string();
+    let volume = r.status["volumeId"].as_str().expect("volumeId").to_string();
+    let first = running(&w.cloud, &uid);
+    assert_eq!(first.len(), 1);
+
+    // Someone terminates it in the console; EventBridge tells Mooring.
+    assert!(w.cloud.terminate_instance_out_of_band(&first[0].id));
+    store.touch(&r).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = store.get(Kind::Node, ns, "pulse").await.unwrap();
+        let replaced = r.status["instanceId"].as_str().is_some_and(|id| id != first[0].id);
+        if replaced && ready_at(&store, ns, "pulse", 1).await {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not Ready on a new instance: {:#}", r.status);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let now = running(&w.cloud, &uid);
+    assert_eq!(now.len(), 1, "exactly one instance runs: {now:?}");
+    assert!(now[0].volumes.iter().any(|(_, v)| v == &volume), "the data volume came along: {now:?}");
+    assert_eq!(w.cloud.instances_launched(TAG_UID, &uid), 2, "one replacement, no more");
+    let r = store.get(Kind::Node, ns, "pulse").await.unwrap();
+    assert_eq!(r.status["incarnation"], 1, "{:#}", r.status);
+    assert_eq!(r.status["volumeId"], volume.as_str());
+    let events = store.events(Kind::Node, ns, "pulse", 100).await.unwrap();
+    assert!(events.iter().any(|e| e.reason == "DriftDetected" && e.message.contains(&first[0].id)), "{events:?}");
+    assert!(events.iter().all(|e| e.reason != "DataVolumeReplaced"), "{events:?}");
+    replica.shutdown().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_node_deleted_mid_build_does_not_keep_its_build_slot(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let w =
+        World { cloud: sim(seed()), health_port: health_server(Arc::new(AtomicBool::new(true))).await, max_builds: 1 };
+    let replica = start(&store, &prefix, &w);
+    let ns = "slots";
+    // Retained: its deletion releases it at once, build or no build.
+    let mut first = node(ns, "n0", "t3.large", "Replace", false, w.health_port);
+    first["spec"]["deletionPolicy"] = json!("Retain");
+    apply(&store, first).await;
+    eventually(Duration::from_secs(30), "n0's build runs", || async {
+        let s = store.get(Kind::Node, ns, "n0").await.map(|r| r.status).unwrap_or_default();
+        s["build"]["state"] == "IN_PROGRESS" && s["build"]["id"].is_string()
+    })
+    .await;
+    store.request_delete(Kind::Node, ns, "n0").await.unwrap();
+    wait_gone(&store, ns, "n0").await;
+    // The slot follows the statuses: n1 gets it although n0's build never
+    // finished on this replica's watch.
+    apply(&store, node(ns, "n1", "t3.large", "Replace", false, w.health_port)).await;
+    wait_ready(&store, ns, "n1", 1).await;
+    replica.shutdown().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_codebuild_project_that_is_not_the_installs_is_a_conflict_until_adopted(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let w =
+        World { cloud: sim(seed()), health_port: health_server(Arc::new(AtomicBool::new(true))).await, max_builds: 20 };
+    let foreign = runners::cloud::codebuild::ProjectInput {
+        name: "team-builds".into(),
+        description: "someone else's".into(),
+        buildspec: "version: 0.2\nphases:\n  build:\n    commands: [make]\n".into(),
+        image: "aws/codebuild/standard:7.0".into(),
+        compute_type: "BUILD_GENERAL1_SMALL".into(),
+        service_role: "arn:aws:iam::000000000000:role/team".into(),
+        source_location: "s3://team/src.zip".into(),
+        timeout_minutes: 30,
+        tags: [("team".to_string(), "data".to_string())].into(),
+    };
+    w.cloud.create_project_out_of_band(&foreign).unwrap();
+    let replica = start(&store, &prefix, &w);
+    let ns = "project";
+    let mut doc = node(ns, "pulse", "t3.large", "Replace", false, w.health_port);
+    doc["spec"]["provisioner"] = json!({"codebuildProject": "team-builds"});
+    apply(&store, doc.clone()).await;
+    eventually(Duration::from_secs(30), "Synced=False, Conflict", || async {
+        let s = store.get(Kind::Node, ns, "pulse").await.map(|r| r.status).unwrap_or_default();
+        s["conditions"].as_array().is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c["type"] == "Synced"
+                    && c["reason"] == "Conflict"
+                    && c["message"].as_str().is_some_and(|m| m.contains("mooring:install"))
+            })
+        })
+    })
+    .await;
+    let p = w.cloud.project("team-builds").unwrap();
+    assert_eq!(p.buildspec.as_deref(), Some(foreign.buildspec.as_str()), "the project was not rewritten");
+    assert!(w.cloud.builds_started().is_empty(), "no build in someone else's project");
+
+    doc["metadata"]["annotations"] = json!({"mooring/adopt": "true"});
+    apply(&store, doc).await;
+    wait_ready(&store, ns, "pulse", 1).await;
+    let p = w.cloud.project("team-builds").unwrap();
+    assert_eq!(p.tags.get("mooring:install").map(String::as_str), Some("mooring"));
+    assert_eq!(p.tags.get("team").map(String::as_str), Some("data"), "the owner's tags stay");
+    assert_eq!(p.buildspec.as_deref(), Some(runners::workload::BUILDSPEC));
+    let events = store.events(Kind::Node, ns, "pulse", 100).await.unwrap();
+    assert!(events.iter().any(|e| e.reason == "Adopted" && e.message.contains("team-builds")), "{events:?}");
+    replica.shutdown().await;
 }

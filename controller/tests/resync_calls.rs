@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use api_types::{Kind, validate_document};
@@ -36,14 +35,14 @@ fn relay(i: usize) -> Value {
 }
 
 fn start(store: &Store, prefix: &str, cloud: &SimCloud) -> Replica {
-    let workloads = Arc::new(Workloads::new(
+    let workloads = Workloads::new(
         cloud.cloud(),
         WorkloadConfig {
             region: "us-east-1".into(),
             poll_in_flight: Duration::from_millis(50),
             observe_max_age: OBSERVE_MAX_AGE,
         },
-    ));
+    );
     let reconcilers = controller::workloads::reconcilers(Some(workloads), None);
     let opts = Options {
         lease: Duration::from_secs(5),

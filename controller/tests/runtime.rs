@@ -341,3 +341,63 @@ async fn deletion_runs_cleanup_then_releases_the_finalizer(pool: PgPool) {
     assert_eq!(probe.cleanups.load(Ordering::SeqCst), 1);
     replica.shutdown().await;
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_shard_is_handed_over_only_after_its_reconciles_end(pool: PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let probe = Arc::new(Probe::default());
+    // Long reconciles, quick lease rounds: a rebalance happens while
+    // reconciles of the shard being handed over still run.
+    let opts = Options {
+        shards: 2,
+        lease: Duration::from_secs(2),
+        renew: Duration::from_millis(200),
+        work: Duration::from_millis(2500),
+        workers: 8,
+        ..Default::default()
+    };
+    let a = start_replica(&store, &prefix, "a", probe.clone(), &opts);
+    eventually(Duration::from_secs(10), "a holds both shards", || async { a.owned() == 2 }).await;
+    for i in 0..8 {
+        create(&store, &format!("r{i}")).await;
+    }
+    eventually(Duration::from_secs(10), "a is reconciling", || async {
+        probe.current.lock().await.values().any(|n| *n > 0)
+    })
+    .await;
+    let b = start_replica(&store, &prefix, "b", probe.clone(), &opts);
+    eventually(Duration::from_secs(20), "one shard each", || async { (a.owned(), b.owned()) == (1, 1) }).await;
+    eventually(Duration::from_secs(30), "every resource reconciled", || async {
+        let mut done = 0;
+        for i in 0..8 {
+            done += status_writer(&store, &format!("r{i}")).await.is_some() as usize;
+        }
+        done == 8
+    })
+    .await;
+    assert_eq!(
+        probe.max_concurrent_same_key.load(Ordering::SeqCst),
+        1,
+        "two replicas reconciled one resource at once during the handover"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_status_write_that_fails_is_retried_with_backoff(pool: PgPool) {
+    let store = store(pool).await;
+    let probe = Arc::new(Probe::default());
+    probe.bad_status_first.store(2, Ordering::SeqCst);
+    // The periodic resync is ten minutes away: only a retry writes the status.
+    let replica = start_replica(&store, &prefix(), "r", probe.clone(), &Options::default());
+    create(&store, "st").await;
+    eventually(Duration::from_secs(10), "status written after the failed writes", || async {
+        status_writer(&store, "st").await.is_some()
+    })
+    .await;
+    assert!(probe.reconciles.load(Ordering::SeqCst) >= 3, "two failed writes, then one that held");
+    assert_eq!(probe.bad_status_first.load(Ordering::SeqCst), 0);
+    replica.shutdown().await;
+}

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use api_types::{Kind, validate_document};
@@ -39,14 +38,14 @@ fn sim(seed: u64, faults: FaultMix) -> SimCloud {
 /// A fresh controller process over `cloud`: new runners (empty caches), the
 /// shared store, Redis prefix and leases.
 fn start(store: &Store, prefix: &str, cloud: &SimCloud) -> Replica {
-    let workloads = Arc::new(Workloads::new(
+    let workloads = Workloads::new(
         cloud.cloud(),
         WorkloadConfig {
             region: "us-east-1".into(),
             poll_in_flight: Duration::from_millis(40),
             observe_max_age: Duration::from_secs(60),
         },
-    ));
+    );
     let reconcilers = controller::workloads::reconcilers(Some(workloads), None);
     let opts =
         Options { lease: Duration::from_secs(2), renew: Duration::from_millis(500), workers: 8, ..Default::default() };
@@ -136,7 +135,7 @@ async fn count(store: &Store, ns: &str) -> usize {
 async fn delete_all(store: &Store, ns: &str) {
     let page = store.list(&ListQuery { namespace: Some(ns.into()), limit: 1000, ..Default::default() }).await.unwrap();
     for r in page.items {
-        store.request_delete(r.kind().unwrap(), ns, &r.name).await.unwrap();
+        store.request_delete(r.kind, ns, &r.name).await.unwrap();
     }
 }
 
@@ -185,10 +184,40 @@ async fn two_hundred_resources_converge_under_faults_without_duplicates_or_leaks
     replica.shutdown().await;
 }
 
-/// One relay with a cache and one worker, created and deleted, with the
-/// process killed right after the `at`-th facade call took effect (when the
-/// lifecycle makes that many). Returns whether the crash happened.
-async fn lifecycle_with_crash(store: &Store, prefix: &str, cloud: &SimCloud, ns: &str, at: Option<u64>) -> bool {
+/// What a crash sweep runs between create and delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifecycle {
+    /// Create, converge, delete.
+    CreateDelete,
+    /// Create, then move the relay and the worker to the other cluster and drop
+    /// the relay's cache, converge, delete.
+    MoveAndDropCache,
+}
+
+/// Whether the relay and worker of `ns` finished their move: in the new
+/// clusters, nothing retiring, the cache gone from status.
+async fn moved(store: &Store, ns: &str) -> bool {
+    let relay = store.get(Kind::Relay, ns, "gateway").await.map(|r| r.status).unwrap_or_default();
+    let worker = store.get(Kind::Worker, ns, "converter").await.map(|r| r.status).unwrap_or_default();
+    relay["service"]["cluster"] == "batch"
+        && worker["service"]["cluster"] == "prod"
+        && relay.get("retiringServices").is_none()
+        && worker.get("retiringServices").is_none()
+        && relay.get("cache").is_none()
+}
+
+/// One relay with a cache and one worker, created, changed per `lifecycle`
+/// and deleted, with the process killed right after the `at`-th facade call
+/// took effect (when the lifecycle makes that many). Returns whether the
+/// crash happened.
+async fn lifecycle_with_crash(
+    store: &Store,
+    prefix: &str,
+    cloud: &SimCloud,
+    ns: &str,
+    lifecycle: Lifecycle,
+    at: Option<u64>,
+) -> bool {
     let crashed = at.map(|n| cloud.crash_at(n));
     let mut replica = Some(start(store, prefix, cloud));
     let mut did_crash = false;
@@ -223,6 +252,30 @@ async fn lifecycle_with_crash(store: &Store, prefix: &str, cloud: &SimCloud, ns:
     }
     let ours = |q: &(String, String)| q.0.starts_with(&format!("{ns}_"));
     assert_eq!(cloud.queues().iter().filter(|q| ours(q)).count(), 2, "crash at {at:?}");
+    if lifecycle == Lifecycle::MoveAndDropCache {
+        let mut moved_relay = relay(ns, "gateway", "ghcr.io/acme/api:1.0", false);
+        moved_relay["spec"]["cluster"] = json!("batch");
+        let mut moved_worker = worker(ns, "converter", "ghcr.io/acme/convert:1.0");
+        moved_worker["spec"]["cluster"] = json!("prod");
+        apply(store, moved_relay).await;
+        apply(store, moved_worker).await;
+        until!("moved", unready(store, ns).await.is_empty() && moved(store, ns).await);
+        // Exactly one live service each, in the new cluster, each created once there.
+        for (cluster, name) in [("batch", format!("{ns}_gateway")), ("prod", format!("{ns}_converter"))] {
+            assert_eq!(
+                cloud.services_created(cluster, &name),
+                1,
+                "{name} created twice in {cluster} (crash at {at:?})"
+            );
+        }
+        let live: Vec<_> = cloud.services().into_iter().filter(|s| s.name.starts_with(&format!("{ns}_"))).collect();
+        assert_eq!(live.len(), 2, "one service per resource after the move (crash at {at:?}): {live:?}");
+        assert!(live.iter().all(|s| (s.cluster == "batch") == s.name.ends_with("_gateway")), "{live:?}");
+        let uid = store.get(Kind::Relay, ns, "gateway").await.unwrap().uid.to_string();
+        let id = runners::names::cache_id("gateway", &uid);
+        let caches: Vec<_> = cloud.replication_groups().into_iter().filter(|g| g.id == id).collect();
+        assert!(caches.is_empty(), "the dropped cache is left (crash at {at:?}): {caches:?}");
+    }
     delete_all(store, ns).await;
     until!("deleted", count(store, ns).await == 0);
     assert_clean(cloud, ns);
@@ -238,17 +291,31 @@ async fn a_crash_after_any_facade_call_neither_duplicates_nor_leaks(pool: sqlx::
     let cloud = sim(seed(), FaultMix::none());
     // A clean run counts the calls of a lifecycle; then one run per call, each
     // killed right after that call took effect.
+    crash_sweep(&store, &prefix, &cloud, Lifecycle::CreateDelete).await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_crash_during_a_cluster_move_and_a_cache_removal_neither_duplicates_nor_leaks(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let cloud = sim(seed(), FaultMix::none());
+    crash_sweep(&store, &prefix, &cloud, Lifecycle::MoveAndDropCache).await;
+}
+
+/// A clean run counts the calls of a lifecycle; then one run per call, each
+/// killed right after that call took effect.
+async fn crash_sweep(store: &Store, prefix: &str, cloud: &SimCloud, lifecycle: Lifecycle) {
     cloud.reset_calls();
-    lifecycle_with_crash(&store, &prefix, &cloud, "clean", None).await;
+    lifecycle_with_crash(store, prefix, cloud, "clean", lifecycle, None).await;
     let calls = cloud.total_calls();
     assert!(calls > 10, "a lifecycle makes {calls} calls");
     let mut crashes = 0;
     for at in 1..=calls {
-        if lifecycle_with_crash(&store, &prefix, &cloud, &format!("crash{at}"), Some(at)).await {
+        if lifecycle_with_crash(store, prefix, cloud, &format!("crash{at}"), lifecycle, Some(at)).await {
             crashes += 1;
         }
     }
-    eprintln!("{crashes} of {calls} crash points reached; each converged without duplicates or leaks");
+    eprintln!("{lifecycle:?}: {crashes} of {calls} crash points reached; each converged without duplicates or leaks");
     assert!(crashes as f64 >= calls as f64 * 0.8, "only {crashes} of {calls} crash points were reached");
 }
 
@@ -336,6 +403,194 @@ async fn a_failed_rollout_is_degraded_and_not_pushed_again(pool: sqlx::PgPool) {
             let r = store.get(Kind::Relay, ns, "gateway").await.unwrap();
             unready(&store, ns).await.is_empty()
                 && condition(&r.status, "Degraded").is_some_and(|(s, _, g)| s == "False" && g == 3)
+        }
+    })
+    .await;
+    replica.shutdown().await;
+}
+
+async fn status_of(store: &Store, kind: Kind, ns: &str, name: &str) -> Value {
+    store.get(kind, ns, name).await.map(|r| r.status).unwrap_or_default()
+}
+
+async fn reasons(store: &Store, kind: Kind, ns: &str, name: &str) -> Vec<String> {
+    store.events(kind, ns, name, 100).await.unwrap().into_iter().map(|e| e.reason).collect()
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_cluster_change_moves_the_service_at_its_current_count(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let cloud = sim(seed(), FaultMix::none());
+    let replica = start(&store, &prefix, &cloud);
+    let ns = "move";
+    let svc = format!("{ns}_gateway");
+    apply(&store, relay(ns, "gateway", "ghcr.io/acme/api:1.0", false)).await;
+    converge(&store, ns, Duration::from_secs(30)).await;
+    // The autoscaler's count (within [2, 6]) moves with the service.
+    assert!(cloud.set_desired_count("prod", &svc, 4));
+    let mut moved = relay(ns, "gateway", "ghcr.io/acme/api:1.0", false);
+    moved["spec"]["cluster"] = json!("batch");
+    apply(&store, moved).await;
+    eventually(Duration::from_secs(30), "moved to batch, the old service gone", || {
+        let (store, cloud, svc) = (store.clone(), cloud.clone(), svc.clone());
+        async move {
+            let s = status_of(&store, Kind::Relay, ns, "gateway").await;
+            s["service"]["cluster"] == "batch"
+                && s.get("retiringServices").is_none()
+                && unready(&store, ns).await.is_empty()
+                && cloud.service("prod", &svc).is_none_or(|s| s.state != runners::cloud::ecs::ServiceState::Active)
+        }
+    })
+    .await;
+    let live: Vec<_> = cloud.services().into_iter().filter(|s| s.name == svc).collect();
+    assert_eq!(live.len(), 1, "exactly one service: {live:?}");
+    assert_eq!((live[0].cluster.as_str(), live[0].desired_count), ("batch", 4), "started at the old count");
+    assert_eq!(cloud.services_created("batch", &svc), 1);
+    let s = status_of(&store, Kind::Relay, ns, "gateway").await;
+    assert_eq!(s["service"]["arn"], live[0].arn.as_str(), "{s}");
+    let reasons = reasons(&store, Kind::Relay, ns, "gateway").await;
+    assert!(
+        reasons.iter().any(|r| r == "ServiceMigrating") && reasons.iter().any(|r| r == "ServiceRetired"),
+        "{reasons:?}"
+    );
+    replica.shutdown().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn cache_changes_are_applied_and_a_removed_cache_is_deleted(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let cloud = sim(seed(), FaultMix::none());
+    let replica = start(&store, &prefix, &cloud);
+    let ns = "cache";
+    apply(&store, relay(ns, "gateway", "ghcr.io/acme/api:1.0", true)).await;
+    converge(&store, ns, Duration::from_secs(30)).await;
+    let uid = store.get(Kind::Relay, ns, "gateway").await.unwrap().uid.to_string();
+    let id = runners::names::cache_id("gateway", &uid);
+    let group = |cloud: &SimCloud| cloud.replication_groups().into_iter().find(|g| g.id == id);
+    assert_eq!(group(&cloud).map(|g| (g.node_type, g.members)), Some((Some("cache.t4g.micro".into()), 1)));
+
+    // A bigger node and a read replica: applied, not ignored.
+    let mut changed = relay(ns, "gateway", "ghcr.io/acme/api:1.0", true);
+    changed["spec"]["cache"] = json!({"nodeType": "cache.t4g.small", "replicas": 1});
+    apply(&store, changed.clone()).await;
+    eventually(Duration::from_secs(30), "the cache changed and the relay settled", || {
+        let (store, cloud, id) = (store.clone(), cloud.clone(), id.clone());
+        async move {
+            let g = cloud.replication_groups().into_iter().find(|g| g.id == id);
+            g.is_some_and(|g| g.node_type.as_deref() == Some("cache.t4g.small") && g.members == 2 && g.available())
+                && unready(&store, ns).await.is_empty()
+        }
+    })
+    .await;
+    assert!(reasons(&store, Kind::Relay, ns, "gateway").await.iter().any(|r| r == "CacheModified"));
+
+    // The cache removed from the spec: the replication group is deleted.
+    let mut removed = changed;
+    removed["spec"].as_object_mut().unwrap().remove("cache");
+    apply(&store, removed).await;
+    eventually(Duration::from_secs(30), "the cache deleted", || {
+        let (store, cloud) = (store.clone(), cloud.clone());
+        let gone = group(&cloud).is_none();
+        async move { gone && status_of(&store, Kind::Relay, ns, "gateway").await.get("cache").is_none() }
+    })
+    .await;
+    assert!(reasons(&store, Kind::Relay, ns, "gateway").await.iter().any(|r| r == "CacheDeleted"));
+    replica.shutdown().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_untagged_queue_is_a_conflict_until_adopted(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let cloud = sim(seed(), FaultMix::none());
+    let replica = start(&store, &prefix, &cloud);
+    let ns = "adopt";
+    let queue = format!("{ns}_converter");
+    let attrs = [("VisibilityTimeout".to_string(), "17".to_string())].into();
+    cloud.create_queue_out_of_band(&queue, &attrs).unwrap();
+    apply(&store, worker(ns, "converter", "ghcr.io/acme/convert:1.0")).await;
+    eventually(Duration::from_secs(30), "Synced=False, Conflict", || {
+        let store = store.clone();
+        async move {
+            let s = status_of(&store, Kind::Worker, ns, "converter").await;
+            condition(&s, "Synced").is_some_and(|(st, reason, _)| st == "False" && reason == "Conflict")
+        }
+    })
+    .await;
+    let s = status_of(&store, Kind::Worker, ns, "converter").await;
+    let message =
+        s["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Synced").unwrap()["message"].clone();
+    assert!(
+        message.as_str().unwrap().contains(&queue) && message.as_str().unwrap().contains("mooring/adopt"),
+        "{message}"
+    );
+    // Nothing was touched: attributes and tags are as their owner left them.
+    assert_eq!(cloud.queue_attributes(&queue).unwrap()["VisibilityTimeout"], "17");
+    assert!(cloud.queue_tags(&queue).unwrap().is_empty());
+    assert!(cloud.services().iter().all(|s| !s.name.starts_with(ns)), "no service before the queue is settled");
+
+    // Adopted on request: tagged, corrected, recorded as an event.
+    let mut adopting = worker(ns, "converter", "ghcr.io/acme/convert:1.0");
+    adopting["metadata"]["annotations"] = json!({"mooring/adopt": "true"});
+    apply(&store, adopting).await;
+    converge(&store, ns, Duration::from_secs(30)).await;
+    let uid = store.get(Kind::Worker, ns, "converter").await.unwrap().uid.to_string();
+    assert_eq!(cloud.queue_tags(&queue).unwrap().get("mooring:uid"), Some(&uid));
+    assert_eq!(cloud.queue_attributes(&queue).unwrap()["VisibilityTimeout"], "60");
+    let events = store.events(Kind::Worker, ns, "converter", 100).await.unwrap();
+    assert!(events.iter().any(|e| e.reason == "Adopted" && e.message.contains(&queue)), "{events:?}");
+    replica.shutdown().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn user_tags_go_on_everything_and_follow_the_spec(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let cloud = sim(seed(), FaultMix::none());
+    let replica = start(&store, &prefix, &cloud);
+    let ns = "tags";
+    let with = |tags: Value| {
+        let mut r = relay(ns, "gateway", "ghcr.io/acme/api:1.0", true);
+        r["spec"]["tags"] = tags.clone();
+        let mut w = worker(ns, "converter", "ghcr.io/acme/convert:1.0");
+        w["spec"]["tags"] = tags;
+        (r, w)
+    };
+    let (r, w) = with(json!({"team": "payments", "cost-center": "42"}));
+    apply(&store, r).await;
+    apply(&store, w).await;
+    converge(&store, ns, Duration::from_secs(30)).await;
+    let uid = store.get(Kind::Relay, ns, "gateway").await.unwrap().uid.to_string();
+    let cache = runners::names::cache_id("gateway", &uid);
+    let service_tags = |cluster: &str, name: &str| cloud.service(cluster, name).map(|s| s.tags).unwrap_or_default();
+    let team = |t: &std::collections::BTreeMap<String, String>| t.get("team").cloned();
+    assert_eq!(team(&service_tags("prod", &format!("{ns}_gateway"))).as_deref(), Some("payments"));
+    assert_eq!(team(&cloud.queue_tags(&format!("{ns}_converter")).unwrap()).as_deref(), Some("payments"));
+    assert_eq!(team(&cloud.queue_tags(&format!("{ns}_converter-dlq")).unwrap()).as_deref(), Some("payments"));
+    assert_eq!(team(&cloud.replication_group_tags(&cache).unwrap()).as_deref(), Some("payments"));
+
+    // A new value and a removed tag follow on every existing resource; Mooring's own stay.
+    let (r, w) = with(json!({"team": "billing"}));
+    apply(&store, r).await;
+    apply(&store, w).await;
+    eventually(Duration::from_secs(30), "tags updated everywhere", || {
+        let cloud = cloud.clone();
+        let (ns, cache) = (ns.to_string(), cache.clone());
+        async move {
+            let all = [
+                cloud.service("prod", &format!("{ns}_gateway")).map(|s| s.tags).unwrap_or_default(),
+                cloud.service("batch", &format!("{ns}_converter")).map(|s| s.tags).unwrap_or_default(),
+                cloud.queue_tags(&format!("{ns}_converter")).unwrap_or_default(),
+                cloud.queue_tags(&format!("{ns}_converter-dlq")).unwrap_or_default(),
+                cloud.replication_group_tags(&cache).unwrap_or_default(),
+            ];
+            all.iter().all(|t| {
+                t.get("team").map(String::as_str) == Some("billing")
+                    && !t.contains_key("cost-center")
+                    && t.contains_key("mooring:uid")
+            })
         }
     })
     .await;

@@ -319,7 +319,8 @@ moto_up() {
         rm -f "$MOTO_PIDFILE"
     fi
     log "moto: starting $MOTO_VERSION on $MOTO_URL (log $MOTO_LOG)"
-    nohup "$MOTO_VENV/bin/moto_server" -H "$HOST" -p "$MOTO_PORT" </dev/null >>"$MOTO_LOG" 2>&1 &
+    # Its own session, so it outlives the shell (and process group) that started it.
+    setsid nohup "$MOTO_VENV/bin/moto_server" -H "$HOST" -p "$MOTO_PORT" </dev/null >>"$MOTO_LOG" 2>&1 &
     echo $! >"$MOTO_PIDFILE"
     wait_for "moto on $MOTO_URL" moto_started "see $MOTO_LOG"
     log "moto: started on $MOTO_URL (pid $(cat "$MOTO_PIDFILE"))"

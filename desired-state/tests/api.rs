@@ -513,3 +513,79 @@ async fn health_readiness_metrics_and_schemas(pool: PgPool) {
         metrics.text
     );
 }
+
+#[sqlx::test(migrations = false)]
+async fn two_documents_never_map_to_one_aws_resource(pool: PgPool) {
+    let api = start(pool).await;
+    let r = api.post_json(RELAYS, &relay("gw", "default", "nginx:1")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    // A worker of the same name would take the relay's ECS service and family.
+    let w = api.post_json("/v1/namespaces/default/workers", &worker("gw", "default")).await;
+    assert_eq!(w.status, StatusCode::CONFLICT, "{}", w.text);
+    let message = w.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("Relay default/gw") && message.contains("ecs:default_gw"), "{message}");
+    // Nothing was written.
+    assert_eq!(api.get("/v1/namespaces/default/workers/gw").await.status, StatusCode::NOT_FOUND);
+    // Two workers naming the same queue, in different namespaces.
+    let mut a = worker("a", "team-a");
+    a["spec"]["queue"] = json!({"name": "jobs"});
+    let mut b = worker("b", "team-b");
+    b["spec"]["queue"] = json!({"name": "jobs"});
+    assert_eq!(api.post_json("/v1/namespaces/team-a/workers", &a).await.status, StatusCode::CREATED);
+    let clash = api.post_json("/v1/namespaces/team-b/workers", &b).await;
+    assert_eq!(clash.status, StatusCode::CONFLICT, "{}", clash.text);
+    assert!(clash.text.contains("Worker team-a/a"), "{}", clash.text);
+    // Bulk apply is refused the same way, and writes nothing of the batch.
+    let body = serde_json::to_string(&json!([relay("ok", "team-b", "nginx:1"), b])).unwrap();
+    let applied = api.call(Method::POST, "/v1/apply", Some(&api.admin), Some(("application/json", body))).await;
+    assert_eq!(applied.status, StatusCode::CONFLICT, "{}", applied.text);
+    assert_eq!(api.get("/v1/namespaces/team-b/relays/ok").await.status, StatusCode::NOT_FOUND);
+    // Once the first is gone (the controller released its finalizer), its names are free again.
+    let deleted = api.call(Method::DELETE, &format!("{RELAYS}/gw"), Some(&api.admin), None).await;
+    assert!(deleted.status.is_success(), "{}", deleted.text);
+    let uid = r.body["metadata"]["uid"].as_str().unwrap().parse().unwrap();
+    api.store.remove_finalizer(uid, "mooring.io/cleanup").await.unwrap();
+    let w = api.post_json("/v1/namespaces/default/workers", &worker("gw", "default")).await;
+    assert_eq!(w.status, StatusCode::CREATED, "{}", w.text);
+}
+
+#[sqlx::test(migrations = false)]
+async fn identity_fields_are_immutable(pool: PgPool) {
+    let api = start(pool).await;
+    let path = "/v1/namespaces/default/workers/w";
+    let created = api.post_json("/v1/namespaces/default/workers", &worker("w", "default")).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let patch = |spec: Value| {
+        let body = json!({"spec": spec}).to_string();
+        api.call(Method::PATCH, path, Some(&api.admin), Some(("application/merge-patch+json", body)))
+    };
+    // Spelling out the default name is not a change.
+    let same = patch(json!({"queue": {"name": "default_w"}})).await;
+    assert_eq!(same.status, StatusCode::OK, "{}", same.text);
+    for (spec, field) in [
+        (json!({"queue": {"name": "other"}}), "spec.queue.name"),
+        (json!({"queue": {"name": "default_w.fifo", "fifo": true}}), "spec.queue.fifo"),
+    ] {
+        let r = patch(spec).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        assert_eq!(r.body["error"]["details"][0]["field"], field, "{}", r.text);
+    }
+    // Unchanged in the store; the cluster may change (the service migrates).
+    assert_eq!(api.get(path).await.body["metadata"]["generation"], 2);
+    let moved = patch(json!({"cluster": "prod"})).await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.text);
+    // A cache engine version only goes up.
+    let mut r = relay("c", "default", "nginx:1");
+    r["spec"]["cache"] = json!({"engineVersion": "7.1"});
+    assert_eq!(api.post_json(RELAYS, &r).await.status, StatusCode::CREATED);
+    let down = api
+        .call(
+            Method::PATCH,
+            &format!("{RELAYS}/c"),
+            Some(&api.admin),
+            Some(("application/merge-patch+json", json!({"spec": {"cache": {"engineVersion": "6.2"}}}).to_string())),
+        )
+        .await;
+    assert_eq!(down.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", down.text);
+    assert_eq!(down.body["error"]["details"][0]["field"], "spec.cache.engineVersion");
+}

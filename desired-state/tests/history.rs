@@ -131,3 +131,16 @@ async fn only_trusted_keys_verify(pool: PgPool) {
     assert!(f.reason.contains("unknown key"), "{}", f.reason);
     let _ = Kind::Relay;
 }
+
+#[sqlx::test(migrations = false)]
+async fn removing_the_newest_revisions_is_caught_at_the_head(pool: PgPool) {
+    let api = start(pool).await;
+    three_generations(&api).await;
+    // The chain 1 → 2 still verifies on its own once generation 3 is gone;
+    // the resource row, at generation 3, says otherwise.
+    let id = id_of(api.store.pool(), "gw", 3).await;
+    tamper(api.store.pool(), &format!("DELETE FROM revisions WHERE id = {id}")).await;
+    let f = api.store.audit_verify(None).await.unwrap().failure.expect("a failure");
+    assert_eq!((f.kind.as_str(), f.name.as_str(), f.generation), ("Relay", "gw", 3), "{f}");
+    assert!(f.reason.contains("newest revision is generation 2"), "{}", f.reason);
+}

@@ -111,10 +111,15 @@ impl std::str::FromStr for ApiFamily {
 /// Why a call may not proceed.
 #[derive(Debug, thiserror::Error)]
 pub enum GateError {
+    /// The caller no longer holds the lease it started with (it lapsed, moved
+    /// to another replica, or is being handed back): no AWS call is made, and
+    /// the newer holder reconciles the resource.
+    #[error("the lease of shard {shard} is no longer held with fencing token {fence}")]
+    LeaseNotHeld { shard: u32, fence: i64 },
     /// The budget store (Redis) is unreachable: no AWS call is made, since the
-    /// caller can prove neither its budget nor its lease.
+    /// caller cannot prove its budget.
     #[error("AWS call budget unavailable: {0}")]
-    Unavailable(String),
+    BudgetUnavailable(String),
 }
 
 /// What every AWS call passes first. Implementations wait for a token rather

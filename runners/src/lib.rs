@@ -9,7 +9,9 @@ pub mod aws;
 pub mod cloud;
 pub mod events;
 pub mod gate;
-pub mod names;
+pub mod reconcile;
+/// The AWS names of what a resource owns (defined with the resource model).
+pub use api_types::names;
 pub mod observe;
 pub mod provision;
 pub mod render;

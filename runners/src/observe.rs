@@ -301,6 +301,17 @@ impl TaskDefinitions {
         map.insert(td.arn.clone(), td.clone());
     }
 
+    /// Records a tag change Mooring made on a revision (its tags are the
+    /// only thing about it that can change).
+    pub fn retagged(&self, arn: &str, put: &crate::cloud::Tags, remove: &[String]) {
+        if let Some(td) = self.lock().get_mut(arn) {
+            td.tags.extend(put.iter().map(|(k, v)| (k.clone(), v.clone())));
+            for k in remove {
+                td.tags.remove(k);
+            }
+        }
+    }
+
     /// Marks a revision deregistered.
     pub fn deregistered(&self, arn: &str) {
         if let Some(td) = self.lock().get_mut(arn) {

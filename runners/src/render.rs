@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use api_types::common::Container;
+use api_types::common::{Container, UserTags};
 use api_types::relay::RelaySpec;
 use api_types::worker::WorkerSpec;
 
@@ -17,22 +17,28 @@ use crate::cloud::ecs::{ContainerDefinition, LogConfig, TaskDefinitionInput};
 use crate::cloud::{TAG_NAME, TAG_RENDER_HASH, TAG_UID, Tags};
 use crate::names;
 
-/// Who a rendering is for: the resource's identity and the AWS Region.
+/// Who a rendering is for: the resource's identity, the task definition
+/// family recorded in its status, its user tags and the AWS Region.
 #[derive(Debug, Clone)]
 pub struct Owner<'a> {
     pub uid: &'a str,
     pub namespace: &'a str,
     pub name: &'a str,
+    pub family: &'a str,
+    pub user_tags: &'a UserTags,
     pub region: &'a str,
 }
 
 impl Owner<'_> {
-    /// The tags every AWS resource of this owner carries.
+    /// The tags every AWS resource of this owner carries: the user's
+    /// `spec.tags`, then Mooring's own (which win).
     pub fn tags(&self) -> Tags {
-        Tags::from([
+        let mut tags = self.user_tags.clone();
+        tags.extend([
             (TAG_UID.to_string(), self.uid.to_string()),
             (TAG_NAME.to_string(), format!("{}/{}", self.namespace, self.name)),
-        ])
+        ]);
+        tags
     }
 }
 
@@ -76,7 +82,7 @@ fn task_definition(
     containers: Vec<ContainerDefinition>,
 ) -> TaskDefinitionInput {
     let mut input = TaskDefinitionInput {
-        family: names::task_family(owner.namespace, owner.name),
+        family: owner.family.to_string(),
         cpu,
         memory,
         task_role_arn: task_role.cloned(),
@@ -144,7 +150,15 @@ mod tests {
     }
 
     fn owner() -> Owner<'static> {
-        Owner { uid: "u-1", namespace: "default", name: "gateway", region: "us-east-1" }
+        static NO_TAGS: UserTags = UserTags::new();
+        Owner {
+            uid: "u-1",
+            namespace: "default",
+            name: "gateway",
+            family: "default_gateway",
+            user_tags: &NO_TAGS,
+            region: "us-east-1",
+        }
     }
 
     #[test]

@@ -8,10 +8,11 @@ mod common;
 use common::{Capture, settings};
 use std::collections::BTreeMap;
 
-use api_types::node::{NodeSpec, NodeStatus};
+use api_types::node::{BuildStatus, NodeSpec, NodeStatus};
 use runners::cloud::{Builds, TAG_UID};
 use runners::provision::{Action, ProvisionRequest};
-use runners::workload::{Nodes, Target};
+use runners::reconcile::Target;
+use runners::workload::Nodes;
 use serde_json::{Value, json};
 
 async fn default_subnet(sdk: &aws_config::SdkConfig) -> String {
@@ -27,6 +28,11 @@ fn spec(subnet: &str) -> NodeSpec {
         "provisioner": {"codebuildProject": "mooring-node-provisioner-pin"}
     }))
     .unwrap()
+}
+
+/// A build intent as a node's status records it.
+fn intent(action: Action, token: &str) -> BuildStatus {
+    BuildStatus { action, token: token.into(), ..Default::default() }
 }
 
 async fn run_provisioner(env: &BTreeMap<String, String>) -> std::process::Output {
@@ -48,17 +54,19 @@ async fn start_build_request_and_provisioner_agree() {
     let spec = spec(&subnet);
     let status = NodeStatus::default();
     let uid = uuid::Uuid::new_v4().to_string();
+    let annotations = BTreeMap::new();
     let target = Target {
         uid: &uid,
         namespace: "pin",
         name: "pulse-1",
         generation: 3,
+        annotations: &annotations,
         spec: &spec,
         status: &status,
         fresh: true,
         now: chrono::Utc::now(),
     };
-    let request = Nodes::build_request(&target, Action::Apply, "tok-123");
+    let request = Nodes::build_request(&target, &intent(Action::Apply, "tok-123"));
 
     // On the wire: the overrides and the token, as CodeBuild would receive them.
     let capture = Capture::new("StartBuild");
@@ -112,7 +120,7 @@ async fn start_build_request_and_provisioner_agree() {
     assert_eq!(cloud.ec2.instances_tagged(TAG_UID, std::slice::from_ref(&uid)).await.unwrap().len(), 1);
 
     // Destroy: terminated, the volume deleted (deleteOnNodeDelete).
-    let destroy = Nodes::build_request(&target, Action::Destroy, "tok-124");
+    let destroy = Nodes::build_request(&target, &intent(Action::Destroy, "tok-124"));
     let out = run_provisioner(&destroy.env).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(cloud.ec2.instances_tagged(TAG_UID, std::slice::from_ref(&uid)).await.unwrap().is_empty());
@@ -132,7 +140,9 @@ async fn provisioner_refuses_a_bad_request_and_names_aws_refusals() {
     bad.subnet_id = "subnet-00000000".into();
     let status = NodeStatus::default();
     let uid = uuid::Uuid::new_v4().to_string();
+    let annotations = BTreeMap::new();
     let target = Target {
+        annotations: &annotations,
         uid: &uid,
         namespace: "pin",
         name: "bad",
@@ -142,7 +152,7 @@ async fn provisioner_refuses_a_bad_request_and_names_aws_refusals() {
         fresh: true,
         now: chrono::Utc::now(),
     };
-    env = Nodes::build_request(&target, Action::Apply, "tok-bad").env;
+    env = Nodes::build_request(&target, &intent(Action::Apply, "tok-bad")).env;
     let out = run_provisioner(&env).await;
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -13,7 +13,8 @@ use common::Capture;
 use runners::aws::ecs::SdkEcs;
 use runners::cloud::Cloud;
 use runners::gate::Ungated;
-use runners::workload::{Target, WorkloadConfig, Workloads};
+use runners::reconcile::{Reconcile, Target};
+use runners::workload::{WorkloadConfig, Workloads};
 use serde_json::json;
 
 #[tokio::test]
@@ -43,20 +44,31 @@ async fn create_service_carries_the_circuit_breaker_token_and_tags() {
         "scaling": {"min": 2, "max": 8}
     }))
     .unwrap();
-    let status = RelayStatus::default();
     let uid = uuid::Uuid::new_v4().to_string();
-    let target = Target {
+    let annotations = std::collections::BTreeMap::new();
+    let target = |status| Target {
         uid: &uid,
         namespace: "pin",
         name: "gateway",
         generation: 1,
+        annotations: &annotations,
         spec: &spec,
-        status: &status,
+        status,
         fresh: true,
         now: chrono::Utc::now(),
     };
-    let report = workloads.reconcile_relay(&Ungated, &target).await.unwrap();
-    assert!(report.outputs["serviceArn"].is_string(), "{:?}", report.outputs);
+    let relays = workloads.relays();
+    // The first pass records what it will create, and creates nothing.
+    let empty = RelayStatus::default();
+    let intent = relays.reconcile(&Ungated, &target(&empty)).await.unwrap();
+    assert!(capture.bodies().is_empty() && registered.bodies().is_empty(), "nothing before the intent is recorded");
+    let recorded = intent.status.service.clone().expect("the service is recorded before it is created");
+    assert_eq!(
+        (recorded.cluster.as_str(), recorded.name.as_str(), recorded.arn),
+        (cluster.as_str(), "pin_gateway", None)
+    );
+    let report = relays.reconcile(&Ungated, &target(&intent.status)).await.unwrap();
+    assert!(report.status.service.as_ref().is_some_and(|s| s.arn.is_some()), "{:?}", report.status);
 
     let bodies = capture.bodies();
     assert_eq!(bodies.len(), 1, "one CreateService: {bodies:#?}");
@@ -82,6 +94,6 @@ async fn create_service_carries_the_circuit_breaker_token_and_tags() {
     assert_eq!(td["containerDefinitions"][1]["logConfiguration"]["logDriver"], "awslogs");
     assert_eq!(td["containerDefinitions"][1]["essential"], false);
     // moto drops what was sent: the observed service has no deployment configuration.
-    let observed = workloads.reconcile_relay(&Ungated, &target).await.unwrap();
+    let observed = relays.reconcile(&Ungated, &target(&report.status)).await.unwrap();
     assert!(observed.events.iter().all(|e| e.reason != "ServiceCreated"), "the second pass creates nothing");
 }

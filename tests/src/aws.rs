@@ -37,6 +37,12 @@ impl Moto {
         out.subnets().iter().find_map(|s| s.subnet_id.clone()).expect("moto has a default VPC with subnets")
     }
 
+    /// The SDK configuration pointed at moto, for what a test does by hand
+    /// (someone else's queue or project).
+    pub fn sdk(&self) -> &aws_config::SdkConfig {
+        &self.sdk
+    }
+
     /// Mooring's node facades over the SDK, pointed at moto.
     pub fn node_cloud(&self) -> NodeCloud {
         runners::aws::node_cloud_from(&self.sdk)

@@ -11,13 +11,14 @@ use api_types::Kind;
 use controller::budget::{Budgets, RedisGate};
 use controller::lease::{LeaseConfig, ShardLeases};
 use controller::metrics::ControllerMetrics;
-use controller::reconcile::{Cleanup, Context, Outcome, ReconcileError, Reconciler};
+use controller::reconcile::{Context, DynReconciler, Reconcilers, Step};
 use controller::retry::BackoffPolicy;
 use controller::runtime::{Controller, ControllerConfig};
 use desired_state::ratelimit::RedisHandle;
 use desired_state::signing::Signer;
 use desired_state::store::{ChangeFeed, ChangeSource, Store, StoredResource, WriteMode};
 use runners::gate::ApiFamily;
+use runners::reconcile::ReconcileError;
 use serde_json::json;
 use tokio::sync::{Mutex, watch};
 
@@ -48,6 +49,9 @@ pub struct Probe {
     pub last_seen: Mutex<HashMap<String, serde_json::Value>>,
     /// Fail this many reconciles before succeeding.
     pub fail_first: AtomicUsize,
+    /// Report a status the store cannot keep (a NUL character, which jsonb
+    /// refuses) this many times before a good one.
+    pub bad_status_first: AtomicUsize,
 }
 
 /// A reconciler that records what it sees, takes a little time, and "mutates
@@ -59,8 +63,8 @@ pub struct TestReconciler {
 }
 
 #[async_trait::async_trait]
-impl Reconciler for TestReconciler {
-    async fn reconcile(&self, ctx: &Context<'_>, r: &StoredResource) -> Result<Outcome, ReconcileError> {
+impl DynReconciler for TestReconciler {
+    async fn reconcile(&self, ctx: &Context<'_>, r: &StoredResource) -> Result<Step, ReconcileError> {
         let key = format!("{}/{}/{}", r.kind, r.namespace, r.name);
         {
             let mut cur = self.probe.current.lock().await;
@@ -73,33 +77,51 @@ impl Reconciler for TestReconciler {
         self.probe.last_seen.lock().await.insert(key.clone(), serde_json::to_value(&r.labels.0).unwrap());
         let gate = ctx.gate.acquire(ApiFamily::Ec2Mutate).await;
         *self.probe.current.lock().await.get_mut(&key).unwrap() -= 1;
-        gate?;
+        gate.map_err(|e| {
+            ReconcileError::Cloud(runners::cloud::CloudError::new(
+                &runners::cloud::ops::RUN_INSTANCES,
+                runners::cloud::ErrorKind::LeaseNotHeld,
+                e.to_string(),
+            ))
+        })?;
         if self
             .probe
             .fail_first
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| if n > 0 { Some(n - 1) } else { None })
             .is_ok()
         {
-            return Err(ReconcileError::ApplyFailed("injected failure".into()));
+            return Err(ReconcileError::Cloud(runners::cloud::CloudError::new(
+                &runners::cloud::ops::RUN_INSTANCES,
+                runners::cloud::ErrorKind::Server,
+                "injected failure",
+            )));
         }
         self.probe.mutations.fetch_add(1, Ordering::SeqCst);
-        Ok(Outcome {
-            conditions: vec![api_types::Condition::new(
-                api_types::ConditionType::Synced,
-                true,
-                "ReconcileSuccess",
-                "",
-                Some(r.generation),
-                ctx.now,
-            )],
-            outputs: [("writer".to_string(), json!(self.name))].into_iter().collect(),
-            ..Default::default()
-        })
+        // Kind-agnostic status: the writer, and Synced set on the old conditions
+        // (its transition time moves only when it flips).
+        use api_types::Conditions;
+        let mut conditions: Vec<api_types::Condition> =
+            serde_json::from_value(r.status["conditions"].clone()).unwrap_or_default();
+        conditions.set_condition(api_types::Condition::synced(r.generation, ctx.now));
+        let mut status = json!({
+            "observedGeneration": r.generation,
+            "writer": self.name,
+            "conditions": conditions,
+        });
+        if self
+            .probe
+            .bad_status_first
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| if n > 0 { Some(n - 1) } else { None })
+            .is_ok()
+        {
+            status["note"] = json!("\u{0}");
+        }
+        Ok(Step { status, events: vec![], requeue_after: None })
     }
 
-    async fn cleanup(&self, _ctx: &Context<'_>, _r: &StoredResource) -> Result<Cleanup, ReconcileError> {
+    async fn cleanup(&self, _ctx: &Context<'_>, _r: &StoredResource) -> Result<Option<Step>, ReconcileError> {
         self.probe.cleanups.fetch_add(1, Ordering::SeqCst);
-        Ok(Cleanup::Done)
+        Ok(None)
     }
 }
 
@@ -155,7 +177,7 @@ impl Default for Options {
 }
 
 pub fn start_replica(store: &Store, prefix: &str, name: &str, probe: Arc<Probe>, opts: &Options) -> Replica {
-    let reconciler: Arc<dyn Reconciler> = Arc::new(TestReconciler { name: name.into(), probe, work: opts.work });
+    let reconciler: Arc<dyn DynReconciler> = Arc::new(TestReconciler { name: name.into(), probe, work: opts.work });
     let reconcilers = Kind::ALL.into_iter().map(|k| (k, reconciler.clone())).collect();
     start_replica_with(store, prefix, name, reconcilers, opts)
 }
@@ -165,7 +187,7 @@ pub fn start_replica_with(
     store: &Store,
     prefix: &str,
     name: &str,
-    reconcilers: HashMap<Kind, Arc<dyn Reconciler>>,
+    reconcilers: Reconcilers,
     opts: &Options,
 ) -> Replica {
     let redis = Arc::new(RedisHandle::new(&opts.redis_url).unwrap());

@@ -204,7 +204,7 @@ async fn prune_candidates(
             })
             .await?;
         for r in &page.items {
-            let kind = r.kind()?;
+            let kind = r.kind;
             managed += 1;
             let key = (kind, r.namespace.clone(), r.name.clone());
             let protected = r.annotations.0.get(PRUNE_ANNOTATION.0).map(String::as_str) == Some(PRUNE_ANNOTATION.1);

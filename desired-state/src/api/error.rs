@@ -96,7 +96,10 @@ impl From<StoreError> for ApiError {
             StoreError::AlreadyExists { .. } | StoreError::TokenExists(_) => {
                 ApiError::new(StatusCode::CONFLICT, "AlreadyExists", e.to_string())
             }
-            StoreError::Conflict { .. } | StoreError::Fenced { .. } => ApiError::conflict(e.to_string()),
+            StoreError::Conflict { .. } | StoreError::Fenced { .. } | StoreError::NameTaken { .. } => {
+                ApiError::conflict(e.to_string())
+            }
+            StoreError::Invalid { errors, .. } => ApiError::invalid(errors.clone()),
             StoreError::Unavailable(_) => {
                 tracing::warn!(error = %e, "store unavailable");
                 ApiError::unavailable("the store is unavailable; retry shortly")

@@ -100,9 +100,44 @@ impl Store {
                 prev = Some(row);
             }
         }
+        report.failure = self.check_heads().await?;
         Ok(report)
     }
+
+    /// Every resource's row names the newest revision of its chain (its
+    /// generation and hash): deleting the newest revisions, which leaves a
+    /// chain that verifies on its own, is caught here.
+    async fn check_heads(&self) -> Result<Option<AuditFailure>, StoreError> {
+        let row: Option<HeadMismatch> = sqlx::query_as(
+            "SELECT r.kind, r.namespace, r.name, r.generation, h.id, h.generation \
+                 FROM resources r LEFT JOIN LATERAL ( \
+                     SELECT id, generation, hash FROM revisions v WHERE v.uid = r.uid ORDER BY generation DESC LIMIT 1 \
+                 ) h ON TRUE \
+                 WHERE h.hash IS DISTINCT FROM r.revision_hash OR h.generation IS DISTINCT FROM r.generation \
+                 ORDER BY r.kind, r.namespace, r.name LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(kind, namespace, name, generation, id, head)| AuditFailure {
+            id: id.unwrap_or(0),
+            kind,
+            namespace,
+            name,
+            generation,
+            reason: match head {
+                Some(h) => format!(
+                    "the resource is at generation {generation} but its newest revision is generation {h} \
+                     (revisions were deleted or the row was altered)"
+                ),
+                None => "the resource has no revisions (its history was deleted)".into(),
+            },
+        }))
+    }
 }
+
+/// A resource whose row and newest revision disagree: kind, namespace, name,
+/// the row's generation, and the newest revision's id and generation.
+type HeadMismatch = (String, String, String, i64, Option<i64>, Option<i64>);
 
 fn check_row(row: &Revision, prev: Option<&Revision>, keys: &HashMap<String, String>) -> Option<String> {
     let spec_hash = api_types::hash::spec_hash(&row.spec).0;

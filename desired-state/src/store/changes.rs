@@ -146,7 +146,7 @@ pub(crate) async fn append_change(
         "INSERT INTO changes (kind, namespace, name, uid, op, generation, resource_version) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(&row.kind)
+    .bind(row.kind.as_str())
     .bind(&row.namespace)
     .bind(&row.name)
     .bind(row.uid)

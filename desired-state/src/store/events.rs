@@ -8,21 +8,7 @@ use uuid::Uuid;
 use super::{Store, StoreError, StoredResource};
 use api_types::Kind;
 
-/// `Normal` or `Warning`, as in Kubernetes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum EventType {
-    Normal,
-    Warning,
-}
-
-impl EventType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::Normal => "Normal",
-            EventType::Warning => "Warning",
-        }
-    }
-}
+pub use api_types::EventType;
 
 /// One event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
@@ -56,7 +42,7 @@ impl Store {
              ON CONFLICT (uid, type, reason, message) DO UPDATE SET count = events.count + 1, last_seen = now()",
         )
         .bind(resource.uid)
-        .bind(&resource.kind)
+        .bind(resource.kind.as_str())
         .bind(&resource.namespace)
         .bind(&resource.name)
         .bind(type_.as_str())

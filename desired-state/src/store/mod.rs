@@ -65,6 +65,13 @@ pub enum StoreError {
     Database(sqlx::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A write the rules that need the stored document refuse (an immutable
+    /// field changed): every violation, with its field path.
+    #[error("{kind} {namespace}/{name}: {errors}")]
+    Invalid { kind: Kind, namespace: String, name: String, errors: api_types::ValidationErrors },
+    /// The document would take an AWS name another resource already has.
+    #[error("{kind} {namespace}/{name} would use the AWS name {claim}, which {holder} already uses")]
+    NameTaken { kind: Kind, namespace: String, name: String, claim: String, holder: String },
 }
 
 /// A database error in one line: Postgres's own message, without the server's
@@ -140,7 +147,8 @@ impl ChangeSource {
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct StoredResource {
     pub uid: Uuid,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: Kind,
     pub namespace: String,
     pub name: String,
     pub labels: sqlx::types::Json<std::collections::BTreeMap<String, String>>,
@@ -161,11 +169,6 @@ pub struct StoredResource {
 }
 
 impl StoredResource {
-    /// The kind, parsed.
-    pub fn kind(&self) -> Result<Kind, StoreError> {
-        self.kind.parse().map_err(|_| StoreError::Corrupt(format!("unknown kind {:?} in row {}", self.kind, self.uid)))
-    }
-
     /// The full document as the API shows it.
     pub fn to_document(&self) -> Value {
         let mut metadata = serde_json::Map::new();
@@ -189,7 +192,7 @@ impl StoredResource {
         }
         serde_json::json!({
             "apiVersion": api_types::API_VERSION,
-            "kind": self.kind,
+            "kind": self.kind.as_str(),
             "metadata": metadata,
             "spec": self.spec,
             "status": self.status,
@@ -269,13 +272,15 @@ impl Store {
         Store { pool, signer: Arc::new(signer), pending: Arc::new(tokio::sync::Notify::new()) }
     }
 
-    /// Runs the embedded migrations and registers the signing key.
+    /// Runs the embedded migrations, registers the signing key, and records
+    /// the AWS names of resources created before names were claimed.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(e) => StoreError::from(e),
             other => StoreError::Corrupt(format!("migration failed: {other}")),
         })?;
-        self.register_signing_key().await
+        self.register_signing_key().await?;
+        self.backfill_claims().await
     }
 
     /// The connection pool (for the API's readiness check and for tests).

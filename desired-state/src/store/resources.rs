@@ -137,9 +137,11 @@ impl Store {
                 now,
                 None,
             );
-            // One statement: the row, its first signed revision and its change.
+            // One statement: the row, its first signed revision, its change,
+            // and its claims on account-wide AWS names.
             let signature = self.signer.sign(rev_hash.as_bytes());
-            let row: Option<StoredResource> = sqlx::query_as(sql!(
+            let claims = api_types::names::claims(doc);
+            let inserted: Result<Option<StoredResource>, sqlx::Error> = sqlx::query_as(sql!(
                 "WITH r AS ( \
                      INSERT INTO resources (uid, kind, namespace, name, labels, annotations, spec, spec_hash, generation, \
                      resource_version, finalizers, created_at, source, source_actor, source_commit, revision_hash) \
@@ -153,6 +155,8 @@ impl Store {
                  ), ch AS ( \
                      INSERT INTO changes (kind, namespace, name, uid, op, generation, resource_version) \
                      SELECT kind, namespace, name, uid, 'create', generation, resource_version FROM r \
+                 ), cl AS ( \
+                     INSERT INTO name_claims (name, uid) SELECT unnest($17::text[]), uid FROM r \
                  ) SELECT {COLUMNS} FROM r"
             ))
             .bind(uid)
@@ -171,8 +175,16 @@ impl Store {
             .bind(&rev_hash)
             .bind(self.signer.key_id())
             .bind(&signature)
+            .bind(&claims)
             .fetch_optional(&mut *tx)
-            .await?;
+            .await;
+            let row = match inserted {
+                Ok(row) => row,
+                Err(sqlx::Error::Database(db)) if db.constraint() == Some("name_claims_pkey") => {
+                    return Err(self.name_taken(kind, &meta.namespace, &meta.name, &claims).await);
+                }
+                Err(e) => return Err(e.into()),
+            };
             // Nothing inserted: created concurrently since we looked.
             let row = row.ok_or_else(|| StoreError::AlreadyExists {
                 kind,
@@ -203,6 +215,14 @@ impl Store {
                 });
             }
             _ => {}
+        }
+        if let Err(errors) = api_types::validate::validate_update(kind, &meta.namespace, &meta.name, &old.spec, doc) {
+            return Err(StoreError::Invalid {
+                kind,
+                namespace: meta.namespace.clone(),
+                name: meta.name.clone(),
+                errors,
+            });
         }
         if old.deletion_timestamp.is_some() {
             return Err(StoreError::Conflict {
@@ -282,6 +302,44 @@ impl Store {
         Ok(WriteOutcome { action: WriteAction::Update, diff, resource: row })
     }
 
+    /// The error for a create whose AWS names another resource has claimed,
+    /// naming that resource (looked up outside the failed statement's transaction).
+    async fn name_taken(&self, kind: Kind, namespace: &str, name: &str, claims: &[String]) -> StoreError {
+        let holder: Result<Option<(String, String, String, String)>, sqlx::Error> = sqlx::query_as(
+            "SELECT c.name, r.kind, r.namespace, r.name FROM name_claims c JOIN resources r ON r.uid = c.uid \
+             WHERE c.name = ANY($1) ORDER BY c.name LIMIT 1",
+        )
+        .bind(claims)
+        .fetch_optional(&self.pool)
+        .await;
+        let (claim, holder) = match holder {
+            Ok(Some((claim, k, ns, n))) => (claim, format!("{k} {ns}/{n}")),
+            _ => (claims.join(", "), "another resource".to_string()),
+        };
+        StoreError::NameTaken { kind, namespace: namespace.into(), name: name.into(), claim, holder }
+    }
+
+    /// Claims the AWS names of resources created before names were claimed
+    /// (first created, first served); resources whose names are taken keep
+    /// working as before, and their status says `Conflict` as it did.
+    pub(crate) async fn backfill_claims(&self) -> Result<(), StoreError> {
+        let unclaimed: Vec<StoredResource> = sqlx::query_as(sql!(
+            "SELECT {COLUMNS} FROM resources r WHERE kind IN ('Relay', 'Worker') \
+             AND NOT EXISTS (SELECT 1 FROM name_claims c WHERE c.uid = r.uid) ORDER BY created_at"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        for r in unclaimed {
+            let Ok(doc) = AnyResource::from_value(r.kind, r.to_document()) else { continue };
+            sqlx::query("INSERT INTO name_claims (name, uid) SELECT unnest($1::text[]), $2 ON CONFLICT DO NOTHING")
+                .bind(api_types::names::claims(&doc))
+                .bind(r.uid)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Reads one resource.
     pub async fn get(&self, kind: Kind, namespace: &str, name: &str) -> Result<StoredResource, StoreError> {
         sqlx::query_as(sql!("SELECT {COLUMNS} FROM resources WHERE kind = $1 AND namespace = $2 AND name = $3"))
@@ -320,7 +378,7 @@ impl Store {
         let mut items: Vec<StoredResource> = b.build_query_as().fetch_all(&self.pool).await?;
         let next = if items.len() as i64 > limit {
             items.truncate(limit as usize);
-            items.last().map(|r| (r.kind.clone(), r.namespace.clone(), r.name.clone()))
+            items.last().map(|r| (r.kind.as_str().to_string(), r.namespace.clone(), r.name.clone()))
         } else {
             None
         };
@@ -504,12 +562,23 @@ impl Store {
         uids: &[Uuid],
     ) -> Result<Vec<StoredResource>, StoreError> {
         Ok(sqlx::query_as(sql!(
-            "SELECT {COLUMNS} FROM resources WHERE status->>'serviceArn' = ANY($1) \
+            "SELECT {COLUMNS} FROM resources WHERE status->'service'->>'arn' = ANY($1) \
              OR status->>'taskDefinitionArn' = ANY($1) OR status->>'instanceId' = ANY($2) OR uid = ANY($3)"
         ))
         .bind(arns)
         .bind(instance_ids)
         .bind(uids)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The tokens of node provisioner builds that node statuses record as
+    /// started and not finished: the build slots in use across the install.
+    pub async fn node_builds_in_flight(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT status->'build'->>'token' FROM resources WHERE kind = 'Node' \
+             AND status->'build'->>'state' = 'IN_PROGRESS' AND status->'build'->>'token' IS NOT NULL",
+        )
         .fetch_all(&self.pool)
         .await?)
     }

@@ -6,8 +6,8 @@ use aws_sdk_elasticache::Client;
 use aws_sdk_elasticache::types as ec;
 
 use super::error::cloud_error;
-use crate::cloud::caches::{Caches, ReplicationGroup, ReplicationGroupInput};
-use crate::cloud::{CloudError, CloudResult, ErrorKind, ops};
+use crate::cloud::caches::{Caches, ReplicationGroup, ReplicationGroupChange, ReplicationGroupInput};
+use crate::cloud::{CloudError, CloudResult, ErrorKind, Tags, ops};
 
 /// ElastiCache through the SDK; the implementation of [`Caches`] that talks to AWS (or moto).
 #[derive(Clone, Debug)]
@@ -100,6 +100,76 @@ impl Caches for SdkCaches {
     }
 
     async fn remove_tags(&self, arn: &str, keys: &[String]) -> CloudResult<()> {
+        self.remove_tags_inner(arn, keys).await
+    }
+
+    async fn add_tags(&self, arn: &str, tags: &Tags) -> CloudResult<()> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let op = ops::ADD_TAGS_TO_RESOURCE;
+        let tags: Vec<_> = tags.iter().map(|(k, v)| ec::Tag::builder().key(k).value(v).build()).collect();
+        self.client
+            .add_tags_to_resource()
+            .resource_name(arn)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| cloud_error(&op, e))?;
+        Ok(())
+    }
+
+    async fn tags(&self, arn: &str) -> CloudResult<Tags> {
+        let op = ops::LIST_TAGS_FOR_RESOURCE;
+        let out =
+            self.client.list_tags_for_resource().resource_name(arn).send().await.map_err(|e| cloud_error(&op, e))?;
+        Ok(out.tag_list().iter().filter_map(|t| Some((t.key.clone()?, t.value.clone().unwrap_or_default()))).collect())
+    }
+
+    async fn modify_replication_group(&self, id: &str, change: &ReplicationGroupChange) -> CloudResult<()> {
+        let op = ops::MODIFY_REPLICATION_GROUP;
+        self.client
+            .modify_replication_group()
+            .replication_group_id(id)
+            .set_cache_node_type(change.node_type.clone())
+            .set_engine_version(change.engine_version.clone())
+            .apply_immediately(true)
+            .send()
+            .await
+            .map_err(|e| cloud_error(&op, e))?;
+        Ok(())
+    }
+
+    async fn set_replicas(&self, id: &str, from: u32, to: u32) -> CloudResult<()> {
+        let op = if to >= from { ops::INCREASE_REPLICA_COUNT } else { ops::DECREASE_REPLICA_COUNT };
+        let count =
+            i32::try_from(to).map_err(|_| CloudError::new(&op, ErrorKind::Invalid, format!("{to} replicas")))?;
+        if to >= from {
+            self.client
+                .increase_replica_count()
+                .replication_group_id(id)
+                .new_replica_count(count)
+                .apply_immediately(true)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| cloud_error(&op, e))
+        } else {
+            self.client
+                .decrease_replica_count()
+                .replication_group_id(id)
+                .new_replica_count(count)
+                .apply_immediately(true)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| cloud_error(&op, e))
+        }
+    }
+}
+
+impl SdkCaches {
+    async fn remove_tags_inner(&self, arn: &str, keys: &[String]) -> CloudResult<()> {
         if keys.is_empty() {
             return Ok(());
         }

@@ -77,6 +77,7 @@ fn project_of(p: &cb::Project) -> Project {
         name: p.name.clone().unwrap_or_default(),
         arn: p.arn.clone().unwrap_or_default(),
         buildspec: p.source.as_ref().and_then(|s| s.buildspec.clone()),
+        tags: p.tags().iter().filter_map(|t| Some((t.key.clone()?, t.value.clone().unwrap_or_default()))).collect(),
     }
 }
 

@@ -96,6 +96,21 @@ impl Queues for SdkQueues {
         Ok(out.tags.unwrap_or_default().into_iter().collect())
     }
 
+    async fn tag_queue(&self, url: &str, tags: &Tags) -> CloudResult<()> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let op = ops::TAG_QUEUE;
+        self.client
+            .tag_queue()
+            .queue_url(url)
+            .set_tags(Some(tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect()))
+            .send()
+            .await
+            .map_err(|e| cloud_error(&op, e))?;
+        Ok(())
+    }
+
     async fn untag_queue(&self, url: &str, keys: &[String]) -> CloudResult<()> {
         if keys.is_empty() {
             return Ok(());

@@ -20,6 +20,14 @@ pub struct ReplicationGroupInput {
     pub tags: Tags,
 }
 
+/// What ModifyReplicationGroup changes (applied immediately): only the fields
+/// that are `Some`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplicationGroupChange {
+    pub node_type: Option<String>,
+    pub engine_version: Option<String>,
+}
+
 /// A replication group as DescribeReplicationGroups reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicationGroup {
@@ -50,4 +58,14 @@ pub trait Caches: Send + Sync {
     async fn delete_replication_group(&self, id: &str) -> CloudResult<()>;
     /// Removes tags from the group (by ARN).
     async fn remove_tags(&self, arn: &str, keys: &[String]) -> CloudResult<()>;
+    /// Adds (or overwrites) tags on the group (by ARN).
+    async fn add_tags(&self, arn: &str, tags: &Tags) -> CloudResult<()>;
+    /// The group's tags (by ARN).
+    async fn tags(&self, arn: &str) -> CloudResult<Tags>;
+    /// Changes the node type or engine version, applied immediately; the group
+    /// is `modifying` until ElastiCache is done.
+    async fn modify_replication_group(&self, id: &str, change: &ReplicationGroupChange) -> CloudResult<()>;
+    /// Changes the number of read replicas from `from` to `to` (Increase or
+    /// DecreaseReplicaCount, applied immediately).
+    async fn set_replicas(&self, id: &str, from: u32, to: u32) -> CloudResult<()>;
 }

@@ -40,6 +40,7 @@ pub struct Project {
     pub name: String,
     pub arn: String,
     pub buildspec: Option<String>,
+    pub tags: Tags,
 }
 
 /// What StartBuild gets.
@@ -101,6 +102,7 @@ pub trait Builds: Send + Sync {
     /// The project, or `None`.
     async fn project(&self, name: &str) -> CloudResult<Option<Project>>;
     async fn create_project(&self, input: &ProjectInput) -> CloudResult<Project>;
+    /// Rewrites the project (tags included: the list replaces the old one).
     async fn update_project(&self, input: &ProjectInput) -> CloudResult<Project>;
     /// Starts a build (or returns the one started with the same token).
     async fn start_build(&self, request: &BuildRequest) -> CloudResult<Build>;

@@ -6,7 +6,7 @@ use std::future::Future;
 
 use async_trait::async_trait;
 
-use super::caches::{ReplicationGroup, ReplicationGroupInput};
+use super::caches::{ReplicationGroup, ReplicationGroupChange, ReplicationGroupInput};
 use super::codebuild::{Build, BuildRequest, Project, ProjectInput};
 use super::ec2::{Instance, InstanceHealth, InstanceInput, Volume, VolumeInput};
 use super::ecs::{Service, ServiceInput, ServiceUpdate, TaskDefinition, TaskDefinitionInput};
@@ -35,8 +35,12 @@ impl<'a, T: ?Sized> Gated<'a, T> {
 /// Takes a token for `op`, runs `fut`, records the outcome.
 pub async fn guard<R>(gate: &dyn CallGate, op: Op, fut: impl Future<Output = CloudResult<R>>) -> CloudResult<R> {
     if let Err(e) = gate.acquire(op.family).await {
-        gate.record(&op, ErrorKind::NotAllowed.as_str());
-        return Err(CloudError::new(&op, ErrorKind::NotAllowed, e.to_string()));
+        let kind = match e {
+            crate::gate::GateError::LeaseNotHeld { .. } => ErrorKind::LeaseNotHeld,
+            crate::gate::GateError::BudgetUnavailable(_) => ErrorKind::BudgetUnavailable,
+        };
+        gate.record(&op, kind.as_str());
+        return Err(CloudError::new(&op, kind, e.to_string()));
     }
     let out = fut.await;
     gate.record(&op, out.as_ref().map_or_else(|e| e.kind.as_str(), |_| "ok"));
@@ -92,6 +96,9 @@ impl Queues for Gated<'_, dyn Queues> {
     async fn queue_tags(&self, url: &str) -> CloudResult<Tags> {
         self.call(ops::LIST_QUEUE_TAGS, self.inner.queue_tags(url)).await
     }
+    async fn tag_queue(&self, url: &str, tags: &Tags) -> CloudResult<()> {
+        self.call(ops::TAG_QUEUE, self.inner.tag_queue(url, tags)).await
+    }
     async fn untag_queue(&self, url: &str, keys: &[String]) -> CloudResult<()> {
         self.call(ops::UNTAG_QUEUE, self.inner.untag_queue(url, keys)).await
     }
@@ -113,6 +120,19 @@ impl Caches for Gated<'_, dyn Caches> {
     }
     async fn remove_tags(&self, arn: &str, keys: &[String]) -> CloudResult<()> {
         self.call(ops::REMOVE_TAGS_FROM_RESOURCE, self.inner.remove_tags(arn, keys)).await
+    }
+    async fn add_tags(&self, arn: &str, tags: &Tags) -> CloudResult<()> {
+        self.call(ops::ADD_TAGS_TO_RESOURCE, self.inner.add_tags(arn, tags)).await
+    }
+    async fn tags(&self, arn: &str) -> CloudResult<Tags> {
+        self.call(ops::LIST_TAGS_FOR_RESOURCE, self.inner.tags(arn)).await
+    }
+    async fn modify_replication_group(&self, id: &str, change: &ReplicationGroupChange) -> CloudResult<()> {
+        self.call(ops::MODIFY_REPLICATION_GROUP, self.inner.modify_replication_group(id, change)).await
+    }
+    async fn set_replicas(&self, id: &str, from: u32, to: u32) -> CloudResult<()> {
+        let op = if to >= from { ops::INCREASE_REPLICA_COUNT } else { ops::DECREASE_REPLICA_COUNT };
+        self.call(op, self.inner.set_replicas(id, from, to)).await
     }
 }
 

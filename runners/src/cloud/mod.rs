@@ -72,8 +72,10 @@ pub enum ErrorKind {
     Server,
     /// No answer in time: the call may or may not have taken effect.
     Timeout,
-    /// No budget or no lease: the call was not made.
-    NotAllowed,
+    /// The reconcile's lease is no longer held: the call was not made.
+    LeaseNotHeld,
+    /// The AWS call budget (Redis) is unreachable: the call was not made.
+    BudgetUnavailable,
     /// An account quota is used up (CodeBuild's concurrent builds,
     /// AccountLimitExceededException): retrying soon will not help, waiting
     /// for capacity (or raising the quota) will.
@@ -93,7 +95,8 @@ impl ErrorKind {
             ErrorKind::Invalid => "invalid",
             ErrorKind::Server => "server_error",
             ErrorKind::Timeout => "timeout",
-            ErrorKind::NotAllowed => "not_allowed",
+            ErrorKind::LeaseNotHeld => "lease_not_held",
+            ErrorKind::BudgetUnavailable => "budget_unavailable",
             ErrorKind::QuotaExceeded => "quota_exceeded",
             ErrorKind::Other => "error",
         }

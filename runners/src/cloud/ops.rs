@@ -40,6 +40,7 @@ pub const GET_QUEUE_ATTRIBUTES: Op = read("sqs:GetQueueAttributes", Sqs);
 pub const SET_QUEUE_ATTRIBUTES: Op = write("sqs:SetQueueAttributes", Sqs);
 pub const LIST_QUEUE_TAGS: Op = read("sqs:ListQueueTags", Sqs);
 pub const UNTAG_QUEUE: Op = write("sqs:UntagQueue", Sqs);
+pub const TAG_QUEUE: Op = write("sqs:TagQueue", Sqs);
 pub const DELETE_QUEUE: Op = write("sqs:DeleteQueue", Sqs);
 pub const RECEIVE_MESSAGE: Op = read("sqs:ReceiveMessage", Sqs);
 pub const DELETE_MESSAGE_BATCH: Op = write("sqs:DeleteMessageBatch", Sqs);
@@ -48,6 +49,11 @@ pub const DESCRIBE_REPLICATION_GROUPS: Op = read("elasticache:DescribeReplicatio
 pub const CREATE_REPLICATION_GROUP: Op = write("elasticache:CreateReplicationGroup", ElastiCache);
 pub const DELETE_REPLICATION_GROUP: Op = write("elasticache:DeleteReplicationGroup", ElastiCache);
 pub const REMOVE_TAGS_FROM_RESOURCE: Op = write("elasticache:RemoveTagsFromResource", ElastiCache);
+pub const ADD_TAGS_TO_RESOURCE: Op = write("elasticache:AddTagsToResource", ElastiCache);
+pub const LIST_TAGS_FOR_RESOURCE: Op = read("elasticache:ListTagsForResource", ElastiCache);
+pub const MODIFY_REPLICATION_GROUP: Op = write("elasticache:ModifyReplicationGroup", ElastiCache);
+pub const INCREASE_REPLICA_COUNT: Op = write("elasticache:IncreaseReplicaCount", ElastiCache);
+pub const DECREASE_REPLICA_COUNT: Op = write("elasticache:DecreaseReplicaCount", ElastiCache);
 
 pub const DESCRIBE_INSTANCES: Op = read("ec2:DescribeInstances", Ec2Describe);
 pub const RUN_INSTANCES: Op = write("ec2:RunInstances", Ec2RunInstances);
@@ -93,6 +99,7 @@ pub const ALL: &[Op] = &[
     SET_QUEUE_ATTRIBUTES,
     LIST_QUEUE_TAGS,
     UNTAG_QUEUE,
+    TAG_QUEUE,
     DELETE_QUEUE,
     RECEIVE_MESSAGE,
     DELETE_MESSAGE_BATCH,
@@ -100,6 +107,11 @@ pub const ALL: &[Op] = &[
     CREATE_REPLICATION_GROUP,
     DELETE_REPLICATION_GROUP,
     REMOVE_TAGS_FROM_RESOURCE,
+    ADD_TAGS_TO_RESOURCE,
+    LIST_TAGS_FOR_RESOURCE,
+    MODIFY_REPLICATION_GROUP,
+    INCREASE_REPLICA_COUNT,
+    DECREASE_REPLICA_COUNT,
     DESCRIBE_INSTANCES,
     RUN_INSTANCES,
     STOP_INSTANCES,

@@ -26,6 +26,8 @@ pub trait Queues: Send + Sync {
     async fn set_queue_attributes(&self, url: &str, attributes: &QueueAttributes) -> CloudResult<()>;
     /// The queue's tags.
     async fn queue_tags(&self, url: &str) -> CloudResult<Tags>;
+    /// Adds (or overwrites) tags.
+    async fn tag_queue(&self, url: &str, tags: &Tags) -> CloudResult<()>;
     /// Removes tags.
     async fn untag_queue(&self, url: &str, keys: &[String]) -> CloudResult<()>;
     /// Deletes the queue (a missing queue is not an error).

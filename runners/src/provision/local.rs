@@ -92,12 +92,19 @@ fn alive(dir: &Path) -> bool {
 
 #[async_trait]
 impl Builds for LocalBuilds {
-    async fn project(&self, name: &str) -> CloudResult<Option<Project>> {
-        Ok(Some(Project { name: name.to_string(), arn: format!("local:{name}"), buildspec: None }))
+    /// Local builds have no projects: every project is "created" (a no-op)
+    /// as the install's own.
+    async fn project(&self, _name: &str) -> CloudResult<Option<Project>> {
+        Ok(None)
     }
 
     async fn create_project(&self, input: &ProjectInput) -> CloudResult<Project> {
-        Ok(Project { name: input.name.clone(), arn: format!("local:{}", input.name), buildspec: None })
+        Ok(Project {
+            name: input.name.clone(),
+            arn: format!("local:{}", input.name),
+            buildspec: None,
+            tags: input.tags.clone(),
+        })
     }
 
     async fn update_project(&self, input: &ProjectInput) -> CloudResult<Project> {

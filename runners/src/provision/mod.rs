@@ -131,12 +131,32 @@ impl<'a> Provisioner<'a> {
         }
     }
 
+    /// The user's `spec.tags`, then Mooring's own (which win).
     fn tags(req: &ProvisionRequest, role: &str) -> Tags {
-        Tags::from([
+        let mut tags: Tags = req.spec.tags.clone();
+        tags.extend([
             (TAG_UID.to_string(), req.uid.clone()),
             (TAG_NAME.to_string(), format!("{}/{}", req.namespace, req.name)),
             (TAG_ROLE.to_string(), role.to_string()),
-        ])
+        ]);
+        tags
+    }
+
+    /// Puts `spec.tags` on an existing instance or volume where they differ
+    /// (a tag removed from the spec stays: EC2 resources collect tags from
+    /// other tools too, and Mooring removes only what it knows it set).
+    async fn apply_user_tags(&self, req: &ProvisionRequest, id: &str, have: &Tags) -> Result<(), CloudError> {
+        let missing: Tags = req
+            .spec
+            .tags
+            .iter()
+            .filter(|(k, v)| have.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        self.ec2.create_tags(id, &missing).await
     }
 
     async fn instances(&self, uid: &str) -> Result<Vec<Instance>, CloudError> {
@@ -212,7 +232,7 @@ impl<'a> Provisioner<'a> {
             volume_type: volume_type(dv.type_).to_string(),
             iops: dv.iops,
             tags: Self::tags(req, "data"),
-            client_token: names::client_token(&req.uid, "data-volume", 0, 64),
+            client_token: names::client_token(&req.uid, "data-volume", i64::from(req.incarnation), 64),
         };
         let v = self.ec2.create_volume(&input).await?;
         tracing::info!(volume = %v.id, "created the data volume");
@@ -272,6 +292,8 @@ impl<'a> Provisioner<'a> {
             self.wait_instance(&req.uid, &old.id, &[InstanceState::Stopped]).await?;
         }
         let volume = self.attach(req, &volume, &instance).await?;
+        self.apply_user_tags(req, &instance.id, &instance.tags).await?;
+        self.apply_user_tags(req, &volume.id, &volume.tags).await?;
         for old in &retired {
             tracing::info!(instance = %old.id, "terminating the replaced instance");
             self.ec2.terminate_instance(&old.id).await?;
@@ -295,7 +317,7 @@ impl<'a> Provisioner<'a> {
             security_group_ids: spec.security_group_ids.clone(),
             user_data: userdata::render(&req.namespace, &req.name, spec),
             tags,
-            client_token: names::client_token(&req.uid, &format!("instance-{want}"), 0, 64),
+            client_token: names::client_token(&req.uid, &format!("instance-{want}"), i64::from(req.incarnation), 64),
         };
         let i = self.ec2.run_instance(&input).await?;
         tracing::info!(instance = %i.id, instance_type = %spec.instance_type, "launched an instance");

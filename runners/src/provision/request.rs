@@ -17,34 +17,11 @@ pub mod env {
     pub const NAME: &str = "MOORING_NODE_NAME";
     pub const GENERATION: &str = "MOORING_NODE_GENERATION";
     pub const SPEC: &str = "MOORING_NODE_SPEC";
+    pub const INCARNATION: &str = "MOORING_NODE_INCARNATION";
 }
 
-/// Create-or-update, or tear down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Apply,
-    Destroy,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Apply => "apply",
-            Action::Destroy => "destroy",
-        }
-    }
-}
-
-impl std::str::FromStr for Action {
-    type Err = RequestError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "apply" => Ok(Action::Apply),
-            "destroy" => Ok(Action::Destroy),
-            other => Err(RequestError::Invalid(env::ACTION, format!("{other:?} is not apply or destroy"))),
-        }
-    }
-}
+/// Create-or-update, or tear down (the action recorded in the node's build status).
+pub use api_types::node::BuildAction as Action;
 
 /// One provisioning job for one node.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +33,9 @@ pub struct ProvisionRequest {
     pub namespace: String,
     pub name: String,
     pub generation: i64,
+    /// The node's incarnation (see `NodeStatus::incarnation`): part of the
+    /// instance's and the data volume's client tokens.
+    pub incarnation: u32,
     pub spec: NodeSpec,
 }
 
@@ -78,6 +58,7 @@ impl ProvisionRequest {
             (env::NAMESPACE.to_string(), self.namespace.clone()),
             (env::NAME.to_string(), self.name.clone()),
             (env::GENERATION.to_string(), self.generation.to_string()),
+            (env::INCARNATION.to_string(), self.incarnation.to_string()),
             (env::SPEC.to_string(), serde_json::to_string(&self.spec).unwrap_or_default()),
         ])
     }
@@ -100,7 +81,7 @@ impl ProvisionRequest {
             Err(errors) => return Err(RequestError::Invalid(env::SPEC, errors.to_string())),
         };
         Ok(ProvisionRequest {
-            action: get(env::ACTION)?.parse()?,
+            action: get(env::ACTION)?.parse().map_err(|e| RequestError::Invalid(env::ACTION, e))?,
             token: get(env::TOKEN)?.clone(),
             uid: get(env::UID)?.clone(),
             namespace: namespace.clone(),
@@ -108,6 +89,13 @@ impl ProvisionRequest {
             generation: get(env::GENERATION)?
                 .parse()
                 .map_err(|e: std::num::ParseIntError| RequestError::Invalid(env::GENERATION, e.to_string()))?,
+            // Builds started before incarnations existed carry none: the first.
+            incarnation: match vars.get(env::INCARNATION).filter(|v| !v.is_empty()) {
+                None => 0,
+                Some(v) => v
+                    .parse()
+                    .map_err(|e: std::num::ParseIntError| RequestError::Invalid(env::INCARNATION, e.to_string()))?,
+            },
             spec,
         })
     }

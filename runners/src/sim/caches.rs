@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::{ACCOUNT, Ctx, Inner, REGION, Slot, check_tags};
-use crate::cloud::caches::{Caches, ReplicationGroup, ReplicationGroupInput};
+use crate::cloud::caches::{Caches, ReplicationGroup, ReplicationGroupChange, ReplicationGroupInput};
 use crate::cloud::{CloudError, CloudResult, ErrorKind, Op, Tags, ops};
 
 /// AWS allows at most this many read replicas in a node group.
@@ -38,7 +38,7 @@ impl GroupRec {
     fn settle(&mut self, ctx: &Ctx<'_>) -> bool {
         let due = ctx.now >= self.since + ctx.cfg.cache_create_delay;
         match self.status {
-            "creating" if due => {
+            "creating" | "modifying" if due => {
                 self.status = "available";
                 true
             }
@@ -154,14 +154,90 @@ impl CacheState {
         }
     }
 
-    pub(super) fn remove_tags(&mut self, arn: &str, keys: &[String], ctx: &Ctx<'_>) -> CloudResult<()> {
-        let op = ops::REMOVE_TAGS_FROM_RESOURCE;
+    /// The group an ARN names, settled, for a read or a write.
+    fn by_arn(&mut self, op: &Op, arn: &str, ctx: &Ctx<'_>) -> CloudResult<&mut Slot<GroupRec>> {
         let not_found =
-            || CloudError::new(&op, ErrorKind::NotFound, format!("ReplicationGroupNotFoundFault: {arn} not found."));
+            || CloudError::new(op, ErrorKind::NotFound, format!("ReplicationGroupNotFoundFault: {arn} not found."));
         let prefix = format!("arn:aws:elasticache:{REGION}:{ACCOUNT}:replicationgroup:");
         let id = arn.strip_prefix(&prefix).ok_or_else(not_found)?;
-        let Some(slot) = self.settled(id, ctx) else { return Err(not_found()) };
-        let Some(g) = slot.cur.as_ref() else { return Err(not_found()) };
+        match self.settled(id, ctx) {
+            Some(slot) if slot.cur.is_some() => Ok(slot),
+            _ => Err(not_found()),
+        }
+    }
+
+    pub(super) fn tags(&mut self, arn: &str, ctx: &Ctx<'_>) -> CloudResult<Tags> {
+        let slot = self.by_arn(&ops::LIST_TAGS_FOR_RESOURCE, arn, ctx)?;
+        Ok(slot.view(ctx).map(|g| g.tags.clone()).unwrap_or_default())
+    }
+
+    pub(super) fn add_tags(&mut self, arn: &str, tags: &Tags, ctx: &Ctx<'_>) -> CloudResult<()> {
+        let op = ops::ADD_TAGS_TO_RESOURCE;
+        let slot = self.by_arn(&op, arn, ctx)?;
+        let mut all = slot.cur.as_ref().map(|g| g.tags.clone()).unwrap_or_default();
+        all.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+        check_tags(&op, &all)?;
+        if let Some(g) = slot.write(ctx.now) {
+            g.tags = all;
+        }
+        Ok(())
+    }
+
+    /// Starts a modification: the group is `modifying` for the creation delay.
+    fn modify(&mut self, op: &Op, id: &str, ctx: &Ctx<'_>, f: impl FnOnce(&mut GroupRec)) -> CloudResult<()> {
+        let id = id.to_ascii_lowercase();
+        let Some(slot) = self.settled(&id, ctx).filter(|s| s.cur.is_some()) else {
+            return Err(CloudError::new(
+                op,
+                ErrorKind::NotFound,
+                format!("ReplicationGroupNotFoundFault: Replication group {id} not found."),
+            ));
+        };
+        match slot.cur.as_ref().map(|g| g.status) {
+            Some("available") => {}
+            Some(status) => {
+                return Err(invalid(
+                    op,
+                    format!("InvalidReplicationGroupState: Replication group {id} is {status}, not available."),
+                ));
+            }
+            None => {}
+        }
+        if let Some(g) = slot.write(ctx.now) {
+            f(g);
+            g.status = "modifying";
+            g.since = ctx.now;
+        }
+        Ok(())
+    }
+
+    pub(super) fn modify_group(&mut self, id: &str, change: &ReplicationGroupChange, ctx: &Ctx<'_>) -> CloudResult<()> {
+        let op = ops::MODIFY_REPLICATION_GROUP;
+        if let Some(t) = change.node_type.as_ref().filter(|t| !t.starts_with("cache.")) {
+            return Err(invalid(&op, format!("InvalidParameterValue: Invalid node type {t:?}.")));
+        }
+        self.modify(&op, id, ctx, |g| {
+            if let Some(t) = &change.node_type {
+                g.node_type = t.clone();
+            }
+        })
+    }
+
+    pub(super) fn set_replicas(&mut self, id: &str, from: u32, to: u32, ctx: &Ctx<'_>) -> CloudResult<()> {
+        let op = if to >= from { ops::INCREASE_REPLICA_COUNT } else { ops::DECREASE_REPLICA_COUNT };
+        if to > MAX_REPLICAS {
+            return Err(invalid(
+                &op,
+                format!("InvalidParameterValue: At most {MAX_REPLICAS} replicas per node group."),
+            ));
+        }
+        self.modify(&op, id, ctx, |g| g.members = 1 + to)
+    }
+
+    pub(super) fn remove_tags(&mut self, arn: &str, keys: &[String], ctx: &Ctx<'_>) -> CloudResult<()> {
+        let op = ops::REMOVE_TAGS_FROM_RESOURCE;
+        let slot = self.by_arn(&op, arn, ctx)?;
+        let Some(g) = slot.cur.as_ref() else { return Ok(()) };
         // As in AWS, removing a tag the group does not have fails (TagNotFound).
         if let Some(k) = keys.iter().find(|k| !g.tags.contains_key(*k)) {
             return Err(CloudError::new(&op, ErrorKind::NotFound, format!("TagNotFound: tag {k} not found on {arn}.")));
@@ -196,5 +272,22 @@ impl Caches for SimCaches {
 
     async fn remove_tags(&self, arn: &str, keys: &[String]) -> CloudResult<()> {
         self.0.call(ops::REMOVE_TAGS_FROM_RESOURCE, arn, |st, ctx| st.cache.remove_tags(arn, keys, ctx)).await
+    }
+
+    async fn add_tags(&self, arn: &str, tags: &Tags) -> CloudResult<()> {
+        self.0.call(ops::ADD_TAGS_TO_RESOURCE, arn, |st, ctx| st.cache.add_tags(arn, tags, ctx)).await
+    }
+
+    async fn tags(&self, arn: &str) -> CloudResult<Tags> {
+        self.0.call(ops::LIST_TAGS_FOR_RESOURCE, arn, |st, ctx| st.cache.tags(arn, ctx)).await
+    }
+
+    async fn modify_replication_group(&self, id: &str, change: &ReplicationGroupChange) -> CloudResult<()> {
+        self.0.call(ops::MODIFY_REPLICATION_GROUP, id, |st, ctx| st.cache.modify_group(id, change, ctx)).await
+    }
+
+    async fn set_replicas(&self, id: &str, from: u32, to: u32) -> CloudResult<()> {
+        let op = if to >= from { ops::INCREASE_REPLICA_COUNT } else { ops::DECREASE_REPLICA_COUNT };
+        self.0.call(op, id, |st, ctx| st.cache.set_replicas(id, from, to, ctx)).await
     }
 }

@@ -63,6 +63,7 @@ impl ProjectRec {
             name: self.input.name.clone(),
             arn: project_arn(&self.input.name),
             buildspec: Some(self.input.buildspec.clone()),
+            tags: self.input.tags.clone(),
         }
     }
 }

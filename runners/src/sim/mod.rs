@@ -646,6 +646,40 @@ impl SimCloud {
         self.now_ctx(|st, ctx| st.ec2.oob_terminate(id, ctx))
     }
 
+    /// Creates a queue without Mooring's tags, as someone else would (an
+    /// adoption or conflict test). Returns its URL.
+    pub fn create_queue_out_of_band(&self, name: &str, attributes: &QueueAttributes) -> CloudResult<String> {
+        let mut attributes = attributes.clone();
+        if name.ends_with(".fifo") {
+            attributes.insert("FifoQueue".into(), "true".into());
+        }
+        self.now_ctx(|st, ctx| st.sqs.create(name, &attributes, &crate::cloud::Tags::new(), ctx))
+    }
+
+    /// Deletes a queue as someone in the console would. False when there is none.
+    pub fn delete_queue_out_of_band(&self, name: &str) -> bool {
+        self.now_ctx(|st, ctx| {
+            let url = st.sqs.queue_url(name, ctx);
+            url.is_some_and(|u| st.sqs.delete(&u, ctx).is_ok())
+        })
+    }
+
+    /// The tags of a replication group, or `None` when there is none.
+    pub fn replication_group_tags(&self, id: &str) -> Option<crate::cloud::Tags> {
+        let arn = caches::group_arn(id);
+        self.now_ctx(|st, ctx| st.cache.tags(&arn, ctx).ok())
+    }
+
+    /// Creates a CodeBuild project as someone else would (no install tag unless given).
+    pub fn create_project_out_of_band(&self, input: &crate::cloud::codebuild::ProjectInput) -> CloudResult<()> {
+        self.now_ctx(|st, ctx| st.codebuild.create_project(input, ctx).map(|_| ()))
+    }
+
+    /// A CodeBuild project as it is now.
+    pub fn project(&self, name: &str) -> Option<crate::cloud::codebuild::Project> {
+        self.now_ctx(|st, ctx| st.codebuild.project(name, ctx))
+    }
+
     /// Stops a running instance as someone in the console would. False when
     /// there is no such instance or it is not running.
     pub fn stop_instance_out_of_band(&self, id: &str) -> bool {

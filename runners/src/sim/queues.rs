@@ -287,6 +287,15 @@ impl SqsState {
         Ok(self.view(&ops::LIST_QUEUE_TAGS, url, ctx)?.tags.clone())
     }
 
+    pub(super) fn tag(&mut self, url: &str, tags: &Tags, ctx: &Ctx<'_>) -> CloudResult<()> {
+        let op = ops::TAG_QUEUE;
+        let mut all = self.view(&op, url, &Ctx { stale: false, ..*ctx })?.tags.clone();
+        all.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+        check_tags(&op, &all)?;
+        self.write(&op, url, ctx)?.tags = all;
+        Ok(())
+    }
+
     pub(super) fn untag(&mut self, url: &str, keys: &[String], ctx: &Ctx<'_>) -> CloudResult<()> {
         let q = self.write(&ops::UNTAG_QUEUE, url, ctx)?;
         for k in keys {
@@ -351,6 +360,10 @@ impl Queues for SimQueues {
 
     async fn queue_tags(&self, url: &str) -> CloudResult<Tags> {
         self.0.call(ops::LIST_QUEUE_TAGS, url, |st, ctx| st.sqs.tags(url, ctx)).await
+    }
+
+    async fn tag_queue(&self, url: &str, tags: &Tags) -> CloudResult<()> {
+        self.0.call(ops::TAG_QUEUE, url, |st, ctx| st.sqs.tag(url, tags, ctx)).await
     }
 
     async fn untag_queue(&self, url: &str, keys: &[String]) -> CloudResult<()> {

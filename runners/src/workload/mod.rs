@@ -1,22 +1,33 @@
-//! Observe → diff → apply for the kinds that run on ECS (`Relay`, `Worker`),
-//! in AWS terms and free of storage: the controller hands in a resource and a
-//! gate, and gets back conditions, status outputs, events and when to look
-//! again (a [`Report`]), or what the teardown still waits for ([`Teardown`]).
+//! Observe → diff → apply for every kind, in AWS terms and free of storage:
+//! the controller hands in a resource and a gate, and gets back what the
+//! [`crate::reconcile`] contract says (status outputs, conditions, events,
+//! when to look again).
+//!
+//! Every reconciler follows the same ownership rule ([`ownership`]): it acts
+//! only on AWS resources carrying its resource's `mooring:uid` tag, works from
+//! the identities recorded in status (written as an intent before anything is
+//! created), and takes over an untagged resource only when the resource asks
+//! to (`mooring/adopt: "true"`), recording an `Adopted` event.
 
 mod node;
+mod ownership;
 mod relay;
 mod service;
+mod tags;
 mod worker;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-pub use node::{BUILDSPEC, NodeConfig, NodeTarget, Nodes, ProjectSettings, provision_hash};
+pub use node::{BUILDSPEC, BuildSlots, InMemorySlots, NodeConfig, NodeTarget, Nodes, ProjectSettings, provision_hash};
+pub use ownership::{Ownership, TAG_INSTALL};
+pub use relay::{RelayTarget, Relays};
+pub use worker::{WorkerTarget, Workers};
 
 use api_types::condition::{Condition, ConditionStatus, ConditionType};
-use serde_json::{Map, Value};
 
 use crate::cloud::gated::Gated;
-use crate::cloud::{Caches, Cloud, CloudError, Ecs, ErrorKind, Queues};
+use crate::cloud::{Caches, Cloud, Ecs, Queues};
 use crate::gate::CallGate;
 use crate::observe::{ServiceObserver, TaskDefinitions};
 
@@ -42,86 +53,13 @@ impl Default for WorkloadConfig {
     }
 }
 
-/// The runners of the ECS kinds: one per controller, shared by all reconciles
-/// so observations batch across resources.
+/// The runners of the ECS kinds: one per controller, shared by the relay and
+/// worker reconcilers so observations batch across resources.
 pub struct Workloads {
     cloud: Cloud,
     observer: ServiceObserver,
     task_definitions: TaskDefinitions,
     config: WorkloadConfig,
-}
-
-/// One resource, as a runner needs it.
-#[derive(Debug, Clone, Copy)]
-pub struct Target<'a, S, St> {
-    pub uid: &'a str,
-    pub namespace: &'a str,
-    pub name: &'a str,
-    pub generation: i64,
-    pub spec: &'a S,
-    pub status: &'a St,
-    /// Observe AWS afresh (an AWS event announced a change).
-    pub fresh: bool,
-    pub now: chrono::DateTime<chrono::Utc>,
-}
-
-/// An event to record on the resource.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
-    pub warning: bool,
-    pub reason: String,
-    pub message: String,
-}
-
-impl Event {
-    fn normal(reason: &str, message: impl Into<String>) -> Event {
-        Event { warning: false, reason: reason.into(), message: message.into() }
-    }
-    fn warning(reason: &str, message: impl Into<String>) -> Event {
-        Event { warning: true, reason: reason.into(), message: message.into() }
-    }
-}
-
-/// What a reconcile found and did.
-#[derive(Debug, Clone, Default)]
-pub struct Report {
-    pub conditions: Vec<Condition>,
-    /// Status fields to set (`null` removes one).
-    pub outputs: Map<String, Value>,
-    pub events: Vec<Event>,
-    pub requeue_after: Option<Duration>,
-}
-
-/// Where a teardown is.
-#[derive(Debug, Clone)]
-pub enum Teardown {
-    /// Nothing of the resource is left in AWS (or it was released under `Retain`).
-    Done,
-    /// Still draining or deleting: look again after this long.
-    Pending(Duration, String),
-    /// Still going, with status to record first (a build's intent and progress).
-    Progress(Report),
-}
-
-/// Why a reconcile or teardown stopped.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum RunError {
-    /// An AWS call failed.
-    #[error("{0}")]
-    Cloud(#[from] CloudError),
-    /// What Mooring would manage exists and belongs to someone else.
-    #[error("{0}")]
-    Conflict(String),
-}
-
-impl RunError {
-    /// The kind of cloud failure, if it was one.
-    pub fn cloud_kind(&self) -> Option<ErrorKind> {
-        match self {
-            RunError::Cloud(e) => Some(e.kind),
-            RunError::Conflict(_) => None,
-        }
-    }
 }
 
 /// The facades of one reconcile, behind its gate.
@@ -133,19 +71,23 @@ struct Calls<'a> {
 
 impl Workloads {
     /// Runners over `cloud`.
-    pub fn new(cloud: Cloud, config: WorkloadConfig) -> Workloads {
-        Workloads {
+    pub fn new(cloud: Cloud, config: WorkloadConfig) -> Arc<Workloads> {
+        Arc::new(Workloads {
             observer: ServiceObserver::new(config.observe_max_age),
             task_definitions: TaskDefinitions::default(),
             cloud,
             config,
-        }
+        })
     }
 
-    /// Hints that the ECS service of `namespace/name` in `cluster` is about to
-    /// be reconciled (see [`ServiceObserver::expect`]).
-    pub fn expect(&self, cluster: &str, namespace: &str, name: &str) {
-        self.observer.expect(cluster, &crate::names::service_name(namespace, name));
+    /// The relay reconciler over these runners.
+    pub fn relays(self: &Arc<Self>) -> Relays {
+        Relays(self.clone())
+    }
+
+    /// The worker reconciler over these runners.
+    pub fn workers(self: &Arc<Self>) -> Workers {
+        Workers(self.clone())
     }
 
     fn calls<'a>(&'a self, gate: &'a dyn CallGate) -> Calls<'a> {
@@ -155,17 +97,6 @@ impl Workloads {
             caches: Gated::new(self.cloud.caches.as_ref(), gate),
         }
     }
-}
-
-fn condition(
-    type_: ConditionType,
-    status: impl Into<ConditionStatus>,
-    reason: &str,
-    message: impl Into<String>,
-    generation: i64,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Condition {
-    Condition::new(type_, status, reason, message, Some(generation), now)
 }
 
 /// True when the last status says all is well for this generation: then a

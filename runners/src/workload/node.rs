@@ -2,39 +2,58 @@
 //! subprocesses with `--node-builds local`) that run `mooring-provisioner`.
 //!
 //! A build is an intent first: the reconcile that decides a build is needed
-//! only records `{action, token, hash, state: PENDING}` in status; the next one
-//! starts the build with that token as CodeBuild's idempotency token and records
-//! the build id. A crash between the two starts the same build again (CodeBuild
-//! returns the one it started; the local stand-in finds it by token), and the
-//! provisioner looks for the instance by tag before creating anything, so a
-//! crash at any point leaves exactly one instance.
+//! only records `{action, token, hash, project, state: PENDING}` in status; the
+//! next one starts the build with that token as CodeBuild's idempotency token
+//! and records the build id. A crash between the two starts the same build
+//! again (CodeBuild returns the one it started; the local stand-in finds it by
+//! token), and the provisioner looks for the instance by tag before creating
+//! anything, so a crash at any point leaves exactly one instance.
 //!
-//! Builds beyond the concurrency limit (and builds CodeBuild refuses with its
-//! account limit) wait with `Progressing=True`, reason `Queued`.
+//! Build slots are counted from what the node statuses record as in flight
+//! (through [`BuildSlots`]), plus the builds this process started in the last
+//! minute whose status write may not be visible yet: a slot is never held by
+//! process memory beyond that. Builds beyond the limit (and builds CodeBuild
+//! refuses with its account limit) wait with `Progressing=True`, reason `Queued`.
+//!
+//! When the node's instance is found gone behind Mooring's back (terminated
+//! in the console, a spot interruption), the node's incarnation moves on —
+//! it is part of the instance's and the data volume's client tokens, so AWS
+//! does not hand back the terminated instance for the old token — and a new
+//! build launches exactly one new instance and reattaches the data volume
+//! (a `DriftDetected` event says so; a data volume that is gone too is
+//! recreated empty, with a `DataVolumeReplaced` warning).
 
-use std::collections::HashSet;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use api_types::Event;
 use api_types::common::DeletionPolicy;
-use api_types::condition::{ConditionStatus, ConditionType};
-use api_types::node::{BuildStatus, NodeSpec, NodeStatus};
+use api_types::condition::{Condition, ConditionStatus, ConditionType, reason};
+use api_types::node::{BuildAction, BuildState, BuildStatus, NodeSpec, NodeStatus};
+use api_types::{Kind, NodeSpec as Spec};
 use serde_json::json;
+use tokio::time::Instant;
 
-use super::{Event, Report, RunError, Target, Teardown, condition};
-use crate::cloud::codebuild::{Build, BuildRequest, BuildState, ProjectInput};
+use super::ownership::TAG_INSTALL;
+use crate::cloud::codebuild::{Build, BuildRequest, BuildState as CloudBuildState, ProjectInput};
 use crate::cloud::ec2::{Instance, InstanceState};
 use crate::cloud::gated::Gated;
 use crate::cloud::{Builds, Ec2, ErrorKind, NodeCloud, TAG_UID, TargetGroups};
 use crate::gate::CallGate;
 use crate::names;
-use crate::provision::{Action, ProvisionRequest, TAG_INSTANCE_HASH, instance_hash, userdata};
+use crate::provision::{ProvisionRequest, TAG_INSTANCE_HASH, instance_hash, userdata};
+use crate::reconcile::{ADOPT_ANNOTATION, Reconcile, ReconcileError, Reconciled, Target, Teardown};
 
 /// A node, as the runner sees it.
 pub type NodeTarget<'a> = Target<'a, NodeSpec, NodeStatus>;
 
 /// The buildspec of the provisioner project (also in `deploy/codebuild/`).
 pub const BUILDSPEC: &str = include_str!("../../../deploy/codebuild/node-provisioner.yml");
+
+/// How long a build this process started counts towards the limit on its
+/// own, before the node's status (which records it) is the only count.
+const RECENT_START: Duration = Duration::from_secs(60);
 
 /// Settings of the node runner.
 #[derive(Debug, Clone)]
@@ -43,7 +62,7 @@ pub struct NodeConfig {
     pub poll_in_flight: Duration,
     /// Look at a ready node's health this often.
     pub health_interval: Duration,
-    /// Builds this replica runs at once (CodeBuild's account default is 20).
+    /// Builds the install runs at once (CodeBuild's account default is 20).
     pub max_concurrent_builds: usize,
     /// Failed builds of one spec before Mooring stops retrying (until the spec changes).
     pub max_failures: u32,
@@ -53,6 +72,9 @@ pub struct NodeConfig {
     /// Probe `spec.healthCheck` over HTTP. Off for the simulated cloud, whose
     /// instances have no network (its private IPs are not to be dialled).
     pub probe_health: bool,
+    /// The install's name: the provisioner project carries it as the tag
+    /// `mooring:install`, and a project without it is never rewritten.
+    pub install: String,
     /// The CodeBuild project's settings (ignored by local builds).
     pub project: ProjectSettings,
 }
@@ -77,6 +99,7 @@ impl Default for NodeConfig {
             max_failures: 3,
             health_host: None,
             probe_health: true,
+            install: "mooring".into(),
             project: ProjectSettings {
                 image: "aws/codebuild/amazonlinux-x86_64-standard:5.0".into(),
                 compute_type: "BUILD_GENERAL1_SMALL".into(),
@@ -88,13 +111,37 @@ impl Default for NodeConfig {
     }
 }
 
-/// The node runner: one per controller.
+/// The provisioner builds in flight across the install, as the node statuses
+/// record them (the controller answers from the store).
+#[async_trait::async_trait]
+pub trait BuildSlots: Send + Sync {
+    /// The tokens of builds that were started and have not finished.
+    async fn in_flight(&self) -> Result<HashSet<String>, String>;
+}
+
+/// Build slots without a store: only what this process started recently
+/// counts (tools and tests that run one node at a time).
+#[derive(Debug, Default)]
+pub struct InMemorySlots;
+
+#[async_trait::async_trait]
+impl BuildSlots for InMemorySlots {
+    async fn in_flight(&self) -> Result<HashSet<String>, String> {
+        Ok(HashSet::new())
+    }
+}
+
+/// The node reconciler: one per controller.
 pub struct Nodes {
     cloud: NodeCloud,
     config: NodeConfig,
-    /// Tokens of builds this replica started and has not seen finish.
-    running: Mutex<HashSet<String>>,
-    /// Projects known to exist with the current buildspec.
+    slots: Arc<dyn BuildSlots>,
+    /// Tokens of builds this process started, with when: counted for
+    /// [`RECENT_START`] in case the status recording them is not visible yet.
+    recent: Mutex<HashMap<String, Instant>>,
+    /// One check-and-start at a time in this process.
+    starting: tokio::sync::Mutex<()>,
+    /// Projects known to exist, to be the install's, with the current buildspec.
     projects: Mutex<HashSet<String>>,
     http: reqwest::Client,
 }
@@ -106,8 +153,8 @@ struct Calls<'a> {
 }
 
 /// What EC2 must look like for this spec: the instance's shape, the data
-/// volume and the target group. Labels and the deletion policy are not in it,
-/// so changing them starts no build.
+/// volume, the target group and the user tags. Labels and the deletion policy
+/// are not in it, so changing them starts no build.
 /// `instance` is [`instance_hash`] of the spec (computed once by the caller:
 /// it renders the user data).
 pub fn provision_hash(instance: &str, spec: &NodeSpec) -> String {
@@ -117,20 +164,110 @@ pub fn provision_hash(instance: &str, spec: &NodeSpec) -> String {
         "loadBalancer": spec.load_balancer,
         "ports": spec.ports,
         "healthCheck": spec.health_check,
+        "tags": spec.tags,
     });
     names::short_hash(&json.to_string(), 16)
 }
 
-fn finished(b: &BuildStatus) -> bool {
-    !matches!(b.state.as_deref(), None | Some("PENDING") | Some("IN_PROGRESS"))
+fn build_state(s: CloudBuildState) -> BuildState {
+    match s {
+        CloudBuildState::InProgress => BuildState::InProgress,
+        CloudBuildState::Succeeded => BuildState::Succeeded,
+        CloudBuildState::Failed => BuildState::Failed,
+        CloudBuildState::Fault => BuildState::Fault,
+        CloudBuildState::Stopped => BuildState::Stopped,
+        CloudBuildState::TimedOut => BuildState::TimedOut,
+    }
+}
+
+/// What a node needs, decided from its status and what EC2 shows (pure, so
+/// it is tested as a table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Need {
+    /// The instance for this spec runs: check its health.
+    Nothing,
+    /// A build for this spec, after `failures` failed ones.
+    Build { failures: u32 },
+    /// The instance (or its data volume) Mooring recorded is gone: a new
+    /// incarnation and a build.
+    Recover { why: String },
+    /// Builds failed `max` times for this spec: stop until the spec changes.
+    GiveUp,
+}
+
+/// What EC2 shows of a node, for [`need`].
+struct Seen<'a> {
+    /// An instance of the wanted shape, running or starting.
+    current: Option<&'a Instance>,
+    /// Every instance of the node that is not terminated.
+    all: &'a [Instance],
+}
+
+fn need(status: &NodeStatus, want: &str, seen: &Seen<'_>, max_failures: u32) -> Need {
+    let applied = status.applied_hash.as_deref() == Some(want);
+    if let (true, Some(i)) = (applied, seen.current) {
+        // Running, but the data volume Mooring recorded is no longer attached.
+        return match &status.volume_id {
+            Some(v)
+                if i.state == InstanceState::Running && !i.volumes.iter().any(|(d, _)| d == userdata::DATA_DEVICE) =>
+            {
+                Need::Recover { why: format!("data volume {v} is no longer attached to {}", i.id) }
+            }
+            _ => Need::Nothing,
+        };
+    }
+    if applied && let Some(id) = &status.instance_id {
+        let alive = seen
+            .all
+            .iter()
+            .any(|i| &i.id == id && !matches!(i.state, InstanceState::ShuttingDown | InstanceState::Terminated));
+        if !alive {
+            return Need::Recover { why: format!("instance {id} was terminated outside Mooring") };
+        }
+    }
+    // Failures of this spec so far; a build that succeeded yet left no
+    // instance counts as one (an endpoint whose builds run nothing would
+    // otherwise be asked for builds forever).
+    let last = status.build.as_ref().filter(|b| b.action == BuildAction::Apply && b.hash.as_deref() == Some(want));
+    let vanished = last.is_some_and(|b| b.state == BuildState::Succeeded);
+    let failures = last.map_or(0, |b| b.failures + u32::from(vanished));
+    if failures >= max_failures { Need::GiveUp } else { Need::Build { failures } }
+}
+
+#[async_trait::async_trait]
+impl Reconcile for Nodes {
+    const KIND: Kind = Kind::Node;
+    type Spec = Spec;
+    type Status = NodeStatus;
+
+    async fn reconcile(
+        &self,
+        gate: &dyn CallGate,
+        t: &NodeTarget<'_>,
+    ) -> Result<Reconciled<NodeStatus>, ReconcileError> {
+        self.reconcile_node(gate, t).await
+    }
+
+    async fn cleanup(&self, gate: &dyn CallGate, t: &NodeTarget<'_>) -> Result<Teardown<NodeStatus>, ReconcileError> {
+        self.cleanup_node(gate, t).await
+    }
+}
+
+/// How a build start went.
+enum Start {
+    Started(Build),
+    /// No slot (Mooring's limit or CodeBuild's quota): stay queued.
+    NoSlot,
 }
 
 impl Nodes {
-    pub fn new(cloud: NodeCloud, config: NodeConfig) -> Nodes {
+    pub fn new(cloud: NodeCloud, config: NodeConfig, slots: Arc<dyn BuildSlots>) -> Nodes {
         Nodes {
             cloud,
             config,
-            running: Mutex::default(),
+            slots,
+            recent: Mutex::default(),
+            starting: tokio::sync::Mutex::new(()),
             projects: Mutex::default(),
             http: reqwest::Client::builder().timeout(Duration::from_secs(3)).no_proxy().build().unwrap_or_default(),
         }
@@ -144,35 +281,41 @@ impl Nodes {
         }
     }
 
-    fn running(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.running.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// The StartBuild request of a build intent: the environment
     /// `mooring-provisioner` reads, and the intent's token.
-    pub fn build_request(target: &NodeTarget<'_>, action: Action, token: &str) -> BuildRequest {
+    pub fn build_request(target: &NodeTarget<'_>, b: &BuildStatus) -> BuildRequest {
         let req = ProvisionRequest {
-            action,
-            token: token.to_string(),
+            action: b.action,
+            token: b.token.clone(),
             uid: target.uid.to_string(),
             namespace: target.namespace.to_string(),
             name: target.name.to_string(),
             generation: target.generation,
+            incarnation: target.status.incarnation,
             spec: target.spec.clone(),
         };
         BuildRequest {
-            project: target.spec.provisioner.codebuild_project.clone(),
+            project: b.project.clone().unwrap_or_else(|| target.spec.provisioner.codebuild_project.clone()),
             env: req.to_env(),
-            idempotency_token: token.to_string(),
+            idempotency_token: b.token.clone(),
         }
     }
 
-    async fn ensure_project(&self, calls: &Calls<'_>, name: &str) -> Result<(), RunError> {
+    /// Makes sure the provisioner project exists and is the install's: created
+    /// when missing; its buildspec kept current when it carries the install's
+    /// tag; never rewritten otherwise, unless the node asks to adopt it.
+    async fn ensure_project(
+        &self,
+        calls: &Calls<'_>,
+        t: &NodeTarget<'_>,
+        name: &str,
+        events: &mut Vec<Event>,
+    ) -> Result<(), ReconcileError> {
         if self.projects.lock().unwrap_or_else(|e| e.into_inner()).contains(name) {
             return Ok(());
         }
         let p = &self.config.project;
-        let input = ProjectInput {
+        let mut input = ProjectInput {
             name: name.to_string(),
             description: "Mooring node provisioner: runs mooring-provisioner for one node".into(),
             buildspec: BUILDSPEC.to_string(),
@@ -181,33 +324,109 @@ impl Nodes {
             service_role: p.service_role.clone(),
             source_location: p.source_location.clone(),
             timeout_minutes: p.timeout_minutes,
-            tags: [("mooring:component".to_string(), "node-provisioner".to_string())].into(),
+            tags: [
+                (TAG_INSTALL.to_string(), self.config.install.clone()),
+                ("mooring:component".to_string(), "node-provisioner".to_string()),
+            ]
+            .into(),
         };
         match calls.builds.project(name).await? {
             None => {
                 calls.builds.create_project(&input).await?;
             }
-            // An endpoint that does not report the buildspec is taken at its word.
-            Some(existing) if existing.buildspec.as_deref().is_some_and(|b| b != BUILDSPEC) => {
-                calls.builds.update_project(&input).await?;
-            }
-            Some(_) => {}
+            Some(existing) => match existing.tags.get(TAG_INSTALL) {
+                Some(install) if *install == self.config.install => {
+                    // An endpoint that does not report the buildspec is taken at its word.
+                    if existing.buildspec.as_deref().is_some_and(|b| b != BUILDSPEC) {
+                        calls.builds.update_project(&input).await?;
+                    }
+                }
+                Some(other) => {
+                    return Err(ReconcileError::Conflict(format!(
+                        "CodeBuild project {name} belongs to another Mooring install ({TAG_INSTALL}={other}); nothing was changed"
+                    )));
+                }
+                None if t.adopts() => {
+                    let mut tags = existing.tags.clone();
+                    tags.extend(std::mem::take(&mut input.tags));
+                    input.tags = tags;
+                    calls.builds.update_project(&input).await?;
+                    events.push(Event::normal(
+                        "Adopted",
+                        format!("adopted CodeBuild project {name} for install {}", self.config.install),
+                    ));
+                }
+                None => {
+                    return Err(ReconcileError::Conflict(format!(
+                        "CodeBuild project {name} exists and is not this install's (it has no tag {TAG_INSTALL}={}); \
+                         nothing was changed. To take it over, annotate {} with {ADOPT_ANNOTATION}: \"true\"",
+                        self.config.install,
+                        t.key()
+                    )));
+                }
+            },
         }
         self.projects.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string());
         Ok(())
     }
 
     /// A new intent: recorded in status now, started by the next reconcile.
-    fn intent(target: &NodeTarget<'_>, action: Action, hash: &str, failures: u32) -> BuildStatus {
-        let sequence = target.status.build.as_ref().map_or(0, |b| b.sequence) + 1;
+    fn intent(t: &NodeTarget<'_>, action: BuildAction, hash: &str, failures: u32) -> BuildStatus {
+        let sequence = t.status.build.as_ref().map_or(0, |b| b.sequence) + 1;
         BuildStatus {
-            action: action.as_str().to_string(),
-            token: names::client_token(target.uid, &format!("build/{}/{hash}/{sequence}", action.as_str()), 0, 64),
+            action,
+            token: names::client_token(t.uid, &format!("build/{}/{hash}/{sequence}", action.as_str()), 0, 64),
+            project: Some(t.spec.provisioner.codebuild_project.clone()),
             hash: Some(hash.to_string()),
-            state: Some("PENDING".into()),
+            state: BuildState::Pending,
             sequence,
             failures,
             ..Default::default()
+        }
+    }
+
+    /// The tokens of builds in flight: what the statuses record plus what this
+    /// process started within [`RECENT_START`].
+    async fn busy(&self) -> Result<HashSet<String>, ReconcileError> {
+        let mut busy = self.slots.in_flight().await.map_err(ReconcileError::Store)?;
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        // What the statuses record is counted from them (and not at all once
+        // the node is gone).
+        recent.retain(|token, started| started.elapsed() < RECENT_START && !busy.contains(token));
+        busy.extend(recent.keys().cloned());
+        Ok(busy)
+    }
+
+    /// A build whose id the node's status records is counted from the store
+    /// (while it runs, and not at all once the node is gone).
+    fn recorded(&self, b: &BuildStatus) {
+        if b.id.is_some() {
+            self.recent.lock().unwrap_or_else(|e| e.into_inner()).remove(&b.token);
+        }
+    }
+
+    /// Starts the build of intent `b` if a slot is free.
+    async fn start(
+        &self,
+        calls: &Calls<'_>,
+        t: &NodeTarget<'_>,
+        b: &BuildStatus,
+        events: &mut Vec<Event>,
+    ) -> Result<Start, ReconcileError> {
+        let project = b.project.clone().unwrap_or_else(|| t.spec.provisioner.codebuild_project.clone());
+        self.ensure_project(calls, t, &project, events).await?;
+        let _one_at_a_time = self.starting.lock().await;
+        let busy = self.busy().await?;
+        if !busy.contains(&b.token) && busy.len() >= self.config.max_concurrent_builds {
+            return Ok(Start::NoSlot);
+        }
+        match calls.builds.start_build(&Self::build_request(t, b)).await {
+            Ok(build) => {
+                self.recent.lock().unwrap_or_else(|e| e.into_inner()).insert(b.token.clone(), Instant::now());
+                Ok(Start::Started(build))
+            }
+            Err(e) if e.is(ErrorKind::QuotaExceeded) => Ok(Start::NoSlot),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -215,51 +434,27 @@ impl Nodes {
     async fn follow(
         &self,
         calls: &Calls<'_>,
-        target: &NodeTarget<'_>,
+        t: &NodeTarget<'_>,
         mut b: BuildStatus,
         events: &mut Vec<Event>,
-    ) -> Result<BuildStatus, RunError> {
-        let action = if b.action == "destroy" { Action::Destroy } else { Action::Apply };
-        let build: Option<Build> = match &b.id {
-            None => {
-                // Take a slot before starting, atomically, so concurrent
-                // reconciles cannot overshoot the limit.
-                {
-                    let mut running = self.running();
-                    if !running.contains(&b.token) && running.len() >= self.config.max_concurrent_builds {
-                        b.phase = Some("QUEUED".into());
-                        return Ok(b);
-                    }
-                    running.insert(b.token.clone());
+    ) -> Result<BuildStatus, ReconcileError> {
+        self.recorded(&b);
+        let build = match &b.id {
+            None => match self.start(calls, t, &b, events).await? {
+                Start::NoSlot => {
+                    b.state = BuildState::Queued;
+                    return Ok(b);
                 }
-                let started = match self.ensure_project(calls, &target.spec.provisioner.codebuild_project).await {
-                    Ok(()) => calls.builds.start_build(&Self::build_request(target, action, &b.token)).await,
-                    Err(e) => {
-                        self.running().remove(&b.token);
-                        return Err(e);
-                    }
-                };
-                match started {
-                    Ok(build) => {
-                        events.push(Event::normal("BuildStarted", format!("{} build {}", b.action, build.id)));
-                        Some(build)
-                    }
-                    Err(e) => {
-                        self.running().remove(&b.token);
-                        if e.is(ErrorKind::QuotaExceeded) {
-                            b.phase = Some("QUEUED".into());
-                            return Ok(b);
-                        }
-                        return Err(e.into());
-                    }
+                Start::Started(build) => {
+                    events.push(Event::normal("BuildStarted", format!("{} build {}", b.action, build.id)));
+                    Some(build)
                 }
-            }
+            },
             Some(id) => calls.builds.builds(std::slice::from_ref(id)).await?.into_iter().next(),
         };
         let Some(build) = build else {
             // The build is unknown (its record was lost): count it as failed.
-            self.running().remove(&b.token);
-            b.state = Some("FAILED".into());
+            b.state = BuildState::Failed;
             b.message = Some("the build can no longer be found".into());
             b.failures += 1;
             return Ok(b);
@@ -267,17 +462,17 @@ impl Nodes {
         b.id = Some(build.id.clone());
         b.phase = build.phase.clone();
         b.logs = build.logs.clone().or(b.logs);
-        b.state = Some(build.state.as_str().to_string());
-        if build.state.finished() {
-            self.running().remove(&b.token);
-            if build.state == BuildState::Succeeded {
+        b.state = build_state(build.state);
+        match b.state {
+            BuildState::Succeeded => {
                 // `failures` is reset once the instance is seen: a success that
                 // leaves no instance counts as a failure.
                 b.message = None;
                 events.push(Event::normal("BuildSucceeded", format!("{} build {}", b.action, build.id)));
-            } else {
+            }
+            s if s.finished() => {
                 b.failures += 1;
-                b.message = build.message.clone().or_else(|| Some(format!("build {}", build.state.as_str())));
+                b.message = build.message.clone().or_else(|| Some(format!("build {}", s.as_str())));
                 events.push(Event::warning(
                     "BuildFailed",
                     format!(
@@ -289,136 +484,148 @@ impl Nodes {
                     ),
                 ));
             }
+            _ => {}
         }
         Ok(b)
     }
 
-    fn build_conditions(&self, target: &NodeTarget<'_>, b: &BuildStatus, report: &mut Report) {
-        let (g, now) = (target.generation, target.now);
-        let queued = b.id.is_none() && b.phase.as_deref() == Some("QUEUED");
-        let (reason, message) = if queued {
-            ("Queued", format!("waiting for a build slot ({} builds at once)", self.config.max_concurrent_builds))
-        } else {
-            let phase = b.phase.as_deref().unwrap_or("STARTING");
-            ("Building", format!("{} build {}: {phase}", b.action, b.id.as_deref().unwrap_or("starting")))
+    /// `Progressing` and `Ready` while a build is queued or runs, and when to look again.
+    fn build_conditions(&self, t: &NodeTarget<'_>, b: &BuildStatus, r: &mut Reconciled<NodeStatus>) {
+        let (g, now) = (t.generation, t.now);
+        let (why, message, after) = match b.state {
+            BuildState::Queued => (
+                reason::QUEUED,
+                format!("waiting for a build slot ({} builds at once)", self.config.max_concurrent_builds),
+                self.config.poll_in_flight,
+            ),
+            BuildState::Pending => (reason::BUILDING, format!("{} build starting", b.action), Duration::ZERO),
+            _ => (
+                reason::BUILDING,
+                format!(
+                    "{} build {}: {}",
+                    b.action,
+                    b.id.as_deref().unwrap_or("starting"),
+                    b.phase.as_deref().unwrap_or("STARTING")
+                ),
+                self.config.poll_in_flight,
+            ),
         };
-        report.conditions.push(condition(ConditionType::Progressing, true, reason, message.clone(), g, now));
-        report.conditions.push(condition(ConditionType::Ready, ConditionStatus::False, reason, message, g, now));
-        report.requeue_after =
-            Some(if b.id.is_none() && !queued { Duration::ZERO } else { self.config.poll_in_flight });
+        r.conditions.push(Condition::progressing(why, message.clone(), g, now));
+        r.conditions.push(Condition::not_ready(why, message, g, now));
+        r.requeue(after);
     }
 
     /// Observe → build if needed → report, for one node.
-    pub async fn reconcile_node(&self, gate: &dyn CallGate, target: &NodeTarget<'_>) -> Result<Report, RunError> {
+    async fn reconcile_node(
+        &self,
+        gate: &dyn CallGate,
+        t: &NodeTarget<'_>,
+    ) -> Result<Reconciled<NodeStatus>, ReconcileError> {
         let calls = self.calls(gate);
-        let mut report = Report::default();
-        let (g, now) = (target.generation, target.now);
-        let shape = instance_hash(target.namespace, target.name, target.spec);
-        let want = provision_hash(&shape, target.spec);
-        let mut applied = target.status.applied_hash.clone();
-        let mut build = target.status.build.clone();
-        if let Some(b) = build.take() {
-            let b = if finished(&b) { b } else { self.follow(&calls, target, b, &mut report.events).await? };
-            if b.state.as_deref() == Some("SUCCEEDED")
-                && b.action == "apply"
-                && target.status.build.as_ref().is_some_and(|old| !finished(old))
-            {
-                applied = b.hash.clone();
+        let mut r = t.report();
+        let (g, now) = (t.generation, t.now);
+        let shape = instance_hash(t.namespace, t.name, t.spec);
+        let want = provision_hash(&shape, t.spec);
+
+        // 1. A build in flight: start or follow it.
+        if let Some(b) = t.status.build.clone().filter(|b| !b.state.finished()) {
+            let b = self.follow(&calls, t, b, &mut r.events).await?;
+            if b.state == BuildState::Succeeded && b.action == BuildAction::Apply {
+                r.status.applied_hash = b.hash.clone();
             }
-            build = Some(b);
+            r.status.build = Some(b.clone());
+            if !b.state.finished() {
+                r.conditions.push(Condition::new(
+                    ConditionType::Synced,
+                    true,
+                    reason::BUILD_IN_FLIGHT,
+                    format!("generation {g} is being applied"),
+                    Some(g),
+                    now,
+                ));
+                self.build_conditions(t, &b, &mut r);
+                return Ok(r);
+            }
         }
-        report.outputs.insert("build".into(), json!(build));
-        report.outputs.insert("appliedHash".into(), json!(applied));
-        if let Some(b) = build.as_ref().filter(|b| !finished(b)) {
-            report.conditions.push(condition(
-                ConditionType::Synced,
-                true,
-                "BuildInFlight",
-                format!("generation {g} is being applied"),
-                g,
-                now,
-            ));
-            self.build_conditions(target, b, &mut report);
-            return Ok(report);
-        }
-        let instances = self.instances(&calls, target.uid).await?;
+
+        // 2. Observe the instance and decide.
+        let instances = crate::provision::node_instances(&calls.ec2, t.uid).await?;
         let current = instances.iter().find(|i| {
             i.tags.get(TAG_INSTANCE_HASH) == Some(&shape)
                 && matches!(i.state, InstanceState::Running | InstanceState::Pending)
         });
-        if applied.as_deref() != Some(want.as_str()) || current.is_none() {
-            // Failures of this spec so far; a build that succeeded yet left no
-            // instance counts as one (an endpoint whose builds run nothing
-            // would otherwise be asked for builds forever).
-            let last = build.as_ref().filter(|b| b.action == "apply" && b.hash.as_deref() == Some(&want));
-            let vanished = last.is_some_and(|b| b.state.as_deref() == Some("SUCCEEDED"));
-            let failures = last.map_or(0, |b| b.failures + u32::from(vanished));
-            let mut failed_here = last.filter(|_| failures > 0).cloned();
-            if let Some(b) = failed_here.as_mut().filter(|_| vanished) {
-                b.failures = failures;
-                b.message = Some(format!(
-                    "build {} succeeded but no instance is tagged {TAG_UID}={}",
-                    b.id.as_deref().unwrap_or("?"),
-                    target.uid
-                ));
-                report.outputs.insert("build".into(), json!(b));
+        let decided = need(&r.status, &want, &Seen { current, all: &instances }, self.config.max_failures);
+        let failures = match decided {
+            Need::Nothing => {
+                let Some(instance) = current else { return Ok(r) };
+                if let Some(b) = r.status.build.as_mut() {
+                    b.failures = 0;
+                    b.message = None;
+                }
+                self.ready(&calls, t, instance, &mut r).await?;
+                return Ok(r);
             }
-            if let Some(b) = failed_here.as_ref().filter(|b| b.failures >= self.config.max_failures) {
+            Need::GiveUp => {
+                let mut b = r.status.build.clone().unwrap_or_default();
+                if b.state == BuildState::Succeeded && b.message.is_none() {
+                    // It succeeded yet left no instance: that was a failure too.
+                    b.failures += 1;
+                    b.message = Some(format!(
+                        "build {} succeeded but no instance is tagged {TAG_UID}={}",
+                        b.id.as_deref().unwrap_or("?"),
+                        t.uid
+                    ));
+                    r.status.build = Some(b.clone());
+                }
                 let why = format!(
                     "{} builds failed for this spec; last: {}; logs: {}",
                     b.failures,
                     b.message.as_deref().unwrap_or("?"),
                     b.logs.as_deref().unwrap_or("-")
                 );
-                report.conditions = vec![
-                    condition(ConditionType::Synced, false, "BuildFailed", why.clone(), g, now),
-                    condition(ConditionType::Degraded, true, "BuildFailed", why.clone(), g, now),
-                    condition(ConditionType::Progressing, false, "BuildFailed", why.clone(), g, now),
-                    condition(ConditionType::Ready, ConditionStatus::False, "BuildFailed", why, g, now),
+                r.conditions = vec![
+                    Condition::sync_failed(reason::BUILD_FAILED, why.clone(), g, now),
+                    Condition::degraded(reason::BUILD_FAILED, why.clone(), g, now),
+                    Condition::settled(reason::BUILD_FAILED, why.clone(), g, now),
+                    Condition::not_ready(reason::BUILD_FAILED, why, g, now),
                 ];
-                return Ok(report);
+                return Ok(r);
             }
-            if applied.as_deref() == Some(want.as_str()) && !vanished {
-                report.events.push(Event::warning(
-                    "DriftDetected",
-                    "the node's instance is gone or stopped; provisioning it again",
-                ));
+            Need::Recover { why } => {
+                r.events.push(Event::warning("DriftDetected", format!("{why}; provisioning it again")));
+                r.status.incarnation += 1;
+                0
             }
-            let intent = Self::intent(target, Action::Apply, &want, failures);
-            report.outputs.insert("build".into(), json!(intent));
-            if let Some(b) = failed_here {
-                let why = format!(
-                    "build failed ({}); retrying: {}",
-                    b.message.as_deref().unwrap_or("?"),
-                    b.logs.as_deref().unwrap_or("-")
-                );
-                report.conditions.push(condition(ConditionType::Degraded, true, "BuildFailed", why, g, now));
-                report.conditions.push(condition(ConditionType::Synced, false, "BuildFailed", "retrying", g, now));
-                self.build_conditions(target, &intent, &mut report);
-                report.requeue_after = Some(self.config.poll_in_flight);
-            } else {
-                report.conditions.push(condition(
-                    ConditionType::Synced,
-                    true,
-                    "BuildInFlight",
-                    format!("generation {g} is being applied"),
-                    g,
-                    now,
-                ));
-                self.build_conditions(target, &intent, &mut report);
-            }
-            return Ok(report);
+            Need::Build { failures } => failures,
+        };
+        let intent = Self::intent(t, BuildAction::Apply, &want, failures);
+        if let Some(b) = r.status.build.clone().filter(|_| failures > 0) {
+            let why = format!(
+                "build failed ({}); retrying: {}",
+                b.message.as_deref().unwrap_or("?"),
+                b.logs.as_deref().unwrap_or("-")
+            );
+            r.conditions.push(Condition::degraded(reason::BUILD_FAILED, why, g, now));
+            r.conditions.push(Condition::sync_failed(reason::BUILD_FAILED, "retrying", g, now));
+        } else {
+            r.conditions.push(Condition::new(
+                ConditionType::Synced,
+                true,
+                reason::BUILD_IN_FLIGHT,
+                format!("generation {g} is being applied"),
+                Some(g),
+                now,
+            ));
         }
-        let Some(instance) = current else { return Ok(report) };
-        if let Some(b) = build.as_ref().filter(|b| b.failures > 0) {
-            report.outputs.insert("build".into(), json!(BuildStatus { failures: 0, message: None, ..b.clone() }));
+        // Until the build's instance is seen, no instance is the node's.
+        r.status.instance_id = None;
+        r.status.private_ip = None;
+        r.status.build = Some(intent.clone());
+        self.build_conditions(t, &intent, &mut r);
+        if failures > 0 {
+            r.requeue_after = Some(self.config.poll_in_flight);
         }
-        self.ready(&calls, target, instance, &mut report).await?;
-        Ok(report)
-    }
-
-    async fn instances(&self, calls: &Calls<'_>, uid: &str) -> Result<Vec<Instance>, RunError> {
-        Ok(crate::provision::node_instances(&calls.ec2, uid).await?)
+        Ok(r)
     }
 
     /// Ready = running, EC2 status checks passed, the health endpoint answers,
@@ -426,27 +633,27 @@ impl Nodes {
     async fn ready(
         &self,
         calls: &Calls<'_>,
-        target: &NodeTarget<'_>,
+        t: &NodeTarget<'_>,
         i: &Instance,
-        report: &mut Report,
-    ) -> Result<(), RunError> {
-        let (g, now) = (target.generation, target.now);
-        let spec = target.spec;
-        report.outputs.insert("instanceId".into(), json!(i.id));
-        report.outputs.insert("privateIp".into(), json!(i.private_ip));
-        let volume = i.volumes.iter().find(|(d, _)| d == userdata::DATA_DEVICE).map(|(_, v)| v.clone());
-        if volume.is_some() {
-            report.outputs.insert("volumeId".into(), json!(volume));
+        r: &mut Reconciled<NodeStatus>,
+    ) -> Result<(), ReconcileError> {
+        let (g, now) = (t.generation, t.now);
+        let spec = t.spec;
+        r.status.instance_id = Some(i.id.clone());
+        r.status.private_ip = i.private_ip.clone();
+        if let Some((_, volume)) = i.volumes.iter().find(|(d, _)| d == userdata::DATA_DEVICE) {
+            if let Some(old) = t.status.volume_id.as_ref().filter(|old| *old != volume) {
+                r.events.push(Event::warning(
+                    "DataVolumeReplaced",
+                    format!(
+                        "data volume {old} is gone; {volume} now holds the node's data directory (it started empty)"
+                    ),
+                ));
+            }
+            r.status.volume_id = Some(volume.clone());
         }
-        report.conditions.push(condition(
-            ConditionType::Synced,
-            true,
-            "ReconcileSuccess",
-            format!("generation {g} applied"),
-            g,
-            now,
-        ));
-        report.conditions.push(condition(ConditionType::Progressing, false, "Provisioned", "", g, now));
+        r.conditions.push(Condition::synced(g, now));
+        r.conditions.push(Condition::settled(reason::PROVISIONED, "", g, now));
         let mut problems = vec![];
         if i.state != InstanceState::Running {
             problems.push(format!("instance {} is {:?}", i.id, i.state));
@@ -463,8 +670,8 @@ impl Nodes {
             let host = self.config.health_host.clone().or_else(|| i.private_ip.clone()).unwrap_or_default();
             let url = format!("http://{host}:{}{}", hc.port, hc.path);
             match self.http.get(&url).send().await {
-                Ok(r) if r.status().is_success() => {}
-                Ok(r) => problems.push(format!("{url} answered {}", r.status())),
+                Ok(resp) if resp.status().is_success() => {}
+                Ok(resp) => problems.push(format!("{url} answered {}", resp.status())),
                 Err(e) => problems.push(format!("{url} did not answer: {e}")),
             }
         }
@@ -472,42 +679,25 @@ impl Nodes {
             && let Some(lb) = &spec.load_balancer
         {
             let health = calls.targets.target_health(&lb.target_group_arn).await?;
-            match health.iter().find(|t| t.id == i.id) {
-                Some(t) if t.state == "healthy" => {}
-                Some(t) => problems.push(format!("target {} is {} in its target group", i.id, t.state)),
+            match health.iter().find(|h| h.id == i.id) {
+                Some(h) if h.state == "healthy" => {}
+                Some(h) => problems.push(format!("target {} is {} in its target group", i.id, h.state)),
                 None => problems.push(format!("instance {} is not registered in its target group", i.id)),
             }
         }
-        let was_ready = target
-            .status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == ConditionType::Ready && c.status == ConditionStatus::True);
+        let was_ready =
+            t.status.conditions.iter().any(|c| c.type_ == ConditionType::Ready && c.status == ConditionStatus::True);
         if problems.is_empty() {
-            report.conditions.push(condition(
-                ConditionType::Ready,
-                true,
-                "NodeHealthy",
-                format!("{} running and healthy", i.id),
-                g,
-                now,
-            ));
-            report.conditions.push(condition(ConditionType::Degraded, false, "AsExpected", "", g, now));
-            report.requeue_after = Some(self.config.health_interval);
+            r.conditions.push(Condition::ready(reason::NODE_HEALTHY, format!("{} running and healthy", i.id), g, now));
+            r.conditions.push(Condition::not_degraded(g, now));
+            r.requeue(self.config.health_interval);
         } else {
             let why = problems.join("; ");
-            report.conditions.push(condition(
-                ConditionType::Ready,
-                ConditionStatus::False,
-                "NotHealthy",
-                why.clone(),
-                g,
-                now,
-            ));
+            r.conditions.push(Condition::not_ready(reason::NOT_HEALTHY, why.clone(), g, now));
             if was_ready {
-                report.conditions.push(condition(ConditionType::Degraded, true, "HealthCheckFailing", why, g, now));
+                r.conditions.push(Condition::degraded(reason::HEALTH_CHECK_FAILING, why, g, now));
             }
-            report.requeue_after = Some(self.config.poll_in_flight);
+            r.requeue(self.config.poll_in_flight);
         }
         Ok(())
     }
@@ -515,38 +705,122 @@ impl Nodes {
     /// Tears a node down with a `destroy` build (the instance is terminated, the
     /// data volume deleted or kept per `dataVolume.deleteOnNodeDelete`). Under
     /// `deletionPolicy: Retain` nothing in AWS is touched.
-    pub async fn cleanup_node(&self, gate: &dyn CallGate, target: &NodeTarget<'_>) -> Result<Teardown, RunError> {
-        if target.spec.deletion_policy == DeletionPolicy::Retain {
+    async fn cleanup_node(
+        &self,
+        gate: &dyn CallGate,
+        t: &NodeTarget<'_>,
+    ) -> Result<Teardown<NodeStatus>, ReconcileError> {
+        if t.spec.deletion_policy == DeletionPolicy::Retain {
             return Ok(Teardown::Done);
         }
         let calls = self.calls(gate);
-        let mut report = Report::default();
-        let build = match target.status.build.clone() {
-            Some(b) if !finished(&b) => self.follow(&calls, target, b, &mut report.events).await?,
+        let mut r = t.report();
+        // An apply build that never started (its project is not the install's,
+        // so nothing could have run) left nothing to tear down.
+        if let Some(b) = t.status.build.as_ref().filter(|b| b.action == BuildAction::Apply && b.id.is_none()) {
+            let project = b.project.clone().unwrap_or_else(|| t.spec.provisioner.codebuild_project.clone());
+            if let Err(ReconcileError::Conflict(_)) = self.ensure_project(&calls, t, &project, &mut r.events).await
+                && crate::provision::node_instances(&calls.ec2, t.uid).await?.is_empty()
+            {
+                return Ok(Teardown::Done);
+            }
+        }
+        let build = match t.status.build.clone() {
+            Some(b) if !b.state.finished() => self.follow(&calls, t, b, &mut r.events).await?,
             other => other.unwrap_or_default(),
         };
-        if !finished(&build) {
-            let b = build.clone();
-            report.outputs.insert("build".into(), json!(b));
-            self.build_conditions(target, &b, &mut report);
-            return Ok(Teardown::Progress(report));
+        if !build.state.finished() {
+            r.status.build = Some(build.clone());
+            self.build_conditions(t, &build, &mut r);
+            return Ok(Teardown::Pending(r));
         }
-        let destroyed = build.action == "destroy" && build.state.as_deref() == Some("SUCCEEDED");
-        if destroyed && self.instances(&calls, target.uid).await?.is_empty() {
+        let destroyed = build.action == BuildAction::Destroy && build.state == BuildState::Succeeded;
+        if destroyed && crate::provision::node_instances(&calls.ec2, t.uid).await?.is_empty() {
             return Ok(Teardown::Done);
         }
-        if build.action == "destroy" && build.failures >= self.config.max_failures {
-            return Err(RunError::Cloud(crate::cloud::CloudError::new(
-                &crate::cloud::ops::START_BUILD,
-                ErrorKind::Other,
-                format!("destroy failed {} times: {}", build.failures, build.message.unwrap_or_default()),
+        if build.action == BuildAction::Destroy && build.failures >= self.config.max_failures {
+            return Err(ReconcileError::GaveUp(format!(
+                "destroy failed {} times: {}; logs: {}",
+                build.failures,
+                build.message.unwrap_or_default(),
+                build.logs.unwrap_or_default()
             )));
         }
-        let hash = provision_hash(&instance_hash(target.namespace, target.name, target.spec), target.spec);
-        let failures = if build.action == "destroy" { build.failures } else { 0 };
-        let intent = Self::intent(target, Action::Destroy, &hash, failures);
-        report.outputs.insert("build".into(), json!(intent));
-        self.build_conditions(target, &intent, &mut report);
-        Ok(Teardown::Progress(report))
+        let hash = provision_hash(&instance_hash(t.namespace, t.name, t.spec), t.spec);
+        let failures = if build.action == BuildAction::Destroy { build.failures } else { 0 };
+        let intent = Self::intent(t, BuildAction::Destroy, &hash, failures);
+        r.status.build = Some(intent.clone());
+        self.build_conditions(t, &intent, &mut r);
+        Ok(Teardown::Pending(r))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::Tags;
+
+    fn instance(id: &str, state: InstanceState, volume: bool) -> Instance {
+        Instance {
+            id: id.into(),
+            state,
+            instance_type: "t3.micro".into(),
+            ami: "ami-1".into(),
+            subnet_id: None,
+            private_ip: None,
+            availability_zone: None,
+            tags: Tags::new(),
+            volumes: if volume { vec![(userdata::DATA_DEVICE.to_string(), "vol-1".to_string())] } else { vec![] },
+        }
+    }
+
+    fn status(applied: bool, instance: Option<&str>, build: Option<(BuildState, u32)>) -> NodeStatus {
+        NodeStatus {
+            applied_hash: applied.then(|| "h".to_string()),
+            instance_id: instance.map(str::to_string),
+            volume_id: Some("vol-1".into()),
+            build: build.map(|(state, failures)| BuildStatus {
+                action: BuildAction::Apply,
+                hash: Some("h".into()),
+                state,
+                failures,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn what_a_node_needs_as_a_table() {
+        let running = instance("i-1", InstanceState::Running, true);
+        let no_volume = instance("i-1", InstanceState::Running, false);
+        let gone = instance("i-1", InstanceState::ShuttingDown, true);
+        let recover = |s: &Need| matches!(s, Need::Recover { .. });
+        type Case<'a> = (NodeStatus, Option<&'a Instance>, Vec<Instance>, fn(&Need) -> bool);
+        let cases: Vec<Case<'_>> = vec![
+            // Spec changed (another hash wanted): a build.
+            (status(true, Some("i-1"), Some((BuildState::Succeeded, 0))), None, vec![running.clone()], |n| {
+                *n == Need::Build { failures: 0 }
+            }),
+            // Running as wanted.
+            (status(true, Some("i-1"), Some((BuildState::Succeeded, 0))), Some(&running), vec![running.clone()], |n| {
+                *n == Need::Nothing
+            }),
+            // Recorded instance terminated out of band: recover (new incarnation).
+            (status(true, Some("i-1"), Some((BuildState::Succeeded, 0))), None, vec![gone.clone()], recover),
+            (status(true, Some("i-1"), Some((BuildState::Succeeded, 0))), None, vec![], recover),
+            // The data volume was detached or deleted: recover.
+            (status(true, Some("i-1"), None), Some(&no_volume), vec![no_volume.clone()], recover),
+            // A build succeeded but no instance was ever seen: counts as a failure.
+            (status(true, None, Some((BuildState::Succeeded, 0))), None, vec![], |n| *n == Need::Build { failures: 1 }),
+            (status(true, None, Some((BuildState::Succeeded, 2))), None, vec![], |n| *n == Need::GiveUp),
+            (status(false, None, Some((BuildState::Failed, 2))), None, vec![], |n| *n == Need::Build { failures: 2 }),
+            (status(false, None, Some((BuildState::Failed, 3))), None, vec![], |n| *n == Need::GiveUp),
+        ];
+        for (i, (status, current, all, check)) in cases.into_iter().enumerate() {
+            let want = if i == 0 { "h2" } else { "h" };
+            let got = need(&status, want, &Seen { current, all: &all }, 3);
+            assert!(check(&got), "case {i}: {got:?}");
+        }
     }
 }

@@ -2,22 +2,36 @@
 //! replication group of their own. The cache comes first: the service is
 //! created once the cache is available, with its endpoint in the containers'
 //! environment, so tasks never start without the cache they were promised.
+//! Cache changes (node type, engine version, replicas) are applied with
+//! ModifyReplicationGroup and Increase/DecreaseReplicaCount; removing
+//! `spec.cache` tears the group down per the deletion policy recorded for it.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use api_types::Event;
 use api_types::common::DeletionPolicy;
-use api_types::condition::{ConditionStatus, ConditionType};
-use api_types::relay::{RelaySpec, RelayStatus};
-use serde_json::{Value, json};
+use api_types::condition::{Condition, reason};
+use api_types::relay::{Cache, RelaySpec, RelayStatus};
+use api_types::status::CacheRef;
+use api_types::{Kind, RelaySpec as Spec};
 
-use super::service::{ServiceMemory, ServiceWant, network};
-use super::{Calls, Event, Report, RunError, Target, Teardown, Workloads, condition};
-use crate::cloud::caches::ReplicationGroupInput;
+use super::ownership::{Claim, claim};
+use super::service::{EcsRecord, ServiceWant, ecs_intent, network};
+use super::{Calls, Workloads, tags};
+use crate::cloud::caches::{ReplicationGroup, ReplicationGroupChange, ReplicationGroupInput};
 use crate::cloud::ecs::{DeploymentConfig, LoadBalancerRef};
-use crate::cloud::{ErrorKind, TAG_NAME, TAG_UID};
+use crate::cloud::{Caches, ErrorKind, TAG_NAME, TAG_UID, Tags};
+use crate::gate::CallGate;
 use crate::names;
+use crate::reconcile::{Reconcile, ReconcileError, Reconciled, Target, Teardown};
 use crate::render::{self, Owner};
 
 /// A relay, as the runner sees it.
 pub type RelayTarget<'a> = Target<'a, RelaySpec, RelayStatus>;
+
+/// The relay reconciler.
+pub struct Relays(pub(super) Arc<Workloads>);
 
 fn want(spec: &RelaySpec) -> ServiceWant {
     let load_balancers = spec
@@ -34,7 +48,6 @@ fn want(spec: &RelaySpec) -> ServiceWant {
         })
         .collect();
     ServiceWant {
-        cluster: spec.cluster.clone(),
         min: spec.scaling.min,
         max: spec.scaling.max,
         network: network(spec.network.as_ref()),
@@ -49,128 +62,379 @@ fn want(spec: &RelaySpec) -> ServiceWant {
     }
 }
 
-impl Workloads {
-    /// Observe → diff → apply for one relay.
-    pub async fn reconcile_relay(
+fn record(status: &RelayStatus) -> EcsRecord<'_> {
+    EcsRecord {
+        service: status.service.as_ref(),
+        retiring: &status.retiring_services,
+        task_family: status.task_family.as_deref(),
+        task_definition_arn: status.task_definition_arn.as_deref(),
+        failed_task_definition_arn: status.failed_task_definition_arn.as_deref(),
+    }
+}
+
+/// The cache's recorded deletion policy: the cache's own, else the relay's.
+fn cache_policy(spec: &RelaySpec, cache: &Cache) -> DeletionPolicy {
+    cache.deletion_policy.unwrap_or(spec.deletion_policy)
+}
+
+#[async_trait::async_trait]
+impl Reconcile for Relays {
+    const KIND: Kind = Kind::Relay;
+    type Spec = Spec;
+    type Status = RelayStatus;
+
+    async fn reconcile(
         &self,
-        gate: &dyn crate::gate::CallGate,
+        gate: &dyn CallGate,
         target: &RelayTarget<'_>,
-    ) -> Result<Report, RunError> {
-        let calls = self.calls(gate);
-        let mut report = Report::default();
-        let (g, now) = (target.generation, target.now);
-        let cache_endpoint = match &target.spec.cache {
-            None => {
-                report.outputs.insert("cacheEndpoint".into(), Value::Null);
-                None
-            }
-            Some(cache) => match self.ensure_cache(&calls, target, cache, &mut report.events).await? {
-                Some(endpoint) => {
-                    report.outputs.insert("cacheEndpoint".into(), json!(endpoint));
-                    Some(endpoint)
-                }
-                None => {
-                    let message = "waiting for the ElastiCache replication group to become available";
-                    report.conditions = vec![
-                        condition(
-                            ConditionType::Synced,
-                            true,
-                            "ReconcileSuccess",
-                            format!("generation {g} applied"),
-                            g,
-                            now,
-                        ),
-                        condition(ConditionType::Progressing, true, "CacheCreating", message, g, now),
-                        condition(ConditionType::Ready, ConditionStatus::False, "CacheCreating", message, g, now),
-                    ];
-                    report.requeue_after = Some(self.config.poll_in_flight);
-                    return Ok(report);
-                }
-            },
-        };
-        let owner =
-            Owner { uid: target.uid, namespace: target.namespace, name: target.name, region: &self.config.region };
-        let input = render::relay_task(&owner, target.spec, cache_endpoint.as_deref());
-        let memory = ServiceMemory {
-            task_definition_arn: target.status.task_definition_arn.as_deref(),
-            failed_task_definition_arn: target.status.failed_task_definition_arn.as_deref(),
-            conditions: &target.status.conditions,
-        };
-        let service =
-            self.ensure_service(&calls, target, &want(target.spec), &input, &memory, &mut report.events).await?;
-        service.fill(&mut report, self.config.poll_in_flight);
-        Ok(report)
+    ) -> Result<Reconciled<RelayStatus>, ReconcileError> {
+        self.0.reconcile_relay(gate, target).await
     }
 
-    /// The cache's endpoint once available; creates the replication group when
-    /// it does not exist. Its id carries the relay's uid, so existing = ours.
+    async fn cleanup(
+        &self,
+        gate: &dyn CallGate,
+        target: &RelayTarget<'_>,
+    ) -> Result<Teardown<RelayStatus>, ReconcileError> {
+        self.0.cleanup_relay(gate, target).await
+    }
+
+    fn expect(&self, target: &RelayTarget<'_>) {
+        if let Some(s) = &target.status.service {
+            self.0.observer.expect(&s.cluster, &s.name);
+        }
+    }
+}
+
+impl Workloads {
+    /// Observe → diff → apply for one relay.
+    async fn reconcile_relay(
+        &self,
+        gate: &dyn CallGate,
+        t: &RelayTarget<'_>,
+    ) -> Result<Reconciled<RelayStatus>, ReconcileError> {
+        let calls = self.calls(gate);
+        let mut r = t.report();
+        let (g, now) = (t.generation, t.now);
+
+        // 1. What will be created is recorded before anything is.
+        let intent = ecs_intent(t, &t.spec.cluster, &record(t.status), &mut r.events);
+        let cache = match (&t.spec.cache, &t.status.cache) {
+            (Some(c), None) => Some(CacheRef {
+                id: names::cache_id(t.name, t.uid),
+                arn: None,
+                endpoint: None,
+                engine_version: None,
+                deletion_policy: cache_policy(t.spec, c),
+            }),
+            (Some(c), Some(rec)) => Some(CacheRef { deletion_policy: cache_policy(t.spec, c), ..rec.clone() }),
+            (None, rec) => rec.clone(),
+        };
+        let cache_recorded = t.status.cache.is_some() || t.spec.cache.is_none();
+        if intent.changed || !cache_recorded {
+            if t.status.service.is_none() {
+                r.status.applied_tags = t.spec.tags.clone();
+            }
+            r.status.service = Some(intent.service);
+            r.status.retiring_services = intent.retiring;
+            r.status.task_family = Some(intent.task_family);
+            r.status.cache = cache;
+            r.conditions.push(Condition::progressing(reason::CREATING, "recording what will be created", g, now));
+            r.requeue(Duration::ZERO);
+            return Ok(r);
+        }
+        r.status.cache = cache;
+
+        // 2. The cache, when the spec has one.
+        let mut cache_changing = false;
+        let endpoint = match (&t.spec.cache, r.status.cache.clone()) {
+            (Some(spec), Some(rec)) => {
+                let (rec, state) = self.ensure_cache(&calls, t, spec, rec, &mut r.events).await?;
+                r.status.cache = Some(rec.clone());
+                match state {
+                    CacheState::Creating => {
+                        let message = "waiting for the ElastiCache replication group to become available";
+                        r.conditions.push(Condition::synced(g, now));
+                        r.conditions.push(Condition::progressing(reason::CACHE_CREATING, message, g, now));
+                        r.conditions.push(Condition::not_ready(reason::CACHE_CREATING, message, g, now));
+                        r.requeue(self.config.poll_in_flight);
+                        return Ok(r);
+                    }
+                    CacheState::Modifying => cache_changing = true,
+                    CacheState::Available => {}
+                }
+                rec.endpoint
+            }
+            _ => None,
+        };
+
+        // 3. The task definition and the service.
+        let owner = Owner {
+            uid: t.uid,
+            namespace: t.namespace,
+            name: t.name,
+            family: &intent.task_family,
+            user_tags: &t.spec.tags,
+            region: &self.config.region,
+        };
+        let input = render::relay_task(&owner, t.spec, endpoint.as_deref());
+        let td_arn =
+            self.task_definition(&calls, t, &input, t.status.task_definition_arn.as_deref(), &mut r.events).await?;
+        let initial = self.initial_count(&calls, t, &intent.service, &intent.retiring, t.spec.scaling.min).await?;
+        let report = self
+            .ensure_service(
+                &calls,
+                t,
+                &intent.service,
+                &want(t.spec),
+                initial,
+                &td_arn,
+                &record(t.status),
+                &t.status.conditions,
+                &t.spec.tags,
+                &mut r.events,
+            )
+            .await?;
+        report.fill(&mut r, self.config.poll_in_flight);
+        r.status.service = Some(report.service.clone());
+        r.status.task_definition_arn = Some(report.task_definition_arn.clone());
+        r.status.failed_task_definition_arn = report.failed_task_definition_arn.clone();
+        r.status.replicas = Some(report.replicas.clone());
+
+        // 4. A move to another cluster finishes; a removed cache goes.
+        let mut retiring = intent.retiring;
+        self.retire(&calls, t, &mut retiring, report.steady, &mut r).await?;
+        r.status.retiring_services = retiring;
+        if cache_changing {
+            r.conditions.push(Condition::progressing(
+                reason::CACHE_MODIFYING,
+                "ElastiCache is applying a change to the replication group",
+                g,
+                now,
+            ));
+            r.requeue(self.config.poll_in_flight);
+        }
+        if t.spec.cache.is_none()
+            && let Some(rec) = r.status.cache.clone()
+        {
+            r.status.cache = self.remove_cache(&calls, t, rec, &mut r.events).await?;
+            if r.status.cache.is_some() {
+                r.requeue(self.config.poll_in_flight);
+            }
+        }
+
+        // 5. User tags, when `spec.tags` changed.
+        let (put, remove) = tags::diff(&t.status.applied_tags, &t.spec.tags);
+        if !put.is_empty() || !remove.is_empty() {
+            let service_arn = r.status.service.as_ref().and_then(|s| s.arn.clone());
+            self.retag_ecs(&calls, service_arn.as_deref(), Some(&td_arn), &put, &remove).await?;
+            if let Some(arn) = r.status.cache.as_ref().and_then(|c| c.arn.clone()) {
+                calls.caches.add_tags(&arn, &put).await?;
+                calls.caches.remove_tags(&arn, &remove).await?;
+            }
+            r.events.push(Event::normal("TagsUpdated", "spec.tags put on the service, task definition and cache"));
+            r.status.applied_tags = t.spec.tags.clone();
+        }
+        Ok(r)
+    }
+
+    /// Creates, adopts or changes the replication group the status records.
     async fn ensure_cache(
         &self,
         calls: &Calls<'_>,
-        target: &RelayTarget<'_>,
-        cache: &api_types::relay::Cache,
+        t: &RelayTarget<'_>,
+        spec: &Cache,
+        mut rec: CacheRef,
         events: &mut Vec<Event>,
-    ) -> Result<Option<String>, RunError> {
-        use crate::cloud::Caches;
-        let id = names::cache_id(target.name, target.uid);
-        let group = match calls.caches.describe_replication_group(&id).await? {
-            Some(g) => g,
-            None => {
-                let input = ReplicationGroupInput {
-                    id: id.clone(),
-                    description: format!("cache of relay {}/{}", target.namespace, target.name),
-                    node_type: cache.node_type.clone(),
-                    engine_version: cache.engine_version.clone(),
-                    replicas: cache.replicas,
-                    tags: Owner { uid: target.uid, namespace: target.namespace, name: target.name, region: "" }.tags(),
-                };
-                match calls.caches.create_replication_group(&input).await {
-                    Ok(g) => {
-                        events.push(Event::normal("CacheCreated", format!("created replication group {id}")));
-                        g
-                    }
-                    // A lost answer to an earlier create: it is there.
-                    Err(e) if e.is(ErrorKind::AlreadyExists) => return Ok(None),
-                    Err(e) => return Err(e.into()),
-                }
+    ) -> Result<(CacheRef, CacheState), ReconcileError> {
+        let Some(group) = calls.caches.describe_replication_group(&rec.id).await? else {
+            if let Some(arn) = &rec.arn {
+                events.push(Event::warning(
+                    "DriftDetected",
+                    format!("replication group {arn} was deleted outside Mooring; creating it again"),
+                ));
             }
+            let input = ReplicationGroupInput {
+                id: rec.id.clone(),
+                description: format!("cache of relay {}", t.key()),
+                node_type: spec.node_type.clone(),
+                engine_version: spec.engine_version.clone(),
+                replicas: spec.replicas,
+                tags: owner_tags(t),
+            };
+            match calls.caches.create_replication_group(&input).await {
+                Ok(g) => {
+                    events.push(Event::normal("CacheCreated", format!("created replication group {}", g.id)));
+                    rec.arn = Some(g.arn);
+                    rec.engine_version = Some(spec.engine_version.clone());
+                }
+                // A lost answer to an earlier create: the next look finds it.
+                Err(e) if e.is(ErrorKind::AlreadyExists) => {}
+                Err(e) => return Err(e.into()),
+            }
+            rec.endpoint = None;
+            return Ok((rec, CacheState::Creating));
         };
-        Ok(if group.available() { group.primary_endpoint } else { None })
+        if rec.arn.is_none() {
+            let what = format!("replication group {}", group.id);
+            if claim(t, &calls.caches.tags(&group.arn).await?, &what)? == Claim::Adopt {
+                calls.caches.add_tags(&group.arn, &owner_tags(t)).await?;
+                events.push(Event::normal("Adopted", format!("adopted {what} ({})", group.arn)));
+            }
+            rec.arn = Some(group.arn.clone());
+            rec.engine_version.get_or_insert_with(|| spec.engine_version.clone());
+        }
+        rec.endpoint = group.primary_endpoint.clone();
+        let state = match group.status.as_str() {
+            "available" => self.change_cache(calls, &group, spec, &mut rec, events).await?,
+            "creating" if rec.endpoint.is_none() => CacheState::Creating,
+            _ => CacheState::Modifying,
+        };
+        Ok((rec, state))
     }
 
-    /// Tears a relay down: the service per `deletionPolicy`, then the cache
-    /// per `cache.deletionPolicy` (default: the relay's).
-    pub async fn cleanup_relay(
+    /// Applies what differs between an available group and the spec.
+    async fn change_cache(
         &self,
-        gate: &dyn crate::gate::CallGate,
-        target: &RelayTarget<'_>,
-    ) -> Result<Teardown, RunError> {
-        use crate::cloud::Caches;
-        let calls = self.calls(gate);
-        let policy = target.spec.deletion_policy;
-        if let pending @ (Teardown::Pending(..) | Teardown::Progress(_)) =
-            self.teardown_service(&calls, target, &target.spec.cluster, policy).await?
-        {
-            return Ok(pending);
+        calls: &Calls<'_>,
+        group: &ReplicationGroup,
+        spec: &Cache,
+        rec: &mut CacheRef,
+        events: &mut Vec<Event>,
+    ) -> Result<CacheState, ReconcileError> {
+        let mut change = ReplicationGroupChange::default();
+        if group.node_type.as_deref().is_some_and(|t| t != spec.node_type) {
+            change.node_type = Some(spec.node_type.clone());
         }
-        let Some(cache) = &target.spec.cache else { return Ok(Teardown::Done) };
-        let id = names::cache_id(target.name, target.uid);
-        let Some(group) = calls.caches.describe_replication_group(&id).await? else { return Ok(Teardown::Done) };
-        match cache.deletion_policy.unwrap_or(policy) {
+        if rec.engine_version.as_deref() != Some(spec.engine_version.as_str()) {
+            change.engine_version = Some(spec.engine_version.clone());
+        }
+        if change != ReplicationGroupChange::default() {
+            calls.caches.modify_replication_group(&group.id, &change).await?;
+            events.push(Event::normal(
+                "CacheModified",
+                format!(
+                    "replication group {}: nodeType {} → {}, engineVersion {} → {}",
+                    group.id,
+                    group.node_type.as_deref().unwrap_or("?"),
+                    spec.node_type,
+                    rec.engine_version.as_deref().unwrap_or("?"),
+                    spec.engine_version
+                ),
+            ));
+            rec.engine_version = Some(spec.engine_version.clone());
+            return Ok(CacheState::Modifying);
+        }
+        let replicas = group.members.saturating_sub(1);
+        if group.members > 0 && replicas != spec.replicas {
+            calls.caches.set_replicas(&group.id, replicas, spec.replicas).await?;
+            events.push(Event::normal(
+                "CacheModified",
+                format!("replication group {}: replicas {replicas} → {}", group.id, spec.replicas),
+            ));
+            return Ok(CacheState::Modifying);
+        }
+        Ok(CacheState::Available)
+    }
+
+    /// One step of removing the recorded cache (after `spec.cache` was removed,
+    /// or on deletion) per its recorded policy. `None` once it is gone or released.
+    async fn remove_cache(
+        &self,
+        calls: &Calls<'_>,
+        t: &RelayTarget<'_>,
+        rec: CacheRef,
+        events: &mut Vec<Event>,
+    ) -> Result<Option<CacheRef>, ReconcileError> {
+        let Some(group) = calls.caches.describe_replication_group(&rec.id).await? else {
+            if rec.arn.is_some() {
+                events.push(Event::normal("CacheDeleted", format!("replication group {} is gone", rec.id)));
+            }
+            return Ok(None);
+        };
+        if rec.arn.is_none() && claim(t, &calls.caches.tags(&group.arn).await?, "").is_err() {
+            // Never became ours (a crash before the create, and someone else's group).
+            return Ok(None);
+        }
+        match rec.deletion_policy {
             DeletionPolicy::Retain => {
                 calls.caches.remove_tags(&group.arn, &[TAG_UID.to_string(), TAG_NAME.to_string()]).await?;
-                Ok(Teardown::Done)
+                events.push(Event::normal("CacheReleased", format!("left replication group {} in place", group.id)));
+                Ok(None)
             }
             DeletionPolicy::Delete => {
-                if group.status != "deleting" {
-                    match calls.caches.delete_replication_group(&id).await {
+                match group.status.as_str() {
+                    "deleting" => {}
+                    "available" => match calls.caches.delete_replication_group(&group.id).await {
                         Ok(()) => {}
-                        Err(e) if super::service::gone(&e) => return Ok(Teardown::Done),
+                        Err(e) if e.is(ErrorKind::NotFound) => return Ok(None),
                         Err(e) => return Err(e.into()),
-                    }
+                    },
+                    // Creating or modifying: ElastiCache deletes only available groups.
+                    _ => {}
                 }
-                Ok(Teardown::Pending(self.config.poll_in_flight, format!("replication group {id} is being deleted")))
+                Ok(Some(rec))
             }
         }
     }
+
+    /// Tears a relay down: every service its status records per
+    /// `deletionPolicy`, its task definitions, then the cache per the policy
+    /// recorded for it.
+    async fn cleanup_relay(
+        &self,
+        gate: &dyn CallGate,
+        t: &RelayTarget<'_>,
+    ) -> Result<Teardown<RelayStatus>, ReconcileError> {
+        let calls = self.calls(gate);
+        let policy = t.spec.deletion_policy;
+        let services = t.status.service.iter().chain(&t.status.retiring_services);
+        let mut draining = vec![];
+        for s in services {
+            if !self.retire_service(&calls, t, s, policy).await? {
+                draining.push(format!("{} in {}", s.name, s.cluster));
+            }
+        }
+        if !draining.is_empty() {
+            let message = format!("service {} is draining", draining.join(", "));
+            return Ok(Teardown::pending(t, message, self.config.poll_in_flight));
+        }
+        if policy == DeletionPolicy::Delete
+            && let Some(family) = &t.status.task_family
+        {
+            self.deregister_task_definitions(&calls, t, family).await?;
+        }
+        let Some(rec) = t.status.cache.clone() else { return Ok(Teardown::Done) };
+        let mut events = vec![];
+        match self.remove_cache(&calls, t, rec, &mut events).await? {
+            None => Ok(Teardown::Done),
+            Some(rec) => {
+                let message = format!("replication group {} is being deleted", rec.id);
+                match Teardown::pending(t, message, self.config.poll_in_flight) {
+                    Teardown::Pending(mut r) => {
+                        r.events = events;
+                        Ok(Teardown::Pending(r))
+                    }
+                    done => Ok(done),
+                }
+            }
+        }
+    }
+}
+
+/// Where a relay's cache is.
+enum CacheState {
+    /// Being created: the service waits.
+    Creating,
+    /// Available but ElastiCache is applying a change.
+    Modifying,
+    Available,
+}
+
+/// The tags of everything a relay owns: its user tags, then Mooring's.
+fn owner_tags(t: &RelayTarget<'_>) -> Tags {
+    let mut tags = t.spec.tags.clone();
+    tags.insert(TAG_UID.to_string(), t.uid.to_string());
+    tags.insert(TAG_NAME.to_string(), t.key());
+    tags
 }

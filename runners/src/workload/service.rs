@@ -1,22 +1,28 @@
-//! The ECS part shared by relays and workers: the task definition (registered
-//! only when its rendering changed, found again after a crash), the service
-//! (created once with a client token, updated only where it differs, its
-//! desired count left to the autoscaler within min/max), the conditions read
-//! from its deployments, and its teardown.
+//! The ECS part shared by relays and workers: the identities recorded before
+//! anything is created, the task definition (registered only when its
+//! rendering changed, found again after a crash), the service (created once
+//! with a client token, updated only where it differs, its desired count left
+//! to the autoscaler within min/max), a move to another cluster (the new
+//! service first, the old one drained and deleted once the new one is
+//! steady), the conditions read from its deployments, and its teardown.
 
 use std::time::Duration;
 
+use api_types::Event;
 use api_types::common::DeletionPolicy;
-use api_types::condition::{Condition, ConditionStatus, ConditionType};
+use api_types::condition::{Condition, reason};
 use api_types::relay::Replicas;
+use api_types::status::ServiceRef;
 
-use super::{Calls, Event, RunError, Target, Teardown, Workloads, condition};
+use super::ownership::{Claim, claim};
+use super::{Calls, Workloads};
 use crate::cloud::ecs::{
     DeploymentConfig, LoadBalancerRef, NetworkConfig, RolloutState, Service, ServiceInput, ServiceState, ServiceUpdate,
     TaskDefinitionInput,
 };
-use crate::cloud::{CloudError, Ecs, ErrorKind, TAG_NAME, TAG_RENDER_HASH, TAG_UID, Tags};
+use crate::cloud::{Ecs, ErrorKind, TAG_NAME, TAG_RENDER_HASH, TAG_UID, Tags};
 use crate::names;
+use crate::reconcile::{ReconcileError, Reconciled, Target};
 
 /// How many of a family's newest revisions are searched for an already
 /// registered rendering (after a crash between register and status write).
@@ -25,7 +31,6 @@ const ADOPT_SEARCH_DEPTH: usize = 3;
 /// What the service should look like, from the spec.
 #[derive(Debug, Clone)]
 pub(super) struct ServiceWant {
-    pub cluster: String,
     pub min: u32,
     pub max: u32,
     pub network: Option<NetworkConfig>,
@@ -34,36 +39,83 @@ pub(super) struct ServiceWant {
     pub grace: Option<u32>,
 }
 
+/// The ECS identities of a relay or worker as its status records them.
+pub(super) struct EcsRecord<'a> {
+    pub service: Option<&'a ServiceRef>,
+    pub retiring: &'a [ServiceRef],
+    pub task_family: Option<&'a str>,
+    pub task_definition_arn: Option<&'a str>,
+    pub failed_task_definition_arn: Option<&'a str>,
+}
+
+/// What the intent step decided about the ECS identities.
+pub(super) struct EcsIntent {
+    pub service: ServiceRef,
+    pub retiring: Vec<ServiceRef>,
+    pub task_family: String,
+    /// Something new was recorded: write it before creating anything.
+    pub changed: bool,
+}
+
+/// The service and family the resource will use, from what status records:
+/// the first reconcile records them; a change of `spec.cluster` records the
+/// new service and moves the old one to the retiring list (a migration).
+pub(super) fn ecs_intent<S, St: Clone>(
+    target: &Target<'_, S, St>,
+    cluster: &str,
+    record: &EcsRecord<'_>,
+    events: &mut Vec<Event>,
+) -> EcsIntent {
+    let name = names::service_name(target.namespace, target.name);
+    let mut retiring = record.retiring.to_vec();
+    let (service, moved) = match record.service {
+        Some(s) if s.cluster == cluster => (s.clone(), false),
+        Some(old) => {
+            events.push(Event::normal(
+                "ServiceMigrating",
+                format!(
+                    "spec.cluster changed from {} to {cluster}: creating service {} there; the old one is deleted once the new one is steady",
+                    old.cluster, old.name
+                ),
+            ));
+            retiring.push(old.clone());
+            (ServiceRef { cluster: cluster.to_string(), name: name.clone(), arn: None }, true)
+        }
+        None => (ServiceRef { cluster: cluster.to_string(), name: name.clone(), arn: None }, true),
+    };
+    // Moving back to a cluster it is leaving: that service is current again.
+    let before = retiring.len();
+    retiring.retain(|r| !(r.cluster == service.cluster && r.name == service.name));
+    let service = match (before != retiring.len(), record.retiring.iter().find(|r| r.cluster == service.cluster)) {
+        (true, Some(r)) => r.clone(),
+        _ => service,
+    };
+    let task_family =
+        record.task_family.map(str::to_string).unwrap_or_else(|| names::task_family(target.namespace, target.name));
+    let changed = moved || record.task_family.is_none() || before != retiring.len();
+    EcsIntent { service, retiring, task_family, changed }
+}
+
 /// What the service part produced.
 pub(super) struct ServiceReport {
     pub conditions: Vec<Condition>,
-    pub service_arn: String,
+    pub service: ServiceRef,
     pub task_definition_arn: String,
     pub failed_task_definition_arn: Option<String>,
     pub replicas: Replicas,
-    pub in_flight: bool,
+    /// Running = desired and the rollout completed.
+    pub steady: bool,
 }
 
 impl ServiceReport {
-    /// Adds the service's conditions and status fields to `report`, and a
-    /// look again after `poll` while something is in flight.
-    pub(super) fn fill(self, report: &mut super::Report, poll: Duration) {
-        report.conditions.extend(self.conditions);
-        report.outputs.insert("serviceArn".into(), serde_json::json!(self.service_arn));
-        report.outputs.insert("taskDefinitionArn".into(), serde_json::json!(self.task_definition_arn));
-        report.outputs.insert("failedTaskDefinitionArn".into(), serde_json::json!(self.failed_task_definition_arn));
-        report.outputs.insert("replicas".into(), serde_json::json!(self.replicas));
-        if self.in_flight {
-            report.requeue_after = Some(poll);
+    /// Adds the service's conditions to `report`, and a look again after
+    /// `poll` while something is in flight.
+    pub(super) fn fill<St>(&self, report: &mut Reconciled<St>, poll: Duration) {
+        report.conditions.extend(self.conditions.iter().cloned());
+        if !self.steady {
+            report.requeue(poll);
         }
     }
-}
-
-/// The status fields the service part reads back.
-pub(super) struct ServiceMemory<'a> {
-    pub task_definition_arn: Option<&'a str>,
-    pub failed_task_definition_arn: Option<&'a str>,
-    pub conditions: &'a [Condition],
 }
 
 pub(super) fn network(n: Option<&api_types::common::Network>) -> Option<NetworkConfig> {
@@ -87,24 +139,30 @@ fn same_network(a: &NetworkConfig, b: &NetworkConfig) -> bool {
         && a.assign_public_ip == b.assign_public_ip
 }
 
-fn owned_by(tags: &Tags, uid: &str) -> bool {
-    tags.get(TAG_UID).is_some_and(|u| u == uid)
+/// The tags Mooring puts on a service it creates or adopts.
+fn service_tags<S, St>(target: &Target<'_, S, St>, user: &Tags) -> Tags {
+    let mut tags = user.clone();
+    tags.insert(TAG_UID.to_string(), target.uid.to_string());
+    tags.insert(TAG_NAME.to_string(), format!("{}/{}", target.namespace, target.name));
+    tags
 }
 
 impl Workloads {
     /// The ARN of a revision with exactly this rendering: the one in status if
     /// it matches, else one registered before (a crash lost its ARN), else a
     /// new registration.
-    async fn task_definition<S, St>(
+    pub(super) async fn task_definition<S, St>(
         &self,
         calls: &Calls<'_>,
         target: &Target<'_, S, St>,
         input: &TaskDefinitionInput,
         known: Option<&str>,
         events: &mut Vec<Event>,
-    ) -> Result<String, RunError> {
+    ) -> Result<String, ReconcileError> {
         let hash = input.tags.get(TAG_RENDER_HASH).cloned().unwrap_or_default();
-        let matches = |tags: &Tags| tags.get(TAG_RENDER_HASH) == Some(&hash) && owned_by(tags, target.uid);
+        let matches = |tags: &Tags| {
+            tags.get(TAG_RENDER_HASH) == Some(&hash) && tags.get(TAG_UID).map(String::as_str) == Some(target.uid)
+        };
         if let Some(arn) = known {
             match self.task_definitions.get(&calls.ecs, arn).await {
                 Ok(td) if td.active && matches(&td.tags) => return Ok(td.arn),
@@ -125,45 +183,55 @@ impl Workloads {
         Ok(td.arn)
     }
 
-    /// Creates or corrects the service and reads its conditions.
+    /// Creates or corrects the service `record` names and reads its
+    /// conditions. `initial` is the desired count a new service starts with.
     #[allow(clippy::too_many_arguments)]
-    pub(super) async fn ensure_service<S, St>(
+    pub(super) async fn ensure_service<S, St: Clone>(
         &self,
         calls: &Calls<'_>,
         target: &Target<'_, S, St>,
+        record: &ServiceRef,
         want: &ServiceWant,
-        input: &TaskDefinitionInput,
-        memory: &ServiceMemory<'_>,
+        initial: u32,
+        td_arn: &str,
+        memory: &EcsRecord<'_>,
+        conditions: &[Condition],
+        user_tags: &Tags,
         events: &mut Vec<Event>,
-    ) -> Result<ServiceReport, RunError> {
-        let td_arn = self.task_definition(calls, target, input, memory.task_definition_arn, events).await?;
-        let name = names::service_name(target.namespace, target.name);
-        let max_age = if target.fresh || !super::settled(memory.conditions, target.generation) {
+    ) -> Result<ServiceReport, ReconcileError> {
+        let (cluster, name) = (&record.cluster, &record.name);
+        let max_age = if target.fresh || !super::settled(conditions, target.generation) {
             Duration::ZERO
         } else {
             self.observer.stale_after()
         };
-        let observed = self.observer.observe(&calls.ecs, &want.cluster, &name, max_age).await?;
+        let observed = self.observer.observe(&calls.ecs, cluster, name, max_age).await?;
         let mut changed = false;
         let service = match observed {
             None => {
-                let service = self.create_service(calls, target, want, &name, &td_arn).await?;
-                events.push(Event::normal("ServiceCreated", format!("created {} in {}", service.arn, want.cluster)));
+                if let Some(arn) = &record.arn {
+                    events.push(Event::warning(
+                        "DriftDetected",
+                        format!("service {arn} was deleted outside Mooring; creating it again"),
+                    ));
+                }
+                let service = self.create_service(calls, target, record, want, initial, td_arn, user_tags).await?;
+                events.push(Event::normal("ServiceCreated", format!("created {} in {cluster}", service.arn)));
                 changed = true;
                 service
             }
-            Some(s) if !owned_by(&s.tags, target.uid) => {
-                return Err(RunError::Conflict(format!(
-                    "service {name} in cluster {} exists and is not managed by this resource (tag {TAG_UID} is {:?})",
-                    want.cluster,
-                    s.tags.get(TAG_UID)
-                )));
-            }
-            Some(s) => {
-                let failed = rollout_failed(&s, &td_arn) || memory.failed_task_definition_arn == Some(td_arn.as_str());
-                let update = diff(&s, want, &td_arn, failed);
+            Some(mut s) => {
+                let what = format!("service {name} in cluster {cluster}");
+                if claim(target, &s.tags, &what)? == Claim::Adopt {
+                    calls.ecs.retag(&s.arn, &service_tags(target, user_tags), &[]).await?;
+                    s.tags.extend(service_tags(target, user_tags));
+                    self.observer.record(&s);
+                    events.push(Event::normal("Adopted", format!("adopted {what} ({})", s.arn)));
+                }
+                let failed = rollout_failed(&s, td_arn) || memory.failed_task_definition_arn == Some(td_arn);
+                let update = diff(&s, want, td_arn, failed);
                 if let Some(td) = &update.task_definition
-                    && memory.task_definition_arn == Some(td_arn.as_str())
+                    && memory.task_definition_arn == Some(td_arn)
                     && s.task_definition != td_arn
                 {
                     events.push(Event::warning(
@@ -190,47 +258,54 @@ impl Workloads {
                 }
             }
         };
-        Ok(self.read_service(target, &service, &td_arn, memory, changed, events))
+        Ok(self.read_service(target, record, &service, td_arn, memory, changed, events))
     }
 
-    async fn create_service<S, St>(
+    #[allow(clippy::too_many_arguments)]
+    async fn create_service<S, St: Clone>(
         &self,
         calls: &Calls<'_>,
         target: &Target<'_, S, St>,
+        record: &ServiceRef,
         want: &ServiceWant,
-        name: &str,
+        initial: u32,
         td_arn: &str,
-    ) -> Result<Service, RunError> {
+        user_tags: &Tags,
+    ) -> Result<Service, ReconcileError> {
+        let (cluster, name) = (&record.cluster, &record.name);
         let input = ServiceInput {
-            cluster: want.cluster.clone(),
-            name: name.to_string(),
+            cluster: cluster.clone(),
+            name: name.clone(),
             task_definition: td_arn.to_string(),
-            desired_count: want.min,
+            desired_count: initial.clamp(want.min, want.max.max(want.min)),
             network: want.network.clone(),
             load_balancers: want.load_balancers.clone(),
             deployment: want.deployment,
             health_check_grace_seconds: want.grace,
-            tags: Tags::from([
-                (TAG_UID.to_string(), target.uid.to_string()),
-                (TAG_NAME.to_string(), format!("{}/{}", target.namespace, target.name)),
-            ]),
-            client_token: names::client_token(target.uid, "service", target.generation, 36),
+            tags: service_tags(target, user_tags),
+            client_token: names::client_token(target.uid, &format!("service/{cluster}"), target.generation, 36),
         };
         let service = match calls.ecs.create_service(&input).await {
             Ok(s) => s,
             // An earlier attempt (whose answer was lost) created it: look it up.
             Err(e) if e.is(ErrorKind::AlreadyExists) || e.is(ErrorKind::Timeout) => {
-                self.observer.forget(&want.cluster, name, false);
-                match self.observer.observe(&calls.ecs, &want.cluster, name, Duration::ZERO).await? {
-                    Some(s) if owned_by(&s.tags, target.uid) => s,
-                    Some(_) => {
-                        return Err(RunError::Conflict(format!(
-                            "service {name} in cluster {} exists and is not managed by this resource",
-                            want.cluster
-                        )));
+                self.observer.forget(cluster, name, false);
+                match self.observer.observe(&calls.ecs, cluster, name, Duration::ZERO).await? {
+                    Some(s) => {
+                        claim(target, &s.tags, &format!("service {name} in cluster {cluster}"))?;
+                        s
                     }
                     None => return Err(e.into()),
                 }
+            }
+            Err(e) if e.is(ErrorKind::MissingReference) => {
+                return Err(ReconcileError::Cloud(crate::cloud::CloudError {
+                    message: format!(
+                        "{} (Mooring never creates ECS clusters: create cluster {cluster} or fix spec.cluster)",
+                        e.message
+                    ),
+                    ..e
+                }));
             }
             Err(e) => return Err(e.into()),
         };
@@ -238,12 +313,14 @@ impl Workloads {
         Ok(service)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn read_service<S, St>(
         &self,
         target: &Target<'_, S, St>,
+        record: &ServiceRef,
         s: &Service,
         td_arn: &str,
-        memory: &ServiceMemory<'_>,
+        memory: &EcsRecord<'_>,
         changed: bool,
         events: &mut Vec<Event>,
     ) -> ServiceReport {
@@ -252,8 +329,7 @@ impl Workloads {
         let primary = s.primary();
         let rolling = !failed && (changed || primary.is_none_or(|p| p.rollout == RolloutState::InProgress));
         let running = format!("{}/{} tasks running", s.running_count, s.desired_count);
-        let mut conditions =
-            vec![condition(ConditionType::Synced, true, "ReconcileSuccess", format!("generation {g} applied"), g, now)];
+        let mut conditions = vec![Condition::synced(g, now)];
         if failed {
             let why = s
                 .deployments
@@ -264,26 +340,26 @@ impl Workloads {
             if memory.failed_task_definition_arn != Some(td_arn) {
                 events.push(Event::warning("RolloutFailed", format!("{td_arn}: {why}")));
             }
-            conditions.push(condition(ConditionType::Degraded, true, "RolloutFailed", why.clone(), g, now));
-            conditions.push(condition(ConditionType::Progressing, false, "RolloutFailed", why, g, now));
+            conditions.push(Condition::degraded(reason::ROLLOUT_FAILED, why.clone(), g, now));
+            conditions.push(Condition::settled(reason::ROLLOUT_FAILED, why, g, now));
         } else {
-            conditions.push(condition(ConditionType::Degraded, false, "AsExpected", "", g, now));
+            conditions.push(Condition::not_degraded(g, now));
             if rolling {
-                conditions.push(condition(ConditionType::Progressing, true, "RollingOut", running.clone(), g, now));
+                conditions.push(Condition::progressing(reason::ROLLING_OUT, running.clone(), g, now));
             } else {
-                conditions.push(condition(ConditionType::Progressing, false, "RolloutComplete", "", g, now));
+                conditions.push(Condition::settled(reason::ROLLOUT_COMPLETE, "", g, now));
             }
         }
         let steady = !rolling && s.running_count == s.desired_count && s.state == ServiceState::Active;
         conditions.push(if steady {
-            let reason = if s.desired_count == 0 { "ScaledToZero" } else { "ServiceSteady" };
-            condition(ConditionType::Ready, true, reason, running, g, now)
+            let why = if s.desired_count == 0 { reason::SCALED_TO_ZERO } else { reason::SERVICE_STEADY };
+            Condition::ready(why, running, g, now)
         } else {
-            condition(ConditionType::Ready, ConditionStatus::False, "TasksStarting", running, g, now)
+            Condition::not_ready(reason::TASKS_STARTING, running, g, now)
         });
         ServiceReport {
             conditions,
-            service_arn: s.arn.clone(),
+            service: ServiceRef { arn: Some(s.arn.clone()), ..record.clone() },
             task_definition_arn: td_arn.to_string(),
             failed_task_definition_arn: failed.then(|| td_arn.to_string()),
             replicas: Replicas {
@@ -291,71 +367,183 @@ impl Workloads {
                 running: s.running_count,
                 pending: (s.pending_count > 0).then_some(s.pending_count),
             },
-            in_flight: !steady,
+            steady,
         }
     }
 
-    /// Scales the service to zero and deletes it (or, under `Retain`, removes
-    /// Mooring's tags and leaves it), deregisters the task definitions, and
-    /// reports `Done` once ECS no longer lists the service.
-    pub(super) async fn teardown_service<S, St>(
+    /// The desired count a new service starts with: during a move, the count
+    /// the old service runs (the autoscaler's), else the minimum.
+    pub(super) async fn initial_count<S, St>(
+        &self,
+        calls: &Calls<'_>,
+        t: &Target<'_, S, St>,
+        service: &ServiceRef,
+        retiring: &[ServiceRef],
+        min: u32,
+    ) -> Result<u32, ReconcileError> {
+        if service.arn.is_some() {
+            return Ok(min);
+        }
+        for old in retiring {
+            if let Some(n) = self.desired_count_of(calls, t, old).await? {
+                return Ok(n.max(min));
+            }
+        }
+        Ok(min)
+    }
+
+    /// Deletes the services a move left behind, once the new one is steady.
+    pub(super) async fn retire<S, St: Clone>(
+        &self,
+        calls: &Calls<'_>,
+        t: &Target<'_, S, St>,
+        retiring: &mut Vec<ServiceRef>,
+        steady: bool,
+        r: &mut Reconciled<St>,
+    ) -> Result<(), ReconcileError> {
+        if retiring.is_empty() {
+            return Ok(());
+        }
+        let (g, now) = (t.generation, t.now);
+        if !steady {
+            r.conditions.push(Condition::progressing(
+                reason::MIGRATING,
+                "waiting for the new service to be steady before deleting the old one",
+                g,
+                now,
+            ));
+            r.requeue(self.config.poll_in_flight);
+            return Ok(());
+        }
+        let mut left = vec![];
+        for old in retiring.drain(..) {
+            if self.retire_service(calls, t, &old, DeletionPolicy::Delete).await? {
+                r.events.push(Event::normal(
+                    "ServiceRetired",
+                    format!("deleted service {} in cluster {} after the move", old.name, old.cluster),
+                ));
+            } else {
+                left.push(old);
+            }
+        }
+        if !left.is_empty() {
+            let names: Vec<String> = left.iter().map(|s| format!("{} in {}", s.name, s.cluster)).collect();
+            r.conditions.push(Condition::progressing(
+                reason::MIGRATING,
+                format!("draining the old service: {}", names.join(", ")),
+                g,
+                now,
+            ));
+            r.requeue(self.config.poll_in_flight);
+        }
+        *retiring = left;
+        Ok(())
+    }
+
+    /// The desired count of a recorded service, if it exists and is ours (a
+    /// migration starts the new service at the old one's count).
+    pub(super) async fn desired_count_of<S, St>(
         &self,
         calls: &Calls<'_>,
         target: &Target<'_, S, St>,
-        cluster: &str,
+        record: &ServiceRef,
+    ) -> Result<Option<u32>, ReconcileError> {
+        // Fresh: the autoscaler (or a person) may have changed it since the last look.
+        match self.observer.observe(&calls.ecs, &record.cluster, &record.name, Duration::ZERO).await {
+            Ok(Some(s)) if s.tags.get(TAG_UID).map(String::as_str) == Some(target.uid) => Ok(Some(s.desired_count)),
+            Ok(_) => Ok(None),
+            Err(e) if e.is(ErrorKind::MissingReference) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One step of tearing down (or, under `Retain`, releasing) the service a
+    /// status records. `Ok(true)` once it is gone (or released, or it never
+    /// became ours); otherwise it is draining: look again.
+    pub(super) async fn retire_service<S, St>(
+        &self,
+        calls: &Calls<'_>,
+        target: &Target<'_, S, St>,
+        record: &ServiceRef,
         policy: DeletionPolicy,
-    ) -> Result<Teardown, RunError> {
-        let name = names::service_name(target.namespace, target.name);
-        let observed = match self.observer.observe(&calls.ecs, cluster, &name, Duration::ZERO).await {
+    ) -> Result<bool, ReconcileError> {
+        let (cluster, name) = (&record.cluster, &record.name);
+        let observed = match self.observer.observe(&calls.ecs, cluster, name, Duration::ZERO).await {
             Ok(s) => s,
             // A cluster that is gone holds no service of ours.
             Err(e) if e.is(ErrorKind::MissingReference) => None,
             Err(e) => return Err(e.into()),
         };
-        match observed {
-            Some(s) if owned_by(&s.tags, target.uid) => match (policy, s.state) {
-                (DeletionPolicy::Retain, _) => {
-                    calls.ecs.retag(&s.arn, &Tags::new(), &[TAG_UID.to_string(), TAG_NAME.to_string()]).await?;
-                    self.observer.forget(cluster, &name, true);
+        let Some(s) = observed.filter(|s| s.tags.get(TAG_UID).map(String::as_str) == Some(target.uid)) else {
+            self.observer.forget(cluster, name, true);
+            return Ok(true);
+        };
+        match (policy, s.state) {
+            (DeletionPolicy::Retain, _) => {
+                calls.ecs.retag(&s.arn, &Tags::new(), &[TAG_UID.to_string(), TAG_NAME.to_string()]).await?;
+                self.observer.forget(cluster, name, true);
+                Ok(true)
+            }
+            (DeletionPolicy::Delete, ServiceState::Active) => {
+                if s.desired_count > 0 {
+                    let zero = ServiceUpdate {
+                        cluster: cluster.clone(),
+                        name: name.clone(),
+                        desired_count: Some(0),
+                        ..Default::default()
+                    };
+                    calls.ecs.update_service(&zero).await?;
                 }
-                (DeletionPolicy::Delete, ServiceState::Active) => {
-                    if s.desired_count > 0 {
-                        let zero = ServiceUpdate {
-                            cluster: cluster.to_string(),
-                            name: name.clone(),
-                            desired_count: Some(0),
-                            ..Default::default()
-                        };
-                        calls.ecs.update_service(&zero).await?;
-                    }
-                    match calls.ecs.delete_service(cluster, &name, true).await {
-                        Ok(()) => {}
-                        Err(e) if e.is(ErrorKind::NotFound) => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                    self.observer.forget(cluster, &name, false);
-                    return Ok(Teardown::Pending(self.config.poll_in_flight, format!("service {name} is draining")));
+                match calls.ecs.delete_service(cluster, name, true).await {
+                    Ok(()) => {}
+                    Err(e) if e.is(ErrorKind::NotFound) => {}
+                    Err(e) => return Err(e.into()),
                 }
-                (DeletionPolicy::Delete, _) => {
-                    return Ok(Teardown::Pending(self.config.poll_in_flight, format!("service {name} is draining")));
-                }
-            },
-            _ => self.observer.forget(cluster, &name, true),
+                self.observer.forget(cluster, name, false);
+                Ok(false)
+            }
+            (DeletionPolicy::Delete, _) => Ok(false),
         }
-        if policy == DeletionPolicy::Delete {
-            let family = names::task_family(target.namespace, target.name);
-            for arn in calls.ecs.list_task_definitions(&family).await? {
-                let td = self.task_definitions.get(&calls.ecs, &arn).await?;
-                if owned_by(&td.tags, target.uid) {
-                    match calls.ecs.deregister_task_definition(&arn).await {
-                        Ok(()) => self.task_definitions.deregistered(&arn),
-                        Err(e) if e.is(ErrorKind::NotFound) => {}
-                        Err(e) => return Err(e.into()),
-                    }
+    }
+
+    /// Deregisters every revision of `family` that carries this resource's
+    /// tag (others' revisions in the same family are left alone).
+    pub(super) async fn deregister_task_definitions<S, St>(
+        &self,
+        calls: &Calls<'_>,
+        target: &Target<'_, S, St>,
+        family: &str,
+    ) -> Result<(), ReconcileError> {
+        for arn in calls.ecs.list_task_definitions(family).await? {
+            let td = self.task_definitions.get(&calls.ecs, &arn).await?;
+            if td.tags.get(TAG_UID).map(String::as_str) == Some(target.uid) {
+                match calls.ecs.deregister_task_definition(&arn).await {
+                    Ok(()) => self.task_definitions.deregistered(&arn),
+                    Err(e) if e.is(ErrorKind::NotFound) => {}
+                    Err(e) => return Err(e.into()),
                 }
             }
         }
-        Ok(Teardown::Done)
+        Ok(())
+    }
+
+    /// Puts changed user tags on (and removed ones off) the service and its
+    /// current task definition.
+    pub(super) async fn retag_ecs(
+        &self,
+        calls: &Calls<'_>,
+        service_arn: Option<&str>,
+        task_definition_arn: Option<&str>,
+        put: &Tags,
+        remove: &[String],
+    ) -> Result<(), ReconcileError> {
+        for arn in [service_arn, task_definition_arn].into_iter().flatten() {
+            calls.ecs.retag(arn, put, remove).await?;
+        }
+        if let Some(arn) = task_definition_arn {
+            self.task_definitions.retagged(arn, put, remove);
+        }
+        Ok(())
     }
 }
 
@@ -397,11 +585,6 @@ fn diff(s: &Service, want: &ServiceWant, td_arn: &str, failed: bool) -> ServiceU
     update
 }
 
-/// Whether a cloud error means "it is gone already".
-pub(super) fn gone(e: &CloudError) -> bool {
-    e.is(ErrorKind::NotFound)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,7 +619,6 @@ mod tests {
 
     fn want() -> ServiceWant {
         ServiceWant {
-            cluster: "apps".into(),
             min: 2,
             max: 10,
             network: None,
@@ -467,5 +649,50 @@ mod tests {
         assert!(diff(&service(), &want(), "arn:td:2", true).task_definition.is_none());
         s.deployment = Some(DeploymentConfig { circuit_breaker: false, ..want().deployment });
         assert_eq!(diff(&s, &want(), "arn:td:1", false).deployment, Some(want().deployment));
+    }
+
+    #[test]
+    fn the_intent_records_identities_and_migrations() {
+        let annotations = std::collections::BTreeMap::new();
+        let target = Target {
+            uid: "u1",
+            namespace: "ns",
+            name: "gw",
+            generation: 1,
+            annotations: &annotations,
+            spec: &(),
+            status: &(),
+            fresh: false,
+            now: chrono::Utc::now(),
+        };
+        let svc = |cluster: &str, arn: Option<&str>| ServiceRef {
+            cluster: cluster.into(),
+            name: "ns_gw".into(),
+            arn: arn.map(str::to_string),
+        };
+        let record = |service, retiring, family| EcsRecord {
+            service,
+            retiring,
+            task_family: family,
+            task_definition_arn: None,
+            failed_task_definition_arn: None,
+        };
+        let mut events = vec![];
+        // First reconcile: everything is new.
+        let i = ecs_intent(&target, "a", &record(None, &[], None), &mut events);
+        assert!(i.changed && i.service == svc("a", None) && i.task_family == "ns_gw" && i.retiring.is_empty());
+        // Settled: nothing new.
+        let current = svc("a", Some("arn:a"));
+        let i = ecs_intent(&target, "a", &record(Some(&current), &[], Some("ns_gw")), &mut events);
+        assert!(!i.changed && i.service == current);
+        // The cluster changed: the old service retires, the new one is recorded.
+        let i = ecs_intent(&target, "b", &record(Some(&current), &[], Some("ns_gw")), &mut events);
+        assert!(i.changed && i.service == svc("b", None) && i.retiring == vec![current.clone()]);
+        assert!(events.iter().any(|e| e.reason == "ServiceMigrating"));
+        // Changed back mid-move: the old service is current again, the half-made one retires.
+        let half = svc("b", Some("arn:b"));
+        let retiring = [current.clone()];
+        let i = ecs_intent(&target, "a", &record(Some(&half), &retiring, Some("ns_gw")), &mut events);
+        assert!(i.changed && i.service == current && i.retiring == vec![half]);
     }
 }

@@ -1,28 +1,42 @@
 //! Workers: SQS consumers on ECS. Mooring owns the queue and its dead-letter
 //! queue (redrive policy included), corrects attribute drift, and hands the
-//! queue URL to the container as `QUEUE_URL`.
+//! queue URL to the container as `QUEUE_URL`. A queue is the worker's when it
+//! carries its `mooring:uid` tag; an untagged queue of the same name is
+//! adopted only on request (`mooring/adopt: "true"`), never silently.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use api_types::Event;
 use api_types::common::DeletionPolicy;
+use api_types::condition::{Condition, reason};
+use api_types::status::QueueRef;
 use api_types::worker::{WorkerSpec, WorkerStatus};
+use api_types::{Kind, WorkerSpec as Spec};
 use serde_json::json;
 
-use super::service::{ServiceMemory, ServiceWant, network};
-use super::{Calls, Event, Report, RunError, Target, Teardown, Workloads};
+use super::ownership::{Claim, claim};
+use super::service::{EcsRecord, ServiceWant, ecs_intent, network};
+use super::{Calls, Workloads, tags};
 use crate::cloud::ecs::DeploymentConfig;
 use crate::cloud::queues::QueueAttributes;
-use crate::cloud::{ErrorKind, Queues, TAG_NAME, TAG_UID};
+use crate::cloud::{ErrorKind, Queues, TAG_NAME, TAG_UID, Tags};
+use crate::gate::CallGate;
 use crate::names;
+use crate::reconcile::{Reconcile, ReconcileError, Reconciled, Target, Teardown};
 use crate::render::{self, Owner};
 
 /// A worker, as the runner sees it.
 pub type WorkerTarget<'a> = Target<'a, WorkerSpec, WorkerStatus>;
+
+/// The worker reconciler.
+pub struct Workers(pub(super) Arc<Workloads>);
 
 /// Dead letters are kept as long as SQS allows (14 days).
 const DEAD_LETTER_RETENTION: &str = "1209600";
 
 fn want(spec: &WorkerSpec) -> ServiceWant {
     ServiceWant {
-        cluster: spec.cluster.clone(),
         min: spec.scaling.min,
         max: spec.scaling.max,
         network: network(spec.network.as_ref()),
@@ -30,6 +44,16 @@ fn want(spec: &WorkerSpec) -> ServiceWant {
         // Workers roll like relays: circuit breaker with rollback, never below the running count.
         deployment: DeploymentConfig::default(),
         grace: None,
+    }
+}
+
+fn record(status: &WorkerStatus) -> EcsRecord<'_> {
+    EcsRecord {
+        service: status.service.as_ref(),
+        retiring: &status.retiring_services,
+        task_family: status.task_family.as_deref(),
+        task_definition_arn: status.task_definition_arn.as_deref(),
+        failed_task_definition_arn: status.failed_task_definition_arn.as_deref(),
     }
 }
 
@@ -76,121 +100,236 @@ fn same_redrive(a: &str, b: &str) -> bool {
     parse(a).is_some() && parse(a) == parse(b)
 }
 
-impl Workloads {
-    /// Observe → diff → apply for one worker: queues first, then the service.
-    pub async fn reconcile_worker(
-        &self,
-        gate: &dyn crate::gate::CallGate,
-        target: &WorkerTarget<'_>,
-    ) -> Result<Report, RunError> {
-        let calls = self.calls(gate);
-        let mut report = Report::default();
-        let spec = target.spec;
-        let name = names::queue_name(target.namespace, target.name, spec.queue.name.as_deref(), spec.queue.fifo);
-        let dead_letter = names::dead_letter_name(&name);
-        let dlq_want = queue_attributes(spec, None);
-        let (dlq_url, dlq_attrs) = self
-            .ensure_queue(
-                &calls,
-                target,
-                &dead_letter,
-                target.status.dead_letter_queue_url.as_deref(),
-                &dlq_want,
-                &mut report.events,
-            )
-            .await?;
-        let dlq_arn = dlq_attrs.get("QueueArn").cloned().unwrap_or_default();
-        let queue_want = queue_attributes(spec, Some(&dlq_arn));
-        let (queue_url, _) = self
-            .ensure_queue(&calls, target, &name, target.status.queue_url.as_deref(), &queue_want, &mut report.events)
-            .await?;
-        report.outputs.insert("queueUrl".into(), json!(queue_url));
-        report.outputs.insert("deadLetterQueueUrl".into(), json!(dlq_url));
+/// The tags of everything a worker owns: its user tags, then Mooring's.
+fn owner_tags(t: &WorkerTarget<'_>) -> Tags {
+    let mut tags = t.spec.tags.clone();
+    tags.insert(TAG_UID.to_string(), t.uid.to_string());
+    tags.insert(TAG_NAME.to_string(), t.key());
+    tags
+}
 
-        let owner =
-            Owner { uid: target.uid, namespace: target.namespace, name: target.name, region: &self.config.region };
-        let input = render::worker_task(&owner, spec, &queue_url);
-        let memory = ServiceMemory {
-            task_definition_arn: target.status.task_definition_arn.as_deref(),
-            failed_task_definition_arn: target.status.failed_task_definition_arn.as_deref(),
-            conditions: &target.status.conditions,
-        };
-        let service = self.ensure_service(&calls, target, &want(spec), &input, &memory, &mut report.events).await?;
-        service.fill(&mut report, self.config.poll_in_flight);
-        Ok(report)
+#[async_trait::async_trait]
+impl Reconcile for Workers {
+    const KIND: Kind = Kind::Worker;
+    type Spec = Spec;
+    type Status = WorkerStatus;
+
+    async fn reconcile(
+        &self,
+        gate: &dyn CallGate,
+        target: &WorkerTarget<'_>,
+    ) -> Result<Reconciled<WorkerStatus>, ReconcileError> {
+        self.0.reconcile_worker(gate, target).await
     }
 
-    /// The queue's URL and attributes after creating it or correcting drift.
-    /// The URL in status is tried first (one call when nothing changed).
+    async fn cleanup(
+        &self,
+        gate: &dyn CallGate,
+        target: &WorkerTarget<'_>,
+    ) -> Result<Teardown<WorkerStatus>, ReconcileError> {
+        self.0.cleanup_worker(gate, target).await
+    }
+
+    fn expect(&self, target: &WorkerTarget<'_>) {
+        if let Some(s) = &target.status.service {
+            self.0.observer.expect(&s.cluster, &s.name);
+        }
+    }
+}
+
+impl Workloads {
+    /// Observe → diff → apply for one worker: queues first, then the service.
+    async fn reconcile_worker(
+        &self,
+        gate: &dyn CallGate,
+        t: &WorkerTarget<'_>,
+    ) -> Result<Reconciled<WorkerStatus>, ReconcileError> {
+        let calls = self.calls(gate);
+        let mut r = t.report();
+        let (g, now, spec) = (t.generation, t.now, t.spec);
+
+        // 1. What will be created is recorded before anything is. The queue
+        // name is immutable (the API refuses a change), so it is recorded once.
+        let intent = ecs_intent(t, &spec.cluster, &record(t.status), &mut r.events);
+        if intent.changed || t.status.queue.is_none() || t.status.dead_letter_queue.is_none() {
+            let queue = names::queue_name(t.namespace, t.name, spec.queue.name.as_deref(), spec.queue.fifo);
+            if t.status.service.is_none() {
+                r.status.applied_tags = spec.tags.clone();
+            }
+            r.status.dead_letter_queue.get_or_insert_with(|| QueueRef::named(names::dead_letter_name(&queue)));
+            r.status.queue.get_or_insert_with(|| QueueRef::named(queue));
+            r.status.service = Some(intent.service);
+            r.status.retiring_services = intent.retiring;
+            r.status.task_family = Some(intent.task_family);
+            r.conditions.push(Condition::progressing(reason::CREATING, "recording what will be created", g, now));
+            r.requeue(Duration::ZERO);
+            return Ok(r);
+        }
+
+        // 2. The dead-letter queue, then the queue with its redrive policy.
+        let (Some(dlq), Some(queue)) = (t.status.dead_letter_queue.clone(), t.status.queue.clone()) else {
+            return Ok(r);
+        };
+        let dlq = self.ensure_queue(&calls, t, dlq, &queue_attributes(spec, None), &mut r.events).await?;
+        let queue_want = queue_attributes(spec, dlq.arn.as_deref());
+        let queue = self.ensure_queue(&calls, t, queue, &queue_want, &mut r.events).await?;
+        let queue_url = queue.url.clone().unwrap_or_default();
+        r.status.dead_letter_queue = Some(dlq);
+        r.status.queue = Some(queue);
+
+        // 3. The task definition and the service.
+        let owner = Owner {
+            uid: t.uid,
+            namespace: t.namespace,
+            name: t.name,
+            family: &intent.task_family,
+            user_tags: &spec.tags,
+            region: &self.config.region,
+        };
+        let input = render::worker_task(&owner, spec, &queue_url);
+        let td_arn =
+            self.task_definition(&calls, t, &input, t.status.task_definition_arn.as_deref(), &mut r.events).await?;
+        let initial = self.initial_count(&calls, t, &intent.service, &intent.retiring, spec.scaling.min).await?;
+        let report = self
+            .ensure_service(
+                &calls,
+                t,
+                &intent.service,
+                &want(spec),
+                initial,
+                &td_arn,
+                &record(t.status),
+                &t.status.conditions,
+                &spec.tags,
+                &mut r.events,
+            )
+            .await?;
+        report.fill(&mut r, self.config.poll_in_flight);
+        r.status.service = Some(report.service.clone());
+        r.status.task_definition_arn = Some(report.task_definition_arn.clone());
+        r.status.failed_task_definition_arn = report.failed_task_definition_arn.clone();
+        r.status.replicas = Some(report.replicas.clone());
+
+        // 4. A move to another cluster finishes.
+        let mut retiring = intent.retiring;
+        self.retire(&calls, t, &mut retiring, report.steady, &mut r).await?;
+        r.status.retiring_services = retiring;
+
+        // 5. User tags, when `spec.tags` changed.
+        let (put, remove) = tags::diff(&t.status.applied_tags, &spec.tags);
+        if !put.is_empty() || !remove.is_empty() {
+            let service_arn = r.status.service.as_ref().and_then(|s| s.arn.clone());
+            self.retag_ecs(&calls, service_arn.as_deref(), Some(&td_arn), &put, &remove).await?;
+            for q in [&r.status.queue, &r.status.dead_letter_queue].into_iter().flatten() {
+                if let Some(url) = &q.url {
+                    calls.queues.tag_queue(url, &put).await?;
+                    calls.queues.untag_queue(url, &remove).await?;
+                }
+            }
+            r.events.push(Event::normal("TagsUpdated", "spec.tags put on the service, task definition and queues"));
+            r.status.applied_tags = spec.tags.clone();
+        }
+        Ok(r)
+    }
+
+    /// The queue `rec` names, created, adopted or found again, with its
+    /// attributes corrected. The URL in status is tried first (one call when
+    /// nothing changed).
     async fn ensure_queue(
         &self,
         calls: &Calls<'_>,
-        target: &WorkerTarget<'_>,
-        name: &str,
-        known_url: Option<&str>,
+        t: &WorkerTarget<'_>,
+        mut rec: QueueRef,
         want: &QueueAttributes,
         events: &mut Vec<Event>,
-    ) -> Result<(String, QueueAttributes), RunError> {
+    ) -> Result<QueueRef, ReconcileError> {
+        let name = rec.name.clone();
         let mut found = None;
-        if let Some(url) = known_url.filter(|u| u.ends_with(&format!("/{name}"))) {
+        if let Some(url) = &rec.url {
             match calls.queues.queue_attributes(url).await {
-                Ok(attrs) => found = Some((url.to_string(), attrs)),
-                Err(e) if e.is(ErrorKind::NotFound) => {}
+                Ok(attrs) => found = Some((url.clone(), attrs)),
+                Err(e) if e.is(ErrorKind::NotFound) => events.push(Event::warning(
+                    "DriftDetected",
+                    format!("queue {name} was deleted outside Mooring; creating it again"),
+                )),
                 Err(e) => return Err(e.into()),
             }
-        }
-        if found.is_none()
-            && let Some(url) = calls.queues.queue_url(name).await?
-        {
-            let tags = calls.queues.queue_tags(&url).await?;
-            if tags.get(TAG_UID).is_some_and(|u| u != target.uid) {
-                return Err(RunError::Conflict(format!("queue {name} belongs to another resource")));
+        } else if let Some(url) = calls.queues.queue_url(&name).await? {
+            let what = format!("queue {name}");
+            if claim(t, &calls.queues.queue_tags(&url).await?, &what)? == Claim::Adopt {
+                calls.queues.tag_queue(&url, &owner_tags(t)).await?;
+                events.push(Event::normal("Adopted", format!("adopted {what} ({url})")));
             }
             found = Some((url.clone(), calls.queues.queue_attributes(&url).await?));
         }
-        let Some((url, have)) = found else {
-            let mut attributes = want.clone();
-            if name.ends_with(".fifo") {
-                attributes.insert("FifoQueue".into(), "true".into());
+        let (url, have) = match found {
+            Some(f) => f,
+            None => {
+                let mut attributes = want.clone();
+                if name.ends_with(".fifo") {
+                    attributes.insert("FifoQueue".into(), "true".into());
+                }
+                let url = calls.queues.create_queue(&name, &attributes, &owner_tags(t)).await?;
+                events.push(Event::normal("QueueCreated", format!("created {url}")));
+                let attrs = calls.queues.queue_attributes(&url).await?;
+                rec.arn = attrs.get("QueueArn").cloned();
+                rec.url = Some(url);
+                return Ok(rec);
             }
-            let tags = Owner { uid: target.uid, namespace: target.namespace, name: target.name, region: "" }.tags();
-            let url = calls.queues.create_queue(name, &attributes, &tags).await?;
-            events.push(Event::normal("QueueCreated", format!("created {url}")));
-            let attrs = calls.queues.queue_attributes(&url).await?;
-            return Ok((url, attrs));
         };
+        rec.arn = have.get("QueueArn").cloned();
+        rec.url = Some(url.clone());
         let drift = drifted(want, &have);
-        if drift.is_empty() {
-            return Ok((url, have));
+        if !drift.is_empty() {
+            calls.queues.set_queue_attributes(&url, &drift).await?;
+            let fields: Vec<String> =
+                drift.keys().map(|k| format!("{k} was {}", have.get(k).map_or("unset", |v| v.as_str()))).collect();
+            events.push(Event::warning("DriftCorrected", format!("queue {name}: {}; set back", fields.join(", "))));
         }
-        calls.queues.set_queue_attributes(&url, &drift).await?;
-        let fields: Vec<String> =
-            drift.keys().map(|k| format!("{k} was {}", have.get(k).map_or("unset", |v| v.as_str()))).collect();
-        events.push(Event::warning("DriftCorrected", format!("queue {name}: {}; set back", fields.join(", "))));
-        let mut attrs = have;
-        attrs.extend(drift);
-        Ok((url, attrs))
+        Ok(rec)
     }
 
-    /// Tears a worker down: the service per `deletionPolicy`, then the queue
-    /// and its dead-letter queue per `queue.deletionPolicy` (default: the worker's).
-    pub async fn cleanup_worker(
+    /// Tears a worker down: every service its status records per
+    /// `deletionPolicy`, its task definitions, then the queue and its
+    /// dead-letter queue per `queue.deletionPolicy` (default: the worker's).
+    async fn cleanup_worker(
         &self,
-        gate: &dyn crate::gate::CallGate,
-        target: &WorkerTarget<'_>,
-    ) -> Result<Teardown, RunError> {
+        gate: &dyn CallGate,
+        t: &WorkerTarget<'_>,
+    ) -> Result<Teardown<WorkerStatus>, ReconcileError> {
         let calls = self.calls(gate);
-        let spec = target.spec;
-        if let pending @ (Teardown::Pending(..) | Teardown::Progress(_)) =
-            self.teardown_service(&calls, target, &spec.cluster, spec.deletion_policy).await?
-        {
-            return Ok(pending);
+        let spec = t.spec;
+        let mut draining = vec![];
+        for s in t.status.service.iter().chain(&t.status.retiring_services) {
+            if !self.retire_service(&calls, t, s, spec.deletion_policy).await? {
+                draining.push(format!("{} in {}", s.name, s.cluster));
+            }
         }
-        let name = names::queue_name(target.namespace, target.name, spec.queue.name.as_deref(), spec.queue.fifo);
-        for queue in [name.clone(), names::dead_letter_name(&name)] {
-            let Some(url) = calls.queues.queue_url(&queue).await? else { continue };
-            let tags = calls.queues.queue_tags(&url).await?;
-            if tags.get(TAG_UID).is_some_and(|u| u != target.uid) {
+        if !draining.is_empty() {
+            let message = format!("service {} is draining", draining.join(", "));
+            return Ok(Teardown::pending(t, message, self.config.poll_in_flight));
+        }
+        if spec.deletion_policy == DeletionPolicy::Delete
+            && let Some(family) = &t.status.task_family
+        {
+            self.deregister_task_definitions(&calls, t, family).await?;
+        }
+        for rec in [&t.status.queue, &t.status.dead_letter_queue].into_iter().flatten() {
+            // A queue recorded by name only may have been created by a
+            // reconcile that crashed before recording its URL: look it up.
+            let url = match &rec.url {
+                Some(u) => u.clone(),
+                None => match calls.queues.queue_url(&rec.name).await? {
+                    Some(u) => u,
+                    None => continue,
+                },
+            };
+            let tags = match calls.queues.queue_tags(&url).await {
+                Ok(tags) => tags,
+                Err(e) if e.is(ErrorKind::NotFound) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if tags.get(TAG_UID).map(String::as_str) != Some(t.uid) {
                 continue;
             }
             match spec.queue.deletion_policy.unwrap_or(spec.deletion_policy) {

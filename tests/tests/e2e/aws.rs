@@ -66,15 +66,16 @@ async fn relay_and_worker_on_moto() {
     assert_eq!(services.len(), 1);
     assert_eq!(services[0].task_definition, revisions[0]);
     assert_eq!(services[0].desired_count, 2, "created at scaling.min");
-    assert_eq!(relay["status"]["serviceArn"], services[0].arn.as_str());
+    assert_eq!(relay["status"]["service"]["arn"], services[0].arn.as_str());
+    assert_eq!(relay["status"]["service"]["cluster"], "prod");
 
     // The worker's queue has a dead-letter queue and a redrive policy.
-    let worker = if worker["status"]["queueUrl"].is_string() {
+    let worker = if worker["status"]["queue"]["url"].is_string() {
         worker
     } else {
         status(&server, "workers", &ns, "converter").await
     };
-    let queue_url = worker["status"]["queueUrl"].as_str().expect("queueUrl in status").to_string();
+    let queue_url = worker["status"]["queue"]["url"].as_str().expect("queue.url in status").to_string();
     let attrs = moto.cloud.queues.queue_attributes(&queue_url).await.expect("queue attributes");
     assert_eq!(attrs["VisibilityTimeout"], "300");
     let redrive: Value = serde_json::from_str(&attrs["RedrivePolicy"]).expect("a redrive policy");

@@ -7,6 +7,7 @@ mod aws;
 mod cli;
 mod commands;
 mod nodes;
+mod ownership;
 mod replicas;
 mod shutdown;
 mod tokens;

@@ -130,9 +130,9 @@ fn kind_headers(kind: Kind) -> &'static [&'static str] {
 fn kind_cells(kind: Kind, item: &Value) -> Vec<String> {
     match kind {
         Kind::Node => vec![text_at(item, "/status/instanceId"), text_at(item, "/status/privateIp")],
-        Kind::Relay => vec![replicas(item), text_at(item, "/status/serviceArn")],
+        Kind::Relay => vec![replicas(item), text_at(item, "/status/service/arn")],
         Kind::Worker => {
-            let queue = match str_at(item, "/status/queueUrl") {
+            let queue = match str_at(item, "/status/queue/url") {
                 Some(url) if !url.is_empty() => url.to_string(),
                 _ => text_at(item, "/spec/queue/name"),
             };
@@ -172,7 +172,7 @@ mod tests {
                     {"type": "Synced", "status": "True", "reason": "ReconcileSuccess", "message": "",
                      "lastTransitionTime": "2023-11-14T21:13:20Z"}
                 ]),
-                json!({"replicas": {"desired": 3, "running": 2}, "serviceArn": "arn:aws:ecs:eu-west-1:1:service/c/gateway"}),
+                json!({"replicas": {"desired": 3, "running": 2}, "service": {"cluster": "c", "name": "payments_gateway", "arn": "arn:aws:ecs:eu-west-1:1:service/c/gateway"}}),
             ),
             relay("default", "new", "2023-11-14T22:13:15Z", json!([]), json!({})),
         ]

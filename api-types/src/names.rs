@@ -1,5 +1,10 @@
 //! The AWS names of what a resource owns, derived from its namespace, name and
-//! uid. Derived, not stored, so a restarted controller finds the same things.
+//! uid when the resource is first reconciled, then recorded in its status (see
+//! [`crate::status`]): later reconciles and the teardown work from the record.
+//! The derivation never changes for an existing resource (renaming would
+//! orphan what the old names point at), and the store claims the names a
+//! document would take so two documents never map to one AWS resource
+//! ([`claims`]).
 //!
 //! Namespaces and names are DNS-1123 labels (no `_`), so `{namespace}_{name}`
 //! is unambiguous for ECS services and task definition families (letters,
@@ -7,6 +12,8 @@
 //! are short (40) and lowercase, so they carry a hash of the uid instead.
 
 use sha2::{Digest, Sha256};
+
+use crate::document::AnyResource;
 
 /// The first `n` hex digits of the SHA-256 of `input`.
 pub fn short_hash(input: &str, n: usize) -> String {
@@ -83,6 +90,28 @@ pub fn cache_id(name: &str, uid: &str) -> String {
 /// most `max` characters (ECS takes 36, EC2 64).
 pub fn client_token(uid: &str, purpose: &str, generation: i64, max: usize) -> String {
     short_hash(&format!("{uid}/{purpose}/{generation}"), max.min(64))
+}
+
+/// The account-wide AWS names a document takes, as `service:name` claims: the
+/// ECS service name and task definition family of a relay or worker (one name
+/// for both), a worker's queue and dead-letter queue. Two documents whose
+/// claims overlap would fight over one AWS resource, so the store refuses the
+/// second. Names carry no cluster: a service may move between clusters.
+pub fn claims(doc: &AnyResource) -> Vec<String> {
+    let m = doc.metadata();
+    match doc {
+        AnyResource::Node(_) => vec![],
+        AnyResource::Relay(_) => vec![format!("ecs:{}", service_name(&m.namespace, &m.name))],
+        AnyResource::Worker(w) => {
+            let q = &w.spec.queue;
+            let queue = queue_name(&m.namespace, &m.name, q.name.as_deref(), q.fifo);
+            vec![
+                format!("ecs:{}", service_name(&m.namespace, &m.name)),
+                format!("sqs:{}", dead_letter_name(&queue)),
+                format!("sqs:{queue}"),
+            ]
+        }
+    }
 }
 
 #[cfg(test)]
