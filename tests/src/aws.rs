@@ -15,8 +15,17 @@ pub struct Moto {
 
 impl Moto {
     pub async fn connect() -> Moto {
+        Moto::region("us-east-1").await
+    }
+
+    /// The same moto, seen from another region (moto keeps regions apart, as AWS does).
+    pub async fn in_region(&self, region: &str) -> Moto {
+        Moto::region(region).await
+    }
+
+    async fn region(region: &str) -> Moto {
         let endpoint = std::env::var("MOORING_AWS_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:4566".into());
-        let settings = AwsSettings { endpoint: Some(endpoint.clone()), region: Some("us-east-1".into()) };
+        let settings = AwsSettings { endpoint: Some(endpoint.clone()), region: Some(region.into()) };
         let sdk = runners::aws::sdk_config(&settings).await;
         Moto { cloud: runners::aws::cloud_from(&sdk), sdk, endpoint }
     }

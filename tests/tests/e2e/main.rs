@@ -4,6 +4,7 @@
 
 mod audit;
 mod aws;
+mod aws_identity;
 mod cli;
 mod commands;
 mod nodes;
