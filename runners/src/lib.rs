@@ -9,6 +9,7 @@ pub mod aws;
 pub mod cloud;
 pub mod events;
 pub mod gate;
+pub mod iam;
 pub mod names;
 pub mod observe;
 pub mod provision;
