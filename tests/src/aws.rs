@@ -46,6 +46,27 @@ impl Moto {
         out.subnets().iter().find_map(|s| s.subnet_id.clone()).expect("moto has a default VPC with subnets")
     }
 
+    /// moto's default VPC and two of its subnets.
+    pub async fn default_network(&self) -> (String, Vec<String>) {
+        let ec2 = aws_sdk_ec2::Client::new(&self.sdk);
+        let vpcs = ec2
+            .describe_vpcs()
+            .filters(aws_sdk_ec2::types::Filter::builder().name("isDefault").values("true").build())
+            .send()
+            .await
+            .expect("moto VPCs");
+        let vpc = vpcs.vpcs().first().and_then(|v| v.vpc_id.clone()).expect("moto has a default VPC");
+        let subnets = ec2
+            .describe_subnets()
+            .filters(aws_sdk_ec2::types::Filter::builder().name("vpc-id").values(&vpc).build())
+            .send()
+            .await
+            .expect("moto subnets");
+        let ids: Vec<String> = subnets.subnets().iter().filter_map(|s| s.subnet_id.clone()).take(2).collect();
+        assert_eq!(ids.len(), 2, "moto's default VPC has subnets in two zones");
+        (vpc, ids)
+    }
+
     /// Mooring's node facades over the SDK, pointed at moto.
     pub fn node_cloud(&self) -> NodeCloud {
         runners::aws::node_cloud_from(&self.sdk)

@@ -7,6 +7,7 @@ mod aws;
 mod aws_identity;
 mod cli;
 mod commands;
+mod deploy;
 mod nodes;
 mod replicas;
 mod shutdown;
