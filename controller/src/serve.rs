@@ -240,6 +240,10 @@ pub struct ServeArgs {
     /// The `mooring-provisioner` binary local builds run (default: next to `mooring`).
     #[arg(long, env = "MOORING_PROVISIONER_BIN")]
     pub provisioner_bin: Option<PathBuf>,
+    /// Seconds between `fleet status` log lines (shards without an owner,
+    /// resources not Ready; the install's alarms read them); 0: none.
+    #[arg(long, env = "MOORING_FLEET_REPORT_SECONDS", default_value_t = 60.0)]
+    pub fleet_report_seconds: f64,
     /// Seconds in-flight reconciles may run after SIGTERM.
     #[arg(long, env = "MOORING_SHUTDOWN_GRACE_SECONDS", default_value_t = 30.0)]
     pub shutdown_grace_seconds: f64,
@@ -393,9 +397,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
             None => None,
         };
+        let fleet = (args.fleet_report_seconds > 0.0).then(|| {
+            let report = controller::fleet::FleetReport {
+                store: store.dedicated(1),
+                redis: redis.clone(),
+                prefix: args.redis_prefix.clone(),
+                shards: args.shards.max(1),
+                every: Duration::from_secs_f64(args.fleet_report_seconds),
+            };
+            tokio::spawn(report.run(stop_rx.clone()))
+        });
         // The controller has its own connections: API bursts do not delay reconciles.
         let c = Controller::new(store.dedicated(16), feed, leases, reconcilers, gate, metrics, config);
-        Some((tokio::spawn(c.run(stop_rx.clone())), events))
+        Some((tokio::spawn(c.run(stop_rx.clone())), events, fleet))
     };
 
     let listener =
@@ -410,10 +424,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }));
     shutdown_signal().await;
     let _ = stop_tx.send(true);
-    if let Some((c, events)) = controller {
+    if let Some((c, events, fleet)) = controller {
         let _ = c.await;
-        if let Some(e) = events {
-            let _ = e.await;
+        for task in [events, fleet].into_iter().flatten() {
+            let _ = task.await;
         }
     }
     server.await.context("API task")?.context("serving the API")?;
