@@ -10,6 +10,7 @@ mod commands;
 mod deploy;
 mod fleet;
 mod nodes;
+mod redis_tls;
 mod release;
 mod replicas;
 mod shutdown;
