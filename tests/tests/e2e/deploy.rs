@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use runners::iam::{self, InstallValues, Principal, Render};
 use serde_norway::Value as Yaml;
 use tests::{Moto, eventually, workspace_root};
 
@@ -276,15 +277,16 @@ async fn the_stack_creates_in_motos_cloudformation() {
     assert_eq!(status.0, "CREATE_COMPLETE", "{}", status.1);
 
     let xml = cloudformation(&http, &moto.endpoint, &action("ListStackResources")).await;
-    // One <member> per resource: (type, status, physical id).
-    let members: Vec<(String, String, String)> = xml
+    // One <member> per resource: (type, status, physical id, logical id).
+    let members: Vec<(String, String, String, String)> = xml
         .split("<member>")
         .skip(1)
         .map(|m| {
             let first = |tag: &str| xml_values(m, tag).into_iter().next().unwrap_or_default();
-            (first("ResourceType"), first("ResourceStatus"), first("PhysicalResourceId"))
+            (first("ResourceType"), first("ResourceStatus"), first("PhysicalResourceId"), first("LogicalResourceId"))
         })
         .collect();
+    let logical = |name: &str| members.iter().find(|m| m.3 == name).map(|m| m.2.clone()).unwrap_or_default();
     let types: Vec<String> = members.iter().map(|m| m.0.clone()).collect();
     let states: Vec<String> = members.iter().map(|m| m.1.clone()).collect();
     let id_of = |kind: &str| members.iter().find(|m| m.0 == kind).map(|m| m.2.clone()).filter(|id| !id.is_empty());
@@ -307,7 +309,60 @@ async fn the_stack_creates_in_motos_cloudformation() {
     let queue_name = id_of("AWS::SQS::Queue").expect("a queue").rsplit('/').next().expect("a name").to_string();
     assert!(moto.cloud.queues.queue_url(&queue_name).await.expect("moto answers").is_some());
 
+    // The policies CloudFormation attached are exactly what `mooring iam-policy`
+    // renders for these values: the embedded form resolves to the plain one.
+    let events_queue = format!("arn:aws:sqs:us-east-1:123456789012:{queue_name}");
+    let values = InstallValues {
+        partition: "aws".into(),
+        region: "us-east-1".into(),
+        account: "123456789012".into(),
+        events_queue_arn: Some(events_queue),
+        signing_key_arn: Some(stand_in("SigningKeySecret")),
+        pass_roles: vec!["arn:aws:iam::123456789012:role/apps-*".into()],
+        provisioner_role_arn: Some(format!("arn:aws:iam::123456789012:role/{}", logical("ProvisionerRole"))),
+    };
+    for (role, logical_role, policy_name) in [
+        (Principal::Controller, "TaskRole", "mooring-task"),
+        (Principal::Provisioner, "ProvisionerRole", "mooring-provisioner"),
+    ] {
+        let xml = iam_query(
+            &http,
+            &moto.endpoint,
+            &[("Action", "GetRolePolicy"), ("RoleName", &logical(logical_role)), ("PolicyName", policy_name)],
+        )
+        .await;
+        let encoded = xml_values(&xml, "PolicyDocument").into_iter().next().expect("a policy document");
+        let attached: serde_json::Value = serde_json::from_str(&url_decoded(&encoded)).expect("the document is JSON");
+        let want = iam::policy(role, Render::Plain(&values)).document;
+        assert_eq!(attached, want, "{policy_name} as attached by CloudFormation");
+    }
+
     cloudformation(&http, &moto.endpoint, &action("DeleteStack")).await;
+}
+
+/// A call to moto's IAM Query API.
+async fn iam_query(http: &reqwest::Client, endpoint: &str, params: &[(&str, &str)]) -> String {
+    let mut form = vec![("Version", "2010-05-08")];
+    form.extend_from_slice(params);
+    let encoded = reqwest::Url::parse_with_params("http://form.invalid/", &form).expect("a form");
+    let resp = moto_request(http, endpoint, "iam")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(encoded.query().unwrap_or_default().to_string())
+        .send()
+        .await
+        .expect("moto answers");
+    let status = resp.status();
+    let body = resp.text().await.expect("a body");
+    assert!(status.is_success(), "IAM {params:?}: {status}: {body}");
+    body
+}
+
+/// Percent-decoding (IAM returns policy documents URL-encoded), with XML's
+/// escapes undone first.
+fn url_decoded(text: &str) -> String {
+    let text = text.replace("&amp;", "&").replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">");
+    let url = reqwest::Url::parse(&format!("http://decode.invalid/?d={}", text.replace('+', "%2B"))).expect("a URL");
+    url.query_pairs().next().map(|(_, v)| v.into_owned()).unwrap_or_default()
 }
 
 #[test]
