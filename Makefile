@@ -1,5 +1,5 @@
 # The two commands of the README, and a few conveniences.
-.PHONY: run test stack stack-down schemas bench
+.PHONY: run test stack stack-down schemas bench iam-policy
 
 ## Bring up Postgres, Redis and moto, then run Mooring with the example charts.
 run:
@@ -17,4 +17,9 @@ stack-down:
 
 ## Rewrite the committed JSON Schemas after changing api-types.
 schemas:
-	. scripts/env.sh && UPDATE_SCHEMAS=1 cargo test -p api-types --test schemas
+	. scripts/env.sh && UPDATE_SCHEMAS=1 cargo test --workspace --test schemas
+
+## Rewrite the IAM policies and the buildspec embedded in deploy/aws/mooring.yaml
+## (after adding an AWS operation or changing its scoping in runners/src/iam/).
+iam-policy:
+	. scripts/env.sh && UPDATE_IAM=1 cargo test --workspace --test iam_template

@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use runners::aws::AwsContext;
+
 use crate::serve::StoreArgs;
 
 /// `mooring audit ...`
@@ -21,7 +23,7 @@ pub enum AuditCommand {
 
 /// Runs the migrations and exits.
 pub async fn migrate(store: StoreArgs) -> anyhow::Result<ExitCode> {
-    store.open().await?;
+    store.open(&AwsContext::new(store.aws_settings())).await?;
     println!("migrations applied");
     Ok(ExitCode::SUCCESS)
 }
@@ -29,7 +31,7 @@ pub async fn migrate(store: StoreArgs) -> anyhow::Result<ExitCode> {
 /// Runs `audit verify`.
 pub async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     let AuditCommand::Verify { store, public_keys } = cmd;
-    let store = store.open().await?;
+    let store = store.open(&AwsContext::new(store.aws_settings())).await?;
     let trusted = (!public_keys.is_empty()).then_some(public_keys);
     let report = store.audit_verify(trusted).await?;
     match report.failure {

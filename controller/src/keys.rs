@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use desired_state::signing::KeySource;
-use runners::aws::{AwsSettings, sdk_config};
+use runners::aws::AwsContext;
 
 /// The settings that name a key.
 #[derive(Debug, Clone, Default)]
@@ -14,17 +14,17 @@ pub struct KeySettings {
     pub arn: Option<String>,
     /// The value of `MOORING_SIGNING_KEY`, if set.
     pub inline: Option<String>,
-    pub aws: AwsSettings,
 }
 
-/// Resolves the key's source; reads the secret when an ARN is given.
-pub async fn key_source(settings: &KeySettings, cache_dir: &Path) -> anyhow::Result<KeySource> {
+/// Resolves the key's source; reads the secret when an ARN is given, with the
+/// process's one AWS configuration (so the secret is read in the region and
+/// with the credentials everything else uses).
+pub async fn key_source(settings: &KeySettings, cache_dir: &Path, aws: &AwsContext) -> anyhow::Result<KeySource> {
     if let Some(path) = &settings.file {
         return Ok(KeySource::File(path.clone()));
     }
     if let Some(arn) = &settings.arn {
-        let sdk = sdk_config(&settings.aws).await;
-        let value = runners::aws::secrets::secret_string(&sdk, arn).await?;
+        let value = runners::aws::secrets::secret_string(aws.config().await, arn).await?;
         return Ok(KeySource::Inline(value));
     }
     if let Some(inline) = settings.inline.as_ref().filter(|v| !v.trim().is_empty()) {

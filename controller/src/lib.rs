@@ -11,6 +11,8 @@ pub mod retry;
 
 pub mod budget;
 pub mod events;
+pub mod fleet;
+pub mod iam;
 pub mod keys;
 pub mod lease;
 pub mod metrics;

@@ -29,6 +29,8 @@ enum Command {
     /// Check the signed revision history.
     #[command(subcommand)]
     Audit(admin::AuditCommand),
+    /// Print the least-privilege IAM policy of the task role or the provisioner role.
+    IamPolicy(controller::iam::IamPolicyArgs),
     /// Print the JSON Schema of a kind (node, relay, worker).
     Schema {
         /// The kind, by name or plural.
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
             }
             Command::Migrate(store) => admin::migrate(store).await,
             Command::Audit(cmd) => admin::audit(cmd).await,
+            Command::IamPolicy(args) => controller::iam::run(&args),
             Command::Schema { kind } => {
                 let schema = api_types::schema::schema_for_kind(kind);
                 cli::print_json(&schema).map(|()| ExitCode::SUCCESS)

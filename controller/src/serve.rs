@@ -22,7 +22,7 @@ use controller::metrics::ControllerMetrics;
 use controller::reconcile::Reconcilers;
 use controller::runtime::{Controller, ControllerConfig};
 use runners::aws::sqs::SqsQueue;
-use runners::aws::{AwsSettings, sdk_config};
+use runners::aws::{AwsContext, AwsIdentity, AwsSettings};
 use runners::cloud::NodeCloud;
 use runners::provision::ProvisionExecutor;
 use runners::provision::local::LocalBuilds;
@@ -47,22 +47,31 @@ pub struct StoreArgs {
     /// Local AWS endpoint (moto) for development and tests; unset for real AWS.
     #[arg(long, env = "MOORING_AWS_ENDPOINT")]
     pub aws_endpoint: Option<String>,
+    /// AWS region; overrides the standard chain (AWS_REGION, AWS_DEFAULT_REGION,
+    /// the profile's region, the task or instance metadata).
+    #[arg(long, env = "MOORING_AWS_REGION")]
+    pub aws_region: Option<String>,
 }
 
 impl StoreArgs {
-    async fn key_source(&self) -> anyhow::Result<KeySource> {
+    /// How this process reaches AWS; load it once ([`AwsContext`]) and share it.
+    pub fn aws_settings(&self) -> AwsSettings {
+        AwsSettings { endpoint: self.aws_endpoint.clone(), region: self.aws_region.clone() }
+    }
+
+    async fn key_source(&self, aws: &AwsContext) -> anyhow::Result<KeySource> {
         let settings = KeySettings {
             file: self.signing_key_file.clone(),
             arn: self.signing_key_arn.clone(),
             inline: std::env::var("MOORING_SIGNING_KEY").ok(),
-            aws: AwsSettings { endpoint: self.aws_endpoint.clone(), region: None },
         };
-        controller::keys::key_source(&settings, &cache_dir()).await
+        controller::keys::key_source(&settings, &cache_dir(), aws).await
     }
 
-    /// Connects and migrates.
-    pub async fn open(&self) -> anyhow::Result<Store> {
-        let signer = Signer::load(&self.key_source().await?).context("loading the signing key")?;
+    /// Connects and migrates. Migrations take a Postgres advisory lock, so
+    /// replicas starting together on an old schema apply each one once.
+    pub async fn open(&self, aws: &AwsContext) -> anyhow::Result<Store> {
+        let signer = Signer::load(&self.key_source(aws).await?).context("loading the signing key")?;
         let store = Store::connect_lazy(&StoreConfig::new(&self.database_url), signer)
             .with_context(|| format!("invalid database URL {}", redact(&self.database_url)))?;
         store.migrate().await.with_context(|| format!("migrating {}", redact(&self.database_url)))?;
@@ -125,9 +134,14 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Redis URL (leases, rate limits).
+    /// Redis URL (leases, rate limits); `rediss://` for TLS (ElastiCache with
+    /// encryption in transit).
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
+    /// Redis AUTH password (an ElastiCache auth token), added to the URL when
+    /// the URL carries none; kept out of the URL so it can come from a secret.
+    #[arg(long, env = "MOORING_REDIS_PASSWORD", hide_env_values = true)]
+    pub redis_password: Option<String>,
     /// Run only the API.
     #[arg(long, conflicts_with = "controller_only")]
     pub api_only: bool,
@@ -182,9 +196,6 @@ pub struct ServeArgs {
     /// This replica's id (default: host name, process id and a random suffix).
     #[arg(long, env = "MOORING_REPLICA_ID")]
     pub replica_id: Option<String>,
-    /// AWS region (default: from the standard chain, else us-east-1).
-    #[arg(long, env = "AWS_REGION")]
-    pub aws_region: Option<String>,
     /// SQS queue fed by EventBridge with ECS and EC2 events (reconcile triggers).
     #[arg(long, env = "MOORING_EVENTS_QUEUE_URL")]
     pub events_queue_url: Option<String>,
@@ -233,6 +244,10 @@ pub struct ServeArgs {
     /// The `mooring-provisioner` binary local builds run (default: next to `mooring`).
     #[arg(long, env = "MOORING_PROVISIONER_BIN")]
     pub provisioner_bin: Option<PathBuf>,
+    /// Seconds between `fleet status` log lines (shards without an owner,
+    /// resources not Ready; the install's alarms read them); 0: none.
+    #[arg(long, env = "MOORING_FLEET_REPORT_SECONDS", default_value_t = 60.0)]
+    pub fleet_report_seconds: f64,
     /// Seconds in-flight reconciles may run after SIGTERM.
     #[arg(long, env = "MOORING_SHUTDOWN_GRACE_SECONDS", default_value_t = 30.0)]
     pub shutdown_grace_seconds: f64,
@@ -254,6 +269,11 @@ impl ServeArgs {
         })
     }
 
+    /// The Redis URL with the password from `--redis-password` when the URL has none.
+    fn redis_url(&self) -> anyhow::Result<String> {
+        with_password(&self.redis_url, self.redis_password.as_deref())
+    }
+
     fn api_config(&self) -> ApiConfig {
         ApiConfig {
             oidc: self.oidc(),
@@ -262,6 +282,18 @@ impl ServeArgs {
             redis_prefix: self.redis_prefix.clone(),
         }
     }
+}
+
+/// `url` with `password` as its password, unless it has one already or
+/// `password` is empty.
+pub fn with_password(url: &str, password: Option<&str>) -> anyhow::Result<String> {
+    let Some(password) = password.filter(|p| !p.is_empty()) else { return Ok(url.to_string()) };
+    let mut parsed = reqwest::Url::parse(url).with_context(|| format!("invalid URL {}", redact(url)))?;
+    if parsed.password().is_some() {
+        return Ok(url.to_string());
+    }
+    parsed.set_password(Some(password)).map_err(|()| anyhow::anyhow!("{} cannot carry a password", redact(url)))?;
+    Ok(parsed.to_string())
 }
 
 /// Sets up logging: human-readable text, or JSON lines for production.
@@ -301,7 +333,12 @@ pub async fn shutdown_signal() {
 
 /// Runs `mooring serve`.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let store = args.store.open().await?;
+    let aws = AwsContext::new(args.store.aws_settings());
+    let identity = match args.cloud {
+        CloudKind::Aws => Some(aws_identity(&aws).await?),
+        CloudKind::Sim => None,
+    };
+    let store = args.store.open(&aws).await?;
     if let Some(token) = &args.bootstrap_token {
         store
             .ensure_token("bootstrap", token, &["admin:*".to_string()])
@@ -309,12 +346,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .context("creating the bootstrap token")?;
         tracing::info!("bootstrap token is ready (admin:*)");
     }
-    let redis = Arc::new(
-        RedisHandle::new(&args.redis_url).with_context(|| format!("invalid Redis URL {}", redact(&args.redis_url)))?,
-    );
+    let redis_url = args.redis_url()?;
+    let redis =
+        Arc::new(RedisHandle::new(&redis_url).with_context(|| format!("invalid Redis URL {}", redact(&redis_url)))?);
     // The feed (sequencer, listener, readers) has connections of its own.
     let feed = ChangeFeed::start(store.dedicated(4));
-    let state = Arc::new(AppState::new(store.clone(), feed.clone(), Some(redis.clone()), args.api_config()));
+    let mut app = AppState::new(store.clone(), feed.clone(), Some(redis.clone()), args.api_config());
+    app.cloud = identity.as_ref().map(|i| api::CloudIdentity {
+        account: i.account.clone(),
+        principal: i.arn.clone(),
+        region: i.region.clone(),
+    });
+    let state = Arc::new(app);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
     let controller = if args.api_only {
@@ -338,7 +381,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             redis.clone(),
             replica.clone(),
         ));
-        let reconcilers = reconcilers(&args, &store).await;
+        let reconcilers = reconcilers(&args, &store, &aws, identity.as_ref()).await;
         let config = ControllerConfig {
             workers_per_kind: args.workers.max(1),
             resync: Duration::from_secs_f64(args.resync_seconds.max(1.0)),
@@ -348,22 +391,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(%replica, shards = args.shards, "controller starting");
         let events = match &args.events_queue_url {
             Some(url) => {
-                let settings =
-                    AwsSettings { endpoint: args.store.aws_endpoint.clone(), region: args.aws_region.clone() };
-                let sdk = sdk_config(&settings).await;
                 tracing::info!(queue = %url, "reading AWS events");
                 let trigger = EventTrigger {
                     store: store.dedicated(2),
-                    queue: Arc::new(SqsQueue::new(&sdk, url.clone())),
+                    queue: Arc::new(SqsQueue::new(aws.config().await, url.clone())),
                     gate: gate.clone(),
                 };
                 Some(tokio::spawn(trigger.run(stop_rx.clone())))
             }
             None => None,
         };
+        let fleet = (args.fleet_report_seconds > 0.0).then(|| {
+            let report = controller::fleet::FleetReport {
+                store: store.dedicated(1),
+                redis: redis.clone(),
+                prefix: args.redis_prefix.clone(),
+                shards: args.shards.max(1),
+                every: Duration::from_secs_f64(args.fleet_report_seconds),
+            };
+            tokio::spawn(report.run(stop_rx.clone()))
+        });
         // The controller has its own connections: API bursts do not delay reconciles.
         let c = Controller::new(store.dedicated(16), feed, leases, reconcilers, gate, metrics, config);
-        Some((tokio::spawn(c.run(stop_rx.clone())), events))
+        Some((tokio::spawn(c.run(stop_rx.clone())), events, fleet))
     };
 
     let listener =
@@ -378,10 +428,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }));
     shutdown_signal().await;
     let _ = stop_tx.send(true);
-    if let Some((c, events)) = controller {
+    if let Some((c, events, fleet)) = controller {
         let _ = c.await;
-        if let Some(e) = events {
-            let _ = e.await;
+        for task in [events, fleet].into_iter().flatten() {
+            let _ = task.await;
         }
     }
     server.await.context("API task")?.context("serving the API")?;
@@ -407,14 +457,18 @@ fn node_config(args: &ServeArgs) -> NodeConfig {
 /// The reconciler of each kind, over the chosen cloud: the AWS SDK (one
 /// configuration for every client) or one simulated account; node builds in
 /// CodeBuild, as local subprocesses, or inside the simulated account.
-async fn reconcilers(args: &ServeArgs, store: &Store) -> Reconcilers {
-    let settings = AwsSettings { endpoint: args.store.aws_endpoint.clone(), region: args.aws_region.clone() };
-    let (cloud, node_cloud, region) = match args.cloud {
-        CloudKind::Aws => {
-            let sdk = sdk_config(&settings).await;
-            (runners::aws::cloud_from(&sdk), runners::aws::node_cloud_from(&sdk), settings.region_or_default())
+async fn reconcilers(args: &ServeArgs, store: &Store, aws: &AwsContext, identity: Option<&AwsIdentity>) -> Reconcilers {
+    let (cloud, node_cloud, region) = match (args.cloud, identity) {
+        (CloudKind::Aws, Some(identity)) => {
+            let sdk = aws.config().await;
+            (runners::aws::cloud_from(sdk), runners::aws::node_cloud_from(sdk), identity.region.clone())
         }
-        CloudKind::Sim => {
+        (CloudKind::Aws, None) => {
+            let sdk = aws.config().await;
+            let region = aws.region().await.unwrap_or_else(|| runners::aws::LOCAL_DEFAULT_REGION.to_string());
+            (runners::aws::cloud_from(sdk), runners::aws::node_cloud_from(sdk), region)
+        }
+        (CloudKind::Sim, _) => {
             tracing::info!(seed = args.sim_seed, "using the simulated cloud");
             let sim = SimCloud::new(SimConfig {
                 seed: args.sim_seed,
@@ -427,7 +481,7 @@ async fn reconcilers(args: &ServeArgs, store: &Store) -> Reconcilers {
     let node_cloud = match (args.node_builds, args.cloud) {
         (NodeBuilds::Local, CloudKind::Aws) => {
             let mut env = std::collections::BTreeMap::new();
-            if let Some(endpoint) = &settings.endpoint {
+            if let Some(endpoint) = &aws.settings().endpoint {
                 env.insert("MOORING_AWS_ENDPOINT".to_string(), endpoint.clone());
             }
             env.insert("AWS_REGION".to_string(), region.clone());
@@ -449,6 +503,21 @@ async fn reconcilers(args: &ServeArgs, store: &Store) -> Reconcilers {
     )
 }
 
+/// Establishes (once) and logs who this process is in AWS: the account, the
+/// principal and the region every client uses. A process without a region or
+/// working credentials stops here with the reason, before it touches anything.
+async fn aws_identity(aws: &AwsContext) -> anyhow::Result<AwsIdentity> {
+    let identity = runners::aws::identity(aws.config().await).await?;
+    tracing::info!(
+        account = %identity.account,
+        principal = %identity.arn,
+        region = %identity.region,
+        endpoint = aws.settings().endpoint.as_deref().unwrap_or("AWS"),
+        "AWS identity"
+    );
+    Ok(identity)
+}
+
 fn default_replica_id() -> String {
     let host =
         std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "mooring".into());
@@ -458,6 +527,21 @@ fn default_replica_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_redis_password_goes_into_the_url_unless_it_has_one() {
+        let cases: &[(&str, Option<&str>, &str)] = &[
+            ("rediss://cache.example:6379", Some("s3cret"), "rediss://:s3cret@cache.example:6379"),
+            ("redis://127.0.0.1:6379", None, "redis://127.0.0.1:6379"),
+            ("redis://127.0.0.1:6379", Some(""), "redis://127.0.0.1:6379"),
+            ("rediss://:mine@cache.example:6379", Some("other"), "rediss://:mine@cache.example:6379"),
+            ("rediss://cache.example:6379/0", Some("a b/c"), "rediss://:a%20b%2Fc@cache.example:6379/0"),
+        ];
+        for (url, password, want) in cases {
+            assert_eq!(with_password(url, *password).unwrap(), *want, "{url} {password:?}");
+        }
+        assert!(with_password("not a url", Some("p")).is_err());
+    }
 
     #[test]
     fn passwords_are_redacted() {

@@ -9,6 +9,7 @@ pub mod aws;
 pub mod cloud;
 pub mod events;
 pub mod gate;
+pub mod iam;
 pub mod reconcile;
 /// The AWS names of what a resource owns (defined with the resource model).
 pub use api_types::names;

@@ -40,11 +40,12 @@ pub struct ServerBuilder<'a> {
     name: String,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    unset: Vec<String>,
 }
 
 impl<'a> ServerBuilder<'a> {
     pub(crate) fn new(stack: &'a Stack, name: String) -> ServerBuilder<'a> {
-        ServerBuilder { stack, name, args: Vec::new(), env: Vec::new() }
+        ServerBuilder { stack, name, args: Vec::new(), env: Vec::new(), unset: Vec::new() }
     }
 
     /// Names the server (log file `<name>.log`, replica id, messages). Unique per stack.
@@ -65,10 +66,20 @@ impl<'a> ServerBuilder<'a> {
         self
     }
 
+    /// Removes a variable the test process has from the server's environment
+    /// (`AWS_REGION` in a test about where the region comes from); a value
+    /// given with [`ServerBuilder::env`] wins.
+    pub fn env_remove(mut self, key: impl Into<String>) -> Self {
+        self.unset.push(key.into());
+        self
+    }
+
     /// Starts the process and returns at once; call [`Server::wait_healthy`] before use.
     pub fn spawn(self) -> Server {
         let stack = self.stack;
         let mut vars = stack.env();
+        // A variable set with `env` is kept even if `env_remove` named it.
+        let unset: Vec<String> = self.unset.into_iter().filter(|k| !self.env.iter().any(|(e, _)| e == k)).collect();
         vars.extend([
             ("MOORING_BOOTSTRAP_TOKEN".to_string(), stack.token.clone()),
             ("MOORING_LEASE_SECONDS".to_string(), "5".to_string()),
@@ -93,6 +104,7 @@ impl<'a> ServerBuilder<'a> {
             token: stack.token.clone(),
             client_env: stack.env(),
             vars,
+            unset,
             args: self.args,
             child: None,
             exit: None,
@@ -120,6 +132,7 @@ pub struct Server {
     token: String,
     client_env: Vec<(String, String)>,
     vars: Vec<(String, String)>,
+    unset: Vec<String>,
     args: Vec<String>,
     log: PathBuf,
     child: Option<Child>,
@@ -137,6 +150,9 @@ impl Server {
         let _ = writeln!(log, "=== e2e: mooring serve {} (MOORING_LISTEN={}) ===", self.args.join(" "), self.addr);
         let err = log.try_clone().expect("a second handle on the log file");
         let mut cmd = mooring_command(&self.vars);
+        for key in &self.unset {
+            cmd.env_remove(key);
+        }
         cmd.env("MOORING_LISTEN", self.addr.to_string())
             .arg("serve")
             .args(&self.args)

@@ -43,6 +43,7 @@ pub use commands::Target;
 pub use commands::apply::{ApplyArgs, DiffArgs};
 pub use commands::delete::DeleteArgs;
 pub use commands::get::GetArgs;
+pub use commands::release::ReleaseArgs;
 pub use commands::rollback::RollbackArgs;
 pub use commands::token::TokenCommand;
 pub use commands::wait::WaitArgs;
@@ -87,6 +88,9 @@ pub enum ClientCommand {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Uninstall step: delete every resource (each released from AWS per its
+    /// deletionPolicy) and wait until all are gone.
+    Release(ReleaseArgs),
 }
 
 /// Runs a client command against the server in `opts`. Returns the exit code on
@@ -111,6 +115,7 @@ async fn dispatch(cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<ExitC
         ClientCommand::Rollback(args) => commands::rollback::run(&client, args).await,
         ClientCommand::Wait(args) => commands::wait::run(&client, args).await,
         ClientCommand::Token(cmd) => commands::token::run(&client, cmd).await,
+        ClientCommand::Release(args) => commands::release::run(&client, args).await,
     }
 }
 
@@ -203,5 +208,11 @@ mod tests {
         let ClientCommand::Token(TokenCommand::Create { scopes, .. }) = cli.command else { panic!("not token create") };
         assert_eq!(scopes, ["write:payments", "read:*"]);
         assert!(parse(&["token", "create", "--name", "ci"]).is_err());
+
+        assert!(parse(&["release"]).is_err(), "release needs --all");
+        let cli = parse(&["release", "--all", "--timeout", "5m"]).unwrap();
+        let ClientCommand::Release(args) = cli.command else { panic!("not release") };
+        assert!(args.all && !args.dry_run);
+        assert_eq!(args.timeout, std::time::Duration::from_secs(300));
     }
 }

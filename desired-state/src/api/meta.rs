@@ -24,7 +24,8 @@ pub async fn healthz() -> Response {
     axum::Json(json!({"status": "ok"})).into_response()
 }
 
-/// Ready when Postgres and Redis answer.
+/// Ready when Postgres and Redis answer; also says which AWS account and
+/// region this replica acts in.
 pub async fn readyz(State(state): State<SharedState>) -> Response {
     let pg = match state.store.ping().await {
         Ok(()) => "ok".to_string(),
@@ -39,8 +40,11 @@ pub async fn readyz(State(state): State<SharedState>) -> Response {
     };
     let ok = pg == "ok" && (redis == "ok" || redis == "not configured");
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, axum::Json(json!({"status": if ok { "ok" } else { "unavailable" }, "postgres": pg, "redis": redis})))
-        .into_response()
+    let mut body = json!({"status": if ok { "ok" } else { "unavailable" }, "postgres": pg, "redis": redis});
+    if let Some(cloud) = &state.cloud {
+        body["aws"] = json!(cloud);
+    }
+    (status, axum::Json(body)).into_response()
 }
 
 pub async fn metrics(State(state): State<SharedState>) -> Response {

@@ -48,6 +48,16 @@ impl Default for ApiConfig {
     }
 }
 
+/// The AWS account, principal and region a replica acts in, as it established
+/// them at start-up: `/readyz` shows them, so "which account is this?" has an
+/// answer on every replica. Plain data: the API never calls AWS.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CloudIdentity {
+    pub account: String,
+    pub principal: String,
+    pub region: String,
+}
+
 /// Everything a handler needs.
 pub struct AppState {
     pub store: Store,
@@ -59,6 +69,8 @@ pub struct AppState {
     /// Turns true when the server is shutting down; long-lived responses
     /// (watch streams) end then, so a graceful shutdown does not wait on them.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// Where this replica acts in AWS (`None` on the simulated cloud).
+    pub cloud: Option<CloudIdentity>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -79,6 +91,7 @@ impl AppState {
             limiter,
             metrics: metrics::Metrics::new(),
             shutdown: tokio::sync::watch::channel(false).0,
+            cloud: None,
         }
     }
 }

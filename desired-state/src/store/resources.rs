@@ -597,6 +597,23 @@ impl Store {
     pub async fn current_seq(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT last FROM change_sequence WHERE id = 1").fetch_one(&self.pool).await?)
     }
+
+    /// How many resources of `kinds` exist (not being deleted), and how many
+    /// of them have no `Ready=True` condition: the fleet's health at a glance
+    /// (alarms watch it).
+    pub async fn readiness(&self, kinds: &[&str]) -> Result<(i64, i64), StoreError> {
+        let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+        Ok(sqlx::query_as(
+            "SELECT count(*)::bigint, count(*) FILTER (WHERE NOT EXISTS ( \
+                 SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(status->'conditions') = 'array' \
+                     THEN status->'conditions' ELSE '[]'::jsonb END) c \
+                 WHERE c->>'type' = 'Ready' AND c->>'status' = 'True'))::bigint \
+             FROM resources WHERE deletion_timestamp IS NULL AND kind = ANY($1)",
+        )
+        .bind(kinds)
+        .fetch_one(&self.pool)
+        .await?)
+    }
 }
 
 /// The parts of a row a plan compares: labels, annotations and spec.

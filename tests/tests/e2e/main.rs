@@ -4,10 +4,16 @@
 
 mod audit;
 mod aws;
+mod aws_identity;
 mod cli;
 mod commands;
+mod deploy;
+mod fleet;
 mod nodes;
 mod ownership;
+mod redis_tls;
+mod release;
 mod replicas;
 mod shutdown;
 mod tokens;
+mod upgrade;

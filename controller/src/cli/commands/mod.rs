@@ -7,6 +7,7 @@ pub mod delete;
 pub mod describe;
 pub mod get;
 pub mod history;
+pub mod release;
 pub mod rollback;
 pub mod token;
 pub mod wait;
