@@ -65,7 +65,7 @@ async fn the_region_comes_from_the_profile_and_the_flag_overrides_it() {
         if c["status"] == "True" { Ok(r) } else { Err(format!("{c}")) }
     })
     .await;
-    let service_arn = worker["status"]["serviceArn"].as_str().expect("serviceArn in status").to_string();
+    let service_arn = worker["status"]["service"]["arn"].as_str().expect("service.arn in status").to_string();
     assert!(service_arn.starts_with("arn:aws:ecs:eu-west-1:"), "{service_arn}");
     let queue = format!("{ns}_converter");
     assert!(eu.cloud.queues.queue_url(&queue).await.expect("moto answers").is_some(), "queue in eu-west-1");
