@@ -28,7 +28,7 @@ pub use document::{AnyResource, Resource};
 pub use hash::{SpecHash, spec_hash};
 pub use meta::{API_VERSION, Kind, ObjectMeta};
 pub use node::{Node, NodeSpec, NodeStatus};
-pub use parse::{ParseError, parse_documents};
+pub use parse::{Limit, ParseError, ParseLimits, parse_documents, parse_documents_within};
 pub use relay::{Relay, RelaySpec, RelayStatus};
 pub use validate::{FieldError, ValidationErrors, validate_document};
 pub use worker::{Worker, WorkerSpec, WorkerStatus};

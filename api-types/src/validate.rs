@@ -102,6 +102,7 @@ pub fn validate_document(mut doc: Value) -> Result<AnyResource, ValidationErrors
         return Err(ValidationErrors::one("", "a document must be an object with apiVersion, kind, metadata and spec"));
     };
     let mut v = Violations::default();
+    storable_strings(&doc, "", &mut v);
     match obj.get("apiVersion") {
         Some(Value::String(s)) if s == API_VERSION => {}
         Some(Value::String(s)) => {
@@ -144,6 +145,33 @@ pub fn validate_document(mut doc: Value) -> Result<AnyResource, ValidationErrors
             }
             Err(ValidationErrors(v.into_vec()))
         }
+    }
+}
+
+/// Reports every string and map key with a NUL character (`\u{0}`): JSON and
+/// YAML can carry one, but Postgres cannot store it in text or `jsonb`, so it is
+/// refused here, with its field path, rather than by the database. The path
+/// shows the character as `\u0000`.
+fn storable_strings(v: &Value, path: &str, out: &mut Violations) {
+    const MESSAGE: &str = "must not contain the NUL character (\\u0000)";
+    match v {
+        Value::String(s) if s.contains('\0') => out.push(path, MESSAGE),
+        Value::Object(m) => {
+            for (k, x) in m {
+                let shown = k.replace('\0', "\\u0000");
+                let child = join(path, &shown);
+                if k.contains('\0') {
+                    out.push(child.clone(), MESSAGE);
+                }
+                storable_strings(x, &child, out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                storable_strings(x, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
     }
 }
 

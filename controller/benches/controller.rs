@@ -17,7 +17,7 @@ use controller::metrics::ControllerMetrics;
 use controller::reconcile::{Cleanup, Context, Outcome, ReconcileError, Reconciler};
 use controller::runtime::{Controller, ControllerConfig, ResourceKey};
 use desired_state::api::{self, ApiConfig, AppState};
-use desired_state::ratelimit::RedisHandle;
+use desired_state::redis::RedisHandle;
 use desired_state::signing::Signer;
 use desired_state::store::{ChangeFeed, ChangeSource, Store, StoreConfig, StoredResource, WriteMode};
 use serde_json::json;

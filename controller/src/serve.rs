@@ -9,8 +9,9 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use desired_state::api::{self, ApiConfig, AppState};
-use desired_state::auth::{JwksSource, OidcConfig};
-use desired_state::ratelimit::{RedisHandle, TokenBucket};
+use desired_state::auth::{GroupScope, JwksSource, OidcConfig};
+use desired_state::ratelimit::TokenBucket;
+use desired_state::redis::{RedisHandle, RedisSettings};
 use desired_state::signing::{KeySource, Signer};
 use desired_state::store::{ChangeFeed, Store, StoreConfig};
 
@@ -148,7 +149,8 @@ pub struct ServeArgs {
     /// OIDC issuer (e.g. https://cognito-idp.REGION.amazonaws.com/POOL_ID).
     #[arg(long, env = "MOORING_OIDC_ISSUER")]
     pub oidc_issuer: Option<String>,
-    /// Expected audience (`aud`) or Cognito app client id (`client_id`).
+    /// Expected audience (`aud`) or Cognito app client id (`client_id`);
+    /// required with `--oidc-issuer`.
     #[arg(long, env = "MOORING_OIDC_AUDIENCE")]
     pub oidc_audience: Option<String>,
     /// JWKS URL (default: ISSUER/.well-known/jwks.json).
@@ -157,12 +159,20 @@ pub struct ServeArgs {
     /// JWKS file instead of a URL.
     #[arg(long, env = "MOORING_OIDC_JWKS_FILE")]
     pub oidc_jwks_file: Option<PathBuf>,
-    /// Claim holding scope-named groups.
+    /// Claim holding the caller's groups.
     #[arg(long, env = "MOORING_OIDC_GROUPS_CLAIM", default_value = "cognito:groups")]
     pub oidc_groups_claim: String,
+    /// `GROUP=ROLE:NAMESPACE`: members of GROUP get that scope (repeatable;
+    /// comma-separated in the environment). Groups not listed grant nothing.
+    #[arg(long = "oidc-group-scope", env = "MOORING_OIDC_GROUP_SCOPES", value_delimiter = ',')]
+    pub oidc_group_scopes: Vec<GroupScope>,
     /// Prefix of every Redis key.
     #[arg(long, env = "MOORING_REDIS_PREFIX", default_value = "mooring")]
     pub redis_prefix: String,
+    /// The longest one Redis operation may take, in milliseconds. Past it the
+    /// API's rate limit fails open and leases and AWS budgets fail closed.
+    #[arg(long, env = "MOORING_REDIS_TIMEOUT_MS", default_value_t = 250)]
+    pub redis_timeout_ms: u64,
     /// Log format; JSON for production.
     #[arg(long, env = "MOORING_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -235,28 +245,39 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    fn oidc(&self) -> Option<OidcConfig> {
-        let issuer = self.oidc_issuer.clone()?;
+    /// The OIDC settings; an issuer without an audience is refused, so a user
+    /// pool's other app clients cannot call the API.
+    fn oidc(&self) -> anyhow::Result<Option<OidcConfig>> {
+        let Some(issuer) = self.oidc_issuer.clone() else { return Ok(None) };
+        let audience = self.oidc_audience.clone().filter(|a| !a.trim().is_empty()).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--oidc-issuer needs --oidc-audience: the app client id (or audience) tokens must be issued for"
+            )
+        })?;
         let jwks = match (&self.oidc_jwks_file, &self.oidc_jwks_url) {
             (Some(f), _) => JwksSource::File(f.clone()),
             (None, Some(u)) => JwksSource::Url(u.clone()),
             (None, None) => JwksSource::Url(format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/'))),
         };
-        Some(OidcConfig {
+        if self.oidc_group_scopes.is_empty() {
+            tracing::warn!("OIDC is on without --oidc-group-scope: OIDC callers get no scope and can do nothing");
+        }
+        Ok(Some(OidcConfig {
             issuer,
-            audience: self.oidc_audience.clone(),
+            audience,
             jwks,
             groups_claim: self.oidc_groups_claim.clone(),
-        })
+            group_scopes: self.oidc_group_scopes.clone(),
+        }))
     }
 
-    fn api_config(&self) -> ApiConfig {
-        ApiConfig {
-            oidc: self.oidc(),
+    fn api_config(&self) -> anyhow::Result<ApiConfig> {
+        Ok(ApiConfig {
+            oidc: self.oidc()?,
             rate_limit: (self.rate_limit > 0.0)
                 .then_some(TokenBucket { capacity: self.rate_limit_burst.max(1.0), refill_per_sec: self.rate_limit }),
             redis_prefix: self.redis_prefix.clone(),
-        }
+        })
     }
 }
 
@@ -297,6 +318,7 @@ pub async fn shutdown_signal() {
 
 /// Runs `mooring serve`.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let api_config = args.api_config()?;
     let store = args.store.open().await?;
     if let Some(token) = &args.bootstrap_token {
         store
@@ -305,12 +327,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .context("creating the bootstrap token")?;
         tracing::info!("bootstrap token is ready (admin:*)");
     }
+    let redis_settings =
+        RedisSettings { op_timeout: Duration::from_millis(args.redis_timeout_ms.max(1)), ..RedisSettings::default() };
     let redis = Arc::new(
-        RedisHandle::new(&args.redis_url).with_context(|| format!("invalid Redis URL {}", redact(&args.redis_url)))?,
+        RedisHandle::with_settings(&args.redis_url, redis_settings)
+            .with_context(|| format!("invalid Redis URL {}", redact(&args.redis_url)))?,
     );
     // The feed (sequencer, listener, readers) has connections of its own.
     let feed = ChangeFeed::start(store.dedicated(4));
-    let state = Arc::new(AppState::new(store.clone(), feed.clone(), Some(redis.clone()), args.api_config()));
+    let state = Arc::new(AppState::new(store.clone(), feed.clone(), Some(redis.clone()), api_config));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
     let controller = if args.api_only {

@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod plan;
 pub mod ratelimit;
+pub mod redis;
 pub mod selector;
 pub mod signing;
 pub mod store;

@@ -14,7 +14,7 @@ use controller::metrics::ControllerMetrics;
 use controller::reconcile::{Cleanup, Context, Outcome, ReconcileError, Reconciler};
 use controller::retry::BackoffPolicy;
 use controller::runtime::{Controller, ControllerConfig};
-use desired_state::ratelimit::RedisHandle;
+use desired_state::redis::RedisHandle;
 use desired_state::signing::Signer;
 use desired_state::store::{ChangeFeed, ChangeSource, Store, StoredResource, WriteMode};
 use runners::gate::ApiFamily;

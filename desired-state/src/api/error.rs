@@ -97,6 +97,11 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "AlreadyExists", e.to_string())
             }
             StoreError::Conflict { .. } | StoreError::Fenced { .. } => ApiError::conflict(e.to_string()),
+            StoreError::Contention(_) => {
+                tracing::info!(error = %e, "write contention");
+                ApiError::conflict("concurrent writes to the same resources collided; retry the request")
+            }
+            StoreError::InvalidValue(_) => ApiError::invalid(ValidationErrors::one("", e.to_string())),
             StoreError::Unavailable(_) => {
                 tracing::warn!(error = %e, "store unavailable");
                 ApiError::unavailable("the store is unavailable; retry shortly")

@@ -25,7 +25,8 @@ pub use body::MAX_BODY;
 pub use error::ApiError;
 
 use crate::auth::{AuthError, Authenticator, OidcConfig, Principal};
-use crate::ratelimit::{Decision, RateLimiter, RedisHandle, TokenBucket};
+use crate::ratelimit::{Decision, RateLimiter, TokenBucket};
+use crate::redis::RedisHandle;
 use crate::store::{ChangeFeed, Store};
 
 /// Settings of the API.
@@ -120,14 +121,17 @@ pub fn ops_router(state: SharedState) -> Router {
         .with_state(state)
 }
 
-/// Counts and times every request by route and status.
+/// Counts and times every request by method, route and status. Every label
+/// comes from a bounded set, so no request can add series at will: the route
+/// is the route table's pattern (`unmatched` for anything else) and the method
+/// one of [`metrics::method_label`]'s.
 async fn observe(State(state): State<SharedState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().as_str().to_string();
-    let route =
-        req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let method = metrics::method_label(req.method());
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
     let resp = next.run(req).await;
-    state.metrics.observe_request(&method, &route, resp.status().as_u16(), start.elapsed());
+    let route = route.as_deref().unwrap_or(metrics::UNMATCHED_ROUTE);
+    state.metrics.observe_request(method, route, resp.status().as_u16(), start.elapsed());
     resp
 }
 

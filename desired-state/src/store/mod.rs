@@ -61,6 +61,14 @@ pub enum StoreError {
     TokenNotFound(String),
     #[error("the store is unavailable: {}", describe(.0))]
     Unavailable(sqlx::Error),
+    /// Concurrent transactions collided (a deadlock or a serialization
+    /// failure); the same request may succeed when retried.
+    #[error("concurrent writes collided: {}", describe(.0))]
+    Contention(sqlx::Error),
+    /// Postgres refused a value it cannot store (a data exception, SQLSTATE
+    /// class 22): the client's input, caught here when validation did not.
+    #[error("a value cannot be stored: {}", describe(.0))]
+    InvalidValue(sqlx::Error),
     #[error("database error: {}", describe(.0))]
     Database(sqlx::Error),
     #[error("stored data is corrupt: {0}")]
@@ -85,6 +93,10 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) => {
                 StoreError::Unavailable(e)
             }
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "40001" || c == "40P01") => {
+                StoreError::Contention(e)
+            }
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("22")) => StoreError::InvalidValue(e),
             _ => StoreError::Database(e),
         }
     }
