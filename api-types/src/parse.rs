@@ -87,16 +87,7 @@ pub fn parse_documents_within(text: &str, limits: ParseLimits) -> Result<Vec<Val
     let budget = RefCell::new(Budget::new(limits));
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     let docs = if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        let mut de = serde_json::Deserializer::from_str(trimmed);
-        let parsed = Bounded { budget: &budget, depth: 0 }.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
-        let v = parsed.map_err(|e| {
-            budget.borrow().exceeded.map(ParseError::TooComplex).unwrap_or_else(|| ParseError::Json {
-                line: e.line(),
-                column: e.column(),
-                message: strip_location(&e.to_string()),
-            })
-        })?;
-        match v {
+        match json_within(trimmed, &budget)? {
             Value::Array(items) => items,
             other => vec![other],
         }
@@ -138,6 +129,23 @@ pub fn parse_documents_within(text: &str, limits: ParseLimits) -> Result<Vec<Val
         return Err(ParseError::Empty);
     }
     Ok(flat)
+}
+
+/// Reads one JSON value (a merge patch, say) within `limits`.
+pub fn parse_json_within(text: &str, limits: ParseLimits) -> Result<Value, ParseError> {
+    json_within(text.trim_start_matches('\u{feff}'), &RefCell::new(Budget::new(limits)))
+}
+
+fn json_within(text: &str, budget: &RefCell<Budget>) -> Result<Value, ParseError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let parsed = Bounded { budget, depth: 0 }.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+    parsed.map_err(|e| {
+        budget.borrow().exceeded.map(ParseError::TooComplex).unwrap_or_else(|| ParseError::Json {
+            line: e.line(),
+            column: e.column(),
+            message: strip_location(&e.to_string()),
+        })
+    })
 }
 
 /// What is left of the limits while a text is parsed.

@@ -115,7 +115,7 @@ pub fn validate_document(mut doc: Value) -> Result<AnyResource, ValidationErrors
         Some(Value::String(s)) => match Kind::ALL.into_iter().find(|k| k.as_str() == s) {
             Some(k) => Some(k),
             None => {
-                v.push("kind", format!("unknown kind {s:?}; expected one of Node, Relay, Worker"));
+                v.push("kind", format!("unknown kind {s:?}; expected one of Node, Relay, Worker, Policy"));
                 None
             }
         },
@@ -124,7 +124,7 @@ pub fn validate_document(mut doc: Value) -> Result<AnyResource, ValidationErrors
             None
         }
         None => {
-            v.push("kind", "is required (Node, Relay or Worker)");
+            v.push("kind", "is required (Node, Relay, Worker or Policy)");
             None
         }
     };
@@ -133,8 +133,13 @@ pub fn validate_document(mut doc: Value) -> Result<AnyResource, ValidationErrors
     };
 
     schema_violations(kind, &doc, &mut v);
+    // A Policy without a namespace is cluster-scoped; other kinds default to `default`.
+    let cluster_scoped = kind.may_be_cluster_scoped() && doc.pointer("/metadata/namespace").is_none();
     match AnyResource::from_value(kind, doc) {
-        Ok(res) => {
+        Ok(mut res) => {
+            if cluster_scoped {
+                res.metadata_mut().namespace = crate::meta::CLUSTER_NAMESPACE.to_string();
+            }
             res.validate_rules(&mut v);
             v.into_result().map(|()| res)
         }

@@ -102,7 +102,7 @@ async fn main() {
     ));
     let gate = Arc::new(RedisGate::new(redis.clone(), &prefix, Budgets::default(), metrics.clone()));
     let rec: Arc<dyn Reconciler> = stopwatch.clone();
-    let reconcilers = Kind::ALL.into_iter().map(|k| (k, rec.clone())).collect();
+    let reconcilers = Kind::RECONCILED.into_iter().map(|k| (k, rec.clone())).collect();
     let ctl = Controller::new(
         store.dedicated(16),
         feed,

@@ -5,6 +5,7 @@
 //! resume from any sequence number, Kubernetes-style events and API tokens. The
 //! [`api`] module serves it over HTTP with axum. This crate never talks to AWS.
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod plan;

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use api_types::{AnyResource, FieldError, Kind, ValidationErrors, validate_document};
 
+use super::admit::{Paths, admit};
 use super::body::{self, LimitedBody, Q, respond};
 use super::error::ApiError;
 use super::{SharedState, require};
@@ -38,6 +39,9 @@ pub struct ApplyParams {
     selector: Option<String>,
     #[serde(default)]
     allow_mass_prune: bool,
+    /// Policies are pruned only when asked: removing one loosens admission.
+    #[serde(default)]
+    prune_policies: bool,
 }
 
 /// One line of the plan.
@@ -104,13 +108,18 @@ pub async fn apply(
     let docs = body::documents(&headers, &body)?;
     let resources = validate_all(docs, &source)?;
     for r in &resources {
-        require(&principal, Role::Write, &r.metadata().namespace)?;
+        // Policies are written with admin scope only (cluster-scoped ones: admin:*).
+        let role = if r.kind() == Kind::Policy { Role::Admin } else { Role::Write };
+        require(&principal, role, &r.metadata().namespace)?;
     }
+    // Judged by the policies stored before this apply, dry runs included.
+    let refs: Vec<&AnyResource> = resources.iter().collect();
+    admit(&state, &refs, &source, Paths::Indexed).await?;
 
     let doomed = if params.prune {
         let keep: BTreeSet<(Kind, String, String)> =
             resources.iter().map(|r| (r.kind(), r.metadata().namespace.clone(), r.metadata().name.clone())).collect();
-        prune_candidates(&state, &principal, &selector, &keep, params.allow_mass_prune).await?
+        prune_candidates(&state, &principal, &selector, &keep, params.allow_mass_prune, params.prune_policies).await?
     } else {
         Vec::new()
     };
@@ -234,13 +243,16 @@ fn validate_all(docs: Vec<Value>, source: &ChangeSource) -> Result<Vec<AnyResour
 
 /// GitOps-managed resources matching `selector` that the body no longer holds.
 /// Refuses to prune all of them, or more than half, without `allow_mass_prune`:
-/// an empty or truncated checkout must not wipe the fleet.
+/// an empty or truncated checkout must not wipe the fleet. Policies are left
+/// alone unless `prune_policies` (and then need the admin scope that writing
+/// them needs).
 async fn prune_candidates(
     state: &SharedState,
     principal: &Principal,
     selector: &Selector,
     keep: &BTreeSet<(Kind, String, String)>,
     allow_mass_prune: bool,
+    prune_policies: bool,
 ) -> Result<Vec<(Kind, String, String)>, ApiError> {
     let mut sel = selector.clone();
     sel.0.push(Requirement::Equals(MANAGED_BY.0.into(), MANAGED_BY.1.into()));
@@ -262,6 +274,9 @@ async fn prune_candidates(
             .await?;
         for r in &page.items {
             let kind = r.kind()?;
+            if kind == Kind::Policy && !(prune_policies && principal.allows(Role::Admin, &r.namespace)) {
+                continue;
+            }
             managed += 1;
             let key = (kind, r.namespace.clone(), r.name.clone());
             let protected = r.annotations.0.get(PRUNE_ANNOTATION.0).map(String::as_str) == Some(PRUNE_ANNOTATION.1);

@@ -1,6 +1,7 @@
 //! The HTTP API (axum): CRUD per kind, bulk apply with plans, watch, history,
 //! schemas, OpenAPI, health and metrics. See `docs/api.md`.
 
+mod admit;
 mod apply;
 mod body;
 pub mod error;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub auth: Authenticator,
     pub limiter: Option<(RateLimiter, TokenBucket)>,
     pub metrics: metrics::Metrics,
+    /// The stored admission policies, compiled.
+    pub admission: crate::admission::Admission,
     /// Turns true when the server is shutting down; long-lived responses
     /// (watch streams) end then, so a graceful shutdown does not wait on them.
     pub shutdown: tokio::sync::watch::Sender<bool>,
@@ -74,6 +77,7 @@ impl AppState {
         };
         AppState {
             auth: Authenticator::new(store.clone(), config.oidc),
+            admission: crate::admission::Admission::new(store.clone()),
             store,
             feed,
             redis,
@@ -94,6 +98,17 @@ pub fn router(state: SharedState) -> Router {
         .route(&format!("{resource}/revisions"), get(resources::revisions))
         .route(&format!("{resource}/rollback"), post(resources::rollback))
         .route(&format!("{resource}/events"), get(resources::events))
+        .route("/v1/policies", get(resources::list_policies).post(resources::create_cluster))
+        .route(
+            "/v1/policies/{name}",
+            get(resources::read_cluster)
+                .put(resources::replace_cluster)
+                .patch(resources::patch_cluster)
+                .delete(resources::delete_cluster),
+        )
+        .route("/v1/policies/{name}/revisions", get(resources::revisions_cluster))
+        .route("/v1/policies/{name}/rollback", post(resources::rollback_cluster))
+        .route("/v1/policies/{name}/events", get(resources::events_cluster))
         .route("/v1/apply", post(apply::apply))
         .route("/v1/watch", get(watch::watch))
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
@@ -161,21 +176,23 @@ async fn authenticate(State(state): State<SharedState>, mut req: Request, next: 
     next.run(req).await
 }
 
-/// Refuses unless the caller may act with `role` in `namespace`.
+/// Refuses unless the caller may act with `role` in `namespace`; the cluster
+/// namespace (cluster-scoped policies) needs the role everywhere (`ROLE:*`).
 pub(crate) fn require(principal: &Principal, role: crate::auth::Role, namespace: &str) -> Result<(), ApiError> {
     if principal.allows(role, namespace) {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(format!(
-            "token {:?} may not {} in namespace {namespace:?}",
-            principal.name,
-            match role {
-                crate::auth::Role::Read => "read",
-                crate::auth::Role::Write => "write",
-                crate::auth::Role::Admin => "administer",
-            }
-        )))
+        return Ok(());
     }
+    let verb = match role {
+        crate::auth::Role::Read => "read",
+        crate::auth::Role::Write => "write",
+        crate::auth::Role::Admin => "administer",
+    };
+    let place = if namespace.is_empty() {
+        format!("cluster-wide (needs {}:*)", role.as_str())
+    } else {
+        format!("in namespace {namespace:?}")
+    };
+    Err(ApiError::forbidden(format!("token {:?} may not {verb} {place}", principal.name)))
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.

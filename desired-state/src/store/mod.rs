@@ -182,7 +182,10 @@ impl StoredResource {
     pub fn to_document(&self) -> Value {
         let mut metadata = serde_json::Map::new();
         metadata.insert("name".into(), Value::String(self.name.clone()));
-        metadata.insert("namespace".into(), Value::String(self.namespace.clone()));
+        // A cluster-scoped resource (a cluster-wide Policy) has no namespace.
+        if !self.namespace.is_empty() {
+            metadata.insert("namespace".into(), Value::String(self.namespace.clone()));
+        }
         if !self.labels.0.is_empty() {
             metadata.insert("labels".into(), serde_json::to_value(&self.labels.0).unwrap_or_default());
         }
