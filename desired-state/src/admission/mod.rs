@@ -313,3 +313,127 @@ fn compile_row(row: &StoredResource) -> Result<CompiledPolicy, PolicyError> {
     policy.metadata.namespace = row.namespace.clone();
     CompiledPolicy::compile(&policy)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(spec: Value, namespace: Option<&str>) -> Policy {
+        let mut meta = json!({"name": "p"});
+        if let Some(ns) = namespace {
+            meta["namespace"] = json!(ns);
+        }
+        match api_types::validate_document(
+            json!({"apiVersion": "mooring/v1", "kind": "Policy", "metadata": meta, "spec": spec}),
+        ) {
+            Ok(AnyResource::Policy(p)) => p,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn worker(namespace: &str, cluster: &str, role: Option<&str>, max: u32) -> AnyResource {
+        let mut spec = json!({"cluster": cluster, "container": {"name": "w", "image": "ghcr.io/acme/w:1",
+                              "secrets": {"S": "arn:aws:secretsmanager:us-east-1:123456789012:secret:team-a/s"}},
+                              "scaling": {"min": 0, "max": max}});
+        if let Some(r) = role {
+            spec["taskRoleArn"] = json!(format!("arn:aws:iam::123456789012:role/{r}"));
+        }
+        api_types::validate_document(json!({"apiVersion": "mooring/v1", "kind": "Worker",
+            "metadata": {"name": "w", "namespace": namespace}, "spec": spec}))
+        .unwrap()
+    }
+
+    fn fields(set: &PolicySet, doc: &AnyResource) -> Vec<String> {
+        let mut f: Vec<String> = set.review(doc, &ChangeSource::api("t")).into_iter().map(|v| v.field).collect();
+        f.sort();
+        f
+    }
+
+    #[test]
+    fn guardrails_decisions() {
+        let guardrails = json!({"guardrails": {
+            "namespaces": {
+                "team-a": {"roleArns": ["arn:aws:iam::123456789012:role/team-a-*", "arn:aws:iam::123456789012:role/shared-?"],
+                           "clusters": ["team-a", "batch-*"], "secretArnPrefixes": ["arn:aws:secretsmanager:us-east-1:123456789012:secret:team-a/"],
+                           "maxReplicas": 10},
+                "team-b": {"roleArns": []}
+            },
+            "otherNamespaces": {"clusters": ["shared"]}
+        }});
+        let set = PolicySet::compile(&[policy(guardrails, None)]).unwrap();
+        let cases: Vec<(&str, AnyResource, Vec<&str>)> = vec![
+            ("all inside", worker("team-a", "team-a", Some("team-a-task"), 10), vec![]),
+            ("glob * in a cluster", worker("team-a", "batch-7", None, 1), vec![]),
+            ("glob ? matches one character", worker("team-a", "team-a", Some("shared-1"), 1), vec![]),
+            ("? does not match two", worker("team-a", "team-a", Some("shared-12"), 1), vec!["spec.taskRoleArn"]),
+            (
+                "* does not cross the whole value",
+                worker("team-a", "team-a", Some("team-b-task"), 1),
+                vec!["spec.taskRoleArn"],
+            ),
+            ("another cluster", worker("team-a", "prod", None, 1), vec!["spec.cluster"]),
+            ("above the ceiling", worker("team-a", "team-a", None, 11), vec!["spec.scaling.max"]),
+            (
+                "everything wrong",
+                worker("team-a", "prod", Some("admin"), 50),
+                vec!["spec.cluster", "spec.scaling.max", "spec.taskRoleArn"],
+            ),
+            (
+                "an empty list allows nothing",
+                worker("team-b", "prod", Some("team-b-task"), 1),
+                vec!["spec.taskRoleArn"],
+            ),
+            ("an absent list does not restrict", worker("team-b", "anything", None, 500), vec![]),
+            ("other namespaces", worker("team-c", "prod", Some("x"), 1), vec!["spec.cluster"]),
+            ("other namespaces, allowed", worker("team-c", "shared", Some("x"), 1), vec![]),
+        ];
+        for (what, doc, want) in cases {
+            assert_eq!(fields(&set, &doc), want, "{what}");
+        }
+        // Secrets are matched by prefix.
+        let prefixes = json!({"guardrails": {"namespaces": {"team-a": {"secretArnPrefixes": ["arn:aws:secretsmanager:us-east-1:123456789012:secret:team-b/"]}}}});
+        let set = PolicySet::compile(&[policy(prefixes, None)]).unwrap();
+        assert_eq!(fields(&set, &worker("team-a", "c", None, 1)), vec!["spec.container.secrets.S"]);
+    }
+
+    #[test]
+    fn scope_and_kinds_decide_what_a_policy_judges() {
+        let deny_all =
+            json!({"rego": "package mooring.admission\n\ndeny contains \"no\" if { true }\n", "kinds": ["Relay"]});
+        let namespaced = PolicySet::compile(&[policy(deny_all.clone(), Some("team-a"))]).unwrap();
+        let mut relay = worker("team-a", "c", None, 1);
+        assert!(namespaced.review(&relay, &ChangeSource::api("t")).is_empty(), "a Worker, not judged");
+        relay = api_types::validate_document(json!({"apiVersion": "mooring/v1", "kind": "Relay",
+            "metadata": {"name": "r", "namespace": "team-a"},
+            "spec": {"cluster": "c", "containers": [{"name": "a", "image": "x:1"}]}}))
+        .unwrap();
+        let violations = namespaced.review(&relay, &ChangeSource::api("t"));
+        assert_eq!(violations.len(), 1);
+        assert_eq!((violations[0].policy.as_str(), violations[0].field.as_str()), ("team-a/p", ""));
+        relay.metadata_mut().namespace = "team-b".into();
+        assert!(namespaced.review(&relay, &ChangeSource::api("t")).is_empty(), "another namespace");
+    }
+
+    #[test]
+    fn a_policy_that_runs_too_long_refuses() {
+        // Cheap on an empty input (so it compiles), endless on a Worker.
+        let slow = json!({"rego": "package mooring.admission\n\ndeny contains \"slow\" if {\n\tinput.kind == \"Worker\"\n\tsome a in numbers.range(1, 100000)\n\tsome b in numbers.range(1, 100000)\n\ta * b < 0\n}\n"});
+        let set = PolicySet::compile(&[policy(slow, None)]).unwrap();
+        let violations = set.review(&worker("team-a", "c", None, 1), &ChangeSource::api("t"));
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(violations[0].message.contains("could not be evaluated"), "{violations:?}");
+    }
+
+    #[test]
+    fn modules_that_cannot_be_used_are_refused() {
+        let cases = [
+            ("package mooring.admission\ndeny contains x if {", "does not compile"),
+            ("package other\ndeny contains \"x\" if { true }", "package mooring.admission"),
+        ];
+        for (rego, want) in cases {
+            let err = CompiledPolicy::compile(&policy(json!({"rego": rego}), None)).unwrap_err();
+            assert!(err.to_string().contains(want), "{rego}: {err}");
+            assert_eq!(err.field(), "spec.rego");
+        }
+    }
+}
