@@ -478,6 +478,40 @@ fn default_replica_id() -> String {
 mod tests {
     use super::*;
 
+    #[derive(clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn serve_args(args: &[&str]) -> ServeArgs {
+        <Serve as clap::Parser>::try_parse_from(std::iter::once("serve").chain(args.iter().copied())).unwrap().args
+    }
+
+    #[test]
+    fn oidc_needs_an_audience_and_maps_groups_explicitly() {
+        let err = serve_args(&["--oidc-issuer", "https://issuer"]).api_config().unwrap_err();
+        assert!(err.to_string().contains("--oidc-audience"), "{err}");
+        let config = serve_args(&[
+            "--oidc-issuer",
+            "https://issuer",
+            "--oidc-audience",
+            "app",
+            "--oidc-group-scope",
+            "platform=admin:*",
+            "--oidc-group-scope",
+            "payments-devs=write:payments",
+        ])
+        .api_config()
+        .unwrap();
+        let oidc = config.oidc.unwrap();
+        assert_eq!(oidc.audience, "app");
+        let scopes: Vec<String> = oidc.scopes_for(["payments-devs", "admin"]).iter().map(ToString::to_string).collect();
+        assert_eq!(scopes, ["write:payments"]);
+        assert!(<Serve as clap::Parser>::try_parse_from(["serve", "--oidc-group-scope", "admin"]).is_err());
+        assert!(serve_args(&[]).api_config().unwrap().oidc.is_none());
+    }
+
     #[test]
     fn passwords_are_redacted() {
         assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");

@@ -166,11 +166,10 @@ fn strip_status(doc: &mut Value) -> Value {
     doc.take()
 }
 
-/// `relay.mooring/team-a/gw`; a cluster-scoped policy shows `<cluster>`.
+/// `relay.mooring/team-a/gw`; a cluster-scoped policy is `policy.mooring/NAME`.
 fn reference_of(res: &AnyResource) -> String {
     let meta = res.metadata();
-    let ns = if meta.namespace.is_empty() { "<cluster>" } else { meta.namespace.as_str() };
-    resource_ref(res.kind().as_str(), ns, &meta.name)
+    resource_ref(res.kind().as_str(), &meta.namespace, &meta.name)
 }
 
 /// `[policy guardrails] spec.executionRoleArn: ...`.
