@@ -48,6 +48,13 @@ const DENY_RULE: &str = "data.mooring.admission.deny";
 /// The longest one policy may take to judge one document.
 const EVALUATION_LIMIT: Duration = Duration::from_millis(200);
 
+/// Compiled glob patterns the interpreter keeps (one process-wide LRU): room
+/// for every allow-list pattern of a few hundred namespaces, so judging a
+/// document never recompiles a pattern.
+const GLOB_CACHE: usize = 4096;
+
+static CONFIGURE_CACHE: std::sync::Once = std::sync::Once::new();
+
 /// Why a policy cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
@@ -104,6 +111,7 @@ impl CompiledPolicy {
     /// Compiles a Policy document: the built-in guardrails module with its
     /// allow-lists, or the custom module with its data.
     pub fn compile(policy: &Policy) -> Result<CompiledPolicy, PolicyError> {
+        CONFIGURE_CACHE.call_once(|| regorus::cache::configure(regorus::cache::Config { regex: 0, glob: GLOB_CACHE }));
         let spec = &policy.spec;
         let mut engine = regorus::Engine::new();
         let (file, source, data) = match (&spec.guardrails, &spec.rego) {
