@@ -29,7 +29,7 @@ enum Command {
     /// Check the signed revision history.
     #[command(subcommand)]
     Audit(admin::AuditCommand),
-    /// Print the JSON Schema of a kind (node, relay, worker).
+    /// Print the JSON Schema of a kind (node, relay, worker, policy).
     Schema {
         /// The kind, by name or plural.
         kind: Kind,
