@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::hash::{SpecHash, spec_hash};
 use crate::meta::{Kind, ObjectMeta};
 use crate::node::{NodeSpec, NodeStatus};
+use crate::policy::{PolicySpec, PolicyStatus};
 use crate::relay::{RelaySpec, RelayStatus};
 use crate::validate::{Validate, Violations};
 use crate::worker::{WorkerSpec, WorkerStatus};
@@ -18,7 +19,7 @@ use crate::worker::{WorkerSpec, WorkerStatus};
 pub struct Resource<S, St: Default> {
     /// Always `mooring/v1`.
     pub api_version: String,
-    /// `Node`, `Relay` or `Worker`.
+    /// `Node`, `Relay`, `Worker` or `Policy`.
     pub kind: Kind,
     pub metadata: ObjectMeta,
     /// What the user wants.
@@ -48,6 +49,7 @@ pub enum AnyResource {
     Node(Resource<NodeSpec, NodeStatus>),
     Relay(Resource<RelaySpec, RelayStatus>),
     Worker(Resource<WorkerSpec, WorkerStatus>),
+    Policy(Resource<PolicySpec, PolicyStatus>),
 }
 
 macro_rules! each {
@@ -56,6 +58,7 @@ macro_rules! each {
             AnyResource::Node($r) => $body,
             AnyResource::Relay($r) => $body,
             AnyResource::Worker($r) => $body,
+            AnyResource::Policy($r) => $body,
         }
     };
 }
@@ -68,6 +71,7 @@ impl AnyResource {
             Kind::Node => AnyResource::Node(serde_json::from_value(v)?),
             Kind::Relay => AnyResource::Relay(serde_json::from_value(v)?),
             Kind::Worker => AnyResource::Worker(serde_json::from_value(v)?),
+            Kind::Policy => AnyResource::Policy(serde_json::from_value(v)?),
         })
     }
 

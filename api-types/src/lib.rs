@@ -2,7 +2,8 @@
 //!
 //! Every document Mooring stores has the same envelope as a Kubernetes object:
 //! `apiVersion`, `kind`, `metadata`, `spec` and a server-owned `status`. This crate
-//! defines the three kinds ([`Node`], [`Relay`], [`Worker`]), their JSON Schemas,
+//! defines the kinds ([`Node`], [`Relay`], [`Worker`], and the admission
+//! [`Policy`]), their JSON Schemas,
 //! the validation that runs before anything is stored (every violation, each with
 //! its field path), the canonical spec hash that decides whether a spec changed,
 //! and the helpers that keep status conditions honest.
@@ -20,6 +21,8 @@ pub mod names;
 pub mod node;
 pub mod parse;
 pub mod patterns;
+pub mod policy;
+pub mod references;
 pub mod relay;
 pub mod schema;
 pub mod status;
@@ -32,7 +35,9 @@ pub use event::{Event, EventType};
 pub use hash::{SpecHash, spec_hash};
 pub use meta::{API_VERSION, Kind, ObjectMeta};
 pub use node::{Node, NodeSpec, NodeStatus};
-pub use parse::{ParseError, parse_documents};
+pub use parse::{Limit, ParseError, ParseLimits, parse_documents, parse_documents_within, parse_json_within};
+pub use policy::{Policy, PolicySpec};
+pub use references::{Reference, ReferenceKind};
 pub use relay::{Relay, RelaySpec, RelayStatus};
 pub use status::Status;
 pub use validate::{FieldError, ValidationErrors, validate_document};

@@ -17,6 +17,10 @@ pub const API_VERSION: &str = "mooring/v1";
 /// The namespace a document lands in when its metadata names none.
 pub const DEFAULT_NAMESPACE: &str = "default";
 
+/// The namespace a cluster-scoped resource (a cluster-wide `Policy`) is stored
+/// under: none. In documents such a resource has no `metadata.namespace`.
+pub const CLUSTER_NAMESPACE: &str = "";
+
 /// The finalizer the controller puts on every resource so that a delete waits for
 /// the AWS side to be torn down (or released, under `deletionPolicy: Retain`).
 pub const FINALIZER: &str = "mooring.io/cleanup";
@@ -30,11 +34,28 @@ pub enum Kind {
     Relay,
     /// An SQS consumer service on ECS.
     Worker,
+    /// An admission policy (Rego), judged before documents are stored; never
+    /// reconciled against AWS.
+    Policy,
 }
 
 impl Kind {
     /// Every kind, in a stable order.
-    pub const ALL: [Kind; 3] = [Kind::Node, Kind::Relay, Kind::Worker];
+    pub const ALL: [Kind; 4] = [Kind::Node, Kind::Relay, Kind::Worker, Kind::Policy];
+
+    /// The kinds the controller reconciles against AWS (everything but Policy).
+    pub const RECONCILED: [Kind; 3] = [Kind::Node, Kind::Relay, Kind::Worker];
+
+    /// Whether the controller reconciles this kind against AWS (and so puts
+    /// its finalizer on it).
+    pub fn is_reconciled(self) -> bool {
+        Kind::RECONCILED.contains(&self)
+    }
+
+    /// Whether documents of this kind may be cluster-scoped (no namespace).
+    pub fn may_be_cluster_scoped(self) -> bool {
+        self == Kind::Policy
+    }
 
     /// The name used in documents (`Node`).
     pub fn as_str(self) -> &'static str {
@@ -42,6 +63,7 @@ impl Kind {
             Kind::Node => "Node",
             Kind::Relay => "Relay",
             Kind::Worker => "Worker",
+            Kind::Policy => "Policy",
         }
     }
 
@@ -51,6 +73,7 @@ impl Kind {
             Kind::Node => "nodes",
             Kind::Relay => "relays",
             Kind::Worker => "workers",
+            Kind::Policy => "policies",
         }
     }
 
@@ -74,7 +97,7 @@ impl fmt::Display for Kind {
 
 /// Error for a string that names no kind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown kind {0:?}: expected one of Node, Relay, Worker")]
+#[error("unknown kind {0:?}: expected one of Node, Relay, Worker, Policy")]
 pub struct UnknownKind(pub String);
 
 /// Reads a stored kind (the store keeps kinds as text).
@@ -101,7 +124,8 @@ pub struct ObjectMeta {
     /// DNS-1123 label, unique per namespace and kind.
     #[schemars(length(min = 1, max = 63), regex(pattern = patterns::DNS_LABEL))]
     pub name: String,
-    /// DNS-1123 label; `default` when omitted.
+    /// DNS-1123 label; `default` when omitted, except for a Policy, which is
+    /// then cluster-scoped.
     #[serde(default = "default_namespace")]
     #[schemars(length(min = 1, max = 63), regex(pattern = patterns::DNS_LABEL))]
     pub namespace: String,
@@ -150,7 +174,14 @@ mod tests {
 
     #[test]
     fn kinds_resolve_from_any_spelling() {
-        for (s, k) in [("Node", Kind::Node), ("nodes", Kind::Node), ("relay", Kind::Relay), ("WORKERS", Kind::Worker)] {
+        for (s, k) in [
+            ("Node", Kind::Node),
+            ("nodes", Kind::Node),
+            ("relay", Kind::Relay),
+            ("WORKERS", Kind::Worker),
+            ("policy", Kind::Policy),
+            ("policies", Kind::Policy),
+        ] {
             assert_eq!(s.parse::<Kind>().unwrap(), k);
         }
         assert!("pods".parse::<Kind>().is_err());

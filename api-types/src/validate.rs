@@ -102,6 +102,7 @@ pub fn validate_document(mut doc: Value) -> Result<AnyResource, ValidationErrors
         return Err(ValidationErrors::one("", "a document must be an object with apiVersion, kind, metadata and spec"));
     };
     let mut v = Violations::default();
+    storable_strings(&doc, "", &mut v);
     match obj.get("apiVersion") {
         Some(Value::String(s)) if s == API_VERSION => {}
         Some(Value::String(s)) => {
@@ -114,7 +115,7 @@ pub fn validate_document(mut doc: Value) -> Result<AnyResource, ValidationErrors
         Some(Value::String(s)) => match Kind::ALL.into_iter().find(|k| k.as_str() == s) {
             Some(k) => Some(k),
             None => {
-                v.push("kind", format!("unknown kind {s:?}; expected one of Node, Relay, Worker"));
+                v.push("kind", format!("unknown kind {s:?}; expected one of Node, Relay, Worker, Policy"));
                 None
             }
         },
@@ -123,7 +124,7 @@ pub fn validate_document(mut doc: Value) -> Result<AnyResource, ValidationErrors
             None
         }
         None => {
-            v.push("kind", "is required (Node, Relay or Worker)");
+            v.push("kind", "is required (Node, Relay, Worker or Policy)");
             None
         }
     };
@@ -132,8 +133,13 @@ pub fn validate_document(mut doc: Value) -> Result<AnyResource, ValidationErrors
     };
 
     schema_violations(kind, &doc, &mut v);
+    // A Policy without a namespace is cluster-scoped; other kinds default to `default`.
+    let cluster_scoped = kind.may_be_cluster_scoped() && doc.pointer("/metadata/namespace").is_none();
     match AnyResource::from_value(kind, doc) {
-        Ok(res) => {
+        Ok(mut res) => {
+            if cluster_scoped {
+                res.metadata_mut().namespace = crate::meta::CLUSTER_NAMESPACE.to_string();
+            }
             res.validate_rules(&mut v);
             v.into_result().map(|()| res)
         }
@@ -144,6 +150,33 @@ pub fn validate_document(mut doc: Value) -> Result<AnyResource, ValidationErrors
             }
             Err(ValidationErrors(v.into_vec()))
         }
+    }
+}
+
+/// Reports every string and map key with a NUL character (`\u{0}`): JSON and
+/// YAML can carry one, but Postgres cannot store it in text or `jsonb`, so it is
+/// refused here, with its field path, rather than by the database. The path
+/// shows the character as `\u0000`.
+fn storable_strings(v: &Value, path: &str, out: &mut Violations) {
+    const MESSAGE: &str = "must not contain the NUL character (\\u0000)";
+    match v {
+        Value::String(s) if s.contains('\0') => out.push(path, MESSAGE),
+        Value::Object(m) => {
+            for (k, x) in m {
+                let shown = k.replace('\0', "\\u0000");
+                let child = join(path, &shown);
+                if k.contains('\0') {
+                    out.push(child.clone(), MESSAGE);
+                }
+                storable_strings(x, &child, out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                storable_strings(x, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -473,3 +473,16 @@ spec:
     let kinds: Vec<Kind> = docs.into_iter().map(|d| validate_document(d).unwrap().kind()).collect();
     assert_eq!(kinds, vec![Kind::Worker, Kind::Relay]);
 }
+
+#[test]
+fn strings_postgres_cannot_store_are_refused_with_their_path() {
+    let mut doc = relay();
+    doc["metadata"]["annotations"] = json!({"note": "a\u{0}b", "bad\u{0}key": "x"});
+    doc["spec"]["containers"][0]["env"] = json!({"MODE": "x\u{0}"});
+    let errors = validate_document(doc).unwrap_err().0;
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    for expected in ["metadata.annotations.note", "metadata.annotations.bad\\u0000key", "spec.containers[0].env.MODE"] {
+        assert!(fields.contains(&expected), "{expected} missing from {fields:?}");
+    }
+    assert!(errors.iter().any(|e| e.message.contains("NUL")), "{errors:?}");
+}

@@ -17,7 +17,7 @@ use controller::metrics::ControllerMetrics;
 use controller::reconcile::{Context, DynReconciler, Step};
 use controller::runtime::{Controller, ControllerConfig, ResourceKey};
 use desired_state::api::{self, ApiConfig, AppState};
-use desired_state::ratelimit::RedisHandle;
+use desired_state::redis::RedisHandle;
 use desired_state::signing::Signer;
 use desired_state::store::{ChangeFeed, ChangeSource, Store, StoreConfig, StoredResource, WriteMode};
 use runners::reconcile::ReconcileError;
@@ -103,7 +103,7 @@ async fn main() {
     ));
     let gate = Arc::new(RedisGate::new(redis.clone(), &prefix, Budgets::default(), metrics.clone()));
     let rec: Arc<dyn DynReconciler> = stopwatch.clone();
-    let reconcilers = Kind::ALL.into_iter().map(|k| (k, rec.clone())).collect();
+    let reconcilers = Kind::RECONCILED.into_iter().map(|k| (k, rec.clone())).collect();
     let ctl = Controller::new(
         store.dedicated(16),
         feed,

@@ -30,7 +30,7 @@ use controller::lease::{LeaseConfig, ShardLeases};
 use controller::metrics::ControllerMetrics;
 use controller::retry::BackoffPolicy;
 use controller::runtime::{Controller, ControllerConfig};
-use desired_state::ratelimit::RedisHandle;
+use desired_state::redis::RedisHandle;
 use desired_state::signing::Signer;
 use desired_state::store::{ChangeFeed, ChangeSource, ListQuery, Store, WriteMode};
 use futures::StreamExt;

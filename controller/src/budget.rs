@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use desired_state::ratelimit::{RateLimiter, RedisHandle, TokenBucket};
+use desired_state::ratelimit::{RateLimiter, TokenBucket};
+use desired_state::redis::RedisHandle;
 use runners::gate::{ApiFamily, Budget, CallGate, GateError};
 
 use crate::metrics::ControllerMetrics;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api_types::Kind;
-use desired_state::ratelimit::RedisHandle;
+use desired_state::redis::RedisHandle;
 use desired_state::store::{Store, StoreError};
 
 /// One measurement.
@@ -26,7 +26,7 @@ pub struct FleetStatus {
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
     #[error("reading shard leases from Redis: {0}")]
-    Redis(#[from] redis::RedisError),
+    Redis(#[from] desired_state::redis::RedisOpError),
     #[error("counting resources: {0}")]
     Store(#[from] StoreError),
 }
@@ -45,9 +45,9 @@ impl FleetReport {
     /// Measures once.
     pub async fn measure(&self) -> Result<FleetStatus, FleetError> {
         let keys: Vec<String> = (0..self.shards).map(|s| format!("{}:lease:{s}", self.prefix)).collect();
-        let mut conn = self.redis.get().await?;
-        let held: u32 = redis::cmd("EXISTS").arg(&keys).query_async(&mut conn).await?;
-        let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        let held: u32 =
+            self.redis.run(|mut c| async move { redis::cmd("EXISTS").arg(&keys).query_async(&mut c).await }).await?;
+        let kinds: Vec<&str> = Kind::RECONCILED.iter().map(|k| k.as_str()).collect();
         let (resources, resources_not_ready) = self.store.readiness(&kinds).await?;
         Ok(FleetStatus {
             shards: self.shards,

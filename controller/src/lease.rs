@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use desired_state::ratelimit::RedisHandle;
+use desired_state::redis::RedisHandle;
 use redis::Script;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -274,7 +274,7 @@ impl ShardLeases {
         let _round = self.round.lock().await;
         let started = Instant::now();
         let ttl = self.config.lease.as_millis() as u64;
-        let mut conn = self.redis.get().await?;
+        let mut conn = self.redis.connection()?;
         let live: u32 = self
             .scripts
             .heartbeat
@@ -424,7 +424,7 @@ impl ShardLeases {
         let mut owned = self.owned();
         owned.shards.extend(std::mem::take(&mut *self.releasing()));
         self.tx.send_replace(Owned::default());
-        let Ok(mut conn) = self.redis.get().await else { return };
+        let Ok(mut conn) = self.redis.connection() else { return };
         for (shard, held) in owned.shards {
             let r: Result<i64, _> = self
                 .scripts

@@ -31,7 +31,7 @@ enum Command {
     Audit(admin::AuditCommand),
     /// Print the least-privilege IAM policy of the task role or the provisioner role.
     IamPolicy(controller::iam::IamPolicyArgs),
-    /// Print the JSON Schema of a kind (node, relay, worker).
+    /// Print the JSON Schema of a kind (node, relay, worker, policy).
     Schema {
         /// The kind, by name or plural.
         kind: Kind,

@@ -101,7 +101,9 @@ impl Controller {
         metrics: Arc<ControllerMetrics>,
         config: ControllerConfig,
     ) -> Arc<Controller> {
-        let queues = Kind::ALL.into_iter().map(|k| (k, WorkQueue::new(config.backoff))).collect();
+        // Only the kinds reconciled against AWS get a queue: Policy documents are
+        // judged at admission, and the controller has nothing to do with them.
+        let queues = Kind::RECONCILED.into_iter().map(|k| (k, WorkQueue::new(config.backoff))).collect();
         let announced = Default::default();
         Arc::new(Controller { store, feed, leases, reconcilers, gate, metrics, config, queues, announced })
     }
@@ -121,8 +123,10 @@ impl Controller {
     }
 
     fn enqueue(&self, key: ResourceKey) {
-        self.queues[&key.kind].add(key);
-        self.update_depth();
+        if let Some(queue) = self.queues.get(&key.kind) {
+            queue.add(key);
+            self.update_depth();
+        }
     }
 
     fn update_depth(&self) {
@@ -151,7 +155,7 @@ impl Controller {
         tasks.spawn(self.clone().follow_ownership(stop.clone()));
         tasks.spawn(self.clone().resync_loop(stop.clone()));
         let mut workers = JoinSet::new();
-        for kind in Kind::ALL {
+        for kind in Kind::RECONCILED {
             for _ in 0..self.config.workers_per_kind.max(1) {
                 workers.spawn(self.clone().worker(kind));
             }
@@ -190,7 +194,9 @@ impl Controller {
             let key = ResourceKey { kind: change.kind, namespace: change.namespace, name: change.name };
             if self.leases.holds(key.shard(shards)) {
                 if change.op == ChangeOp::Delete {
-                    self.queues[&key.kind].forget(&key);
+                    if let Some(queue) = self.queues.get(&key.kind) {
+                        queue.forget(&key);
+                    }
                 } else {
                     if change.op == ChangeOp::Event {
                         self.announced.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone());

@@ -9,8 +9,9 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use desired_state::api::{self, ApiConfig, AppState};
-use desired_state::auth::{JwksSource, OidcConfig};
-use desired_state::ratelimit::{RedisHandle, TokenBucket};
+use desired_state::auth::{GroupScope, JwksSource, OidcConfig};
+use desired_state::ratelimit::TokenBucket;
+use desired_state::redis::{RedisHandle, RedisSettings};
 use desired_state::signing::{KeySource, Signer};
 use desired_state::store::{ChangeFeed, Store, StoreConfig};
 
@@ -160,7 +161,8 @@ pub struct ServeArgs {
     /// OIDC issuer (e.g. https://cognito-idp.REGION.amazonaws.com/POOL_ID).
     #[arg(long, env = "MOORING_OIDC_ISSUER")]
     pub oidc_issuer: Option<String>,
-    /// Expected audience (`aud`) or Cognito app client id (`client_id`).
+    /// Expected audience (`aud`) or Cognito app client id (`client_id`);
+    /// required with `--oidc-issuer`.
     #[arg(long, env = "MOORING_OIDC_AUDIENCE")]
     pub oidc_audience: Option<String>,
     /// JWKS URL (default: ISSUER/.well-known/jwks.json).
@@ -169,12 +171,20 @@ pub struct ServeArgs {
     /// JWKS file instead of a URL.
     #[arg(long, env = "MOORING_OIDC_JWKS_FILE")]
     pub oidc_jwks_file: Option<PathBuf>,
-    /// Claim holding scope-named groups.
+    /// Claim holding the caller's groups.
     #[arg(long, env = "MOORING_OIDC_GROUPS_CLAIM", default_value = "cognito:groups")]
     pub oidc_groups_claim: String,
+    /// `GROUP=ROLE:NAMESPACE`: members of GROUP get that scope (repeatable;
+    /// comma-separated in the environment). Groups not listed grant nothing.
+    #[arg(long = "oidc-group-scope", env = "MOORING_OIDC_GROUP_SCOPES", value_delimiter = ',')]
+    pub oidc_group_scopes: Vec<GroupScope>,
     /// Prefix of every Redis key.
     #[arg(long, env = "MOORING_REDIS_PREFIX", default_value = "mooring")]
     pub redis_prefix: String,
+    /// The longest one Redis operation may take, in milliseconds. Past it the
+    /// API's rate limit fails open and leases and AWS budgets fail closed.
+    #[arg(long, env = "MOORING_REDIS_TIMEOUT_MS", default_value_t = 250)]
+    pub redis_timeout_ms: u64,
     /// Log format; JSON for production.
     #[arg(long, env = "MOORING_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -254,19 +264,30 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    fn oidc(&self) -> Option<OidcConfig> {
-        let issuer = self.oidc_issuer.clone()?;
+    /// The OIDC settings; an issuer without an audience is refused, so a user
+    /// pool's other app clients cannot call the API.
+    fn oidc(&self) -> anyhow::Result<Option<OidcConfig>> {
+        let Some(issuer) = self.oidc_issuer.clone() else { return Ok(None) };
+        let audience = self.oidc_audience.clone().filter(|a| !a.trim().is_empty()).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--oidc-issuer needs --oidc-audience: the app client id (or audience) tokens must be issued for"
+            )
+        })?;
         let jwks = match (&self.oidc_jwks_file, &self.oidc_jwks_url) {
             (Some(f), _) => JwksSource::File(f.clone()),
             (None, Some(u)) => JwksSource::Url(u.clone()),
             (None, None) => JwksSource::Url(format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/'))),
         };
-        Some(OidcConfig {
+        if self.oidc_group_scopes.is_empty() {
+            tracing::warn!("OIDC is on without --oidc-group-scope: OIDC callers get no scope and can do nothing");
+        }
+        Ok(Some(OidcConfig {
             issuer,
-            audience: self.oidc_audience.clone(),
+            audience,
             jwks,
             groups_claim: self.oidc_groups_claim.clone(),
-        })
+            group_scopes: self.oidc_group_scopes.clone(),
+        }))
     }
 
     /// The Redis URL with the password from `--redis-password` when the URL has none.
@@ -274,13 +295,13 @@ impl ServeArgs {
         with_password(&self.redis_url, self.redis_password.as_deref())
     }
 
-    fn api_config(&self) -> ApiConfig {
-        ApiConfig {
-            oidc: self.oidc(),
+    fn api_config(&self) -> anyhow::Result<ApiConfig> {
+        Ok(ApiConfig {
+            oidc: self.oidc()?,
             rate_limit: (self.rate_limit > 0.0)
                 .then_some(TokenBucket { capacity: self.rate_limit_burst.max(1.0), refill_per_sec: self.rate_limit }),
             redis_prefix: self.redis_prefix.clone(),
-        }
+        })
     }
 }
 
@@ -333,6 +354,7 @@ pub async fn shutdown_signal() {
 
 /// Runs `mooring serve`.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let api_config = args.api_config()?;
     let aws = AwsContext::new(args.store.aws_settings());
     let identity = match args.cloud {
         CloudKind::Aws => Some(aws_identity(&aws).await?),
@@ -347,11 +369,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("bootstrap token is ready (admin:*)");
     }
     let redis_url = args.redis_url()?;
-    let redis =
-        Arc::new(RedisHandle::new(&redis_url).with_context(|| format!("invalid Redis URL {}", redact(&redis_url)))?);
+    let redis_settings =
+        RedisSettings { op_timeout: Duration::from_millis(args.redis_timeout_ms.max(1)), ..RedisSettings::default() };
+    let redis = Arc::new(
+        RedisHandle::with_settings(&redis_url, redis_settings)
+            .with_context(|| format!("invalid Redis URL {}", redact(&redis_url)))?,
+    );
     // The feed (sequencer, listener, readers) has connections of its own.
     let feed = ChangeFeed::start(store.dedicated(4));
-    let mut app = AppState::new(store.clone(), feed.clone(), Some(redis.clone()), args.api_config());
+    let mut app = AppState::new(store.clone(), feed.clone(), Some(redis.clone()), api_config);
     app.cloud = identity.as_ref().map(|i| api::CloudIdentity {
         account: i.account.clone(),
         principal: i.arn.clone(),
@@ -527,6 +553,40 @@ fn default_replica_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn serve_args(args: &[&str]) -> ServeArgs {
+        <Serve as clap::Parser>::try_parse_from(std::iter::once("serve").chain(args.iter().copied())).unwrap().args
+    }
+
+    #[test]
+    fn oidc_needs_an_audience_and_maps_groups_explicitly() {
+        let err = serve_args(&["--oidc-issuer", "https://issuer"]).api_config().unwrap_err();
+        assert!(err.to_string().contains("--oidc-audience"), "{err}");
+        let config = serve_args(&[
+            "--oidc-issuer",
+            "https://issuer",
+            "--oidc-audience",
+            "app",
+            "--oidc-group-scope",
+            "platform=admin:*",
+            "--oidc-group-scope",
+            "payments-devs=write:payments",
+        ])
+        .api_config()
+        .unwrap();
+        let oidc = config.oidc.unwrap();
+        assert_eq!(oidc.audience, "app");
+        let scopes: Vec<String> = oidc.scopes_for(["payments-devs", "admin"]).iter().map(ToString::to_string).collect();
+        assert_eq!(scopes, ["write:payments"]);
+        assert!(<Serve as clap::Parser>::try_parse_from(["serve", "--oidc-group-scope", "admin"]).is_err());
+        assert!(serve_args(&[]).api_config().unwrap().oidc.is_none());
+    }
 
     #[test]
     fn a_redis_password_goes_into_the_url_unless_it_has_one() {

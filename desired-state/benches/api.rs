@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use desired_state::api::{self, ApiConfig, AppState};
-use desired_state::ratelimit::RedisHandle;
+use desired_state::redis::RedisHandle;
 use desired_state::signing::Signer;
 use desired_state::store::{ChangeFeed, Store};
 use serde_json::json;

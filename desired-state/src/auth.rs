@@ -126,14 +126,68 @@ pub enum AuthError {
 }
 
 /// OIDC settings (a Cognito user pool, or any issuer with a JWKS).
+///
+/// A JWT is accepted only when it is signed by a key of the issuer's JWKS,
+/// names the issuer in `iss`, has not expired (`exp`, both claims required),
+/// and was issued for `audience` (its `aud`, or `client_id` for Cognito access
+/// tokens): a user pool's other app clients are not trusted. The caller's
+/// scopes come only from `group_scopes`; a group that is not mapped grants
+/// nothing, whatever its name.
 #[derive(Debug, Clone)]
 pub struct OidcConfig {
     pub issuer: String,
     /// Checked against `aud` (ID tokens) or `client_id` (Cognito access tokens).
-    pub audience: Option<String>,
+    pub audience: String,
     pub jwks: JwksSource,
-    /// The claim holding group names that are scopes (`cognito:groups`).
+    /// The claim holding the caller's groups (`cognito:groups`).
     pub groups_claim: String,
+    /// Which scopes each group grants.
+    pub group_scopes: Vec<GroupScope>,
+}
+
+/// One `GROUP=ROLE:NAMESPACE` mapping: members of `group` get `scope`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupScope {
+    pub group: String,
+    pub scope: Scope,
+}
+
+/// A group mapping that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GroupScopeError {
+    #[error("invalid group mapping {0:?}: use GROUP=ROLE:NAMESPACE, e.g. payments-devs=write:payments")]
+    Shape(String),
+    #[error("invalid group mapping {mapping:?}: {source}")]
+    Scope { mapping: String, source: ScopeError },
+}
+
+impl FromStr for GroupScope {
+    type Err = GroupScopeError;
+    fn from_str(s: &str) -> Result<GroupScope, GroupScopeError> {
+        let (group, scope) = s.split_once('=').ok_or_else(|| GroupScopeError::Shape(s.into()))?;
+        let group = group.trim();
+        if group.is_empty() {
+            return Err(GroupScopeError::Shape(s.into()));
+        }
+        // The scope must name its namespace explicitly: `admin` alone is not `admin:*` here.
+        let scope = scope.trim();
+        if !scope.contains(':') {
+            return Err(GroupScopeError::Shape(s.into()));
+        }
+        let scope = scope.parse().map_err(|source| GroupScopeError::Scope { mapping: s.into(), source })?;
+        Ok(GroupScope { group: group.to_string(), scope })
+    }
+}
+
+impl OidcConfig {
+    /// The scopes granted to members of `groups`, through the explicit mapping only.
+    pub fn scopes_for<'a>(&self, groups: impl IntoIterator<Item = &'a str>) -> Vec<Scope> {
+        let groups: Vec<&str> = groups.into_iter().collect();
+        let mut scopes: Vec<Scope> =
+            self.group_scopes.iter().filter(|m| groups.contains(&m.group.as_str())).map(|m| m.scope.clone()).collect();
+        scopes.dedup();
+        scopes
+    }
 }
 
 /// Where the issuer's signing keys come from.
@@ -211,32 +265,30 @@ impl Authenticator {
         let key = key.ok_or_else(|| AuthError::InvalidJwt(format!("no key {kid:?} in the issuer's JWKS")))?;
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[oidc.issuer.as_str()]);
+        validation.set_required_spec_claims(&["exp", "iss"]);
+        // Cognito access tokens carry the app client in `client_id`, not `aud`:
+        // the audience is checked below, against either.
         validation.validate_aud = false;
         validation.leeway = 30;
         let data = jsonwebtoken::decode::<Value>(token, &key, &validation)
             .map_err(|e| AuthError::InvalidJwt(e.to_string()))?;
         let claims = data.claims;
-        if let Some(aud) = &oidc.audience {
-            let matches = |v: &Value| match v {
-                Value::String(s) => s == aud,
-                Value::Array(a) => a.iter().any(|x| x.as_str() == Some(aud)),
-                _ => false,
-            };
-            let ok = claims.get("aud").is_some_and(matches) || claims.get("client_id").is_some_and(matches);
-            if !ok {
-                return Err(AuthError::InvalidJwt(format!("audience is not {aud:?}")));
-            }
+        let aud = oidc.audience.as_str();
+        let matches = |v: &Value| match v {
+            Value::String(s) => s == aud,
+            Value::Array(a) => a.iter().any(|x| x.as_str() == Some(aud)),
+            _ => false,
+        };
+        if !(claims.get("aud").is_some_and(matches) || claims.get("client_id").is_some_and(matches)) {
+            return Err(AuthError::InvalidJwt(format!("the token was not issued for {aud:?} (aud or client_id)")));
         }
         let name = ["cognito:username", "username", "email", "sub"]
             .iter()
             .find_map(|c| claims.get(*c).and_then(Value::as_str))
             .unwrap_or("oidc-user")
             .to_string();
-        let scopes = claims
-            .get(&oidc.groups_claim)
-            .and_then(Value::as_array)
-            .map(|groups| groups.iter().filter_map(Value::as_str).filter_map(|g| g.parse().ok()).collect())
-            .unwrap_or_default();
+        let groups = claims.get(&oidc.groups_claim).and_then(Value::as_array).into_iter().flatten();
+        let scopes = oidc.scopes_for(groups.filter_map(Value::as_str));
         Ok(Principal { name: format!("oidc:{name}"), scopes })
     }
 
@@ -298,6 +350,34 @@ mod tests {
         assert_eq!("admin".parse::<Scope>().unwrap().to_string(), "admin:*");
         for bad in ["root:*", "write:", "write:Payments", "write:a b"] {
             assert!(bad.parse::<Scope>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn groups_grant_only_mapped_scopes() {
+        let config = OidcConfig {
+            issuer: "https://issuer".into(),
+            audience: "app".into(),
+            jwks: JwksSource::File(PathBuf::from("/dev/null")),
+            groups_claim: "cognito:groups".into(),
+            group_scopes: ["payments-devs=write:payments", "platform=admin:*", "payments-devs=read:*"]
+                .iter()
+                .map(|m| m.parse().unwrap())
+                .collect(),
+        };
+        let cases: [(&[&str], &[&str]); 5] = [
+            (&["payments-devs"], &["write:payments", "read:*"]),
+            (&["platform"], &["admin:*"]),
+            (&["admin"], &[]),
+            (&["write:payments", "admin:*"], &[]),
+            (&[], &[]),
+        ];
+        for (groups, want) in cases {
+            let got: Vec<String> = config.scopes_for(groups.iter().copied()).iter().map(ToString::to_string).collect();
+            assert_eq!(got, want, "{groups:?}");
+        }
+        for bad in ["admin", "g=admin", "=read:x", "g=root:x", "g=write:Bad"] {
+            assert!(bad.parse::<GroupScope>().is_err(), "{bad}");
         }
     }
 }

@@ -5,10 +5,12 @@
 //! resume from any sequence number, Kubernetes-style events and API tokens. The
 //! [`api`] module serves it over HTTP with axum. This crate never talks to AWS.
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod plan;
 pub mod ratelimit;
+pub mod redis;
 pub mod selector;
 pub mod signing;
 pub mod store;

@@ -5,13 +5,17 @@
 //! [`RateLimiter::try_take`] refuses when the bucket is empty and says when to
 //! retry (the API answers 429 with `Retry-After`); [`RateLimiter::reserve`]
 //! always takes and returns how long to wait first, so callers queue fairly
-//! instead of hammering (the controller's AWS budgets).
+//! instead of hammering (the controller's AWS budgets). Every call is bounded
+//! by the Redis operation timeout (see [`crate::redis`]): the API fails open on
+//! an error, the AWS budgets fail closed.
 
 use std::time::Duration;
 
 use redis::Script;
-use redis::aio::ConnectionManager;
-use tokio::sync::Mutex;
+
+/// Where the Redis connection lives now; kept so older imports still resolve.
+pub use crate::redis::RedisHandle;
+use crate::redis::RedisOpError;
 
 /// A bucket's shape.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -32,10 +36,10 @@ pub enum Decision {
     },
 }
 
-/// Redis was unreachable or answered nonsense.
+/// Redis was unreachable, too slow, or answered nonsense.
 #[derive(Debug, thiserror::Error)]
 #[error("rate limiter: {0}")]
-pub struct RateLimitError(#[from] pub redis::RedisError);
+pub struct RateLimitError(#[from] pub RedisOpError);
 
 const SCRIPT: &str = r#"
 -- KEYS[1]: bucket; ARGV: capacity, refill per second, cost, mode (0 try, 1 reserve)
@@ -67,42 +71,6 @@ redis.call('PEXPIRE', KEYS[1], math.ceil((cap - tokens) * 1000 / rate) + 60000)
 return wait
 "#;
 
-/// A connection to Redis, made on first use and remade after failures; the
-/// API starts and serves even when Redis is down.
-pub struct RedisHandle {
-    client: redis::Client,
-    conn: Mutex<Option<ConnectionManager>>,
-}
-
-impl RedisHandle {
-    pub fn new(url: &str) -> Result<RedisHandle, redis::RedisError> {
-        Ok(RedisHandle { client: redis::Client::open(url)?, conn: Mutex::new(None) })
-    }
-
-    /// A connection, connecting if needed (bounded by a short timeout).
-    pub async fn get(&self) -> Result<ConnectionManager, redis::RedisError> {
-        let mut guard = self.conn.lock().await;
-        if let Some(c) = guard.as_ref() {
-            return Ok(c.clone());
-        }
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(1);
-        let c = tokio::time::timeout(Duration::from_secs(3), self.client.get_connection_manager_with_config(config))
-            .await
-            .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "connect timed out")))??;
-        *guard = Some(c.clone());
-        Ok(c)
-    }
-
-    /// Whether Redis answers PING.
-    pub async fn ping(&self) -> Result<(), redis::RedisError> {
-        let mut c = self.get().await?;
-        redis::cmd("PING").query_async::<String>(&mut c).await.map(|_| ())
-    }
-}
-
 /// Token buckets under a key prefix.
 pub struct RateLimiter {
     redis: std::sync::Arc<RedisHandle>,
@@ -116,16 +84,9 @@ impl RateLimiter {
     }
 
     async fn run(&self, key: &str, bucket: TokenBucket, cost: f64, reserve: bool) -> Result<u64, RateLimitError> {
-        let mut conn = self.redis.get().await?;
-        let wait: u64 = self
-            .script
-            .key(format!("{}:{key}", self.prefix))
-            .arg(bucket.capacity)
-            .arg(bucket.refill_per_sec)
-            .arg(cost)
-            .arg(if reserve { "1" } else { "0" })
-            .invoke_async(&mut conn)
-            .await?;
+        let mut invocation = self.script.key(format!("{}:{key}", self.prefix));
+        invocation.arg(bucket.capacity).arg(bucket.refill_per_sec).arg(cost).arg(if reserve { "1" } else { "0" });
+        let wait: u64 = self.redis.run(|mut conn| async move { invocation.invoke_async(&mut conn).await }).await?;
         Ok(wait)
     }
 

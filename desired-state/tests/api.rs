@@ -272,6 +272,12 @@ async fn bad_input_gets_its_code_and_changes_nothing(pool: PgPool) {
         ("watch with a bad kind", Method::GET, "/v1/watch?kind=pods".into(), None, StatusCode::BAD_REQUEST, "BadRequest"),
         ("token with a bad scope", Method::POST, "/v1/tokens".into(), Some(("application/json", json!({"name": "t", "scopes": ["root"]}).to_string())), StatusCode::UNPROCESSABLE_ENTITY, "Invalid"),
         ("schema of an unknown kind", Method::GET, "/v1/schemas/pod".into(), None, StatusCode::NOT_FOUND, "NotFound"),
+        ("NUL in an annotation", Method::POST, RELAYS.into(), Some(("application/json", { let mut d = relay("nul", "default", "nginx:1"); d["metadata"]["annotations"] = json!({"note": "a\u{0}b"}); d.to_string() })), StatusCode::UNPROCESSABLE_ENTITY, "Invalid"),
+        ("NUL in a spec value, apply", Method::POST, "/v1/apply".into(), Some(("application/json", { let mut d = relay("nul", "default", "nginx:1"); d["spec"]["containers"][0]["env"] = json!({"A": "\u{0}"}); json!([d]).to_string() })), StatusCode::UNPROCESSABLE_ENTITY, "Invalid"),
+        ("NUL in YAML", Method::POST, RELAYS.into(), Some(("application/yaml", "kind: Relay\nmetadata: {name: nul, annotations: {note: \"a\\0b\"}}\nspec: {cluster: prod, containers: [{name: app, image: 'nginx:1'}]}\n".into())), StatusCode::UNPROCESSABLE_ENTITY, "Invalid"),
+        ("NUL through a patch", Method::PATCH, format!("{RELAYS}/gw"), Some(("application/merge-patch+json", json!({"metadata": {"annotations": {"n": "\u{0}"}}}).to_string())), StatusCode::UNPROCESSABLE_ENTITY, "Invalid"),
+        ("alias bomb", Method::POST, "/v1/apply".into(), Some(("application/yaml", format!("a0: &a0 [{}x]\n{}", "x, ".repeat(999), (1..10).map(|i| format!("a{i}: &a{i} [{}]\n", vec![format!("*a{}", i - 1); 10].join(", "))).collect::<String>()))), StatusCode::BAD_REQUEST, "BadRequest"),
+        ("nesting too deep", Method::POST, "/v1/apply".into(), Some(("application/json", format!("[{}]", "[".repeat(100) + &"]".repeat(100)))), StatusCode::BAD_REQUEST, "BadRequest"),
     ];
     for (what, method, path, body, status, code) in cases {
         let r = api.call(method, &path, Some(&admin), body).await;

@@ -58,9 +58,13 @@ async fn cognito_style_jwts_authenticate_with_group_scopes(pool: PgPool) {
         ApiConfig {
             oidc: Some(OidcConfig {
                 issuer: ISSUER.into(),
-                audience: Some("app-client".into()),
+                audience: "app-client".into(),
                 jwks: JwksSource::File(jwks_path),
                 groups_claim: "cognito:groups".into(),
+                group_scopes: ["payments-devs=write:payments", "everyone=read:*", "platform=admin:*"]
+                    .iter()
+                    .map(|m| m.parse().unwrap())
+                    .collect(),
             }),
             redis_prefix: common::unique_prefix(),
             ..Default::default()
@@ -71,7 +75,7 @@ async fn cognito_style_jwts_authenticate_with_group_scopes(pool: PgPool) {
         json!({"iss": ISSUER, "client_id": "app-client", "cognito:username": "alice", "cognito:groups": groups,
                "exp": (now() as i64 + exp_offset), "iat": now(), "token_use": "access"})
     };
-    let alice = issuer.token(claims(json!(["write:payments", "read:*"]), 600));
+    let alice = issuer.token(claims(json!(["payments-devs", "everyone"]), 600));
     let create = api
         .call(
             Method::POST,
@@ -83,7 +87,7 @@ async fn cognito_style_jwts_authenticate_with_group_scopes(pool: PgPool) {
     assert_eq!(create.status, StatusCode::CREATED, "{}", create.text);
     let revs = api.call(Method::GET, "/v1/namespaces/payments/relays/gw/revisions", Some(&alice), None).await;
     assert_eq!(revs.body["items"][0]["actor"], "oidc:alice");
-    // Groups are scopes: no write outside payments.
+    // Groups grant their mapped scopes only: no write outside payments.
     let elsewhere = api
         .call(
             Method::POST,
@@ -94,19 +98,40 @@ async fn cognito_style_jwts_authenticate_with_group_scopes(pool: PgPool) {
         .await;
     assert_eq!(elsewhere.status, StatusCode::FORBIDDEN);
 
-    // Expired, wrong audience, wrong issuer, unknown key, tampered: 401.
-    let expired = issuer.token(claims(json!(["admin:*"]), -3600));
-    let mut wrong_aud = claims(json!(["admin:*"]), 600);
+    // A group named like a scope, or `admin`, grants nothing: only the mapping does.
+    for groups in [json!(["admin"]), json!(["admin:*", "write:payments"])] {
+        let named = issuer.token(claims(groups.clone(), 600));
+        let r = api.call(Method::GET, "/v1/tokens", Some(&named), None).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{groups}: {}", r.text);
+        let r = api.call(Method::GET, "/v1/namespaces/payments/relays", Some(&named), None).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{groups}: {}", r.text);
+    }
+    let platform = issuer.token(claims(json!(["platform"]), 600));
+    assert_eq!(api.call(Method::GET, "/v1/tokens", Some(&platform), None).await.status, StatusCode::OK);
+
+    // Expired, wrong audience, no audience, wrong issuer, no issuer, no
+    // expiry, unknown key, tampered: 401.
+    let expired = issuer.token(claims(json!(["platform"]), -3600));
+    let mut wrong_aud = claims(json!(["platform"]), 600);
     wrong_aud["client_id"] = json!("other-client");
-    let mut wrong_iss = claims(json!(["admin:*"]), 600);
+    let mut no_aud = claims(json!(["platform"]), 600);
+    no_aud.as_object_mut().unwrap().remove("client_id");
+    let mut wrong_iss = claims(json!(["platform"]), 600);
     wrong_iss["iss"] = json!("https://evil.example");
-    let stranger = Issuer::new("key-1").token(claims(json!(["admin:*"]), 600));
+    let mut no_iss = claims(json!(["platform"]), 600);
+    no_iss.as_object_mut().unwrap().remove("iss");
+    let mut no_exp = claims(json!(["platform"]), 600);
+    no_exp.as_object_mut().unwrap().remove("exp");
+    let stranger = Issuer::new("key-1").token(claims(json!(["platform"]), 600));
     let mut tampered = alice.clone();
     tampered.insert(tampered.len() / 2, 'x');
     for (what, token) in [
         ("expired", expired),
         ("wrong audience", issuer.token(wrong_aud)),
+        ("no audience", issuer.token(no_aud)),
         ("wrong issuer", issuer.token(wrong_iss)),
+        ("no issuer", issuer.token(no_iss)),
+        ("no expiry", issuer.token(no_exp)),
         ("unknown key", stranger),
         ("tampered", tampered),
     ] {

@@ -220,7 +220,12 @@ impl ApiClient {
         self.send(self.request(Method::DELETE, &url), &url).await.map(drop)
     }
 
+    /// The URL of one resource; an empty namespace is a cluster-scoped one
+    /// (`/v1/policies/NAME`).
     fn resource_url(&self, kind: Kind, namespace: &str, name: &str, suffix: &str) -> String {
+        if namespace.is_empty() {
+            return format!("{}/v1/{}/{}{suffix}", self.base, kind.plural(), enc(name));
+        }
         format!("{}/v1/namespaces/{}/{}/{}{suffix}", self.base, enc(namespace), kind.plural(), enc(name))
     }
 
@@ -325,6 +330,7 @@ mod tests {
             "http://h:1/v1/namespaces/payments/relays/gw/events"
         );
         assert_eq!(c.resource_url(Kind::Node, "a b", "n", ""), "http://h:1/v1/namespaces/a%20b/nodes/n");
+        assert_eq!(c.resource_url(Kind::Policy, "", "g", "/revisions"), "http://h:1/v1/policies/g/revisions");
     }
 
     #[test]

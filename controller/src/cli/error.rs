@@ -19,6 +19,9 @@ pub struct FieldDetail {
     /// What is wrong with it.
     #[serde(default)]
     pub message: String,
+    /// The admission policy that refused it (`PolicyViolation` answers).
+    #[serde(default)]
+    pub policy: Option<String>,
 }
 
 /// An error answer from the Mooring API, so callers can branch on the status and
@@ -97,11 +100,14 @@ impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)?;
         for d in &self.details {
-            if d.field.is_empty() {
-                write!(f, "\n  {}", d.message)?;
-            } else {
-                write!(f, "\n  {}: {}", d.field, d.message)?;
+            f.write_str("\n  ")?;
+            if let Some(policy) = &d.policy {
+                write!(f, "[policy {policy}] ")?;
             }
+            if !d.field.is_empty() {
+                write!(f, "{}: ", d.field)?;
+            }
+            f.write_str(&d.message)?;
         }
         Ok(())
     }

@@ -23,7 +23,8 @@
 //! ```
 //!
 //! Exit codes: 0 success; 1 error (an `Err` from [`run`]); 2 from `diff` when
-//! something would change.
+//! something would change, and from `policy test` / `policy audit` when a
+//! policy refuses something.
 
 mod client;
 mod commands;
@@ -43,6 +44,7 @@ pub use commands::Target;
 pub use commands::apply::{ApplyArgs, DiffArgs};
 pub use commands::delete::DeleteArgs;
 pub use commands::get::GetArgs;
+pub use commands::policy::PolicyCommand;
 pub use commands::release::ReleaseArgs;
 pub use commands::rollback::RollbackArgs;
 pub use commands::token::TokenCommand;
@@ -88,6 +90,9 @@ pub enum ClientCommand {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Evaluate admission policies locally: test documents, audit stored resources.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Uninstall step: delete every resource (each released from AWS per its
     /// deletionPolicy) and wait until all are gone.
     Release(ReleaseArgs),
@@ -115,6 +120,7 @@ async fn dispatch(cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<ExitC
         ClientCommand::Rollback(args) => commands::rollback::run(&client, args).await,
         ClientCommand::Wait(args) => commands::wait::run(&client, args).await,
         ClientCommand::Token(cmd) => commands::token::run(&client, cmd).await,
+        ClientCommand::Policy(cmd) => commands::policy::run(&client, cmd).await,
         ClientCommand::Release(args) => commands::release::run(&client, args).await,
     }
 }
@@ -176,7 +182,7 @@ mod tests {
 
         let cli = parse(&["get", "workers", "conv", "-n", "batch", "-o", "yaml"]).unwrap();
         let ClientCommand::Get(args) = cli.command else { panic!("not get") };
-        assert_eq!((args.name.as_deref(), args.namespace.as_str()), (Some("conv"), "batch"));
+        assert_eq!((args.name.as_deref(), args.namespace.as_deref()), (Some("conv"), Some("batch")));
 
         assert!(parse(&["get", "relays", "-A", "-n", "x"]).is_err());
         assert!(parse(&["get", "relays", "gw", "-A"]).is_err());
@@ -195,13 +201,23 @@ mod tests {
         let cli = parse(&["wait", "relay", "gw", "--for", "condition=Ready", "--timeout", "30s"]).unwrap();
         let ClientCommand::Wait(args) = cli.command else { panic!("not wait") };
         assert_eq!(args.timeout, std::time::Duration::from_secs(30));
-        assert_eq!(args.target.namespace, "default");
+        assert_eq!(args.target.ns(), "default");
         assert!(parse(&["wait", "relay", "gw", "--for", "condition=Ready", "--timeout", "30"]).is_err());
 
         assert!(parse(&["delete", "relay", "gw", "--timeout", "1m"]).is_err(), "--timeout needs --wait");
         assert!(parse(&["delete", "relay", "gw", "--wait", "--timeout", "1m"]).is_ok());
         assert!(parse(&["rollback", "relay", "gw", "--to", "0"]).is_err());
         assert!(parse(&["rollback", "relay", "gw", "--to", "3"]).is_ok());
+
+        let cli = parse(&["policy", "test", "-f", "relay.yaml", "-p", "guardrails.yaml"]).unwrap();
+        let ClientCommand::Policy(PolicyCommand::Test(args)) = cli.command else { panic!("not policy test") };
+        assert_eq!((args.files.len(), args.policies.len()), (1, 1));
+        assert!(parse(&["policy", "test"]).is_err(), "policy test needs -f");
+        assert!(parse(&["policy", "audit", "-n", "team-a"]).is_ok());
+        let cli = parse(&["get", "policies"]).unwrap();
+        let ClientCommand::Get(args) = cli.command else { panic!("not get") };
+        assert_eq!(commands::namespace_or_default(args.kind, args.namespace.as_deref()), "");
+        assert_eq!(commands::namespace_or_default(Kind::Relay, None), "default");
 
         let cli =
             parse(&["token", "create", "--name", "ci", "--scope", "write:payments", "--scope", "read:*"]).unwrap();

@@ -13,13 +13,14 @@ use serde_json::Value;
 
 use api_types::{AnyResource, FieldError, Kind, ValidationErrors, validate_document};
 
+use super::admit::{Paths, admit};
 use super::body::{self, LimitedBody, Q, respond};
 use super::error::ApiError;
 use super::{SharedState, require};
 use crate::auth::{Principal, Role};
 use crate::plan::FieldChange;
 use crate::selector::{Requirement, Selector};
-use crate::store::{ChangeSource, ListQuery, WriteAction, WriteMode};
+use crate::store::{ChangeSource, ListQuery, StoreError, WriteAction, WriteMode};
 
 /// The label GitOps puts on what it manages; only such resources are pruned.
 pub const MANAGED_BY: (&str, &str) = ("mooring/managed-by", "gitops");
@@ -38,6 +39,9 @@ pub struct ApplyParams {
     selector: Option<String>,
     #[serde(default)]
     allow_mass_prune: bool,
+    /// Policies are pruned only when asked: removing one loosens admission.
+    #[serde(default)]
+    prune_policies: bool,
 }
 
 /// One line of the plan.
@@ -96,19 +100,70 @@ pub async fn apply(
     let selector =
         Selector::parse(params.selector.as_deref().unwrap_or("")).map_err(|e| ApiError::bad_request(e.to_string()))?;
 
+    // Authorize what can be known before reading the body: a token that may
+    // write nowhere is refused without the body being parsed.
+    if principal.namespaces(Role::Write).is_some_and(|ns| ns.is_empty()) {
+        return Err(ApiError::forbidden(format!("token {:?} may not write in any namespace", principal.name)));
+    }
     let docs = body::documents(&headers, &body)?;
     let resources = validate_all(docs, &source)?;
     for r in &resources {
-        require(&principal, Role::Write, &r.metadata().namespace)?;
+        // Policies are written with admin scope only (cluster-scoped ones: admin:*).
+        let role = if r.kind() == Kind::Policy { Role::Admin } else { Role::Write };
+        require(&principal, role, &r.metadata().namespace)?;
     }
+    // Judged by the policies stored before this apply, dry runs included.
+    let refs: Vec<&AnyResource> = resources.iter().collect();
+    admit(&state, &refs, &source, Paths::Indexed).await?;
 
-    let mut tx = state.store.pool().begin().await.map_err(crate::store::StoreError::from)?;
-    let mut items = Vec::with_capacity(resources.len());
+    let doomed = if params.prune {
+        let keep: BTreeSet<(Kind, String, String)> =
+            resources.iter().map(|r| (r.kind(), r.metadata().namespace.clone(), r.metadata().name.clone())).collect();
+        prune_candidates(&state, &principal, &selector, &keep, params.allow_mass_prune, params.prune_policies).await?
+    } else {
+        Vec::new()
+    };
+
+    // Rows are written, and so locked, in one canonical order whatever the
+    // body's order, so two applies of overlapping documents wait for each
+    // other instead of deadlocking. A collision that still happens (pruning
+    // locks rows outside the body) is retried a bounded number of times, then
+    // answered 409.
+    let mut order: Vec<usize> = (0..resources.len()).collect();
+    order.sort_by(|&a, &b| key_of(&resources[a]).cmp(&key_of(&resources[b])));
+    let mut attempt = 1;
+    let result = loop {
+        match write_all(&state, &source, &resources, &order, &doomed, params.dry_run).await {
+            Err(StoreError::Contention(e)) if attempt < MAX_ATTEMPTS => {
+                tracing::info!(error = %e, attempt, "apply collided with a concurrent write; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(10 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            other => break other?,
+        }
+    };
+    Ok(respond(&headers, StatusCode::OK, &result))
+}
+
+/// Writes (or, for a dry run, plans and rolls back) every document in the
+/// order `order` gives, then requests deletion of `doomed`, in one
+/// transaction. The plan lists the documents in the body's order.
+async fn write_all(
+    state: &SharedState,
+    source: &ChangeSource,
+    resources: &[AnyResource],
+    order: &[usize],
+    doomed: &[(Kind, String, String)],
+    dry_run: bool,
+) -> Result<ApplyResult, StoreError> {
+    let mut tx = state.store.pool().begin().await?;
+    let mut planned: Vec<Option<PlanItem>> = vec![None; resources.len()];
     let mut summary = Summary::default();
-    for r in &resources {
-        let out = state.store.write_in(&mut tx, r, WriteMode::Upsert, &source).await?;
+    for &i in order {
+        let r = &resources[i];
+        let out = state.store.write_in(&mut tx, r, WriteMode::Upsert, source).await?;
         count(&mut summary, out.action);
-        items.push(PlanItem {
+        planned[i] = Some(PlanItem {
             kind: r.kind(),
             namespace: r.metadata().namespace.clone(),
             name: r.metadata().name.clone(),
@@ -117,22 +172,33 @@ pub async fn apply(
             diff: out.diff,
         });
     }
-    if params.prune {
-        let keep: BTreeSet<(Kind, String, String)> =
-            resources.iter().map(|r| (r.kind(), r.metadata().namespace.clone(), r.metadata().name.clone())).collect();
-        let doomed = prune_candidates(&state, &principal, &selector, &keep, params.allow_mass_prune).await?;
-        for (kind, namespace, name) in doomed {
-            state.store.request_delete_in(&mut tx, kind, &namespace, &name).await?;
-            summary.delete += 1;
-            items.push(PlanItem { kind, namespace, name, action: WriteAction::Delete, generation: None, diff: vec![] });
-        }
+    let mut items: Vec<PlanItem> = planned.into_iter().flatten().collect();
+    for (kind, namespace, name) in doomed {
+        state.store.request_delete_in(&mut tx, *kind, namespace, name).await?;
+        summary.delete += 1;
+        items.push(PlanItem {
+            kind: *kind,
+            namespace: namespace.clone(),
+            name: name.clone(),
+            action: WriteAction::Delete,
+            generation: None,
+            diff: vec![],
+        });
     }
-    if params.dry_run {
-        tx.rollback().await.map_err(crate::store::StoreError::from)?;
+    if dry_run {
+        tx.rollback().await?;
     } else {
         state.store.commit(tx).await?;
     }
-    Ok(respond(&headers, StatusCode::OK, &ApplyResult { dry_run: params.dry_run, summary, items }))
+    Ok(ApplyResult { dry_run, summary, items })
+}
+
+/// How often an apply that collided with a concurrent one is tried.
+const MAX_ATTEMPTS: u32 = 4;
+
+/// (kind, namespace, name): the canonical order in which rows are locked.
+fn key_of(r: &AnyResource) -> (Kind, &str, &str) {
+    (r.kind(), r.metadata().namespace.as_str(), r.metadata().name.as_str())
 }
 
 fn count(s: &mut Summary, a: WriteAction) {
@@ -177,13 +243,16 @@ fn validate_all(docs: Vec<Value>, source: &ChangeSource) -> Result<Vec<AnyResour
 
 /// GitOps-managed resources matching `selector` that the body no longer holds.
 /// Refuses to prune all of them, or more than half, without `allow_mass_prune`:
-/// an empty or truncated checkout must not wipe the fleet.
+/// an empty or truncated checkout must not wipe the fleet. Policies are left
+/// alone unless `prune_policies` (and then need the admin scope that writing
+/// them needs).
 async fn prune_candidates(
     state: &SharedState,
     principal: &Principal,
     selector: &Selector,
     keep: &BTreeSet<(Kind, String, String)>,
     allow_mass_prune: bool,
+    prune_policies: bool,
 ) -> Result<Vec<(Kind, String, String)>, ApiError> {
     let mut sel = selector.clone();
     sel.0.push(Requirement::Equals(MANAGED_BY.0.into(), MANAGED_BY.1.into()));
@@ -205,6 +274,9 @@ async fn prune_candidates(
             .await?;
         for r in &page.items {
             let kind = r.kind;
+            if kind == Kind::Policy && !(prune_policies && principal.allows(Role::Admin, &r.namespace)) {
+                continue;
+            }
             managed += 1;
             let key = (kind, r.namespace.clone(), r.name.clone());
             let protected = r.annotations.0.get(PRUNE_ANNOTATION.0).map(String::as_str) == Some(PRUNE_ANNOTATION.1);

@@ -61,6 +61,16 @@ pub fn documents(headers: &HeaderMap, body: &Bytes) -> Result<Vec<Value>, ApiErr
     api_types::parse_documents(text).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
+/// Parses a JSON merge patch: an object, within the parse limits.
+pub fn merge_patch(body: &Bytes) -> Result<Value, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| ApiError::bad_request(format!("the body is not UTF-8: {e}")))?;
+    if !text.trim_start().starts_with('{') {
+        return Err(ApiError::bad_request("a merge patch must be a JSON object"));
+    }
+    api_types::parse_json_within(text, api_types::ParseLimits::DEFAULT)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON merge patch: {e}")))
+}
+
 /// Whether the client asked for YAML.
 pub fn wants_yaml(headers: &HeaderMap) -> bool {
     headers

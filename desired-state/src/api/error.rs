@@ -15,8 +15,24 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    pub details: Vec<FieldError>,
+    pub details: Vec<Detail>,
     pub retry_after: Option<u64>,
+}
+
+/// One item of `error.details`: a field path and what is wrong there, and for
+/// a policy violation the policy that says so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Detail {
+    pub field: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+}
+
+impl From<FieldError> for Detail {
+    fn from(e: FieldError) -> Self {
+        Detail { field: e.field, message: e.message, policy: None }
+    }
 }
 
 #[derive(Serialize)]
@@ -29,7 +45,7 @@ struct Inner<'a> {
     code: &'a str,
     message: &'a str,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    details: &'a [FieldError],
+    details: &'a [Detail],
 }
 
 impl ApiError {
@@ -76,7 +92,31 @@ impl ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             code: "Invalid",
             message: format!("{n} validation error{}", if n == 1 { "" } else { "s" }),
-            details: errors.0,
+            details: errors.0.into_iter().map(Detail::from).collect(),
+            retry_after: None,
+        }
+    }
+    /// 422 `PolicyViolation`: admission policies refused the document(s);
+    /// every violation, with its policy and field path.
+    pub fn policy_violation(violations: Vec<crate::admission::Violation>) -> Self {
+        let first = violations.first().map(|v| {
+            let at = if v.field.is_empty() { String::new() } else { format!("{}: ", v.field) };
+            format!("refused by policy {}: {at}{}", v.policy, v.message)
+        });
+        let more = violations.len().saturating_sub(1);
+        let message = match (first, more) {
+            (Some(f), 0) => f,
+            (Some(f), n) => format!("{f} (and {n} more)"),
+            (None, _) => "refused by policy".to_string(),
+        };
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "PolicyViolation",
+            message,
+            details: violations
+                .into_iter()
+                .map(|v| Detail { field: v.field, message: v.message, policy: Some(v.policy) })
+                .collect(),
             retry_after: None,
         }
     }
@@ -100,6 +140,11 @@ impl From<StoreError> for ApiError {
                 ApiError::conflict(e.to_string())
             }
             StoreError::Invalid { errors, .. } => ApiError::invalid(errors.clone()),
+            StoreError::Contention(_) => {
+                tracing::info!(error = %e, "write contention");
+                ApiError::conflict("concurrent writes to the same resources collided; retry the request")
+            }
+            StoreError::InvalidValue(_) => ApiError::invalid(ValidationErrors::one("", e.to_string())),
             StoreError::Unavailable(_) => {
                 tracing::warn!(error = %e, "store unavailable");
                 ApiError::unavailable("the store is unavailable; retry shortly")

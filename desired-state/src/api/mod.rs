@@ -1,6 +1,7 @@
 //! The HTTP API (axum): CRUD per kind, bulk apply with plans, watch, history,
 //! schemas, OpenAPI, health and metrics. See `docs/api.md`.
 
+mod admit;
 mod apply;
 mod body;
 pub mod error;
@@ -25,7 +26,8 @@ pub use body::MAX_BODY;
 pub use error::ApiError;
 
 use crate::auth::{AuthError, Authenticator, OidcConfig, Principal};
-use crate::ratelimit::{Decision, RateLimiter, RedisHandle, TokenBucket};
+use crate::ratelimit::{Decision, RateLimiter, TokenBucket};
+use crate::redis::RedisHandle;
 use crate::store::{ChangeFeed, Store};
 
 /// Settings of the API.
@@ -66,6 +68,8 @@ pub struct AppState {
     pub auth: Authenticator,
     pub limiter: Option<(RateLimiter, TokenBucket)>,
     pub metrics: metrics::Metrics,
+    /// The stored admission policies, compiled.
+    pub admission: crate::admission::Admission,
     /// Turns true when the server is shutting down; long-lived responses
     /// (watch streams) end then, so a graceful shutdown does not wait on them.
     pub shutdown: tokio::sync::watch::Sender<bool>,
@@ -85,6 +89,7 @@ impl AppState {
         };
         AppState {
             auth: Authenticator::new(store.clone(), config.oidc),
+            admission: crate::admission::Admission::new(store.clone()),
             store,
             feed,
             redis,
@@ -106,6 +111,17 @@ pub fn router(state: SharedState) -> Router {
         .route(&format!("{resource}/revisions"), get(resources::revisions))
         .route(&format!("{resource}/rollback"), post(resources::rollback))
         .route(&format!("{resource}/events"), get(resources::events))
+        .route("/v1/policies", get(resources::list_policies).post(resources::create_cluster))
+        .route(
+            "/v1/policies/{name}",
+            get(resources::read_cluster)
+                .put(resources::replace_cluster)
+                .patch(resources::patch_cluster)
+                .delete(resources::delete_cluster),
+        )
+        .route("/v1/policies/{name}/revisions", get(resources::revisions_cluster))
+        .route("/v1/policies/{name}/rollback", post(resources::rollback_cluster))
+        .route("/v1/policies/{name}/events", get(resources::events_cluster))
         .route("/v1/apply", post(apply::apply))
         .route("/v1/watch", get(watch::watch))
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
@@ -133,14 +149,17 @@ pub fn ops_router(state: SharedState) -> Router {
         .with_state(state)
 }
 
-/// Counts and times every request by route and status.
+/// Counts and times every request by method, route and status. Every label
+/// comes from a bounded set, so no request can add series at will: the route
+/// is the route table's pattern (`unmatched` for anything else) and the method
+/// one of [`metrics::method_label`]'s.
 async fn observe(State(state): State<SharedState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().as_str().to_string();
-    let route =
-        req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let method = metrics::method_label(req.method());
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
     let resp = next.run(req).await;
-    state.metrics.observe_request(&method, &route, resp.status().as_u16(), start.elapsed());
+    let route = route.as_deref().unwrap_or(metrics::UNMATCHED_ROUTE);
+    state.metrics.observe_request(method, route, resp.status().as_u16(), start.elapsed());
     resp
 }
 
@@ -170,21 +189,23 @@ async fn authenticate(State(state): State<SharedState>, mut req: Request, next: 
     next.run(req).await
 }
 
-/// Refuses unless the caller may act with `role` in `namespace`.
+/// Refuses unless the caller may act with `role` in `namespace`; the cluster
+/// namespace (cluster-scoped policies) needs the role everywhere (`ROLE:*`).
 pub(crate) fn require(principal: &Principal, role: crate::auth::Role, namespace: &str) -> Result<(), ApiError> {
     if principal.allows(role, namespace) {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(format!(
-            "token {:?} may not {} in namespace {namespace:?}",
-            principal.name,
-            match role {
-                crate::auth::Role::Read => "read",
-                crate::auth::Role::Write => "write",
-                crate::auth::Role::Admin => "administer",
-            }
-        )))
+        return Ok(());
     }
+    let verb = match role {
+        crate::auth::Role::Read => "read",
+        crate::auth::Role::Write => "write",
+        crate::auth::Role::Admin => "administer",
+    };
+    let place = if namespace.is_empty() {
+        format!("cluster-wide (needs {}:*)", role.as_str())
+    } else {
+        format!("in namespace {namespace:?}")
+    };
+    Err(ApiError::forbidden(format!("token {:?} may not {verb} {place}", principal.name)))
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.

@@ -58,6 +58,27 @@ pub const OPERATIONS: &[Operation] = &[
         200,
     ),
     op("get", "/v1/namespaces/{namespace}/{plural}/{name}/events", "Events of a resource", Body::None, 200),
+    op(
+        "get",
+        "/v1/policies",
+        "List cluster-scoped policies and the namespaced ones the caller may read",
+        Body::None,
+        200,
+    ),
+    op("post", "/v1/policies", "Create a cluster-scoped policy (admin:*)", Body::Document, 201),
+    op("get", "/v1/policies/{name}", "Read a cluster-scoped policy", Body::None, 200),
+    op("put", "/v1/policies/{name}", "Replace a cluster-scoped policy (admin:*)", Body::Document, 200),
+    op("patch", "/v1/policies/{name}", "JSON merge patch of a cluster-scoped policy (admin:*)", Body::MergePatch, 200),
+    op("delete", "/v1/policies/{name}", "Delete a cluster-scoped policy (admin:*)", Body::None, 200),
+    op(
+        "get",
+        "/v1/policies/{name}/revisions",
+        "The signed revision history of a cluster-scoped policy",
+        Body::None,
+        200,
+    ),
+    op("post", "/v1/policies/{name}/rollback", "Roll a cluster-scoped policy back (admin:*)", Body::Rollback, 200),
+    op("get", "/v1/policies/{name}/events", "Events of a cluster-scoped policy", Body::None, 200),
     op("post", "/v1/apply", "Create or update many documents; plan with dryRun", Body::Documents, 200),
     op("get", "/v1/watch", "Change feed as Server-Sent Events", Body::None, 200),
     op("get", "/v1/tokens", "List API tokens (admin)", Body::None, 200),
@@ -106,7 +127,8 @@ pub fn document() -> Value {
                 "code": {"type": "string"},
                 "message": {"type": "string"},
                 "details": {"type": "array", "items": {"type": "object", "properties": {
-                    "field": {"type": "string"}, "message": {"type": "string"}}}}
+                    "field": {"type": "string"}, "message": {"type": "string"},
+                    "policy": {"type": "string", "description": "The policy that refused (code PolicyViolation)"}}}}
             }}}
         }),
     );
@@ -134,19 +156,16 @@ fn operation(o: &Operation) -> Value {
     let mut params = Vec::new();
     for (name, schema) in [
         ("namespace", json!({"type": "string", "pattern": api_types::patterns::DNS_LABEL})),
-        ("plural", json!({"type": "string", "enum": ["nodes", "relays", "workers"]})),
+        ("plural", json!({"type": "string", "enum": Kind::ALL.map(Kind::plural)})),
         ("name", json!({"type": "string"})),
-        (
-            "kind",
-            json!({"type": "string", "enum": ["node", "relay", "worker", "nodes", "relays", "workers", "Node", "Relay", "Worker"]}),
-        ),
+        ("kind", json!({"type": "string", "enum": kind_spellings()})),
     ] {
         if o.path.contains(&format!("{{{name}}}")) {
             params.push(json!({"name": name, "in": "path", "required": true, "schema": schema}));
         }
     }
     let query = |name: &str, schema: Value| json!({"name": name, "in": "query", "required": false, "schema": schema});
-    if o.method == "get" && o.path.ends_with("{plural}") {
+    if o.method == "get" && (o.path.ends_with("{plural}") || o.path == "/v1/policies") {
         params.push(query("labelSelector", json!({"type": "string"})));
         params.push(query("limit", json!({"type": "integer", "minimum": 1, "maximum": 1000})));
         params.push(query("continue", json!({"type": "string"})));
@@ -158,17 +177,19 @@ fn operation(o: &Operation) -> Value {
         params.push(query("prune", json!({"type": "boolean"})));
         params.push(query("selector", json!({"type": "string"})));
         params.push(query("allowMassPrune", json!({"type": "boolean"})));
+        params.push(query("prunePolicies", json!({"type": "boolean"})));
     }
     if o.path == "/v1/watch" {
         params.push(query("since", json!({"type": "integer", "minimum": 0})));
         params.push(query("kind", json!({"type": "string"})));
         params.push(query("namespace", json!({"type": "string"})));
     }
-    let any_doc = json!({"oneOf": [
-        {"$ref": "#/components/schemas/Node"},
-        {"$ref": "#/components/schemas/Relay"},
-        {"$ref": "#/components/schemas/Worker"}
-    ]});
+    let refs: Vec<Value> = if o.path.starts_with("/v1/policies") {
+        vec![json!({"$ref": "#/components/schemas/Policy"})]
+    } else {
+        Kind::ALL.iter().map(|k| json!({"$ref": format!("#/components/schemas/{}", k.as_str())})).collect()
+    };
+    let any_doc = json!({ "oneOf": refs });
     let request = match o.body {
         Body::None => None,
         Body::Document => Some(json!({"required": true, "content": {
@@ -206,7 +227,7 @@ fn operation(o: &Operation) -> Value {
     if o.path == "/readyz" {
         codes.push("503");
     }
-    if o.method == "delete" && o.path.contains("{plural}") {
+    if o.method == "delete" && (o.path.contains("{plural}") || o.path.starts_with("/v1/policies")) {
         responses.insert("200".into(), json!({"description": "deleted at once (no finalizers)"}));
     }
     for c in codes {
@@ -220,6 +241,11 @@ fn operation(o: &Operation) -> Value {
         v["security"] = json!([{"bearer": []}]);
     }
     v
+}
+
+/// Every spelling `/v1/schemas/{kind}` accepts: `Relay`, `relay`, `relays`.
+fn kind_spellings() -> Vec<String> {
+    Kind::ALL.iter().flat_map(|k| [k.as_str().to_string(), k.as_str().to_lowercase(), k.plural().to_string()]).collect()
 }
 
 fn rewrite_refs(v: &mut Value) {

@@ -10,21 +10,27 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use api_types::meta::CLUSTER_NAMESPACE;
 use api_types::{AnyResource, Kind, validate_document};
 
+use super::admit::{Paths, admit};
 use super::body::{self, BodyFormat, LimitedBody, P, Q, respond};
 use super::error::ApiError;
 use super::{SharedState, require};
 use crate::auth::{Principal, Role};
 use crate::selector::Selector;
-use crate::store::{ChangeSource, EventType, ListQuery, StoreError, WriteMode};
+use crate::store::{ChangeSource, EventType, ListQuery, StoreError, StoredResource, WriteMode};
 
 /// The kind named by a URL plural.
 pub(crate) fn kind_of(plural: &str) -> Result<Kind, ApiError> {
-    Kind::ALL
-        .into_iter()
-        .find(|k| k.plural() == plural)
-        .ok_or_else(|| ApiError::not_found(format!("unknown resource type {plural:?}: use nodes, relays or workers")))
+    Kind::ALL.into_iter().find(|k| k.plural() == plural).ok_or_else(|| {
+        ApiError::not_found(format!("unknown resource type {plural:?}: use nodes, relays, workers or policies"))
+    })
+}
+
+/// The role an action needs on a kind: writing a Policy needs admin.
+fn needed(kind: Kind, role: Role) -> Role {
+    if kind == Kind::Policy && role == Role::Write { Role::Admin } else { role }
 }
 
 /// Resolves the kind and checks the namespace and the caller's right to act
@@ -32,8 +38,17 @@ pub(crate) fn kind_of(plural: &str) -> Result<Kind, ApiError> {
 fn authorize(principal: &Principal, plural: &str, namespace: &str, role: Role) -> Result<Kind, ApiError> {
     let kind = kind_of(plural)?;
     check_namespace(namespace)?;
-    require(principal, role, namespace)?;
+    require(principal, needed(kind, role), namespace)?;
     Ok(kind)
+}
+
+/// The prologue of the handlers of cluster-scoped policies: any caller may
+/// read them (they judge everyone's writes), only `admin:*` may write them.
+fn authorize_cluster(principal: &Principal, role: Role) -> Result<(), ApiError> {
+    match role {
+        Role::Read => Ok(()),
+        _ => require(principal, Role::Admin, CLUSTER_NAMESPACE),
+    }
 }
 
 /// Checks a namespace from the URL.
@@ -65,6 +80,21 @@ pub async fn list_all(
     let kind = kind_of(&plural)?;
     let allowed = principal.namespaces(Role::Read);
     list(&state, kind, None, allowed, params, &headers).await
+}
+
+/// `GET /v1/policies`: the cluster-scoped policies and the namespaced ones the
+/// caller may read.
+pub async fn list_policies(
+    State(state): State<SharedState>,
+    Extension(principal): Extension<Principal>,
+    Q(params): Q<ListParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let allowed = principal.namespaces(Role::Read).map(|mut ns| {
+        ns.push(CLUSTER_NAMESPACE.to_string());
+        ns
+    });
+    list(&state, Kind::Policy, None, allowed, params, &headers).await
 }
 
 pub async fn list_namespaced(
@@ -126,7 +156,8 @@ fn decode_continue(token: &str) -> Result<(String, String, String), ApiError> {
 }
 
 /// Fills `apiVersion`, `kind` and `metadata.namespace` from the URL when the
-/// body leaves them out, and refuses a body that contradicts the URL.
+/// body leaves them out, and refuses a body that contradicts the URL. A
+/// cluster-scoped URL (empty namespace) takes a body without a namespace.
 fn fit_to_path(doc: &mut Value, kind: Kind, namespace: &str, name: Option<&str>) -> Result<(), ApiError> {
     let obj = doc.as_object_mut().ok_or_else(|| ApiError::bad_request("the body must be an object"))?;
     obj.entry("apiVersion").or_insert_with(|| json!(api_types::API_VERSION));
@@ -144,7 +175,15 @@ fn fit_to_path(doc: &mut Value, kind: Kind, namespace: &str, name: Option<&str>)
     }
     let meta = obj.entry("metadata").or_insert_with(|| json!({}));
     let meta = meta.as_object_mut().ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
-    fill_or_match(meta, "namespace", namespace)?;
+    if namespace.is_empty() {
+        if let Some(ns) = meta.get("namespace").filter(|v| !v.is_null()) {
+            return Err(ApiError::bad_request(format!(
+                "metadata.namespace {ns} on a cluster-scoped path; send namespaced policies to /v1/namespaces/{{namespace}}/policies"
+            )));
+        }
+    } else {
+        fill_or_match(meta, "namespace", namespace)?;
+    }
     if let Some(name) = name {
         fill_or_match(meta, "name", name)?;
     }
@@ -169,6 +208,16 @@ fn validated(doc: Value) -> Result<AnyResource, ApiError> {
     validate_document(doc).map_err(ApiError::invalid)
 }
 
+/// The client-owned metadata of a stored resource, as a document carries it
+/// (no namespace for a cluster-scoped one).
+fn client_metadata(r: &StoredResource) -> Value {
+    let mut meta = json!({"name": r.name, "labels": r.labels.0, "annotations": r.annotations.0});
+    if !r.namespace.is_empty() {
+        meta["namespace"] = json!(r.namespace);
+    }
+    meta
+}
+
 pub async fn create(
     State(state): State<SharedState>,
     Extension(principal): Extension<Principal>,
@@ -177,11 +226,35 @@ pub async fn create(
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
     let kind = authorize(&principal, &plural, &namespace, Role::Write)?;
-    let mut doc = body::one_document(&headers, &body)?;
-    fit_to_path(&mut doc, kind, &namespace, None)?;
+    create_in(&state, &principal, kind, &namespace, &headers, &body).await
+}
+
+/// `POST /v1/policies`: a cluster-scoped policy.
+pub async fn create_cluster(
+    State(state): State<SharedState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    LimitedBody(body): LimitedBody,
+) -> Result<Response, ApiError> {
+    authorize_cluster(&principal, Role::Write)?;
+    create_in(&state, &principal, Kind::Policy, CLUSTER_NAMESPACE, &headers, &body).await
+}
+
+async fn create_in(
+    state: &SharedState,
+    principal: &Principal,
+    kind: Kind,
+    namespace: &str,
+    headers: &HeaderMap,
+    body: &bytes::Bytes,
+) -> Result<Response, ApiError> {
+    let mut doc = body::one_document(headers, body)?;
+    fit_to_path(&mut doc, kind, namespace, None)?;
     let res = validated(doc)?;
-    let out = state.store.write(&res, WriteMode::Create, &ChangeSource::api(&principal.name)).await?;
-    Ok(respond(&headers, StatusCode::CREATED, &out.resource.to_document()))
+    let source = ChangeSource::api(&principal.name);
+    admit(state, &[&res], &source, Paths::Single).await?;
+    let out = state.store.write(&res, WriteMode::Create, &source).await?;
+    Ok(respond(headers, StatusCode::CREATED, &out.resource.to_document()))
 }
 
 pub async fn read(
@@ -195,6 +268,18 @@ pub async fn read(
     Ok(respond(&headers, StatusCode::OK, &r.to_document()))
 }
 
+/// `GET /v1/policies/{name}`.
+pub async fn read_cluster(
+    State(state): State<SharedState>,
+    Extension(principal): Extension<Principal>,
+    P(name): P<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize_cluster(&principal, Role::Read)?;
+    let r = state.store.get(Kind::Policy, CLUSTER_NAMESPACE, &name).await?;
+    Ok(respond(&headers, StatusCode::OK, &r.to_document()))
+}
+
 pub async fn replace(
     State(state): State<SharedState>,
     Extension(principal): Extension<Principal>,
@@ -203,8 +288,32 @@ pub async fn replace(
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
     let kind = authorize(&principal, &plural, &namespace, Role::Write)?;
-    let mut doc = body::one_document(&headers, &body)?;
-    fit_to_path(&mut doc, kind, &namespace, Some(&name))?;
+    replace_in(&state, &principal, kind, &namespace, &name, &headers, &body).await
+}
+
+/// `PUT /v1/policies/{name}`.
+pub async fn replace_cluster(
+    State(state): State<SharedState>,
+    Extension(principal): Extension<Principal>,
+    P(name): P<String>,
+    headers: HeaderMap,
+    LimitedBody(body): LimitedBody,
+) -> Result<Response, ApiError> {
+    authorize_cluster(&principal, Role::Write)?;
+    replace_in(&state, &principal, Kind::Policy, CLUSTER_NAMESPACE, &name, &headers, &body).await
+}
+
+async fn replace_in(
+    state: &SharedState,
+    principal: &Principal,
+    kind: Kind,
+    namespace: &str,
+    name: &str,
+    headers: &HeaderMap,
+    body: &bytes::Bytes,
+) -> Result<Response, ApiError> {
+    let mut doc = body::one_document(headers, body)?;
+    fit_to_path(&mut doc, kind, namespace, Some(name))?;
     let rv = resource_version_of(&doc)?.ok_or_else(|| {
         ApiError::invalid(api_types::ValidationErrors::one(
             "metadata.resourceVersion",
@@ -212,11 +321,10 @@ pub async fn replace(
         ))
     })?;
     let res = validated(doc)?;
-    let out = state
-        .store
-        .write(&res, WriteMode::Replace { resource_version: rv }, &ChangeSource::api(&principal.name))
-        .await?;
-    Ok(respond(&headers, StatusCode::OK, &out.resource.to_document()))
+    let source = ChangeSource::api(&principal.name);
+    admit(state, &[&res], &source, Paths::Single).await?;
+    let out = state.store.write(&res, WriteMode::Replace { resource_version: rv }, &source).await?;
+    Ok(respond(headers, StatusCode::OK, &out.resource.to_document()))
 }
 
 fn resource_version_of(doc: &Value) -> Result<Option<i64>, ApiError> {
@@ -243,10 +351,34 @@ pub async fn patch(
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
     let kind = authorize(&principal, &plural, &namespace, Role::Write)?;
+    patch_in(&state, &principal, kind, &namespace, &name, &headers, &body).await
+}
+
+/// `PATCH /v1/policies/{name}`.
+pub async fn patch_cluster(
+    State(state): State<SharedState>,
+    Extension(principal): Extension<Principal>,
+    P(name): P<String>,
+    headers: HeaderMap,
+    LimitedBody(body): LimitedBody,
+) -> Result<Response, ApiError> {
+    authorize_cluster(&principal, Role::Write)?;
+    patch_in(&state, &principal, Kind::Policy, CLUSTER_NAMESPACE, &name, &headers, &body).await
+}
+
+async fn patch_in(
+    state: &SharedState,
+    principal: &Principal,
+    kind: Kind,
+    namespace: &str,
+    name: &str,
+    headers: &HeaderMap,
+    body: &bytes::Bytes,
+) -> Result<Response, ApiError> {
     if body.len() > body::MAX_BODY {
         return Err(ApiError::payload_too_large());
     }
-    match body::body_format(&headers)? {
+    match body::body_format(headers)? {
         BodyFormat::MergePatchJson | BodyFormat::Json => {}
         BodyFormat::Yaml => {
             return Err(ApiError::unsupported_media_type(
@@ -254,34 +386,25 @@ pub async fn patch(
             ));
         }
     }
-    let patch: Value =
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON merge patch: {e}")))?;
-    if !patch.is_object() {
-        return Err(ApiError::bad_request("a merge patch must be a JSON object"));
-    }
+    let patch = body::merge_patch(body)?;
     let explicit_rv = resource_version_of(&patch)?;
+    let source = ChangeSource::api(&principal.name);
     // Retry on a concurrent write unless the client pinned a version.
     for attempt in 0..5 {
-        let current = state.store.get(kind, &namespace, &name).await?;
+        let current = state.store.get(kind, namespace, name).await?;
         let mut doc = json!({
             "apiVersion": api_types::API_VERSION,
             "kind": kind.as_str(),
-            "metadata": {
-                "name": current.name,
-                "namespace": current.namespace,
-                "labels": current.labels.0,
-                "annotations": current.annotations.0,
-            },
+            "metadata": client_metadata(&current),
             "spec": current.spec,
         });
         json_patch::merge(&mut doc, &patch);
-        for (field, expected) in [("name", &name), ("namespace", &namespace)] {
-            if doc["metadata"][field].as_str() != Some(expected.as_str()) {
-                return Err(ApiError::invalid(api_types::ValidationErrors::one(
-                    format!("metadata.{field}"),
-                    "cannot be changed",
-                )));
-            }
+        let expected_namespace = Some(namespace).filter(|ns| !ns.is_empty());
+        if doc["metadata"]["name"].as_str() != Some(name) {
+            return Err(ApiError::invalid(api_types::ValidationErrors::one("metadata.name", "cannot be changed")));
+        }
+        if doc["metadata"]["namespace"].as_str() != expected_namespace {
+            return Err(ApiError::invalid(api_types::ValidationErrors::one("metadata.namespace", "cannot be changed")));
         }
         if doc.get("apiVersion") != Some(&json!(api_types::API_VERSION))
             || doc.get("kind") != Some(&json!(kind.as_str()))
@@ -302,13 +425,10 @@ pub async fn patch(
             obj.remove("status");
         }
         let res = validated(doc)?;
+        admit(state, &[&res], &source, Paths::Single).await?;
         let rv = explicit_rv.unwrap_or(current.resource_version);
-        match state
-            .store
-            .write(&res, WriteMode::Replace { resource_version: rv }, &ChangeSource::api(&principal.name))
-            .await
-        {
-            Ok(out) => return Ok(respond(&headers, StatusCode::OK, &out.resource.to_document())),
+        match state.store.write(&res, WriteMode::Replace { resource_version: rv }, &source).await {
+            Ok(out) => return Ok(respond(headers, StatusCode::OK, &out.resource.to_document())),
             Err(StoreError::Conflict { .. }) if explicit_rv.is_none() && attempt < 4 => continue,
             Err(e) => return Err(e.into()),
         }
@@ -323,10 +443,31 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let kind = authorize(&principal, &plural, &namespace, Role::Write)?;
-    match state.store.request_delete(kind, &namespace, &name).await? {
-        Some(r) => Ok(respond(&headers, StatusCode::ACCEPTED, &r.to_document())),
+    delete_in(&state, kind, &namespace, &name, &headers).await
+}
+
+/// `DELETE /v1/policies/{name}`.
+pub async fn delete_cluster(
+    State(state): State<SharedState>,
+    Extension(principal): Extension<Principal>,
+    P(name): P<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize_cluster(&principal, Role::Write)?;
+    delete_in(&state, Kind::Policy, CLUSTER_NAMESPACE, &name, &headers).await
+}
+
+async fn delete_in(
+    state: &SharedState,
+    kind: Kind,
+    namespace: &str,
+    name: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    match state.store.request_delete(kind, namespace, name).await? {
+        Some(r) => Ok(respond(headers, StatusCode::ACCEPTED, &r.to_document())),
         None => Ok(respond(
-            &headers,
+            headers,
             StatusCode::OK,
             &json!({"kind": "Status", "status": "Success", "details": {"kind": kind.as_str(), "namespace": namespace, "name": name}}),
         )),
@@ -344,6 +485,18 @@ pub async fn revisions(
     Ok(respond(&headers, StatusCode::OK, &json!({"items": revs})))
 }
 
+/// `GET /v1/policies/{name}/revisions`.
+pub async fn revisions_cluster(
+    State(state): State<SharedState>,
+    Extension(principal): Extension<Principal>,
+    P(name): P<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize_cluster(&principal, Role::Read)?;
+    let revs = state.store.revisions(Kind::Policy, CLUSTER_NAMESPACE, &name).await?;
+    Ok(respond(&headers, StatusCode::OK, &json!({"items": revs})))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RollbackRequest {
@@ -358,31 +511,53 @@ pub async fn rollback(
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
     let kind = authorize(&principal, &plural, &namespace, Role::Write)?;
-    let req_doc = body::one_document(&headers, &body)?;
+    rollback_in(&state, &principal, kind, &namespace, &name, &headers, &body).await
+}
+
+/// `POST /v1/policies/{name}/rollback`.
+pub async fn rollback_cluster(
+    State(state): State<SharedState>,
+    Extension(principal): Extension<Principal>,
+    P(name): P<String>,
+    headers: HeaderMap,
+    LimitedBody(body): LimitedBody,
+) -> Result<Response, ApiError> {
+    authorize_cluster(&principal, Role::Write)?;
+    rollback_in(&state, &principal, Kind::Policy, CLUSTER_NAMESPACE, &name, &headers, &body).await
+}
+
+/// Restores a revision's spec as a new generation. The restored document goes
+/// through validation and admission like any write: a revision that a newer
+/// rule or a policy now refuses is not restored, and the answer says so.
+async fn rollback_in(
+    state: &SharedState,
+    principal: &Principal,
+    kind: Kind,
+    namespace: &str,
+    name: &str,
+    headers: &HeaderMap,
+    body: &bytes::Bytes,
+) -> Result<Response, ApiError> {
+    let req_doc = body::one_document(headers, body)?;
     let req: RollbackRequest = serde_json::from_value(req_doc)
         .map_err(|e| ApiError::bad_request(format!("expected {{\"revision\": N}}: {e}")))?;
-    let current = state.store.get(kind, &namespace, &name).await?;
-    let rev = state.store.revision(kind, &namespace, &name, req.revision).await?;
+    let current = state.store.get(kind, namespace, name).await?;
+    let rev = state.store.revision(kind, namespace, name, req.revision).await?;
     let doc = json!({
         "apiVersion": api_types::API_VERSION,
         "kind": kind.as_str(),
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": current.labels.0,
-            "annotations": current.annotations.0,
-        },
+        "metadata": client_metadata(&current),
         "spec": rev.spec,
     });
-    let res = validated(doc)?;
-    let out = state
-        .store
-        .write(
-            &res,
-            WriteMode::Replace { resource_version: current.resource_version },
-            &ChangeSource::rollback(&principal.name),
-        )
-        .await?;
+    let refused = |mut e: ApiError| {
+        e.message = format!("revision {} cannot be restored: {}", req.revision, e.message);
+        e
+    };
+    let res = validated(doc).map_err(refused)?;
+    let source = ChangeSource::rollback(&principal.name);
+    admit(state, &[&res], &source, Paths::Single).await.map_err(refused)?;
+    let out =
+        state.store.write(&res, WriteMode::Replace { resource_version: current.resource_version }, &source).await?;
     if out.action != crate::store::WriteAction::Unchanged {
         let msg = format!(
             "{} rolled back to the spec of generation {}; now generation {}",
@@ -392,7 +567,7 @@ pub async fn rollback(
             tracing::warn!(error = %e, "cannot record rollback event");
         }
     }
-    Ok(respond(&headers, StatusCode::OK, &out.resource.to_document()))
+    Ok(respond(headers, StatusCode::OK, &out.resource.to_document()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -409,5 +584,18 @@ pub async fn events(
 ) -> Result<Response, ApiError> {
     let kind = authorize(&principal, &plural, &namespace, Role::Read)?;
     let events = state.store.events(kind, &namespace, &name, params.limit.unwrap_or(100)).await?;
+    Ok(respond(&headers, StatusCode::OK, &json!({"items": events})))
+}
+
+/// `GET /v1/policies/{name}/events`.
+pub async fn events_cluster(
+    State(state): State<SharedState>,
+    Extension(principal): Extension<Principal>,
+    P(name): P<String>,
+    Q(params): Q<EventParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize_cluster(&principal, Role::Read)?;
+    let events = state.store.events(Kind::Policy, CLUSTER_NAMESPACE, &name, params.limit.unwrap_or(100)).await?;
     Ok(respond(&headers, StatusCode::OK, &json!({"items": events})))
 }

@@ -61,6 +61,14 @@ pub enum StoreError {
     TokenNotFound(String),
     #[error("the store is unavailable: {}", describe(.0))]
     Unavailable(sqlx::Error),
+    /// Concurrent transactions collided (a deadlock or a serialization
+    /// failure); the same request may succeed when retried.
+    #[error("concurrent writes collided: {}", describe(.0))]
+    Contention(sqlx::Error),
+    /// Postgres refused a value it cannot store (a data exception, SQLSTATE
+    /// class 22): the client's input, caught here when validation did not.
+    #[error("a value cannot be stored: {}", describe(.0))]
+    InvalidValue(sqlx::Error),
     #[error("database error: {}", describe(.0))]
     Database(sqlx::Error),
     #[error("stored data is corrupt: {0}")]
@@ -92,6 +100,10 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) => {
                 StoreError::Unavailable(e)
             }
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "40001" || c == "40P01") => {
+                StoreError::Contention(e)
+            }
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("22")) => StoreError::InvalidValue(e),
             _ => StoreError::Database(e),
         }
     }
@@ -173,7 +185,10 @@ impl StoredResource {
     pub fn to_document(&self) -> Value {
         let mut metadata = serde_json::Map::new();
         metadata.insert("name".into(), Value::String(self.name.clone()));
-        metadata.insert("namespace".into(), Value::String(self.namespace.clone()));
+        // A cluster-scoped resource (a cluster-wide Policy) has no namespace.
+        if !self.namespace.is_empty() {
+            metadata.insert("namespace".into(), Value::String(self.namespace.clone()));
+        }
         if !self.labels.0.is_empty() {
             metadata.insert("labels".into(), serde_json::to_value(&self.labels.0).unwrap_or_default());
         }

@@ -167,7 +167,8 @@ impl Store {
             .bind(sqlx::types::Json(&meta.annotations))
             .bind(&spec)
             .bind(&spec_hash)
-            .bind(vec![FINALIZER.to_string()])
+            // Only what the controller reconciles waits for its cleanup.
+            .bind(if kind.is_reconciled() { vec![FINALIZER.to_string()] } else { Vec::new() })
             .bind(now)
             .bind(source.kind.as_str())
             .bind(&source.actor)

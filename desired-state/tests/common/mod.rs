@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use desired_state::api::{self, ApiConfig, AppState};
-use desired_state::ratelimit::RedisHandle;
+use desired_state::redis::RedisHandle;
 use desired_state::signing::Signer;
 use desired_state::store::{ChangeFeed, Store};
 use reqwest::{Method, StatusCode};
@@ -35,12 +35,17 @@ pub async fn start(pool: PgPool) -> TestApi {
 }
 
 pub async fn start_with(pool: PgPool, config: ApiConfig) -> TestApi {
+    let redis = Arc::new(RedisHandle::new(&redis_url()).unwrap());
+    start_with_redis(pool, config, redis).await
+}
+
+/// A server whose Redis is `redis` (a stalled one, say).
+pub async fn start_with_redis(pool: PgPool, config: ApiConfig, redis: Arc<RedisHandle>) -> TestApi {
     let store = Store::from_pool(pool, Signer::generate());
     store.migrate().await.expect("migrate");
     let admin = format!("admin-{}", uuid::Uuid::new_v4());
     store.ensure_token("bootstrap", &admin, &["admin:*".to_string()]).await.unwrap();
     let feed = ChangeFeed::start(store.clone());
-    let redis = Arc::new(RedisHandle::new(&redis_url()).unwrap());
     let state = Arc::new(AppState::new(store.clone(), feed, Some(redis), config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -29,7 +29,7 @@ pub struct DeleteArgs {
 /// Runs `delete`.
 pub async fn run(client: &ApiClient, args: DeleteArgs) -> anyhow::Result<ExitCode> {
     let t = &args.target;
-    client.delete(t.kind, &t.namespace, &t.name).await?;
+    client.delete(t.kind, t.ns(), &t.name).await?;
     output::print(&format!("{} deletion requested\n", t.display()))?;
     if !args.wait {
         return Ok(ExitCode::SUCCESS);

@@ -21,8 +21,8 @@ const LABEL_WIDTH: usize = 21;
 /// Runs `describe`.
 pub async fn run(client: &ApiClient, target: Target) -> anyhow::Result<ExitCode> {
     let (resource, events) = futures::join!(
-        client.get(target.kind, &target.namespace, &target.name),
-        client.events(target.kind, &target.namespace, &target.name)
+        client.get(target.kind, target.ns(), &target.name),
+        client.events(target.kind, target.ns(), &target.name)
     );
     let text = render(&resource?, events, Utc::now())?;
     output::print(&text)?;

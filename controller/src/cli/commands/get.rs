@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use api_types::meta::DEFAULT_NAMESPACE;
 use api_types::{API_VERSION, Kind};
 use chrono::{DateTime, Utc};
 use clap::Args;
@@ -10,19 +9,21 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cli::client::ApiClient;
+use crate::cli::commands::namespace_or_default;
 use crate::cli::output::{self, OutputFormat};
 use crate::cli::resource::{condition, condition_status, name, namespace, replicas, str_at, text_at};
 
 /// Arguments of `get`.
 #[derive(Args, Debug, Clone)]
 pub struct GetArgs {
-    /// The kind: node, relay or worker (singular, plural or capitalised).
+    /// The kind: node, relay, worker or policy (singular, plural or capitalised).
     pub kind: Kind,
     /// One resource by name; all of the namespace when omitted.
     pub name: Option<String>,
-    /// The namespace to look in.
-    #[arg(short, long, default_value = DEFAULT_NAMESPACE)]
-    pub namespace: String,
+    /// The namespace to look in [default: `default`; for policies, the
+    /// cluster-scoped ones (and, in a list, every namespaced one you may read)].
+    #[arg(short, long)]
+    pub namespace: Option<String>,
     /// List across every namespace the token may read.
     #[arg(short = 'A', long, conflicts_with_all = ["namespace", "name"])]
     pub all_namespaces: bool,
@@ -37,10 +38,13 @@ pub struct GetArgs {
 /// Runs `get`.
 pub async fn run(client: &ApiClient, args: GetArgs) -> anyhow::Result<ExitCode> {
     let now = Utc::now();
+    let namespace = namespace_or_default(args.kind, args.namespace.as_deref());
+    // Listing policies without -n lists them all, cluster-scoped and namespaced.
+    let everywhere = args.all_namespaces || namespace.is_empty();
     let (items, single) = match &args.name {
-        Some(name) => (vec![client.get(args.kind, &args.namespace, name).await?], true),
+        Some(name) => (vec![client.get(args.kind, namespace, name).await?], true),
         None => {
-            let ns = (!args.all_namespaces).then_some(args.namespace.as_str());
+            let ns = (!everywhere).then_some(namespace);
             (client.list(args.kind, ns, args.selector.as_deref()).await?, false)
         }
     };
@@ -56,12 +60,11 @@ pub async fn run(client: &ApiClient, args: GetArgs) -> anyhow::Result<ExitCode> 
         }
         OutputFormat::Table | OutputFormat::Wide => {
             if items.is_empty() {
-                let place =
-                    if args.all_namespaces { String::new() } else { format!(" in {} namespace", args.namespace) };
+                let place = if everywhere { String::new() } else { format!(" in {namespace} namespace") };
                 eprintln!("No resources found{place}.");
                 return Ok(ExitCode::SUCCESS);
             }
-            render_table(args.kind, &items, args.all_namespaces, args.output == OutputFormat::Wide, now)
+            render_table(args.kind, &items, everywhere, args.output == OutputFormat::Wide, now)
         }
     };
     output::print(&text)?;
@@ -86,6 +89,9 @@ pub fn list_document(items: Vec<Value>) -> ListDocument {
 /// The `get` table: NAMESPACE (with `-A`), NAME, READY, SYNCED, GENERATION, AGE; `wide`
 /// adds the Ready reason and the kind's outputs.
 pub fn render_table(kind: Kind, items: &[Value], all_namespaces: bool, wide: bool, now: DateTime<Utc>) -> String {
+    if kind == Kind::Policy {
+        return render_policies(items, all_namespaces, now);
+    }
     let mut headers: Vec<&str> = Vec::new();
     if all_namespaces {
         headers.push("NAMESPACE");
@@ -118,12 +124,46 @@ pub fn render_table(kind: Kind, items: &[Value], all_namespaces: bool, wide: boo
     output::table(&headers, &rows)
 }
 
+/// The policies table: NAMESPACE (`<cluster>` for cluster-scoped ones), NAME,
+/// TYPE (`guardrails` or `rego`), KINDS judged, GENERATION, AGE. Policies have no
+/// status conditions: they are judged at admission, not reconciled.
+fn render_policies(items: &[Value], all_namespaces: bool, now: DateTime<Utc>) -> String {
+    let mut headers = Vec::new();
+    if all_namespaces {
+        headers.push("NAMESPACE");
+    }
+    headers.extend(["NAME", "TYPE", "KINDS", "GENERATION", "AGE"]);
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|item| {
+            let mut row = Vec::with_capacity(headers.len());
+            if all_namespaces {
+                let ns = namespace(item);
+                row.push(if ns.is_empty() { "<cluster>".to_string() } else { ns.to_string() });
+            }
+            row.push(name(item).to_string());
+            row.push(if item.pointer("/spec/guardrails").is_some() { "guardrails" } else { "rego" }.to_string());
+            let kinds: Vec<&str> = item
+                .pointer("/spec/kinds")
+                .and_then(Value::as_array)
+                .map(|k| k.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            row.push(if kinds.is_empty() { "Node,Relay,Worker".to_string() } else { kinds.join(",") });
+            row.push(text_at(item, "/metadata/generation"));
+            row.push(output::age_of(str_at(item, "/metadata/creationTimestamp"), now));
+            row
+        })
+        .collect();
+    output::table(&headers, &rows)
+}
+
 /// The wide columns particular to a kind.
 fn kind_headers(kind: Kind) -> &'static [&'static str] {
     match kind {
         Kind::Node => &["INSTANCE", "IP"],
         Kind::Relay => &["REPLICAS", "SERVICE"],
         Kind::Worker => &["REPLICAS", "BACKLOG", "QUEUE"],
+        Kind::Policy => &[],
     }
 }
 
@@ -138,6 +178,7 @@ fn kind_cells(kind: Kind, item: &Value) -> Vec<String> {
             };
             vec![replicas(item), text_at(item, "/status/backlog"), queue]
         }
+        Kind::Policy => Vec::new(),
     }
 }
 

@@ -16,7 +16,7 @@ const SHORT: usize = 12;
 
 /// Runs `history`.
 pub async fn run(client: &ApiClient, target: Target) -> anyhow::Result<ExitCode> {
-    let revisions = client.revisions(target.kind, &target.namespace, &target.name).await?;
+    let revisions = client.revisions(target.kind, target.ns(), &target.name).await?;
     if revisions.is_empty() {
         eprintln!("No revisions found for {}.", target.display());
         return Ok(ExitCode::SUCCESS);

@@ -22,7 +22,7 @@ pub struct RollbackArgs {
 /// Runs `rollback`.
 pub async fn run(client: &ApiClient, args: RollbackArgs) -> anyhow::Result<ExitCode> {
     let t = &args.target;
-    let res = client.rollback(t.kind, &t.namespace, &t.name, args.to).await?;
+    let res = client.rollback(t.kind, t.ns(), &t.name, args.to).await?;
     let generation = res.pointer("/metadata/generation").and_then(serde_json::Value::as_i64);
     let line = match generation {
         Some(g) => format!("{} rolled back to revision {} (generation {g})\n", t.display(), args.to),

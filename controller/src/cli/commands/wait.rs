@@ -92,7 +92,7 @@ pub async fn run(client: &ApiClient, args: WaitArgs) -> anyhow::Result<ExitCode>
 /// Reads the resource once and says whether `for_` holds.
 pub async fn check_once(client: &ApiClient, target: &Target, for_: &WaitFor) -> Result<Check, ClientError> {
     let reference = target.reference();
-    match client.get(target.kind, &target.namespace, &target.name).await {
+    match client.get(target.kind, target.ns(), &target.name).await {
         Ok(res) => Ok(match for_ {
             WaitFor::Condition { type_, status } => evaluate(&res, type_, status, &reference),
             WaitFor::Delete => deletion_pending(&res),
