@@ -149,6 +149,9 @@ pub mod reason {
     pub const SCALED_TO_ZERO: &str = "ScaledToZero";
     /// `Ready=False`: tasks are starting.
     pub const TASKS_STARTING: &str = "TasksStarting";
+    /// Tasks above the desired count keep running because they set ECS
+    /// scale-in protection (busy workers finishing a message).
+    pub const SCALE_IN_PROTECTED: &str = "ScaleInProtected";
     /// `Synced=True` while a build applies the generation.
     pub const BUILD_IN_FLIGHT: &str = "BuildInFlight";
     /// `Progressing=True`: a provisioner build runs.

@@ -241,7 +241,7 @@ impl Validate for RelaySpec {
         let containers: Vec<_> =
             self.containers.iter().enumerate().map(|(i, c)| (format!("{path}.containers[{i}]"), c)).collect();
         common::validate_containers(&containers, self.cpu, self.memory, &format!("{path}.containers"), v);
-        validate_bounds(self.scaling.min, self.scaling.max, &format!("{path}.scaling"), v);
+        validate_bounds(self.scaling.min, self.scaling.max, self.scaling.mode, &format!("{path}.scaling"), v);
         if self.deployment.rollback && !self.deployment.circuit_breaker {
             v.push(
                 format!("{path}.deployment.rollback"),
@@ -281,9 +281,19 @@ impl Validate for RelaySpec {
 }
 
 /// `min ≤ max` for a scaling block.
-pub(crate) fn validate_bounds(min: u32, max: u32, path: &str, v: &mut Violations) {
+/// The bounds of a scaling block: `max ≥ min`, and `aws-native` cannot start
+/// from zero (AWS target tracking never leaves a count of 0: refused rather
+/// than rendered as something that would never wake up).
+pub(crate) fn validate_bounds(min: u32, max: u32, mode: ScalingMode, path: &str, v: &mut Violations) {
     if max < min {
         v.push(format!("{path}.max"), format!("must be ≥ {path}.min ({min})"));
+    }
+    if mode == ScalingMode::AwsNative && min == 0 {
+        v.push(
+            format!("{path}.min"),
+            "must be ≥ 1 with mode aws-native: AWS target tracking cannot start a service from zero \
+             (use mode controller to scale to and from zero)",
+        );
     }
 }
 
@@ -295,6 +305,11 @@ pub struct Replicas {
     pub running: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<u32>,
+    /// Running tasks with ECS scale-in protection on, reported while more
+    /// tasks run than are desired: ECS keeps them until they drop it (a worker
+    /// finishing its message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected: Option<u32>,
 }
 
 /// One autoscaler decision, recorded with the numbers that led to it.
@@ -338,6 +353,11 @@ pub struct RelayStatus {
     pub replicas: Option<Replicas>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scaling: Option<ScalingDecision>,
+    /// The Application Auto Scaling target Mooring registered on the service
+    /// (`service/CLUSTER/NAME`, `scaling.mode: aws-native`), recorded before
+    /// it is registered, so it is removed wherever the spec goes next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scalable_target: Option<String>,
     /// The ElastiCache replication group (recorded before it is created; kept
     /// until it is gone after `spec.cache` was removed).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -9,7 +9,7 @@ use crate::condition::Condition;
 use crate::document::{Resource, Spec};
 use crate::meta::Kind;
 use crate::patterns;
-use crate::relay::{Replicas, ScalingDecision, default_cpu_target, default_idle, validate_bounds};
+use crate::relay::{Replicas, ScalingDecision, default_idle, validate_bounds};
 use crate::status::{AppliedTags, QueueRef, ServiceRef};
 use crate::validate::{Validate, Violations};
 
@@ -142,9 +142,11 @@ pub struct WorkerScaling {
     #[serde(default = "default_depth")]
     #[schemars(range(min = 1))]
     pub queue_depth_target: u32,
-    #[serde(default = "default_cpu_target")]
+    /// Average CPU percent per task to keep, as a second metric beside the
+    /// backlog. Off unless set: a worker's load is its queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
-    pub cpu_target_percent: u32,
+    pub cpu_target_percent: Option<u32>,
     #[serde(default = "default_idle")]
     #[schemars(range(min = 0, max = 86400))]
     pub scale_in_after_idle_seconds: u32,
@@ -165,7 +167,7 @@ impl Default for WorkerScaling {
             min: 0,
             max: default_worker_max(),
             queue_depth_target: default_depth(),
-            cpu_target_percent: default_cpu_target(),
+            cpu_target_percent: None,
             scale_in_after_idle_seconds: default_idle(),
             mode: Default::default(),
         }
@@ -187,7 +189,7 @@ impl Validate for WorkerSpec {
         if self.container.env.contains_key("QUEUE_URL") || self.container.secrets.contains_key("QUEUE_URL") {
             v.push(format!("{path}.container.env.QUEUE_URL"), "is set by Mooring to the worker's queue URL");
         }
-        validate_bounds(self.scaling.min, self.scaling.max, &format!("{path}.scaling"), v);
+        validate_bounds(self.scaling.min, self.scaling.max, self.scaling.mode, &format!("{path}.scaling"), v);
         if let Some(name) = &self.queue.name
             && name.ends_with(".fifo") != self.queue.fifo
         {
@@ -233,6 +235,11 @@ pub struct WorkerStatus {
     pub backlog: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scaling: Option<ScalingDecision>,
+    /// The Application Auto Scaling target Mooring registered on the service
+    /// (`service/CLUSTER/NAME`, `scaling.mode: aws-native`), recorded before
+    /// it is registered, so it is removed wherever the spec goes next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scalable_target: Option<String>,
     /// `spec.tags` as last propagated to the AWS resources.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub applied_tags: AppliedTags,

@@ -33,7 +33,7 @@ fn schemas_carry_defaults_and_descriptions() {
     let worker = schema_for_kind(Kind::Worker);
     let defs = &worker["$defs"];
     assert_eq!(defs["WorkerScaling"]["properties"]["queueDepthTarget"]["default"], 500);
-    assert_eq!(defs["WorkerScaling"]["properties"]["cpuTargetPercent"]["default"], 70);
+    assert!(defs["WorkerScaling"]["properties"]["cpuTargetPercent"].get("default").is_none(), "off unless set");
     assert!(
         defs["WorkerScaling"]["properties"]["queueDepthTarget"]["description"].as_str().unwrap().contains("Backlog")
     );

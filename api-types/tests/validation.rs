@@ -116,7 +116,8 @@ fn defaults_are_filled_in() {
     let spec = r.spec_value();
     assert_eq!(spec["cpu"], 256);
     assert_eq!(spec["memory"], 512);
-    assert_eq!(spec["scaling"]["cpuTargetPercent"], 70);
+    assert_eq!(spec["scaling"]["queueDepthTarget"], 500);
+    assert!(spec["scaling"].get("cpuTargetPercent").is_none(), "a worker scales on CPU only when asked");
     assert_eq!(spec["scaling"]["scaleInAfterIdleSeconds"], 600);
     assert_eq!(spec["queue"]["messageRetentionSeconds"], 345600);
     assert_eq!(spec["deletionPolicy"], "Delete");
@@ -205,6 +206,17 @@ fn min_must_not_exceed_max() {
     assert_refused(with(worker(), json!({"spec": {"scaling": {"min": 30}}})), "spec.scaling.max", "must be ≥");
     assert_accepted(with(relay(), json!({"spec": {"scaling": {"min": 3, "max": 3}}})));
     assert_accepted(with(worker(), json!({"spec": {"scaling": {"min": 0, "max": 1}}})));
+}
+
+#[test]
+fn aws_native_scaling_cannot_start_from_zero() {
+    assert_refused(
+        with(worker(), json!({"spec": {"scaling": {"mode": "aws-native", "min": 0}}})),
+        "spec.scaling.min",
+        "aws-native",
+    );
+    assert_accepted(with(worker(), json!({"spec": {"scaling": {"mode": "aws-native", "min": 1}}})));
+    assert_accepted(with(relay(), json!({"spec": {"scaling": {"mode": "aws-native"}}})));
 }
 
 #[test]

@@ -142,6 +142,7 @@ impl Replica {
                 region: "us-east-1".into(),
                 poll_in_flight: Duration::from_millis(100),
                 observe_max_age: args.observe_max_age,
+                ..Default::default()
             },
         );
         let reconcilers = controller::workloads::reconcilers(Some(workloads), None);

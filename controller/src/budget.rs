@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use desired_state::ratelimit::{RateLimiter, TokenBucket};
 use desired_state::redis::RedisHandle;
-use runners::gate::{ApiFamily, Budget, CallGate, GateError};
+use runners::gate::{ApiFamily, Budget, CallGate, GateError, Priority};
 
 use crate::metrics::ControllerMetrics;
 
@@ -52,28 +52,64 @@ impl Budgets {
     }
 }
 
+/// How many times longer than routine work urgent work may wait for a token.
+pub const URGENT_WAIT_FACTOR: u32 = 10;
+
 /// The controller's [`CallGate`]: Redis token buckets plus metrics.
 pub struct RedisGate {
     limiter: RateLimiter,
     budgets: Budgets,
     metrics: Arc<ControllerMetrics>,
+    /// The longest a call waits for its token; a longer wait is not taken
+    /// (`GateError::OverBudget`), so the reconcile gives its worker back.
+    /// `None`: always wait.
+    max_wait: Option<Duration>,
 }
 
 impl RedisGate {
     pub fn new(redis: Arc<RedisHandle>, prefix: &str, budgets: Budgets, metrics: Arc<ControllerMetrics>) -> RedisGate {
-        RedisGate { limiter: RateLimiter::new(redis, format!("{prefix}:aws-budget")), budgets, metrics }
+        RedisGate { limiter: RateLimiter::new(redis, format!("{prefix}:aws-budget")), budgets, metrics, max_wait: None }
+    }
+
+    /// A gate whose calls wait at most `max_wait` for a token (the
+    /// controller's: a reconcile that cannot get a token soon is looked at
+    /// again when the bucket has refilled instead of holding a worker).
+    pub fn with_max_wait(mut self, max_wait: Duration) -> RedisGate {
+        self.max_wait = Some(max_wait);
+        self
     }
 }
 
 #[async_trait::async_trait]
 impl CallGate for RedisGate {
     async fn acquire(&self, family: ApiFamily) -> Result<Duration, GateError> {
+        self.acquire_as(family, Priority::Urgent).await
+    }
+
+    /// With a longest wait: routine work waits up to it, urgent work up to
+    /// [`URGENT_WAIT_FACTOR`] times as long, so an urgent call reserves a
+    /// token even while routine calls keep the bucket just short of one
+    /// (then they find the urgent reservation ahead of them and step aside).
+    /// Either is told to come back when the wait it accepts will reach the
+    /// token.
+    async fn acquire_as(&self, family: ApiFamily, priority: Priority) -> Result<Duration, GateError> {
         let b = self.budgets.0.get(&family).copied().unwrap_or_else(|| family.default_budget());
-        let wait = self
-            .limiter
-            .reserve(family.as_str(), TokenBucket { capacity: b.burst, refill_per_sec: b.per_second }, 1.0)
-            .await
-            .map_err(|e| GateError::BudgetUnavailable(e.to_string()))?;
+        let bucket = TokenBucket { capacity: b.burst, refill_per_sec: b.per_second };
+        let wait = match self.max_wait {
+            None => self.limiter.reserve(family.as_str(), bucket, 1.0).await,
+            Some(max) => {
+                let max = if priority == Priority::Urgent { max * URGENT_WAIT_FACTOR } else { max };
+                match self.limiter.reserve_within(family.as_str(), bucket, 1.0, max).await {
+                    Ok(Ok(wait)) => Ok(wait),
+                    Ok(Err(due)) => {
+                        let retry_after = due.saturating_sub(max).max(Duration::from_millis(10));
+                        return Err(GateError::OverBudget { family, retry_after });
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        }
+        .map_err(|e| GateError::BudgetUnavailable(e.to_string()))?;
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }

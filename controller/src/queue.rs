@@ -9,7 +9,10 @@
 //!   immediate [`WorkQueue::add`] supersedes a pending delay;
 //! - failed keys are retried after a per-key exponential backoff ([`crate::retry`]), reset by
 //!   [`WorkQueue::forget`] on success;
-//! - ready keys are handed out first in, first out.
+//! - ready keys are handed out first in, first out within their [`Lane`], and every ready
+//!   `Urgent` key before any `Routine` one: a change to an existing resource, a scaling decision
+//!   or a deletion never waits behind a sync of a thousand new resources or a resync sweep.
+//!   A key asked for in both lanes is in the urgent one.
 //!
 //! Waiting is event-driven: a worker in [`WorkQueue::get`] sleeps until a key is added or the
 //! earliest delay expires, never polling.
@@ -36,6 +39,29 @@ pub struct QueueWait {
     pub waited: Duration,
 }
 
+/// Which line a key waits in. Urgent keys are handed out before routine ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Lane {
+    /// Changes to existing resources, scaling decisions, deletions, AWS events.
+    Urgent,
+    /// First creates and periodic resyncs.
+    Routine,
+}
+
+impl Lane {
+    /// The more urgent of two.
+    fn most_urgent(self, other: Lane) -> Lane {
+        if self == Lane::Urgent || other == Lane::Urgent { Lane::Urgent } else { Lane::Routine }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Lane::Urgent => 0,
+            Lane::Routine => 1,
+        }
+    }
+}
+
 /// A de-duplicating, delay-aware queue of keys shared by the reconcile workers.
 ///
 /// Cloning is cheap and every clone is the same queue. Keys are typically resource identities
@@ -58,18 +84,19 @@ struct Shared<K> {
 /// Every key is in at most one of `ready`, `dirty` and `delayed`; `dirty` keys are always also in
 /// `processing`, `ready` keys never are.
 struct State<K> {
-    /// Ready keys in the order they became ready.
-    order: VecDeque<K>,
-    /// Ready keys, with the time each became ready.
-    ready: HashMap<K, Instant>,
+    /// Ready keys per lane in the order they became ready. A key moved to the urgent lane
+    /// stays in the routine one as a stale entry, skipped when reached.
+    order: [VecDeque<K>; 2],
+    /// Ready keys, with the time each became ready and its lane.
+    ready: HashMap<K, (Instant, Lane)>,
     /// Keys handed to a worker and not yet done.
     processing: HashSet<K>,
-    /// Keys added while being processed, with the time they were added.
-    dirty: HashMap<K, Instant>,
+    /// Keys added while being processed, with the time they were added and their lane.
+    dirty: HashMap<K, (Instant, Lane)>,
     /// Pending delays by deadline; the sequence number keeps equal deadlines in scheduling order.
     deadlines: BTreeMap<(Instant, u64), K>,
-    /// The pending delay of each delayed key, to find its entry in `deadlines`.
-    delayed: HashMap<K, (Instant, u64)>,
+    /// The pending delay of each delayed key, to find its entry in `deadlines`, and its lane.
+    delayed: HashMap<K, ((Instant, u64), Lane)>,
     next_seq: u64,
     /// Retry state of keys that failed since their last success.
     retries: HashMap<K, Retry>,
@@ -109,7 +136,7 @@ where
     /// An empty queue whose failed keys are retried according to `policy`.
     pub fn new(policy: BackoffPolicy) -> Self {
         let state = State {
-            order: VecDeque::new(),
+            order: [VecDeque::new(), VecDeque::new()],
             ready: HashMap::new(),
             processing: HashSet::new(),
             dirty: HashMap::new(),
@@ -122,11 +149,17 @@ where
         Self { shared: Arc::new(Shared { state: Mutex::new(state), wakeup: Notify::new(), policy }) }
     }
 
+    /// Asks for `key` to be reconciled as soon as a worker is free, in the urgent lane.
+    pub fn add(&self, key: K) {
+        self.add_in(key, Lane::Urgent);
+    }
+
     /// Asks for `key` to be reconciled as soon as a worker is free: something about it changed.
     ///
-    /// A key already queued stays where it is; a key being processed is queued again when its
-    /// worker is done. A pending delay for the key is dropped: now is earlier.
-    pub fn add(&self, key: K) {
+    /// A key already queued stays where it is (moving to the urgent lane if asked for there); a
+    /// key being processed is queued again when its worker is done. A pending delay for the key
+    /// is dropped: now is earlier.
+    pub fn add_in(&self, key: K, lane: Lane) {
         let wake = {
             let mut state = self.lock();
             if state.shut_down {
@@ -134,8 +167,8 @@ where
             }
             let now = Instant::now();
             let mut wake = state.promote_due(now);
-            state.cancel_delay(&key);
-            wake.0 += state.enqueue(key, now).0;
+            let lane = state.cancel_delay(&key).map_or(lane, |l| l.most_urgent(lane));
+            wake.0 += state.enqueue(key, now, lane).0;
             wake
         };
         self.wake(wake);
@@ -148,8 +181,13 @@ where
     /// waiting for its worker to finish), nothing changes. A key being processed may be scheduled:
     /// that is how a reconcile asks to be run again later.
     pub fn add_after(&self, key: K, delay: Duration) {
+        self.add_after_in(key, delay, Lane::Urgent);
+    }
+
+    /// [`WorkQueue::add_after`] in `lane`.
+    pub fn add_after_in(&self, key: K, delay: Duration, lane: Lane) {
         if delay.is_zero() {
-            self.add(key);
+            self.add_in(key, lane);
             return;
         }
         let wake = {
@@ -159,7 +197,7 @@ where
             }
             let now = Instant::now();
             let mut wake = state.promote_due(now);
-            wake.0 += state.schedule(key, now + delay).0;
+            wake.0 += state.schedule(key, now + delay, lane).0;
             wake
         };
         self.wake(wake);
@@ -168,6 +206,11 @@ where
     /// Asks for `key` to be retried after its next backoff delay: its reconcile failed. Each call
     /// without a [`WorkQueue::forget`] in between doubles the delay (up to the policy's cap).
     pub fn add_rate_limited(&self, key: K) {
+        self.add_rate_limited_in(key, Lane::Urgent);
+    }
+
+    /// [`WorkQueue::add_rate_limited`] in `lane`.
+    pub fn add_rate_limited_in(&self, key: K, lane: Lane) {
         let delay = {
             let mut state = self.lock();
             if state.shut_down {
@@ -181,7 +224,7 @@ where
             retry.failures = retry.failures.saturating_add(1);
             retry.backoff.next_delay()
         };
-        self.add_after(key, delay);
+        self.add_after_in(key, delay, lane);
     }
 
     /// Clears the failure history of `key`: its reconcile succeeded, so its next failure starts
@@ -215,7 +258,7 @@ where
                 let now = Instant::now();
                 let mut wake = state.promote_due(now);
                 let taken = state.take_ready(now);
-                if taken.is_some() && !state.order.is_empty() {
+                if taken.is_some() && !state.ready.is_empty() {
                     // More work is ready than this worker can take: pass the baton.
                     wake.0 += 1;
                 }
@@ -249,7 +292,7 @@ where
                 return;
             }
             match state.dirty.remove(key) {
-                Some(since) => state.push_ready(key.clone(), since),
+                Some((since, lane)) => state.push_ready(key.clone(), since, lane),
                 None => Wake::default(),
             }
         };
@@ -271,7 +314,7 @@ where
     /// Number of keys ready to be handed out now (the queue depth gauge). Keys whose delay has
     /// expired count as ready.
     pub fn len(&self) -> usize {
-        self.count_after_promoting(|state| state.order.len())
+        self.count_after_promoting(|state| state.ready.len())
     }
 
     /// Whether no key is ready to be handed out now.
@@ -327,62 +370,94 @@ where
                 break;
             }
             let key = entry.remove();
-            self.delayed.remove(&key);
-            wake.0 += self.enqueue(key, deadline).0;
+            let lane = self.delayed.remove(&key).map_or(Lane::Urgent, |(_, lane)| lane);
+            wake.0 += self.enqueue(key, deadline, lane).0;
         }
         wake
     }
 
-    /// Queues `key` as ready since `since`, or marks it dirty if a worker holds it.
-    fn enqueue(&mut self, key: K, since: Instant) -> Wake {
-        if self.ready.contains_key(&key) || self.dirty.contains_key(&key) {
+    /// Queues `key` as ready since `since` in `lane`, or marks it dirty if a worker holds it. A
+    /// key already ready or dirty keeps its place, moving to the urgent lane if asked for there.
+    fn enqueue(&mut self, key: K, since: Instant, lane: Lane) -> Wake {
+        if let Some((_, l)) = self.dirty.get_mut(&key) {
+            *l = (*l).most_urgent(lane);
+            return Wake::default();
+        }
+        if let Some(&(since, current)) = self.ready.get(&key) {
+            if lane == Lane::Urgent && current == Lane::Routine {
+                // Moves up; its entry in the routine lane becomes stale.
+                self.ready.insert(key.clone(), (since, Lane::Urgent));
+                self.order[Lane::Urgent.index()].push_back(key);
+            }
             return Wake::default();
         }
         if self.processing.contains(&key) {
-            self.dirty.insert(key, since);
+            self.dirty.insert(key, (since, lane));
             return Wake::default();
         }
-        self.push_ready(key, since)
+        self.push_ready(key, since, lane)
     }
 
-    fn push_ready(&mut self, key: K, since: Instant) -> Wake {
-        self.order.push_back(key.clone());
-        self.ready.insert(key, since);
+    fn push_ready(&mut self, key: K, since: Instant, lane: Lane) -> Wake {
+        self.order[lane.index()].push_back(key.clone());
+        self.ready.insert(key, (since, lane));
         Wake(1)
     }
 
-    /// Sets a delay for `key`, unless it is already queued or has an earlier delay.
-    fn schedule(&mut self, key: K, deadline: Instant) -> Wake {
-        if self.ready.contains_key(&key) || self.dirty.contains_key(&key) {
+    /// Sets a delay for `key`, unless it is already queued or has an earlier delay (whose lane
+    /// becomes the more urgent of the two).
+    fn schedule(&mut self, key: K, deadline: Instant, lane: Lane) -> Wake {
+        if let Some((_, l)) = self.dirty.get_mut(&key) {
+            *l = (*l).most_urgent(lane);
             return Wake::default();
         }
-        if let Some(&(current, _)) = self.delayed.get(&key) {
+        if self.ready.contains_key(&key) {
+            return Wake::default();
+        }
+        let mut lane = lane;
+        if let Some(&((current, _), current_lane)) = self.delayed.get(&key) {
             if current <= deadline {
+                if let Some((_, l)) = self.delayed.get_mut(&key) {
+                    *l = (*l).most_urgent(lane);
+                }
                 return Wake::default();
             }
+            lane = lane.most_urgent(current_lane);
             self.cancel_delay(&key);
         }
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
         let was_earliest = self.next_deadline().is_none_or(|earliest| deadline < earliest);
         self.deadlines.insert((deadline, seq), key.clone());
-        self.delayed.insert(key, (deadline, seq));
+        self.delayed.insert(key, ((deadline, seq), lane));
         // A worker may be sleeping until a later deadline: have one look again.
         if was_earliest { Wake(1) } else { Wake::default() }
     }
 
-    fn cancel_delay(&mut self, key: &K) {
-        if let Some(slot) = self.delayed.remove(key) {
-            self.deadlines.remove(&slot);
-        }
+    /// Drops the pending delay of `key`, returning its lane.
+    fn cancel_delay(&mut self, key: &K) -> Option<Lane> {
+        let (slot, lane) = self.delayed.remove(key)?;
+        self.deadlines.remove(&slot);
+        Some(lane)
     }
 
-    /// Hands out the oldest ready key, marking it as being processed.
+    /// Hands out the oldest ready key of the most urgent lane that has one, marking it as being
+    /// processed.
     fn take_ready(&mut self, now: Instant) -> Option<(K, QueueWait)> {
-        let key = self.order.pop_front()?;
-        let since = self.ready.remove(&key).unwrap_or(now);
-        self.processing.insert(key.clone());
-        Some((key, QueueWait { waited: now.saturating_duration_since(since) }))
+        for lane in [Lane::Urgent, Lane::Routine] {
+            while let Some(key) = self.order[lane.index()].pop_front() {
+                // Skip stale entries: handed out already, or moved to the urgent lane.
+                match self.ready.get(&key) {
+                    Some(&(since, l)) if l == lane => {
+                        self.ready.remove(&key);
+                        self.processing.insert(key.clone());
+                        return Some((key, QueueWait { waited: now.saturating_duration_since(since) }));
+                    }
+                    _ => continue,
+                }
+            }
+        }
+        None
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -394,7 +469,7 @@ impl<K> Debug for WorkQueue<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.shared.state.lock().unwrap_or_else(PoisonError::into_inner);
         f.debug_struct("WorkQueue")
-            .field("ready", &state.order.len())
+            .field("ready", &state.ready.len())
             .field("delayed", &state.delayed.len())
             .field("processing", &state.processing.len())
             .field("shut_down", &state.shut_down)
@@ -650,6 +725,31 @@ mod tests {
         queue.add("node/d");
         let order: Vec<_> = std::iter::from_fn(|| get_now(&queue)).collect();
         assert_eq!(order, keys);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn urgent_keys_go_before_routine_ones() {
+        let queue = queue();
+        for key in ["create/a", "create/b", "create/c"] {
+            queue.add_in(key, Lane::Routine);
+        }
+        queue.add_in("change/x", Lane::Urgent);
+        // A routine key asked for again as urgent moves up, once.
+        queue.add_in("create/c", Lane::Urgent);
+        // A delayed routine key comes out in the routine lane, an urgent one ahead of it.
+        queue.add_after_in("resync/r", Duration::from_secs(1), Lane::Routine);
+        queue.add_after_in("scale/s", Duration::from_secs(1), Lane::Urgent);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let order: Vec<_> = std::iter::from_fn(|| get_now(&queue)).collect();
+        assert_eq!(order, ["change/x", "create/c", "scale/s", "create/a", "create/b", "resync/r"]);
+        assert_eq!(queue.len(), 0);
+        // A key being processed that is asked for as urgent comes back urgent.
+        queue.add_in("create/a", Lane::Urgent);
+        for key in order {
+            queue.done(&key);
+        }
+        queue.add_in("create/z", Lane::Routine);
+        assert_eq!(get_now(&queue), Some("create/a"));
     }
 
     #[tokio::test(start_paused = true)]

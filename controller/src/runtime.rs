@@ -15,7 +15,7 @@ use api_types::meta::FINALIZER;
 use api_types::{Event, Kind};
 use desired_state::store::{ChangeFeed, ChangeFilter, ChangeOp, ListQuery, Store, StoreError, StoredResource};
 use futures::StreamExt;
-use runners::gate::{ApiFamily, CallGate, GateError};
+use runners::gate::{ApiFamily, CallGate, GateError, Priority};
 use runners::reconcile::Retry;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -23,7 +23,7 @@ use tracing::Instrument;
 
 use crate::lease::{Owned, ShardLeases, shard_of};
 use crate::metrics::ControllerMetrics;
-use crate::queue::WorkQueue;
+use crate::queue::{Lane, WorkQueue};
 use crate::reconcile::{Context, Reconcilers, failed_status};
 use crate::retry::BackoffPolicy;
 
@@ -122,9 +122,9 @@ impl Controller {
         self.leases.config().shards
     }
 
-    fn enqueue(&self, key: ResourceKey) {
+    fn enqueue(&self, key: ResourceKey, lane: Lane) {
         if let Some(queue) = self.queues.get(&key.kind) {
-            queue.add(key);
+            queue.add_in(key, lane);
             self.update_depth();
         }
     }
@@ -201,7 +201,9 @@ impl Controller {
                     if change.op == ChangeOp::Event {
                         self.announced.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone());
                     }
-                    self.enqueue(key);
+                    // A first create waits behind changes to what exists already.
+                    let lane = if change.op == ChangeOp::Create { Lane::Routine } else { Lane::Urgent };
+                    self.enqueue(key, lane);
                 }
             }
         }
@@ -268,7 +270,7 @@ impl Controller {
                     if let Some(reconciler) = self.reconcilers.get(&key.kind) {
                         reconciler.expect(r);
                     }
-                    self.enqueue(key);
+                    self.enqueue(key, Lane::Routine);
                 }
             }
             match page.next {
@@ -286,7 +288,7 @@ impl Controller {
             let span = tracing::info_span!("reconcile", resource = %key);
             self.metrics.active_reconciles.inc();
             let started = tokio::time::Instant::now();
-            let result = {
+            let (result, lane) = {
                 // The shard is not handed back while this reconcile runs.
                 let _in_flight = self.leases.in_flight().enter(key.shard(self.shards()));
                 self.reconcile_key(&key).instrument(span).await
@@ -297,34 +299,53 @@ impl Controller {
                 Next::Done => queue.forget(&key),
                 Next::After(d) => {
                     queue.forget(&key);
-                    queue.add_after(key.clone(), d);
+                    queue.add_after_in(key.clone(), d, lane);
                 }
-                Next::Retry => queue.add_rate_limited(key.clone()),
+                Next::Later(d) => queue.add_after_in(key.clone(), d, lane),
+                Next::Retry => queue.add_rate_limited_in(key.clone(), lane),
                 Next::Drop => {}
             }
             queue.done(&key);
         }
     }
 
-    async fn reconcile_key(&self, key: &ResourceKey) -> Next {
+    /// Reconciles one key; says what the queue does with it next, and in which lane.
+    async fn reconcile_key(&self, key: &ResourceKey) -> (Next, Lane) {
         let shard = key.shard(self.shards());
         let owned_rx = self.leases.subscribe();
         let Some(fence) = owned_rx.borrow().fence(shard) else {
             // Another replica holds the shard, or our hold lapsed (Redis down): do nothing.
-            return Next::Drop;
+            return (Next::Drop, Lane::Routine);
         };
         let resource = match self.store.get(key.kind, &key.namespace, &key.name).await {
             Ok(r) => r,
-            Err(StoreError::NotFound { .. }) => return Next::Done,
+            Err(StoreError::NotFound { .. }) => return (Next::Done, Lane::Routine),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the resource");
-                return Next::Retry;
+                return (Next::Retry, Lane::Routine);
             }
         };
+        let lane = lane_of(&resource);
+        (self.reconcile_resource(resource, shard, fence, owned_rx, key, lane).await, lane)
+    }
+
+    async fn reconcile_resource(
+        &self,
+        resource: StoredResource,
+        shard: u32,
+        fence: i64,
+        owned_rx: watch::Receiver<Owned>,
+        key: &ResourceKey,
+        lane: Lane,
+    ) -> Next {
         let Some(reconciler) = self.reconcilers.get(&key.kind).cloned() else {
             return Next::Drop;
         };
-        let gate = OwnedGate { inner: self.gate.clone(), owned: owned_rx, shard, fence };
+        let priority = match lane {
+            Lane::Urgent => Priority::Urgent,
+            Lane::Routine => Priority::Routine,
+        };
+        let gate = OwnedGate { inner: self.gate.clone(), owned: owned_rx, shard, fence, priority };
         let fresh = self.announced.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
         let ctx = Context { fence, gate: &gate, now: chrono::Utc::now(), fresh };
         let deleting = resource.deletion_timestamp.is_some();
@@ -341,10 +362,11 @@ impl Controller {
             Ok(Err(Cleaned)) => (None, vec![], Ok(None)),
             Err(e) => {
                 tracing::warn!(error = %e, reason = e.reason(), "reconcile failed");
-                let status = (e.retry() != Retry::Drop)
-                    .then(|| failed_status(&resource.status, resource.generation, &e, ctx.now));
-                let event = Event::warning(e.reason(), e.to_string());
-                (status, vec![event], Err(e.retry()))
+                // A lost lease writes nothing; a call deferred for budget is not a failure.
+                let quiet = matches!(e.retry(), Retry::Drop | Retry::Later(_));
+                let status = (!quiet).then(|| failed_status(&resource.status, resource.generation, &e, ctx.now));
+                let events = if quiet { vec![] } else { vec![Event::warning(e.reason(), e.to_string())] };
+                (status, events, Err(e.retry()))
             }
         };
         let written = match &status {
@@ -398,6 +420,15 @@ impl Controller {
     }
 }
 
+/// The lane a resource's next look waits in: resources that exist (once
+/// applied to AWS) and deletions go ahead of first creates.
+fn lane_of(r: &StoredResource) -> Lane {
+    let applied_once = r.status["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Synced" && c["status"] == "True"));
+    if applied_once || r.deletion_timestamp.is_some() { Lane::Urgent } else { Lane::Routine }
+}
+
 /// A teardown found AWS clean.
 #[derive(Debug)]
 struct Cleaned;
@@ -429,6 +460,7 @@ fn next_after(result: Result<Option<Duration>, Retry>, written: Written) -> Next
         (_, Ok(None)) => Next::Done,
         (_, Ok(Some(after))) => Next::After(after),
         (_, Err(Retry::Backoff)) => Next::Retry,
+        (_, Err(Retry::Later(after))) => Next::Later(after),
         (_, Err(Retry::WhenChanged)) => Next::Done,
         (_, Err(Retry::Drop)) => Next::Drop,
     }
@@ -439,6 +471,8 @@ fn next_after(result: Result<Option<Duration>, Retry>, written: Written) -> Next
 enum Next {
     Done,
     After(Duration),
+    /// Not done, not failed: look again then (its AWS budget was exhausted).
+    Later(Duration),
     Retry,
     Drop,
 }
@@ -447,6 +481,7 @@ impl Next {
     fn label(&self) -> &'static str {
         match self {
             Next::Done | Next::After(_) => "success",
+            Next::Later(_) => "deferred",
             Next::Retry => "error",
             Next::Drop => "skipped",
         }
@@ -461,6 +496,8 @@ struct OwnedGate {
     owned: watch::Receiver<Owned>,
     shard: u32,
     fence: i64,
+    /// The reconcile's lane, as budget priority.
+    priority: Priority,
 }
 
 impl OwnedGate {
@@ -477,7 +514,7 @@ impl OwnedGate {
 impl CallGate for OwnedGate {
     async fn acquire(&self, family: ApiFamily) -> Result<Duration, GateError> {
         self.check()?;
-        let waited = self.inner.acquire(family).await?;
+        let waited = self.inner.acquire_as(family, self.priority).await?;
         // The wait may have been long: the lease must still be the same.
         self.check()?;
         Ok(waited)
@@ -520,6 +557,8 @@ mod tests {
             (Err(Retry::Backoff), Written::Ok, Next::Retry),
             (Err(Retry::WhenChanged), Written::Ok, Next::Done),
             (Err(Retry::Drop), Written::Unchanged, Next::Drop),
+            // An AWS budget exhausted: look again when it has refilled, no failure recorded.
+            (Err(Retry::Later(d)), Written::Unchanged, Next::Later(d)),
         ];
         for (result, written, want) in table {
             assert_eq!(next_after(result, written), want, "{result:?} / {written:?}");

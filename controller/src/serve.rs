@@ -22,6 +22,7 @@ use controller::lease::{LeaseConfig, ShardLeases};
 use controller::metrics::ControllerMetrics;
 use controller::reconcile::Reconcilers;
 use controller::runtime::{Controller, ControllerConfig};
+use runners::autoscale::ScaleConfig;
 use runners::aws::sqs::SqsQueue;
 use runners::aws::{AwsContext, AwsIdentity, AwsSettings};
 use runners::cloud::NodeCloud;
@@ -200,6 +201,11 @@ pub struct ServeArgs {
     /// Concurrent reconciles per kind.
     #[arg(long, env = "MOORING_WORKERS", default_value_t = 8)]
     pub workers: usize,
+    /// The longest a reconcile's AWS call waits for its budget token; a longer
+    /// wait gives the worker back and the resource is looked at again when the
+    /// budget has refilled.
+    #[arg(long, env = "MOORING_BUDGET_MAX_WAIT_SECONDS", default_value_t = 2.0)]
+    pub budget_max_wait_seconds: f64,
     /// AWS budget overrides, e.g. `ecs-read=50/10,ec2-mutate=10/2` (burst/per second).
     #[arg(long, env = "MOORING_AWS_BUDGETS", default_value = "")]
     pub aws_budgets: String,
@@ -225,6 +231,10 @@ pub struct ServeArgs {
     /// DescribeServices); AWS events and Mooring's own writes refresh it sooner.
     #[arg(long, env = "MOORING_OBSERVE_MAX_AGE_SECONDS", default_value_t = 60.0)]
     pub observe_max_age_seconds: f64,
+    /// Seconds between autoscaling decisions of a scaling relay or worker
+    /// (metrics are read this often, batched through the AWS budgets).
+    #[arg(long, env = "MOORING_SCALE_INTERVAL_SECONDS", default_value_t = 15.0)]
+    pub scale_interval_seconds: f64,
     /// Where node provisioning builds run.
     #[arg(long, env = "MOORING_NODE_BUILDS", value_enum, default_value = "codebuild")]
     pub node_builds: NodeBuilds,
@@ -394,7 +404,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             Arc::new(ControllerMetrics::new(&mut registry))
         };
         let budgets = Budgets::default().with_overrides(&args.aws_budgets)?;
-        let gate = Arc::new(RedisGate::new(redis.clone(), &args.redis_prefix, budgets, metrics.clone()));
+        let gate = Arc::new(
+            RedisGate::new(redis.clone(), &args.redis_prefix, budgets, metrics.clone())
+                .with_max_wait(Duration::from_secs_f64(args.budget_max_wait_seconds.max(0.0))),
+        );
         let replica = args.replica_id.clone().unwrap_or_else(default_replica_id);
         let lease = Duration::from_secs_f64(args.lease_seconds.max(1.0));
         let leases = Arc::new(ShardLeases::new(
@@ -521,6 +534,10 @@ async fn reconcilers(args: &ServeArgs, store: &Store, aws: &AwsContext, identity
         region,
         poll_in_flight: Duration::from_secs_f64(args.poll_seconds.max(0.1)),
         observe_max_age: Duration::from_secs_f64(args.observe_max_age_seconds.max(0.0)),
+        scale: ScaleConfig {
+            interval: Duration::from_secs_f64(args.scale_interval_seconds.max(0.1)),
+            ..Default::default()
+        },
     };
     let slots = Arc::new(controller::slots::StoreBuildSlots::new(store.dedicated(1)));
     controller::workloads::reconcilers(

@@ -41,6 +41,7 @@ fn start(store: &Store, prefix: &str, cloud: &SimCloud) -> Replica {
             region: "us-east-1".into(),
             poll_in_flight: Duration::from_millis(50),
             observe_max_age: OBSERVE_MAX_AGE,
+            ..Default::default()
         },
     );
     let reconcilers = controller::workloads::reconcilers(Some(workloads), None);

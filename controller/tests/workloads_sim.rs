@@ -38,17 +38,19 @@ fn sim(seed: u64, faults: FaultMix) -> SimCloud {
 /// A fresh controller process over `cloud`: new runners (empty caches), the
 /// shared store, Redis prefix and leases.
 fn start(store: &Store, prefix: &str, cloud: &SimCloud) -> Replica {
-    let workloads = Workloads::new(
-        cloud.cloud(),
-        WorkloadConfig {
-            region: "us-east-1".into(),
-            poll_in_flight: Duration::from_millis(40),
-            observe_max_age: Duration::from_secs(60),
-        },
-    );
-    let reconcilers = controller::workloads::reconcilers(Some(workloads), None);
-    let opts =
-        Options { lease: Duration::from_secs(2), renew: Duration::from_millis(500), workers: 8, ..Default::default() };
+    start_with(store, prefix, cloud, WorkloadConfig::default(), Options::default())
+}
+
+/// [`start`] with the workload settings and replica options a test needs
+/// (fast polls and a short lease are always set).
+fn start_with(store: &Store, prefix: &str, cloud: &SimCloud, config: WorkloadConfig, opts: Options) -> Replica {
+    let config = WorkloadConfig {
+        poll_in_flight: Duration::from_millis(40),
+        observe_max_age: Duration::from_secs(60),
+        ..config
+    };
+    let reconcilers = controller::workloads::reconcilers(Some(Workloads::new(cloud.cloud(), config)), None);
+    let opts = Options { lease: Duration::from_secs(2), renew: Duration::from_millis(500), workers: 8, ..opts };
     start_replica_with(store, prefix, "sim-replica", reconcilers, &opts)
 }
 
@@ -149,6 +151,8 @@ fn assert_clean(cloud: &SimCloud, ns: &str) {
     assert!(tds.is_empty(), "task definitions left: {tds:?}");
     let queues: Vec<_> = cloud.queues().into_iter().filter(|(n, _)| n.starts_with(&prefix)).collect();
     assert!(queues.is_empty(), "queues left: {queues:?}");
+    let targets: Vec<_> = cloud.scalable_targets().into_iter().filter(|t| t.contains(&format!("/{prefix}"))).collect();
+    assert!(targets.is_empty(), "scalable targets left: {targets:?}");
 }
 
 #[sqlx::test(migrations = false)]
@@ -189,8 +193,9 @@ async fn two_hundred_resources_converge_under_faults_without_duplicates_or_leaks
 enum Lifecycle {
     /// Create, converge, delete.
     CreateDelete,
-    /// Create, then move the relay and the worker to the other cluster and drop
-    /// the relay's cache, converge, delete.
+    /// Create, then move the relay and the worker to the other cluster, drop
+    /// the relay's cache and hand the worker's scaling to AWS (`aws-native`),
+    /// converge, delete.
     MoveAndDropCache,
 }
 
@@ -204,6 +209,7 @@ async fn moved(store: &Store, ns: &str) -> bool {
         && relay.get("retiringServices").is_none()
         && worker.get("retiringServices").is_none()
         && relay.get("cache").is_none()
+        && worker["scalableTarget"] == format!("service/prod/{ns}_converter")
 }
 
 /// One relay with a cache and one worker, created, changed per `lifecycle`
@@ -257,6 +263,7 @@ async fn lifecycle_with_crash(
         moved_relay["spec"]["cluster"] = json!("batch");
         let mut moved_worker = worker(ns, "converter", "ghcr.io/acme/convert:1.0");
         moved_worker["spec"]["cluster"] = json!("prod");
+        moved_worker["spec"]["scaling"]["mode"] = json!("aws-native");
         apply(store, moved_relay).await;
         apply(store, moved_worker).await;
         until!("moved", unready(store, ns).await.is_empty() && moved(store, ns).await);
@@ -275,6 +282,9 @@ async fn lifecycle_with_crash(
         let id = runners::names::cache_id("gateway", &uid);
         let caches: Vec<_> = cloud.replication_groups().into_iter().filter(|g| g.id == id).collect();
         assert!(caches.is_empty(), "the dropped cache is left (crash at {at:?}): {caches:?}");
+        let target = cloud.scalable_target(&format!("service/prod/{ns}_converter"));
+        let (_, _, policies) = target.unwrap_or_else(|| panic!("no scalable target (crash at {at:?})"));
+        assert_eq!(policies.len(), 1, "the backlog policy (crash at {at:?}): {policies:?}");
     }
     delete_all(store, ns).await;
     until!("deleted", count(store, ns).await == 0);
@@ -594,5 +604,317 @@ async fn user_tags_go_on_everything_and_follow_the_spec(pool: sqlx::PgPool) {
         }
     })
     .await;
+    replica.shutdown().await;
+}
+
+/// A replica that decides scaling every 100 ms.
+fn start_scaling(store: &Store, prefix: &str, cloud: &SimCloud) -> Replica {
+    let scale = runners::autoscale::ScaleConfig { interval: Duration::from_millis(100), ..Default::default() };
+    start_with(store, prefix, cloud, WorkloadConfig { scale, ..Default::default() }, Options::default())
+}
+
+fn scaling_worker(ns: &str, image: &str, min: u32, idle_seconds: u32) -> Value {
+    let mut w = worker(ns, "converter", image);
+    w["spec"]["scaling"] =
+        json!({"min": min, "max": 10, "queueDepthTarget": 10, "scaleInAfterIdleSeconds": idle_seconds});
+    w
+}
+
+/// Waits until the stored status of a resource satisfies `want`; returns it.
+async fn status_when(
+    store: &Store,
+    kind: Kind,
+    ns: &str,
+    name: &str,
+    what: &str,
+    want: impl Fn(&Value) -> bool,
+) -> Value {
+    eventually(Duration::from_secs(30), what, || {
+        let store = store.clone();
+        let name = name.to_string();
+        let want = &want;
+        async move { want(&status_of(&store, kind, ns, &name).await) }
+    })
+    .await;
+    status_of(store, kind, ns, name).await
+}
+
+async fn desired_when(cloud: &SimCloud, cluster: &str, svc: &str, what: &str, want: impl Fn(u32) -> bool) {
+    eventually(Duration::from_secs(30), what, || {
+        let s = cloud.service(cluster, svc).map(|s| s.desired_count);
+        let ok = s.is_some_and(&want);
+        async move { ok }
+    })
+    .await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_worker_follows_its_backlog_out_and_back_in_after_the_idle_window(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let cloud = sim(seed(), FaultMix::none());
+    let replica = start_scaling(&store, &prefix, &cloud);
+    let ns = "backlog";
+    let (svc, queue) = (format!("{ns}_converter"), format!("{ns}_converter"));
+    cloud.set_service_load("batch", &svc, 0.0);
+    apply(&store, scaling_worker(ns, "ghcr.io/acme/convert:1.0", 1, 2)).await;
+    converge(&store, ns, Duration::from_secs(30)).await;
+    // 2.4 × the backlog one replica may carry: three replicas, at once.
+    assert!(cloud.set_queue_attribute(&queue, "ApproximateNumberOfMessages", "20"));
+    assert!(cloud.set_queue_attribute(&queue, "ApproximateNumberOfMessagesNotVisible", "4"));
+    desired_when(&cloud, "batch", &svc, "scaled out to 3", |n| n == 3).await;
+    let s = status_when(&store, Kind::Worker, ns, "converter", "status says 3", |s| s["lastScaling"]["to"] == 3).await;
+    assert_eq!((s["lastScaling"]["from"].as_u64(), s["lastScaling"]["to"].as_u64()), (Some(1), Some(3)), "{s:#}");
+    assert_eq!(s["lastScaling"]["inputs"]["backlog"], 24.0, "in-flight messages count: {s:#}");
+    assert!(reasons(&store, Kind::Worker, ns, "converter").await.iter().any(|r| r == "ScaledOut"));
+    // A spec update leaves the count alone.
+    apply(&store, scaling_worker(ns, "ghcr.io/acme/convert:1.1", 1, 2)).await;
+    eventually(Duration::from_secs(30), "the new image rolled out", || {
+        let store = store.clone();
+        async move { unready(&store, ns).await.is_empty() }
+    })
+    .await;
+    assert_eq!(cloud.service("batch", &svc).unwrap().desired_count, 3, "the spec update reset the count");
+    // Drained: back to the minimum once the window (2 s here) had only lower proposals.
+    assert!(cloud.set_queue_attribute(&queue, "ApproximateNumberOfMessages", "0"));
+    assert!(cloud.set_queue_attribute(&queue, "ApproximateNumberOfMessagesNotVisible", "0"));
+    desired_when(&cloud, "batch", &svc, "scaled back in to 1", |n| n == 1).await;
+    let s = status_when(&store, Kind::Worker, ns, "converter", "status says 1", |s| s["lastScaling"]["to"] == 1).await;
+    assert_eq!(s["lastScaling"]["reason"], "ScaleInAfterIdle", "{s:#}");
+    replica.shutdown().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn protected_tasks_outlive_a_scale_in_and_status_reports_them(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let cloud = sim(seed(), FaultMix::none());
+    let replica = start_scaling(&store, &prefix, &cloud);
+    let ns = "protect";
+    let (svc, queue) = (format!("{ns}_converter"), format!("{ns}_converter"));
+    apply(&store, scaling_worker(ns, "ghcr.io/acme/convert:1.0", 1, 1)).await;
+    converge(&store, ns, Duration::from_secs(30)).await;
+    assert!(cloud.set_queue_attribute(&queue, "ApproximateNumberOfMessages", "30"));
+    desired_when(&cloud, "batch", &svc, "scaled out to 3", |n| n == 3).await;
+    eventually(Duration::from_secs(30), "three tasks running", || {
+        let running = cloud.service("batch", &svc).map(|s| s.running_count);
+        async move { running == Some(3) }
+    })
+    .await;
+    // Two tasks are busy with a message and protect themselves; the queue drains.
+    cloud.protect_tasks("batch", &svc, 2);
+    assert!(cloud.set_queue_attribute(&queue, "ApproximateNumberOfMessages", "0"));
+    desired_when(&cloud, "batch", &svc, "scaled in to 1", |n| n == 1).await;
+    eventually(Duration::from_secs(30), "status reports the protected tasks", || {
+        let store = store.clone();
+        async move {
+            // ECS stops the unprotected task (after a moment) and keeps the two protected ones.
+            let s = status_of(&store, Kind::Worker, ns, "converter").await;
+            s["replicas"]["protected"] == 2 && s["replicas"]["running"] == 2
+        }
+    })
+    .await;
+    let status = status_of(&store, Kind::Worker, ns, "converter").await;
+    assert_eq!(
+        (status["replicas"]["desired"].as_u64(), status["replicas"]["running"].as_u64()),
+        (Some(1), Some(2)),
+        "{status:#}"
+    );
+    let r = store.get(Kind::Worker, ns, "converter").await.unwrap();
+    let (ready, _, _) = condition(&r.status, "Ready").expect("Ready");
+    assert_eq!(ready, "True", "protected tasks finishing their work are not a fault: {status:#}");
+    // Done with their messages: ECS stops them and status says so.
+    cloud.protect_tasks("batch", &svc, 0);
+    eventually(Duration::from_secs(30), "the protected tasks stopped", || {
+        let store = store.clone();
+        async move {
+            let s = status_of(&store, Kind::Worker, ns, "converter").await;
+            s["replicas"]["running"] == 1 && s["replicas"].get("protected").is_none()
+        }
+    })
+    .await;
+    replica.shutdown().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn aws_native_scaling_is_rendered_kept_and_removed(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let cloud = sim(seed(), FaultMix::none());
+    let replica = start_scaling(&store, &prefix, &cloud);
+    let ns = "native";
+    let id = format!("service/batch/{ns}_converter");
+    let mut w = scaling_worker(ns, "ghcr.io/acme/convert:1.0", 1, 600);
+    w["spec"]["scaling"]["mode"] = json!("aws-native");
+    apply(&store, w.clone()).await;
+    converge(&store, ns, Duration::from_secs(30)).await;
+    let uid = store.get(Kind::Worker, ns, "converter").await.unwrap().uid.to_string();
+    let registered = || cloud.scalable_target(&id);
+    eventually(Duration::from_secs(30), "the target and its policy", || {
+        let found = registered().is_some_and(|(_, _, p)| p.len() == 1);
+        async move { found }
+    })
+    .await;
+    let (target, tags, policies) = registered().unwrap();
+    assert_eq!((target.min, target.max), (1, 10));
+    assert_eq!(tags.get("mooring:uid"), Some(&uid), "{tags:?}");
+    let p = &policies[0];
+    assert_eq!((p.name.as_str(), p.target, p.scale_in_cooldown), ("mooring-backlog", 10.0, 600), "{p:?}");
+    assert_eq!(status_of(&store, Kind::Worker, ns, "converter").await["scalableTarget"], id.as_str());
+    // The controller does not scale it: a backlog leaves the count to AWS.
+    assert!(cloud.set_queue_attribute(&format!("{ns}_converter"), "ApproximateNumberOfMessages", "100"));
+
+    // New bounds and a CPU target: the target is updated, a second policy put.
+    w["spec"]["scaling"]["max"] = json!(8);
+    w["spec"]["scaling"]["cpuTargetPercent"] = json!(60);
+    apply(&store, w.clone()).await;
+    eventually(Duration::from_secs(30), "bounds and the CPU policy", || {
+        let found = registered().is_some_and(|(t, _, p)| t.max == 8 && p.len() == 2);
+        async move { found }
+    })
+    .await;
+    assert_eq!(
+        cloud.service("batch", &format!("{ns}_converter")).unwrap().desired_count,
+        1,
+        "the controller scaled it"
+    );
+    assert!(reasons(&store, Kind::Worker, ns, "converter").await.iter().any(|r| r == "ScalableTargetRegistered"));
+
+    // Back to the controller: the target and its policies go.
+    w["spec"]["scaling"]["mode"] = json!("controller");
+    apply(&store, w.clone()).await;
+    eventually(Duration::from_secs(30), "the target deregistered", || {
+        let gone = registered().is_none();
+        async move { gone }
+    })
+    .await;
+    eventually(Duration::from_secs(30), "status forgets the target", || {
+        let store = store.clone();
+        async move { status_of(&store, Kind::Worker, ns, "converter").await.get("scalableTarget").is_none() }
+    })
+    .await;
+
+    // aws-native again, then deleted: nothing is left.
+    w["spec"]["scaling"]["mode"] = json!("aws-native");
+    apply(&store, w).await;
+    eventually(Duration::from_secs(30), "registered again", || {
+        let found = registered().is_some();
+        async move { found }
+    })
+    .await;
+    delete_all(&store, ns).await;
+    eventually(Duration::from_secs(30), "deleted", || {
+        let store = store.clone();
+        async move { count(&store, ns).await == 0 }
+    })
+    .await;
+    assert_clean(&cloud, ns);
+    replica.shutdown().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_worker_at_zero_wakes_at_the_first_message_and_returns_to_zero(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let cloud = sim(seed(), FaultMix::none());
+    let replica = start_scaling(&store, &prefix, &cloud);
+    let ns = "zero";
+    let (svc, queue) = (format!("{ns}_converter"), format!("{ns}_converter"));
+    cloud.set_service_load("batch", &svc, 0.0);
+    apply(&store, scaling_worker(ns, "ghcr.io/acme/convert:1.0", 0, 1)).await;
+    converge(&store, ns, Duration::from_secs(30)).await;
+    assert_eq!(cloud.service("batch", &svc).unwrap().desired_count, 0);
+    assert!(cloud.set_queue_attribute(&queue, "ApproximateNumberOfMessages", "1"));
+    desired_when(&cloud, "batch", &svc, "woken by the first message", |n| n == 1).await;
+    // The message is taken (in flight): still busy. Then done: back to zero after the window.
+    assert!(cloud.set_queue_attribute(&queue, "ApproximateNumberOfMessages", "0"));
+    assert!(cloud.set_queue_attribute(&queue, "ApproximateNumberOfMessagesNotVisible", "1"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(cloud.service("batch", &svc).unwrap().desired_count, 1, "scaled away while a message was in flight");
+    assert!(cloud.set_queue_attribute(&queue, "ApproximateNumberOfMessagesNotVisible", "0"));
+    desired_when(&cloud, "batch", &svc, "back to zero", |n| n == 0).await;
+    replica.shutdown().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn cpu_above_target_scales_a_relay_out_and_a_pause_pins_it(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let cloud = sim(seed(), FaultMix::none());
+    let replica = start_scaling(&store, &prefix, &cloud);
+    let ns = "cpu";
+    let svc = format!("{ns}_gateway");
+    // 140 % of one task's CPU over 2 tasks: 70 %, on target.
+    cloud.set_service_load("prod", &svc, 140.0);
+    apply(&store, relay(ns, "gateway", "ghcr.io/acme/api:1.0", false)).await;
+    converge(&store, ns, Duration::from_secs(30)).await;
+    // 85 % at 2 replicas (target 70): 3.
+    cloud.set_service_load("prod", &svc, 170.0);
+    desired_when(&cloud, "prod", &svc, "scaled out to 3", |n| n == 3).await;
+    let s = status_when(&store, Kind::Relay, ns, "gateway", "status says 3", |s| s["lastScaling"]["to"] == 3).await;
+    assert_eq!(s["lastScaling"]["inputs"]["cpuPercent"], 85.0, "{s:#}");
+    // An incident: pinned at 5 whatever the metrics say.
+    let mut pinned = relay(ns, "gateway", "ghcr.io/acme/api:1.0", false);
+    pinned["metadata"]["annotations"] = json!({"mooring/scaling-paused": "5"});
+    apply(&store, pinned).await;
+    desired_when(&cloud, "prod", &svc, "pinned at 5", |n| n == 5).await;
+    cloud.set_service_load("prod", &svc, 900.0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(cloud.service("prod", &svc).unwrap().desired_count, 5, "a pinned count moved");
+    replica.shutdown().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_change_to_an_existing_worker_goes_ahead_of_two_thousand_creates(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let cloud = sim(seed(), FaultMix::none());
+    // AWS's buckets, Mooring's default half of them, and a worker never held
+    // longer than a second for a token.
+    let opts = Options {
+        budgets: controller::budget::Budgets::default(),
+        budget_max_wait: Some(Duration::from_secs(1)),
+        ..Default::default()
+    };
+    let replica = start_with(&store, &prefix, &cloud, WorkloadConfig::default(), opts);
+    let ns = "fair";
+    apply(&store, worker(ns, "existing", "ghcr.io/acme/convert:1.0")).await;
+    converge(&store, ns, Duration::from_secs(30)).await;
+    let bulk = "fair-bulk";
+    for i in 0..2000 {
+        apply(&store, worker(bulk, &format!("w{i:04}"), "ghcr.io/acme/convert:1.0")).await;
+    }
+    let changed = tokio::time::Instant::now();
+    apply(&store, worker(ns, "existing", "ghcr.io/acme/convert:2.0")).await;
+    // The change is applied while most creates still wait for their budget
+    // (RegisterTaskDefinition: 10 at once, then one every two seconds).
+    eventually(Duration::from_secs(60), "the existing worker's change applied", || {
+        let store = store.clone();
+        async move {
+            let r = store.get(Kind::Worker, ns, "existing").await.unwrap();
+            condition(&r.status, "Synced").is_some_and(|(s, _, g)| s == "True" && g == 2)
+        }
+    })
+    .await;
+    let created = cloud.services().iter().filter(|s| s.name.starts_with(bulk)).count();
+    eprintln!(
+        "the change was applied {:.1} s after it was written, when {created} of the 2000 new services were created",
+        changed.elapsed().as_secs_f64()
+    );
+    assert!(created < 200, "{created} of 2000 creates went first");
+    // The creates still run, at the budget's rate.
+    let since = tokio::time::Instant::now();
+    eventually(Duration::from_secs(60), "creates carry on", || {
+        let cloud = cloud.clone();
+        async move { cloud.services().iter().filter(|s| s.name.starts_with(bulk)).count() > created + 5 }
+    })
+    .await;
+    let now = cloud.services().iter().filter(|s| s.name.starts_with(bulk)).count();
+    eprintln!(
+        "then {} more in {:.1} s ({:.2}/s; RegisterTaskDefinition's budget refills 0.5/s)",
+        now - created,
+        since.elapsed().as_secs_f64(),
+        (now - created) as f64 / since.elapsed().as_secs_f64()
+    );
     replica.shutdown().await;
 }

@@ -42,11 +42,13 @@ pub enum Decision {
 pub struct RateLimitError(#[from] pub RedisOpError);
 
 const SCRIPT: &str = r#"
--- KEYS[1]: bucket; ARGV: capacity, refill per second, cost, mode (0 try, 1 reserve)
+-- KEYS[1]: bucket; ARGV: capacity, refill per second, cost, the longest wait in
+-- ms a caller accepts (-1: any). Returns the wait; a caller that would wait
+-- longer than it accepts takes nothing and gets the wait as a negative number.
 local cap = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
-local reserve = ARGV[4] == '1'
+local max_wait = tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
@@ -62,8 +64,10 @@ if tokens >= cost then
   tokens = tokens - cost
 else
   wait = math.ceil((cost - tokens) * 1000 / rate)
-  if reserve then
+  if max_wait < 0 or wait <= max_wait then
     tokens = tokens - cost
+  else
+    wait = -wait
   end
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
@@ -83,22 +87,51 @@ impl RateLimiter {
         RateLimiter { redis, prefix: prefix.into(), script: Script::new(SCRIPT) }
     }
 
-    async fn run(&self, key: &str, bucket: TokenBucket, cost: f64, reserve: bool) -> Result<u64, RateLimitError> {
+    /// Runs the script: `Ok(wait)` when the tokens were taken (act after
+    /// `wait`), `Err(retry_after)` when the wait would exceed `max_wait`.
+    async fn run(
+        &self,
+        key: &str,
+        bucket: TokenBucket,
+        cost: f64,
+        max_wait: Option<Duration>,
+    ) -> Result<Result<Duration, Duration>, RateLimitError> {
         let mut invocation = self.script.key(format!("{}:{key}", self.prefix));
-        invocation.arg(bucket.capacity).arg(bucket.refill_per_sec).arg(cost).arg(if reserve { "1" } else { "0" });
-        let wait: u64 = self.redis.run(|mut conn| async move { invocation.invoke_async(&mut conn).await }).await?;
-        Ok(wait)
+        let max_wait = max_wait.map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        invocation.arg(bucket.capacity).arg(bucket.refill_per_sec).arg(cost).arg(max_wait);
+        let wait: i64 = self.redis.run(|mut conn| async move { invocation.invoke_async(&mut conn).await }).await?;
+        Ok(if wait >= 0 {
+            Ok(Duration::from_millis(wait.unsigned_abs()))
+        } else {
+            Err(Duration::from_millis(wait.unsigned_abs()))
+        })
     }
 
     /// Takes `cost` tokens if there are enough.
     pub async fn try_take(&self, key: &str, bucket: TokenBucket, cost: f64) -> Result<Decision, RateLimitError> {
-        let wait = self.run(key, bucket, cost, false).await?;
-        Ok(if wait == 0 { Decision::Allowed } else { Decision::Limited { retry_after: Duration::from_millis(wait) } })
+        Ok(match self.run(key, bucket, cost, Some(Duration::ZERO)).await? {
+            Ok(_) => Decision::Allowed,
+            Err(retry_after) => Decision::Limited { retry_after },
+        })
     }
 
     /// Takes `cost` tokens, going into debt if needed, and returns how long the
     /// caller must wait before acting.
     pub async fn reserve(&self, key: &str, bucket: TokenBucket, cost: f64) -> Result<Duration, RateLimitError> {
-        Ok(Duration::from_millis(self.run(key, bucket, cost, true).await?))
+        Ok(self.run(key, bucket, cost, None).await?.unwrap_or_else(|wait| wait))
+    }
+
+    /// Takes `cost` tokens when the caller would wait at most `max_wait` for
+    /// them (`Ok(wait)`); otherwise takes nothing and says when the bucket
+    /// will have them (`Err(retry_after)`), so the caller can do other work
+    /// meanwhile instead of holding its place.
+    pub async fn reserve_within(
+        &self,
+        key: &str,
+        bucket: TokenBucket,
+        cost: f64,
+        max_wait: Duration,
+    ) -> Result<Result<Duration, Duration>, RateLimitError> {
+        self.run(key, bucket, cost, Some(max_wait)).await
     }
 }

@@ -120,6 +120,21 @@ pub enum GateError {
     /// caller cannot prove its budget.
     #[error("AWS call budget unavailable: {0}")]
     BudgetUnavailable(String),
+    /// The family's budget is spent for longer than a caller should hold its
+    /// worker: no call is made, and the reconcile is looked at again once the
+    /// bucket has refilled, leaving the worker free for other keys meanwhile.
+    #[error("the {family} budget is spent; tokens again in {retry_after:?}")]
+    OverBudget { family: ApiFamily, retry_after: Duration },
+}
+
+/// How urgent the work making a call is. When a budget is short, urgent work
+/// (a change to something that exists, a scaling decision, a deletion) may
+/// wait longer for a token than routine work (a first create, a resync), so
+/// it reserves the next token while routine work steps aside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Priority {
+    Urgent,
+    Routine,
 }
 
 /// What every AWS call passes first. Implementations wait for a token rather
@@ -128,6 +143,12 @@ pub enum GateError {
 pub trait CallGate: Send + Sync {
     /// Waits until a call of `family` may be made.
     async fn acquire(&self, family: ApiFamily) -> Result<Duration, GateError>;
+    /// [`CallGate::acquire`] for work of `priority` (gates without budgets
+    /// treat every priority alike).
+    async fn acquire_as(&self, family: ApiFamily, priority: Priority) -> Result<Duration, GateError> {
+        let _ = priority;
+        self.acquire(family).await
+    }
     /// Records the outcome of a call (for metrics): `outcome` is `ok`,
     /// `throttled`, `not_found`, ... ([`crate::cloud::ErrorKind::as_str`]).
     fn record(&self, op: &crate::cloud::Op, outcome: &'static str);

@@ -5,6 +5,7 @@
 //! [`gate::CallGate`] first: the controller's shared AWS rate budgets, so a
 //! fleet of replicas converges as fast as AWS allows and no faster.
 
+pub mod autoscale;
 pub mod aws;
 pub mod cloud;
 pub mod events;

@@ -411,6 +411,12 @@ mod tests {
         async fn deregister_task_definition(&self, _: &str) -> CloudResult<()> {
             unsupported()
         }
+        async fn list_service_tasks(&self, _: &str, _: &str) -> CloudResult<Vec<String>> {
+            unsupported()
+        }
+        async fn protected_tasks(&self, _: &str, _: &[String]) -> CloudResult<Vec<String>> {
+            unsupported()
+        }
     }
 
     fn names(n: usize) -> Vec<String> {

@@ -115,6 +115,9 @@ pub enum Retry {
     /// The reconcile's lease is gone: drop the key without writing status; the
     /// replica that holds the shard now reconciles it.
     Drop,
+    /// Not a failure: an AWS budget is spent for now. Look again after this
+    /// long, without recording a failure (the worker is free meanwhile).
+    Later(Duration),
 }
 
 /// Why a reconcile or teardown stopped. Decides the `Synced=False` reason and
@@ -166,6 +169,9 @@ impl ReconcileError {
     pub fn retry(&self) -> Retry {
         match self {
             ReconcileError::Cloud(e) if e.kind == ErrorKind::LeaseNotHeld => Retry::Drop,
+            ReconcileError::Cloud(e) if e.kind == ErrorKind::OverBudget => {
+                Retry::Later(e.retry_after.unwrap_or(Duration::from_secs(1)))
+            }
             ReconcileError::Cloud(_) | ReconcileError::Store(_) => Retry::Backoff,
             ReconcileError::Conflict(_) | ReconcileError::GaveUp(_) | ReconcileError::Unreadable { .. } => {
                 Retry::WhenChanged

@@ -29,11 +29,7 @@ async fn create_service_carries_the_circuit_breaker_token_and_tags() {
     let config =
         aws_sdk_ecs::config::Builder::from(&sdk).interceptor(capture.clone()).interceptor(registered.clone()).build();
     let plain = runners::aws::cloud(&settings).await;
-    let cloud = Cloud {
-        ecs: Arc::new(SdkEcs::from_client(aws_sdk_ecs::Client::from_conf(config))),
-        queues: plain.queues,
-        caches: plain.caches,
-    };
+    let cloud = Cloud { ecs: Arc::new(SdkEcs::from_client(aws_sdk_ecs::Client::from_conf(config))), ..plain };
     let workloads = Workloads::new(cloud, WorkloadConfig::default());
     let spec: RelaySpec = serde_json::from_value(json!({
         "cluster": cluster,

@@ -160,6 +160,9 @@ pub struct Options {
     pub work: Duration,
     /// Concurrent reconciles per kind.
     pub workers: usize,
+    /// AWS budgets (default: unlimited) and the longest a call waits for one.
+    pub budgets: Budgets,
+    pub budget_max_wait: Option<Duration>,
 }
 
 impl Default for Options {
@@ -172,6 +175,8 @@ impl Default for Options {
             redis_url: redis_url(),
             work: Duration::from_millis(5),
             workers: 4,
+            budgets: Budgets::unlimited(),
+            budget_max_wait: None,
         }
     }
 }
@@ -197,7 +202,11 @@ pub fn start_replica_with(
         redis.clone(),
         name,
     ));
-    let gate = Arc::new(RedisGate::new(redis, prefix, Budgets::unlimited(), metrics.clone()));
+    let mut gate = RedisGate::new(redis, prefix, opts.budgets.clone(), metrics.clone());
+    if let Some(max) = opts.budget_max_wait {
+        gate = gate.with_max_wait(max);
+    }
+    let gate = Arc::new(gate);
     let config = ControllerConfig {
         workers_per_kind: opts.workers,
         resync: opts.resync,

@@ -526,6 +526,9 @@ pub async fn rollback_cluster(
     rollback_in(&state, &principal, Kind::Policy, CLUSTER_NAMESPACE, &name, &headers, &body).await
 }
 
+/// How often a rollback re-reads the resource when a concurrent write moved its version.
+const ROLLBACK_ATTEMPTS: u32 = 5;
+
 /// Restores a revision's spec as a new generation. The restored document goes
 /// through validation and admission like any write: a revision that a newer
 /// rule or a policy now refuses is not restored, and the answer says so.
@@ -541,23 +544,35 @@ async fn rollback_in(
     let req_doc = body::one_document(headers, body)?;
     let req: RollbackRequest = serde_json::from_value(req_doc)
         .map_err(|e| ApiError::bad_request(format!("expected {{\"revision\": N}}: {e}")))?;
-    let current = state.store.get(kind, namespace, name).await?;
     let rev = state.store.revision(kind, namespace, name, req.revision).await?;
-    let doc = json!({
-        "apiVersion": api_types::API_VERSION,
-        "kind": kind.as_str(),
-        "metadata": client_metadata(&current),
-        "spec": rev.spec,
-    });
     let refused = |mut e: ApiError| {
         e.message = format!("revision {} cannot be restored: {}", req.revision, e.message);
         e
     };
-    let res = validated(doc).map_err(refused)?;
     let source = ChangeSource::rollback(&principal.name);
-    admit(state, &[&res], &source, Paths::Single).await.map_err(refused)?;
-    let out =
-        state.store.write(&res, WriteMode::Replace { resource_version: current.resource_version }, &source).await?;
+    // The write is conditional on the version just read, so a resource deleted
+    // and created again in between is never overwritten. The controller's
+    // status writes also move the version: the client did not send one, so a
+    // conflict here is the server's own race and is retried on a fresh read.
+    let mut attempt = 1;
+    let out = loop {
+        let current = state.store.get(kind, namespace, name).await?;
+        let doc = json!({
+            "apiVersion": api_types::API_VERSION,
+            "kind": kind.as_str(),
+            "metadata": client_metadata(&current),
+            "spec": rev.spec,
+        });
+        let res = validated(doc).map_err(refused)?;
+        admit(state, &[&res], &source, Paths::Single).await.map_err(refused)?;
+        let mode = WriteMode::Replace { resource_version: current.resource_version };
+        match state.store.write(&res, mode, &source).await {
+            Err(StoreError::Conflict { .. }) if attempt < ROLLBACK_ATTEMPTS && current.deletion_timestamp.is_none() => {
+                attempt += 1;
+            }
+            other => break other?,
+        }
+    };
     if out.action != crate::store::WriteAction::Unchanged {
         let msg = format!(
             "{} rolled back to the spec of generation {}; now generation {}",

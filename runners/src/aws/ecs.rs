@@ -10,8 +10,9 @@ use aws_sdk_ecs::types as ecs;
 
 use super::error::cloud_error;
 use crate::cloud::ecs::{
-    ContainerDefinition, Deployment, DeploymentConfig, Ecs, LoadBalancerRef, MAX_DESCRIBE_SERVICES, NetworkConfig,
-    RolloutState, Service, ServiceInput, ServiceState, ServiceUpdate, TaskDefinition, TaskDefinitionInput,
+    ContainerDefinition, Deployment, DeploymentConfig, Ecs, LoadBalancerRef, MAX_DESCRIBE_SERVICES, MAX_LISTED_TASKS,
+    MAX_TASK_PROTECTION, NetworkConfig, RolloutState, Service, ServiceInput, ServiceState, ServiceUpdate,
+    TaskDefinition, TaskDefinitionInput,
 };
 use crate::cloud::{CloudError, CloudResult, ErrorKind, Op, Tags, ops};
 
@@ -441,6 +442,49 @@ impl Ecs for SdkEcs {
         let op = ops::DEREGISTER_TASK_DEFINITION;
         self.client.deregister_task_definition().task_definition(arn).send().await.map_err(|e| cloud_error(&op, e))?;
         Ok(())
+    }
+
+    async fn list_service_tasks(&self, cluster: &str, service: &str) -> CloudResult<Vec<String>> {
+        let op = ops::LIST_TASKS;
+        let out = self
+            .client
+            .list_tasks()
+            .cluster(cluster)
+            .service_name(service)
+            .desired_status(ecs::DesiredStatus::Running)
+            .max_results(MAX_LISTED_TASKS as i32)
+            .send()
+            .await
+            .map_err(|e| cloud_error(&op, e))?;
+        Ok(out.task_arns().to_vec())
+    }
+
+    async fn protected_tasks(&self, cluster: &str, tasks: &[String]) -> CloudResult<Vec<String>> {
+        let op = ops::GET_TASK_PROTECTION;
+        if tasks.len() > MAX_TASK_PROTECTION {
+            return Err(CloudError::new(
+                &op,
+                ErrorKind::Invalid,
+                format!("GetTaskProtection takes at most {MAX_TASK_PROTECTION} tasks, not {}", tasks.len()),
+            ));
+        }
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .client
+            .get_task_protection()
+            .cluster(cluster)
+            .set_tasks(Some(tasks.to_vec()))
+            .send()
+            .await
+            .map_err(|e| cloud_error(&op, e))?;
+        Ok(out
+            .protected_tasks()
+            .iter()
+            .filter(|t| t.protection_enabled())
+            .filter_map(|t| t.task_arn().map(String::from))
+            .collect())
     }
 }
 

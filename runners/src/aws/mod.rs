@@ -3,11 +3,13 @@
 //! override for a local AWS such as moto.
 
 pub mod caches;
+pub mod cloudwatch;
 pub mod codebuild;
 pub mod ec2;
 pub mod ecs;
 pub mod error;
 pub mod queues;
+pub mod scaling;
 pub mod secrets;
 pub mod sqs;
 pub mod targets;
@@ -153,6 +155,8 @@ pub fn cloud_from(config: &aws_config::SdkConfig) -> crate::cloud::Cloud {
         ecs: Arc::new(ecs::SdkEcs::new(config)),
         queues: Arc::new(queues::SdkQueues::new(config)),
         caches: Arc::new(caches::SdkCaches::new(config)),
+        metrics: Arc::new(cloudwatch::SdkMetrics::new(config)),
+        scaling: Arc::new(scaling::SdkAppScaling::new(config)),
     }
 }
 

@@ -14,6 +14,10 @@ use super::{CloudResult, Tags};
 
 /// AWS refuses a DescribeServices with more names than this.
 pub const MAX_DESCRIBE_SERVICES: usize = 10;
+/// GetTaskProtection takes at most this many tasks per call.
+pub const MAX_TASK_PROTECTION: usize = 10;
+/// The tasks of a service looked at for scale-in protection (one ListTasks page).
+pub const MAX_LISTED_TASKS: usize = 100;
 
 /// `awslogs` settings of a container.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
@@ -213,4 +217,10 @@ pub trait Ecs: Send + Sync {
     async fn list_task_definitions(&self, family: &str) -> CloudResult<Vec<String>>;
     /// Marks a revision INACTIVE.
     async fn deregister_task_definition(&self, arn: &str) -> CloudResult<()>;
+    /// The ARNs of a service's running tasks (at most [`MAX_LISTED_TASKS`]).
+    async fn list_service_tasks(&self, cluster: &str, service: &str) -> CloudResult<Vec<String>>;
+    /// Which of `tasks` (at most [`MAX_TASK_PROTECTION`]) have scale-in
+    /// protection on: a busy worker sets it from inside its task, and ECS does
+    /// not stop such a task when the desired count drops.
+    async fn protected_tasks(&self, cluster: &str, tasks: &[String]) -> CloudResult<Vec<String>>;
 }

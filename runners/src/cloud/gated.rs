@@ -10,9 +10,11 @@ use super::caches::{ReplicationGroup, ReplicationGroupChange, ReplicationGroupIn
 use super::codebuild::{Build, BuildRequest, Project, ProjectInput};
 use super::ec2::{Instance, InstanceHealth, InstanceInput, Volume, VolumeInput};
 use super::ecs::{Service, ServiceInput, ServiceUpdate, TaskDefinition, TaskDefinitionInput};
+use super::metrics::ServiceKey;
 use super::queues::QueueAttributes;
+use super::scaling::{AppScaling, ScalableTarget, TrackingPolicy};
 use super::targets::TargetHealth;
-use super::{Builds, Ec2, TargetGroups};
+use super::{Builds, Ec2, Metrics, TargetGroups};
 use super::{Caches, CloudError, CloudResult, Ecs, ErrorKind, Op, Queues, Tags, ops};
 use crate::gate::CallGate;
 
@@ -35,12 +37,13 @@ impl<'a, T: ?Sized> Gated<'a, T> {
 /// Takes a token for `op`, runs `fut`, records the outcome.
 pub async fn guard<R>(gate: &dyn CallGate, op: Op, fut: impl Future<Output = CloudResult<R>>) -> CloudResult<R> {
     if let Err(e) = gate.acquire(op.family).await {
-        let kind = match e {
-            crate::gate::GateError::LeaseNotHeld { .. } => ErrorKind::LeaseNotHeld,
-            crate::gate::GateError::BudgetUnavailable(_) => ErrorKind::BudgetUnavailable,
+        let (kind, retry_after) = match e {
+            crate::gate::GateError::LeaseNotHeld { .. } => (ErrorKind::LeaseNotHeld, None),
+            crate::gate::GateError::BudgetUnavailable(_) => (ErrorKind::BudgetUnavailable, None),
+            crate::gate::GateError::OverBudget { retry_after, .. } => (ErrorKind::OverBudget, Some(retry_after)),
         };
         gate.record(&op, kind.as_str());
-        return Err(CloudError::new(&op, kind, e.to_string()));
+        return Err(CloudError { retry_after, ..CloudError::new(&op, kind, e.to_string()) });
     }
     let out = fut.await;
     gate.record(&op, out.as_ref().map_or_else(|e| e.kind.as_str(), |_| "ok"));
@@ -70,6 +73,12 @@ impl Ecs for Gated<'_, dyn Ecs> {
     }
     async fn describe_task_definition(&self, arn: &str) -> CloudResult<TaskDefinition> {
         self.call(ops::DESCRIBE_TASK_DEFINITION, self.inner.describe_task_definition(arn)).await
+    }
+    async fn list_service_tasks(&self, cluster: &str, service: &str) -> CloudResult<Vec<String>> {
+        self.call(ops::LIST_TASKS, self.inner.list_service_tasks(cluster, service)).await
+    }
+    async fn protected_tasks(&self, cluster: &str, tasks: &[String]) -> CloudResult<Vec<String>> {
+        self.call(ops::GET_TASK_PROTECTION, self.inner.protected_tasks(cluster, tasks)).await
     }
     async fn list_task_definitions(&self, family: &str) -> CloudResult<Vec<String>> {
         self.call(ops::LIST_TASK_DEFINITIONS, self.inner.list_task_definitions(family)).await
@@ -133,6 +142,35 @@ impl Caches for Gated<'_, dyn Caches> {
     async fn set_replicas(&self, id: &str, from: u32, to: u32) -> CloudResult<()> {
         let op = if to >= from { ops::INCREASE_REPLICA_COUNT } else { ops::DECREASE_REPLICA_COUNT };
         self.call(op, self.inner.set_replicas(id, from, to)).await
+    }
+}
+
+#[async_trait]
+impl Metrics for Gated<'_, dyn Metrics> {
+    async fn service_cpu(&self, services: &[ServiceKey]) -> CloudResult<Vec<Option<f64>>> {
+        self.call(ops::GET_METRIC_DATA, self.inner.service_cpu(services)).await
+    }
+}
+
+#[async_trait]
+impl AppScaling for Gated<'_, dyn AppScaling> {
+    async fn describe_target(&self, resource_id: &str) -> CloudResult<Option<ScalableTarget>> {
+        self.call(ops::DESCRIBE_SCALABLE_TARGETS, self.inner.describe_target(resource_id)).await
+    }
+    async fn register_target(&self, target: &ScalableTarget, tags: &Tags) -> CloudResult<()> {
+        self.call(ops::REGISTER_SCALABLE_TARGET, self.inner.register_target(target, tags)).await
+    }
+    async fn deregister_target(&self, resource_id: &str) -> CloudResult<()> {
+        self.call(ops::DEREGISTER_SCALABLE_TARGET, self.inner.deregister_target(resource_id)).await
+    }
+    async fn describe_policies(&self, resource_id: &str) -> CloudResult<Vec<TrackingPolicy>> {
+        self.call(ops::DESCRIBE_SCALING_POLICIES, self.inner.describe_policies(resource_id)).await
+    }
+    async fn put_policy(&self, resource_id: &str, policy: &TrackingPolicy) -> CloudResult<()> {
+        self.call(ops::PUT_SCALING_POLICY, self.inner.put_policy(resource_id, policy)).await
+    }
+    async fn delete_policy(&self, resource_id: &str, name: &str) -> CloudResult<()> {
+        self.call(ops::DELETE_SCALING_POLICY, self.inner.delete_policy(resource_id, name)).await
     }
 }
 

@@ -12,8 +12,10 @@ pub mod codebuild;
 pub mod ec2;
 pub mod ecs;
 pub mod gated;
+pub mod metrics;
 pub mod ops;
 pub mod queues;
+pub mod scaling;
 pub mod targets;
 
 use std::collections::BTreeMap;
@@ -24,8 +26,10 @@ pub use caches::Caches;
 pub use codebuild::Builds;
 pub use ec2::Ec2;
 pub use ecs::Ecs;
+pub use metrics::Metrics;
 pub use ops::Op;
 pub use queues::Queues;
+pub use scaling::AppScaling;
 pub use targets::TargetGroups;
 
 /// AWS tags as a map (key → value).
@@ -44,6 +48,10 @@ pub struct Cloud {
     pub ecs: Arc<dyn Ecs>,
     pub queues: Arc<dyn Queues>,
     pub caches: Arc<dyn Caches>,
+    /// CloudWatch, for the autoscaler's CPU reads.
+    pub metrics: Arc<dyn Metrics>,
+    /// Application Auto Scaling, for `scaling.mode: aws-native`.
+    pub scaling: Arc<dyn AppScaling>,
 }
 
 /// The clients a node needs: EC2 for the instance and volume, builds (CodeBuild
@@ -76,6 +84,9 @@ pub enum ErrorKind {
     LeaseNotHeld,
     /// The AWS call budget (Redis) is unreachable: the call was not made.
     BudgetUnavailable,
+    /// The AWS call budget is spent for now: the call was not made; try again
+    /// after `CloudError::retry_after`.
+    OverBudget,
     /// An account quota is used up (CodeBuild's concurrent builds,
     /// AccountLimitExceededException): retrying soon will not help, waiting
     /// for capacity (or raising the quota) will.
@@ -97,6 +108,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::LeaseNotHeld => "lease_not_held",
             ErrorKind::BudgetUnavailable => "budget_unavailable",
+            ErrorKind::OverBudget => "over_budget",
             ErrorKind::QuotaExceeded => "quota_exceeded",
             ErrorKind::Other => "error",
         }
@@ -116,11 +128,13 @@ pub struct CloudError {
     pub op: &'static str,
     pub kind: ErrorKind,
     pub message: String,
+    /// When trying again makes sense ([`ErrorKind::OverBudget`]).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl CloudError {
     pub fn new(op: &Op, kind: ErrorKind, message: impl Into<String>) -> CloudError {
-        CloudError { op: op.name, kind, message: message.into() }
+        CloudError { op: op.name, kind, message: message.into(), retry_after: None }
     }
 
     pub fn is(&self, kind: ErrorKind) -> bool {

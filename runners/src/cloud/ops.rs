@@ -33,6 +33,8 @@ pub const REGISTER_TASK_DEFINITION: Op = write("ecs:RegisterTaskDefinition", Ecs
 pub const DEREGISTER_TASK_DEFINITION: Op = write("ecs:DeregisterTaskDefinition", EcsRegisterTaskDefinition);
 pub const DESCRIBE_TASK_DEFINITION: Op = read("ecs:DescribeTaskDefinition", EcsRead);
 pub const LIST_TASK_DEFINITIONS: Op = read("ecs:ListTaskDefinitions", EcsRead);
+pub const LIST_TASKS: Op = read("ecs:ListTasks", EcsRead);
+pub const GET_TASK_PROTECTION: Op = read("ecs:GetTaskProtection", EcsRead);
 
 pub const GET_QUEUE_URL: Op = read("sqs:GetQueueUrl", Sqs);
 pub const CREATE_QUEUE: Op = write("sqs:CreateQueue", Sqs);
@@ -54,6 +56,15 @@ pub const LIST_TAGS_FOR_RESOURCE: Op = read("elasticache:ListTagsForResource", E
 pub const MODIFY_REPLICATION_GROUP: Op = write("elasticache:ModifyReplicationGroup", ElastiCache);
 pub const INCREASE_REPLICA_COUNT: Op = write("elasticache:IncreaseReplicaCount", ElastiCache);
 pub const DECREASE_REPLICA_COUNT: Op = write("elasticache:DecreaseReplicaCount", ElastiCache);
+
+pub const GET_METRIC_DATA: Op = read("cloudwatch:GetMetricData", CloudWatch);
+
+pub const DESCRIBE_SCALABLE_TARGETS: Op = read("application-autoscaling:DescribeScalableTargets", AutoScaling);
+pub const REGISTER_SCALABLE_TARGET: Op = write("application-autoscaling:RegisterScalableTarget", AutoScaling);
+pub const DEREGISTER_SCALABLE_TARGET: Op = write("application-autoscaling:DeregisterScalableTarget", AutoScaling);
+pub const DESCRIBE_SCALING_POLICIES: Op = read("application-autoscaling:DescribeScalingPolicies", AutoScaling);
+pub const PUT_SCALING_POLICY: Op = write("application-autoscaling:PutScalingPolicy", AutoScaling);
+pub const DELETE_SCALING_POLICY: Op = write("application-autoscaling:DeleteScalingPolicy", AutoScaling);
 
 pub const DESCRIBE_INSTANCES: Op = read("ec2:DescribeInstances", Ec2Describe);
 pub const RUN_INSTANCES: Op = write("ec2:RunInstances", Ec2RunInstances);
@@ -93,6 +104,8 @@ pub const ALL: &[Op] = &[
     DEREGISTER_TASK_DEFINITION,
     DESCRIBE_TASK_DEFINITION,
     LIST_TASK_DEFINITIONS,
+    LIST_TASKS,
+    GET_TASK_PROTECTION,
     GET_QUEUE_URL,
     CREATE_QUEUE,
     GET_QUEUE_ATTRIBUTES,
@@ -112,6 +125,13 @@ pub const ALL: &[Op] = &[
     MODIFY_REPLICATION_GROUP,
     INCREASE_REPLICA_COUNT,
     DECREASE_REPLICA_COUNT,
+    GET_METRIC_DATA,
+    DESCRIBE_SCALABLE_TARGETS,
+    REGISTER_SCALABLE_TARGET,
+    DEREGISTER_SCALABLE_TARGET,
+    DESCRIBE_SCALING_POLICIES,
+    PUT_SCALING_POLICY,
+    DELETE_SCALING_POLICY,
     DESCRIBE_INSTANCES,
     RUN_INSTANCES,
     STOP_INSTANCES,

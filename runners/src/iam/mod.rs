@@ -295,6 +295,8 @@ fn sid(s: &Statement) -> String {
         "elasticloadbalancing" => "TargetGroups",
         "secretsmanager" => "Secrets",
         "iam" => "Iam",
+        "application-autoscaling" => "AppAutoScaling",
+        "cloudwatch" => "CloudWatch",
         other => other,
     };
     let what = match (s.condition, s.resources) {
@@ -311,7 +313,8 @@ fn sid(s: &Statement) -> String {
         (Condition::None, Resources::Install(InstallRef::SigningKey)) => "SigningKey",
         (Condition::None, _) => "Scoped",
     };
-    format!("{service}{what}")
+    // Statement ids are alphanumeric.
+    format!("{service}{what}").chars().filter(char::is_ascii_alphanumeric).collect()
 }
 
 fn arn_string(a: &Arn, partition: &str, region: &str, account: &str) -> String {

@@ -37,6 +37,7 @@ const fn arn(service: &'static str, resource: &'static str) -> Arn {
 // ECS
 const ECS_SERVICES: &[Arn] = &[arn("ecs", "service/*")];
 const ECS_TASK_DEFINITIONS: &[Arn] = &[arn("ecs", "task-definition/*")];
+const ECS_TASKS: &[Arn] = &[arn("ecs", "task/*")];
 const ECS_TAGGABLE: &[Arn] = &[arn("ecs", "service/*"), arn("ecs", "task-definition/*")];
 const ECS_SERVICE_LINKED_ROLE: &[Arn] = &[Arn {
     service: "iam",
@@ -65,6 +66,17 @@ const CACHE_CLUSTERS: &[Arn] = &[arn("elasticache", "cluster:*")];
 const ELASTICACHE_SERVICE_LINKED_ROLE: &[Arn] = &[Arn {
     service: "iam",
     resource: "role/aws-service-role/elasticache.amazonaws.com/AWSServiceRoleForElastiCache",
+    regional: false,
+    in_account: true,
+}];
+
+// Application Auto Scaling: targets on Mooring's ECS services (`aws-native`
+// scaling), and the alarms target tracking makes on the caller's behalf.
+const SCALABLE_TARGETS: &[Arn] = &[arn("application-autoscaling", "scalable-target/*")];
+const TARGET_TRACKING_ALARMS: &[Arn] = &[arn("cloudwatch", "alarm:TargetTracking-*")];
+const APP_AUTOSCALING_SERVICE_LINKED_ROLE: &[Arn] = &[Arn {
+    service: "iam",
+    resource: "role/aws-service-role/ecs.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_ECSService",
     regional: false,
     in_account: true,
 }];
@@ -203,6 +215,18 @@ pub const TABLE: &[Scoping] = &[
         &[any(&["ecs:ListTaskDefinitions"])],
         "no resource-level permission exists for this action",
     ),
+    entry(
+        "ecs:ListTasks",
+        CONTROLLER,
+        &[any(&["ecs:ListTasks"])],
+        "scoped by container instance, which Fargate tasks have none of: a service's tasks, to count the protected ones",
+    ),
+    entry(
+        "ecs:GetTaskProtection",
+        CONTROLLER,
+        &[read(&["ecs:GetTaskProtection"], ECS_TASKS)],
+        "which tasks kept beyond the desired count are protected from scale-in",
+    ),
     // SQS
     entry("sqs:GetQueueUrl", CONTROLLER, &[read(&["sqs:GetQueueUrl"], QUEUES)], "find a queue by name"),
     entry(
@@ -241,6 +265,66 @@ pub const TABLE: &[Scoping] = &[
         "the AWS-event queue of the install",
     ),
     // ElastiCache
+    entry(
+        "cloudwatch:GetMetricData",
+        CONTROLLER,
+        &[any(&["cloudwatch:GetMetricData"])],
+        "service CPU for the autoscaler (GetMetricData has no resource-level permissions)",
+    ),
+    entry(
+        "application-autoscaling:DescribeScalableTargets",
+        CONTROLLER,
+        &[any(&["application-autoscaling:DescribeScalableTargets"])],
+        "no resource-level permission exists for this action",
+    ),
+    entry(
+        "application-autoscaling:DescribeScalingPolicies",
+        CONTROLLER,
+        &[any(&["application-autoscaling:DescribeScalingPolicies"])],
+        "no resource-level permission exists for this action",
+    ),
+    entry(
+        "application-autoscaling:RegisterScalableTarget",
+        CONTROLLER,
+        &[
+            creates_tagged(
+                &["application-autoscaling:RegisterScalableTarget", "application-autoscaling:TagResource"],
+                SCALABLE_TARGETS,
+            ),
+            owned(&["application-autoscaling:RegisterScalableTarget"], SCALABLE_TARGETS),
+            grant(
+                &["iam:CreateServiceLinkedRole"],
+                Resources::Arns(APP_AUTOSCALING_SERVICE_LINKED_ROLE),
+                Condition::ServiceLinkedRole("ecs.application-autoscaling.amazonaws.com"),
+            ),
+        ],
+        "targets are registered with their mooring:uid tag (and their bounds updated only on Mooring's); the service-linked role is created on first use",
+    ),
+    entry(
+        "application-autoscaling:DeregisterScalableTarget",
+        CONTROLLER,
+        &[owned(&["application-autoscaling:DeregisterScalableTarget"], SCALABLE_TARGETS)],
+        "only Mooring's targets",
+    ),
+    entry(
+        "application-autoscaling:PutScalingPolicy",
+        CONTROLLER,
+        &[
+            owned(&["application-autoscaling:PutScalingPolicy"], SCALABLE_TARGETS),
+            read(&["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"], TARGET_TRACKING_ALARMS),
+            any(&["cloudwatch:DescribeAlarms"]),
+        ],
+        "policies on Mooring's targets only; target tracking creates its alarms as the caller",
+    ),
+    entry(
+        "application-autoscaling:DeleteScalingPolicy",
+        CONTROLLER,
+        &[
+            owned(&["application-autoscaling:DeleteScalingPolicy"], SCALABLE_TARGETS),
+            read(&["cloudwatch:DeleteAlarms"], TARGET_TRACKING_ALARMS),
+        ],
+        "policies on Mooring's targets only, with the alarms target tracking made",
+    ),
     entry(
         "elasticache:DescribeReplicationGroups",
         CONTROLLER,

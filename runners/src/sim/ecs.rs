@@ -10,8 +10,9 @@ use tokio::time::Instant;
 
 use super::{ACCOUNT, Ctx, Inner, REGION, Slot, check_tags, faults, valid_name};
 use crate::cloud::ecs::{
-    DeploymentConfig, Ecs, LoadBalancerRef, MAX_DESCRIBE_SERVICES, NetworkConfig, RolloutState, Service, ServiceInput,
-    ServiceState, ServiceUpdate, TaskDefinition, TaskDefinitionInput,
+    DeploymentConfig, Ecs, LoadBalancerRef, MAX_DESCRIBE_SERVICES, MAX_LISTED_TASKS, MAX_TASK_PROTECTION,
+    NetworkConfig, RolloutState, Service, ServiceInput, ServiceState, ServiceUpdate, TaskDefinition,
+    TaskDefinitionInput,
 };
 use crate::cloud::{CloudError, CloudResult, ErrorKind, Op, Tags, ops};
 
@@ -24,6 +25,11 @@ const MAX_LOAD_BALANCERS: usize = 5;
 /// The ARN of a service.
 pub(super) fn service_arn(cluster: &str, name: &str) -> String {
     format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{name}")
+}
+
+/// The ARN of a service's `n`th running task (the simulation counts tasks; these name them).
+fn task_arn(cluster: &str, service: &str, n: u32) -> String {
+    format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task/{cluster}/{service}.{n}")
 }
 
 /// The ARN of a task definition revision.
@@ -100,6 +106,9 @@ pub(super) struct SvcRec {
     /// Which creation under this name this is (1 for the first), for ids.
     generation: u64,
     deployments_started: u64,
+    /// How many of its tasks have scale-in protection on (set from inside
+    /// the task; a test sets it with [`super::SimCloud::protect_tasks`]).
+    protected: u32,
 }
 
 impl SvcRec {
@@ -160,7 +169,8 @@ impl SvcRec {
             if now < due {
                 return;
             }
-            d.running = d.target;
+            // ECS stops unprotected tasks first and keeps protected ones.
+            d.running = d.target.max(d.running.min(self.protected));
             if d.rollout == RolloutState::InProgress {
                 d.rollout = RolloutState::Completed;
                 // The older deployments are drained; a failed one stays listed
@@ -468,6 +478,7 @@ impl EcsState {
             inactive_at: None,
             generation,
             deployments_started: 0,
+            protected: 0,
         };
         rec.start_deployment(td_arn, failing, ctx);
         rec.settle(ctx);
@@ -677,6 +688,46 @@ impl EcsState {
             })
     }
 
+    /// The running tasks of a service, named by [`task_arn`].
+    pub(super) fn list_service_tasks(&mut self, cluster: &str, name: &str, ctx: &Ctx<'_>) -> CloudResult<Vec<String>> {
+        self.check_cluster(&ops::LIST_TASKS, cluster)?;
+        let running =
+            self.settled(cluster, name, ctx).and_then(|s| s.view(ctx)).map_or(0, |r| r.to_service().running_count);
+        Ok((0..running.min(MAX_LISTED_TASKS as u32)).map(|n| task_arn(cluster, name, n)).collect())
+    }
+
+    /// Which of `tasks` are protected: the first `protected` of each service's tasks.
+    pub(super) fn protected_tasks(
+        &mut self,
+        cluster: &str,
+        tasks: &[String],
+        ctx: &Ctx<'_>,
+    ) -> CloudResult<Vec<String>> {
+        let op = ops::GET_TASK_PROTECTION;
+        self.check_cluster(&op, cluster)?;
+        if tasks.len() > MAX_TASK_PROTECTION {
+            return Err(invalid(&op, format!("InvalidParameterException: at most {MAX_TASK_PROTECTION} tasks.")));
+        }
+        let prefix = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task/{cluster}/");
+        let mut out = Vec::new();
+        for task in tasks {
+            let Some((service, n)) = task.strip_prefix(&prefix).and_then(|t| t.rsplit_once('.')) else { continue };
+            let Ok(n) = n.parse::<u32>() else { continue };
+            let protected = self.settled(cluster, service, ctx).and_then(|s| s.view(ctx)).map_or(0, |r| r.protected);
+            if n < protected {
+                out.push(task.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sets how many of a service's tasks are protected from scale-in.
+    pub(super) fn protect_tasks(&mut self, cluster: &str, name: &str, protected: u32, ctx: &Ctx<'_>) {
+        if let Some(rec) = self.settled(cluster, name, ctx).and_then(|s| s.cur.as_mut()) {
+            rec.protected = protected;
+        }
+    }
+
     pub(super) fn list_task_definitions(&self, family: &str, ctx: &Ctx<'_>) -> Vec<String> {
         self.families.get(family).and_then(|slot| slot.view(ctx)).cloned().unwrap_or_default()
     }
@@ -820,5 +871,14 @@ impl Ecs for SimEcs {
 
     async fn deregister_task_definition(&self, arn: &str) -> CloudResult<()> {
         self.0.call(ops::DEREGISTER_TASK_DEFINITION, arn, |st, ctx| st.ecs.deregister(arn, ctx)).await
+    }
+
+    async fn list_service_tasks(&self, cluster: &str, service: &str) -> CloudResult<Vec<String>> {
+        let key = format!("{cluster}/{service}");
+        self.0.call(ops::LIST_TASKS, &key, |st, ctx| st.ecs.list_service_tasks(cluster, service, ctx)).await
+    }
+
+    async fn protected_tasks(&self, cluster: &str, tasks: &[String]) -> CloudResult<Vec<String>> {
+        self.0.call(ops::GET_TASK_PROTECTION, cluster, |st, ctx| st.ecs.protected_tasks(cluster, tasks, ctx)).await
     }
 }

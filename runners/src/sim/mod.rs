@@ -36,7 +36,9 @@ mod codebuild;
 mod ec2;
 mod ecs;
 mod faults;
+mod metrics;
 mod queues;
+mod scaling;
 mod targets;
 #[cfg(test)]
 mod tests;
@@ -224,6 +226,8 @@ struct State {
     ec2: ec2::Ec2State,
     codebuild: codebuild::CodeBuildState,
     elb: targets::ElbState,
+    metrics: metrics::MetricsState,
+    scaling: scaling::ScalingState,
 }
 
 /// What a state operation needs to know about the moment and the call.
@@ -432,6 +436,8 @@ impl SimCloud {
             ecs: Arc::new(ecs::SimEcs(self.inner.clone())),
             queues: Arc::new(queues::SimQueues(self.inner.clone())),
             caches: Arc::new(caches::SimCaches(self.inner.clone())),
+            metrics: Arc::new(metrics::SimMetrics(self.inner.clone())),
+            scaling: Arc::new(scaling::SimAppScaling(self.inner.clone())),
         }
     }
 
@@ -644,6 +650,38 @@ impl SimCloud {
     /// already shutting down or terminated.
     pub fn terminate_instance_out_of_band(&self, id: &str) -> bool {
         self.now_ctx(|st, ctx| st.ec2.oob_terminate(id, ctx))
+    }
+
+    /// The resource ids of every registered scalable target.
+    pub fn scalable_targets(&self) -> Vec<String> {
+        self.inner.lock().scaling.targets.keys().cloned().collect()
+    }
+
+    /// The scalable target registered for `resource_id`
+    /// (`service/CLUSTER/NAME`), with its tags, and its policies.
+    pub fn scalable_target(
+        &self,
+        resource_id: &str,
+    ) -> Option<(crate::cloud::scaling::ScalableTarget, crate::cloud::Tags, Vec<crate::cloud::scaling::TrackingPolicy>)>
+    {
+        let st = self.inner.lock();
+        let (target, tags) = st.scaling.targets.get(resource_id)?.clone();
+        let policies =
+            st.scaling.policies.iter().filter(|((rid, _), _)| rid == resource_id).map(|(_, p)| p.clone()).collect();
+        Some((target, tags, policies))
+    }
+
+    /// Sets how many of a service's tasks have ECS scale-in protection on, as
+    /// busy workers do from inside their tasks: ECS keeps those when the
+    /// desired count drops, until protection is off again.
+    pub fn protect_tasks(&self, cluster: &str, name: &str, protected: u32) {
+        self.now_ctx(|st, ctx| st.ecs.protect_tasks(cluster, name, protected, ctx));
+    }
+
+    /// Sets the CPU load of a service, in percent of one task's CPU: its
+    /// running tasks share it (CloudWatch reports `load / running`, at most 100).
+    pub fn set_service_load(&self, cluster: &str, name: &str, load: f64) {
+        self.inner.lock().metrics.load.insert((cluster.to_owned(), name.to_owned()), load);
     }
 
     /// Creates a queue without Mooring's tags, as someone else would (an

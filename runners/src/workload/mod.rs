@@ -9,6 +9,7 @@
 //! created), and takes over an untagged resource only when the resource asks
 //! to (`mooring/adopt: "true"`), recording an `Adopted` event.
 
+mod native;
 mod node;
 mod ownership;
 mod relay;
@@ -26,8 +27,9 @@ pub use worker::{WorkerTarget, Workers};
 
 use api_types::condition::{Condition, ConditionStatus, ConditionType};
 
+use crate::autoscale::{Autoscaler, ScaleConfig};
 use crate::cloud::gated::Gated;
-use crate::cloud::{Caches, Cloud, Ecs, Queues};
+use crate::cloud::{AppScaling, Caches, Cloud, Ecs, Metrics, Queues};
 use crate::gate::CallGate;
 use crate::observe::{ServiceObserver, TaskDefinitions};
 
@@ -41,6 +43,8 @@ pub struct WorkloadConfig {
     /// How old an observation of a settled service may be before a reconcile
     /// describes it again (AWS events and Mooring's own writes refresh it sooner).
     pub observe_max_age: Duration,
+    /// The autoscaler's settings.
+    pub scale: ScaleConfig,
 }
 
 impl Default for WorkloadConfig {
@@ -49,6 +53,7 @@ impl Default for WorkloadConfig {
             region: "us-east-1".into(),
             poll_in_flight: Duration::from_secs(10),
             observe_max_age: Duration::from_secs(60),
+            scale: ScaleConfig::default(),
         }
     }
 }
@@ -59,6 +64,7 @@ pub struct Workloads {
     cloud: Cloud,
     observer: ServiceObserver,
     task_definitions: TaskDefinitions,
+    scaler: Autoscaler,
     config: WorkloadConfig,
 }
 
@@ -67,6 +73,8 @@ struct Calls<'a> {
     ecs: Gated<'a, dyn Ecs>,
     queues: Gated<'a, dyn Queues>,
     caches: Gated<'a, dyn Caches>,
+    metrics: Gated<'a, dyn Metrics>,
+    scaling: Gated<'a, dyn AppScaling>,
 }
 
 impl Workloads {
@@ -75,6 +83,7 @@ impl Workloads {
         Arc::new(Workloads {
             observer: ServiceObserver::new(config.observe_max_age),
             task_definitions: TaskDefinitions::default(),
+            scaler: Autoscaler::new(config.scale.clone()),
             cloud,
             config,
         })
@@ -95,6 +104,8 @@ impl Workloads {
             ecs: Gated::new(self.cloud.ecs.as_ref(), gate),
             queues: Gated::new(self.cloud.queues.as_ref(), gate),
             caches: Gated::new(self.cloud.caches.as_ref(), gate),
+            metrics: Gated::new(self.cloud.metrics.as_ref(), gate),
+            scaling: Gated::new(self.cloud.scaling.as_ref(), gate),
         }
     }
 }

@@ -18,7 +18,8 @@ use api_types::{Kind, RelaySpec as Spec};
 
 use super::ownership::{Claim, claim};
 use super::service::{EcsRecord, ServiceWant, ecs_intent, network};
-use super::{Calls, Workloads, tags};
+use super::{Calls, Workloads, native, tags};
+use crate::autoscale::{Policy, Reading, ScaleConfig};
 use crate::cloud::caches::{ReplicationGroup, ReplicationGroupChange, ReplicationGroupInput};
 use crate::cloud::ecs::{DeploymentConfig, LoadBalancerRef};
 use crate::cloud::{Caches, ErrorKind, TAG_NAME, TAG_UID, Tags};
@@ -26,6 +27,7 @@ use crate::gate::CallGate;
 use crate::names;
 use crate::reconcile::{Reconcile, ReconcileError, Reconciled, Target, Teardown};
 use crate::render::{self, Owner};
+use api_types::relay::ScalingMode;
 
 /// A relay, as the runner sees it.
 pub type RelayTarget<'a> = Target<'a, RelaySpec, RelayStatus>;
@@ -60,6 +62,20 @@ fn want(spec: &RelaySpec) -> ServiceWant {
         },
         grace: spec.health_check.as_ref().map(|h| h.grace_period_seconds),
     }
+}
+
+/// The autoscaler's policy for a relay, when Mooring's controller scales it.
+fn scaling(spec: &RelaySpec, config: &ScaleConfig, paused: bool) -> Option<Policy> {
+    let s = &spec.scaling;
+    (s.mode == ScalingMode::Controller && (s.max > s.min || paused)).then(|| Policy {
+        min: s.min,
+        max: s.max,
+        cpu_target: Some(f64::from(s.cpu_target_percent)),
+        queue_target: None,
+        scale_in_after: Duration::from_secs(u64::from(s.scale_in_after_idle_seconds)),
+        tolerance: config.tolerance,
+        step_period: config.step_period,
+    })
 }
 
 fn record(status: &RelayStatus) -> EcsRecord<'_> {
@@ -181,7 +197,7 @@ impl Workloads {
         let td_arn =
             self.task_definition(&calls, t, &input, t.status.task_definition_arn.as_deref(), &mut r.events).await?;
         let initial = self.initial_count(&calls, t, &intent.service, &intent.retiring, t.spec.scaling.min).await?;
-        let report = self
+        let mut report = self
             .ensure_service(
                 &calls,
                 t,
@@ -194,6 +210,27 @@ impl Workloads {
                 &t.spec.tags,
                 &mut r.events,
             )
+            .await?;
+        let paused = crate::autoscale::paused(t.annotations).is_some();
+        if let Some(policy) = scaling(t.spec, self.scaler.config(), paused)
+            && let Some(d) = self.autoscale(&calls, t, &mut report, &policy, Reading::Missing, &mut r).await?
+        {
+            r.status.last_scaling = Some(d);
+        }
+        let native = (t.spec.scaling.mode == ScalingMode::AwsNative).then(|| {
+            let s = &t.spec.scaling;
+            let svc = &report.service;
+            native::rules(
+                &svc.cluster,
+                &svc.name,
+                (s.min, s.max),
+                Some(s.cpu_target_percent),
+                None,
+                s.scale_in_after_idle_seconds,
+            )
+        });
+        r.status.scalable_target = self
+            .native_scaling(&calls, t, t.status.scalable_target.as_deref(), native.as_ref(), &t.spec.tags, &mut r)
             .await?;
         report.fill(&mut r, self.config.poll_in_flight);
         r.status.service = Some(report.service.clone());
@@ -388,6 +425,11 @@ impl Workloads {
     ) -> Result<Teardown<RelayStatus>, ReconcileError> {
         let calls = self.calls(gate);
         let policy = t.spec.deletion_policy;
+        if let Some(id) = &t.status.scalable_target
+            && policy == DeletionPolicy::Delete
+        {
+            self.remove_native_scaling(&calls, id, &mut vec![]).await?;
+        }
         let services = t.status.service.iter().chain(&t.status.retiring_services);
         let mut draining = vec![];
         for s in services {

@@ -11,15 +11,17 @@ use std::time::Duration;
 use api_types::Event;
 use api_types::common::DeletionPolicy;
 use api_types::condition::{Condition, reason};
-use api_types::relay::Replicas;
+use api_types::relay::{Replicas, ScalingDecision};
 use api_types::status::ServiceRef;
 
 use super::ownership::{Claim, claim};
 use super::{Calls, Workloads};
+use crate::autoscale::{self, Policy, Reading, Reason};
 use crate::cloud::ecs::{
     DeploymentConfig, LoadBalancerRef, NetworkConfig, RolloutState, Service, ServiceInput, ServiceState, ServiceUpdate,
     TaskDefinitionInput,
 };
+use crate::cloud::metrics::ServiceKey;
 use crate::cloud::{Ecs, ErrorKind, TAG_NAME, TAG_RENDER_HASH, TAG_UID, Tags};
 use crate::names;
 use crate::reconcile::{ReconcileError, Reconciled, Target};
@@ -140,11 +142,22 @@ fn same_network(a: &NetworkConfig, b: &NetworkConfig) -> bool {
 }
 
 /// The tags Mooring puts on a service it creates or adopts.
-fn service_tags<S, St>(target: &Target<'_, S, St>, user: &Tags) -> Tags {
+pub(super) fn service_tags<S, St>(target: &Target<'_, S, St>, user: &Tags) -> Tags {
     let mut tags = user.clone();
     tags.insert(TAG_UID.to_string(), target.uid.to_string());
     tags.insert(TAG_NAME.to_string(), format!("{}/{}", target.namespace, target.name));
     tags
+}
+
+/// How many of a service's running tasks have scale-in protection on (of
+/// the first [`MAX_LISTED_TASKS`](crate::cloud::ecs::MAX_LISTED_TASKS)).
+async fn protected_tasks(calls: &Calls<'_>, cluster: &str, service: &str) -> Result<u32, ReconcileError> {
+    let tasks = calls.ecs.list_service_tasks(cluster, service).await?;
+    let mut protected = 0;
+    for chunk in tasks.chunks(crate::cloud::ecs::MAX_TASK_PROTECTION) {
+        protected += calls.ecs.protected_tasks(cluster, chunk).await?.len() as u32;
+    }
+    Ok(protected)
 }
 
 impl Workloads {
@@ -258,7 +271,14 @@ impl Workloads {
                 }
             }
         };
-        Ok(self.read_service(target, record, &service, td_arn, memory, changed, events))
+        // Tasks beyond the desired count that ECS keeps because they set
+        // scale-in protection (a worker busy with a message).
+        let protected = if service.running_count > service.desired_count && service.state == ServiceState::Active {
+            protected_tasks(calls, cluster, name).await?
+        } else {
+            0
+        };
+        Ok(self.read_service(target, record, &service, td_arn, memory, changed, protected, events))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -322,13 +342,18 @@ impl Workloads {
         td_arn: &str,
         memory: &EcsRecord<'_>,
         changed: bool,
+        protected: u32,
         events: &mut Vec<Event>,
     ) -> ServiceReport {
         let (g, now) = (target.generation, target.now);
         let failed = rollout_failed(s, td_arn) || memory.failed_task_definition_arn == Some(td_arn);
         let primary = s.primary();
         let rolling = !failed && (changed || primary.is_none_or(|p| p.rollout == RolloutState::InProgress));
-        let running = format!("{}/{} tasks running", s.running_count, s.desired_count);
+        let mut running = format!("{}/{} tasks running", s.running_count, s.desired_count);
+        let extra = s.running_count.saturating_sub(s.desired_count);
+        if protected > 0 {
+            running.push_str(&format!(" ({protected} protected from scale-in)"));
+        }
         let mut conditions = vec![Condition::synced(g, now)];
         if failed {
             let why = s
@@ -346,11 +371,16 @@ impl Workloads {
             conditions.push(Condition::not_degraded(g, now));
             if rolling {
                 conditions.push(Condition::progressing(reason::ROLLING_OUT, running.clone(), g, now));
+            } else if protected > 0 && extra > 0 {
+                // Still in motion: the protected tasks stop when they drop protection.
+                conditions.push(Condition::progressing(reason::SCALE_IN_PROTECTED, running.clone(), g, now));
             } else {
                 conditions.push(Condition::settled(reason::ROLLOUT_COMPLETE, "", g, now));
             }
         }
-        let steady = !rolling && s.running_count == s.desired_count && s.state == ServiceState::Active;
+        // Protected tasks above the desired count finish their work first: steady all the same.
+        let steady =
+            !rolling && s.running_count >= s.desired_count && extra <= protected && s.state == ServiceState::Active;
         conditions.push(if steady {
             let why = if s.desired_count == 0 { reason::SCALED_TO_ZERO } else { reason::SERVICE_STEADY };
             Condition::ready(why, running, g, now)
@@ -366,6 +396,7 @@ impl Workloads {
                 desired: s.desired_count,
                 running: s.running_count,
                 pending: (s.pending_count > 0).then_some(s.pending_count),
+                protected: (protected > 0).then_some(protected),
             },
             steady,
         }
@@ -438,6 +469,60 @@ impl Workloads {
         }
         *retiring = left;
         Ok(())
+    }
+
+    /// Decides the service's count (`scaling.mode: controller`) and applies a
+    /// change with one UpdateService: the decision with its inputs goes into
+    /// `lastScaling` and a `ScaledOut`/`ScaledIn` event. Asks to look again
+    /// after the scaling interval.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn autoscale<S, St>(
+        &self,
+        calls: &Calls<'_>,
+        t: &Target<'_, S, St>,
+        report: &mut ServiceReport,
+        policy: &Policy,
+        backlog: Reading<u64>,
+        r: &mut Reconciled<St>,
+    ) -> Result<Option<ScalingDecision>, ReconcileError> {
+        let service = &report.service;
+        let paused = autoscale::paused(t.annotations);
+        r.requeue(self.scaler.config().interval);
+        let inputs = autoscale::Inputs {
+            uid: t.uid,
+            service: ServiceKey { cluster: service.cluster.clone(), service: service.name.clone() },
+            current: report.replicas.desired,
+            backlog,
+            paused,
+        };
+        let d = self.scaler.decide(&calls.metrics, policy, inputs).await;
+        if !d.changes() {
+            return Ok(None);
+        }
+        let update = ServiceUpdate {
+            cluster: service.cluster.clone(),
+            name: service.name.clone(),
+            desired_count: Some(d.to),
+            ..Default::default()
+        };
+        let s = calls.ecs.update_service(&update).await?;
+        self.observer.record(&s);
+        report.replicas.desired = d.to;
+        let numbers: Vec<String> = d.inputs.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let why = format!("{} → {} ({}): {}", d.from, d.to, d.reason.as_str(), numbers.join(", "));
+        let reason = if d.to > d.from { "ScaledOut" } else { "ScaledIn" };
+        r.events.push(if d.reason == Reason::Paused {
+            Event::warning("ScalingPaused", format!("pinned by {}: {why}", autoscale::PAUSE_ANNOTATION))
+        } else {
+            Event::normal(reason, why)
+        });
+        Ok(Some(ScalingDecision {
+            from: d.from,
+            to: d.to,
+            reason: d.reason.as_str().to_string(),
+            inputs: d.inputs,
+            time: t.now,
+        }))
     }
 
     /// The desired count of a recorded service, if it exists and is ours (a

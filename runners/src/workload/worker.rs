@@ -17,7 +17,8 @@ use serde_json::json;
 
 use super::ownership::{Claim, claim};
 use super::service::{EcsRecord, ServiceWant, ecs_intent, network};
-use super::{Calls, Workloads, tags};
+use super::{Calls, Workloads, native, tags};
+use crate::autoscale::{Policy, Reading, ScaleConfig};
 use crate::cloud::ecs::DeploymentConfig;
 use crate::cloud::queues::QueueAttributes;
 use crate::cloud::{ErrorKind, Queues, TAG_NAME, TAG_UID, Tags};
@@ -25,6 +26,7 @@ use crate::gate::CallGate;
 use crate::names;
 use crate::reconcile::{Reconcile, ReconcileError, Reconciled, Target, Teardown};
 use crate::render::{self, Owner};
+use api_types::relay::ScalingMode;
 
 /// A worker, as the runner sees it.
 pub type WorkerTarget<'a> = Target<'a, WorkerSpec, WorkerStatus>;
@@ -44,6 +46,30 @@ fn want(spec: &WorkerSpec) -> ServiceWant {
         // Workers roll like relays: circuit breaker with rollback, never below the running count.
         deployment: DeploymentConfig::default(),
         grace: None,
+    }
+}
+
+/// The autoscaler's policy for a worker, when Mooring's controller scales it.
+fn scaling(spec: &WorkerSpec, config: &ScaleConfig, paused: bool) -> Option<Policy> {
+    let s = &spec.scaling;
+    (s.mode == ScalingMode::Controller && (s.max > s.min || paused)).then(|| Policy {
+        min: s.min,
+        max: s.max,
+        cpu_target: s.cpu_target_percent.map(f64::from),
+        queue_target: Some(s.queue_depth_target),
+        scale_in_after: Duration::from_secs(u64::from(s.scale_in_after_idle_seconds)),
+        tolerance: config.tolerance,
+        step_period: config.step_period,
+    })
+}
+
+/// Visible + in-flight messages (in-flight ones are work not yet done: a
+/// worker busy with them must not be scaled away).
+fn backlog(attrs: &QueueAttributes) -> Reading<u64> {
+    let count = |k: &str| attrs.get(k).and_then(|v| v.parse::<u64>().ok());
+    match (count("ApproximateNumberOfMessages"), count("ApproximateNumberOfMessagesNotVisible")) {
+        (Some(visible), Some(in_flight)) => Reading::Value(visible + in_flight),
+        _ => Reading::Missing,
     }
 }
 
@@ -170,10 +196,15 @@ impl Workloads {
         let (Some(dlq), Some(queue)) = (t.status.dead_letter_queue.clone(), t.status.queue.clone()) else {
             return Ok(r);
         };
-        let dlq = self.ensure_queue(&calls, t, dlq, &queue_attributes(spec, None), &mut r.events).await?;
+        let (dlq, _) = self.ensure_queue(&calls, t, dlq, &queue_attributes(spec, None), &mut r.events).await?;
         let queue_want = queue_attributes(spec, dlq.arn.as_deref());
-        let queue = self.ensure_queue(&calls, t, queue, &queue_want, &mut r.events).await?;
+        let (queue, attrs) = self.ensure_queue(&calls, t, queue, &queue_want, &mut r.events).await?;
+        let backlog = backlog(&attrs);
+        if let Reading::Value(b) = backlog {
+            r.status.backlog = Some(b);
+        }
         let queue_url = queue.url.clone().unwrap_or_default();
+        let queue_name = queue.name.clone();
         r.status.dead_letter_queue = Some(dlq);
         r.status.queue = Some(queue);
 
@@ -190,7 +221,7 @@ impl Workloads {
         let td_arn =
             self.task_definition(&calls, t, &input, t.status.task_definition_arn.as_deref(), &mut r.events).await?;
         let initial = self.initial_count(&calls, t, &intent.service, &intent.retiring, spec.scaling.min).await?;
-        let report = self
+        let mut report = self
             .ensure_service(
                 &calls,
                 t,
@@ -203,6 +234,28 @@ impl Workloads {
                 &spec.tags,
                 &mut r.events,
             )
+            .await?;
+        let paused = crate::autoscale::paused(t.annotations).is_some();
+        if let Some(policy) = scaling(spec, self.scaler.config(), paused)
+            && let Some(d) = self.autoscale(&calls, t, &mut report, &policy, backlog, &mut r).await?
+        {
+            r.status.last_scaling = Some(d);
+        }
+        let native = (spec.scaling.mode == ScalingMode::AwsNative).then(|| {
+            let s = &spec.scaling;
+            let svc = &report.service;
+            let backlog = Some((queue_name.as_str(), s.queue_depth_target));
+            native::rules(
+                &svc.cluster,
+                &svc.name,
+                (s.min, s.max),
+                s.cpu_target_percent,
+                backlog,
+                s.scale_in_after_idle_seconds,
+            )
+        });
+        r.status.scalable_target = self
+            .native_scaling(&calls, t, t.status.scalable_target.as_deref(), native.as_ref(), &spec.tags, &mut r)
             .await?;
         report.fill(&mut r, self.config.poll_in_flight);
         r.status.service = Some(report.service.clone());
@@ -242,7 +295,7 @@ impl Workloads {
         mut rec: QueueRef,
         want: &QueueAttributes,
         events: &mut Vec<Event>,
-    ) -> Result<QueueRef, ReconcileError> {
+    ) -> Result<(QueueRef, QueueAttributes), ReconcileError> {
         let name = rec.name.clone();
         let mut found = None;
         if let Some(url) = &rec.url {
@@ -274,7 +327,7 @@ impl Workloads {
                 let attrs = calls.queues.queue_attributes(&url).await?;
                 rec.arn = attrs.get("QueueArn").cloned();
                 rec.url = Some(url);
-                return Ok(rec);
+                return Ok((rec, attrs));
             }
         };
         rec.arn = have.get("QueueArn").cloned();
@@ -286,7 +339,7 @@ impl Workloads {
                 drift.keys().map(|k| format!("{k} was {}", have.get(k).map_or("unset", |v| v.as_str()))).collect();
             events.push(Event::warning("DriftCorrected", format!("queue {name}: {}; set back", fields.join(", "))));
         }
-        Ok(rec)
+        Ok((rec, have))
     }
 
     /// Tears a worker down: every service its status records per
@@ -299,6 +352,11 @@ impl Workloads {
     ) -> Result<Teardown<WorkerStatus>, ReconcileError> {
         let calls = self.calls(gate);
         let spec = t.spec;
+        if let Some(id) = &t.status.scalable_target
+            && spec.deletion_policy == DeletionPolicy::Delete
+        {
+            self.remove_native_scaling(&calls, id, &mut vec![]).await?;
+        }
         let mut draining = vec![];
         for s in t.status.service.iter().chain(&t.status.retiring_services) {
             if !self.retire_service(&calls, t, s, spec.deletion_policy).await? {

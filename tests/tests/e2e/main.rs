@@ -3,6 +3,7 @@
 //! parallel (each with its own database, Redis prefix and ports; see `tests/src`).
 
 mod audit;
+mod autoscaling;
 mod aws;
 mod aws_identity;
 mod cli;

@@ -1,0 +1,28 @@
+//! CloudWatch, as the autoscaler uses it: the average CPU of ECS services.
+//!
+//! Contract (both implementations): one call answers at most
+//! [`MAX_METRIC_QUERIES`] services (GetMetricData's limit), in the order
+//! asked; a service without a recent datapoint (no tasks, a new service) is
+//! `None`, not an error.
+
+use async_trait::async_trait;
+
+use super::CloudResult;
+
+/// GetMetricData takes at most this many queries.
+pub const MAX_METRIC_QUERIES: usize = 500;
+
+/// An ECS service, as CloudWatch's `AWS/ECS` dimensions name it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceKey {
+    pub cluster: String,
+    pub service: String,
+}
+
+/// CloudWatch, as Mooring uses it.
+#[async_trait]
+pub trait Metrics: Send + Sync {
+    /// The latest average `CPUUtilization` (percent) of each service over the
+    /// last minutes; `None` where CloudWatch has no datapoint.
+    async fn service_cpu(&self, services: &[ServiceKey]) -> CloudResult<Vec<Option<f64>>>;
+}

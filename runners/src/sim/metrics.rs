@@ -1,0 +1,47 @@
+//! Simulated CloudWatch: a service's CPU follows the load set on it (in
+//! percent of one task's CPU), shared by its running tasks, so scaling out
+//! brings the average down as it would in AWS.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::Inner;
+use crate::cloud::metrics::{MAX_METRIC_QUERIES, Metrics, ServiceKey};
+use crate::cloud::{CloudError, CloudResult, ErrorKind, ops};
+
+/// The CloudWatch facade of a [`super::SimCloud`].
+pub(super) struct SimMetrics(pub(super) Arc<Inner>);
+
+/// The load of each service, by (cluster, service).
+#[derive(Default)]
+pub(super) struct MetricsState {
+    pub(super) load: BTreeMap<(String, String), f64>,
+}
+
+#[async_trait]
+impl Metrics for SimMetrics {
+    async fn service_cpu(&self, services: &[ServiceKey]) -> CloudResult<Vec<Option<f64>>> {
+        let op = ops::GET_METRIC_DATA;
+        if services.len() > MAX_METRIC_QUERIES {
+            return Err(CloudError::new(
+                &op,
+                ErrorKind::Invalid,
+                format!("ValidationError: {} queries; at most {MAX_METRIC_QUERIES}", services.len()),
+            ));
+        }
+        self.0
+            .call(op, "cpu", |st, ctx| {
+                Ok(services
+                    .iter()
+                    .map(|k| {
+                        let running = st.ecs.service(&k.cluster, &k.service, ctx).map_or(0, |s| s.running_count);
+                        let load = st.metrics.load.get(&(k.cluster.clone(), k.service.clone())).copied()?;
+                        (running > 0).then(|| (load / f64::from(running)).min(100.0))
+                    })
+                    .collect())
+            })
+            .await
+    }
+}
