@@ -70,6 +70,13 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..s.len().min(max)]
 }
 
+/// An ECS cluster's name from `spec.cluster`, which may be its name or its
+/// ARN (`arn:aws:ecs:REGION:ACCOUNT:cluster/NAME`): CloudWatch dimensions and
+/// Application Auto Scaling resource ids take the name only.
+pub fn cluster_name(cluster: &str) -> &str {
+    if cluster.starts_with("arn:") { cluster.rsplit('/').next().unwrap_or(cluster) } else { cluster }
+}
+
 /// The ElastiCache replication group id: a readable prefix of the name and 8
 /// hex digits of the uid (lowercase, starts with a letter, no `--`, ≤ 40).
 pub fn cache_id(name: &str, uid: &str) -> String {
@@ -117,6 +124,12 @@ pub fn claims(doc: &AnyResource) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cluster_by_name_or_arn() {
+        assert_eq!(cluster_name("prod"), "prod");
+        assert_eq!(cluster_name("arn:aws:ecs:us-east-1:123456789012:cluster/prod"), "prod");
+    }
 
     #[test]
     fn names_fit_aws_limits() {

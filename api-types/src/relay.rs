@@ -280,7 +280,6 @@ impl Validate for RelaySpec {
     }
 }
 
-/// `min ≤ max` for a scaling block.
 /// The bounds of a scaling block: `max ≥ min`, and `aws-native` cannot start
 /// from zero (AWS target tracking never leaves a count of 0: refused rather
 /// than rendered as something that would never wake up).

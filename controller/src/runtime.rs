@@ -420,13 +420,14 @@ impl Controller {
     }
 }
 
-/// The lane a resource's next look waits in: resources that exist (once
-/// applied to AWS) and deletions go ahead of first creates.
+/// The lane a resource's next look waits in: resources that exist — changed
+/// since they were created, or applied to AWS (`Synced=True`) — and deletions
+/// go ahead of first creates.
 fn lane_of(r: &StoredResource) -> Lane {
-    let applied_once = r.status["conditions"]
+    let synced = r.status["conditions"]
         .as_array()
         .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Synced" && c["status"] == "True"));
-    if applied_once || r.deletion_timestamp.is_some() { Lane::Urgent } else { Lane::Routine }
+    if synced || r.generation > 1 || r.deletion_timestamp.is_some() { Lane::Urgent } else { Lane::Routine }
 }
 
 /// A teardown found AWS clean.

@@ -29,7 +29,8 @@ fn relay(i: usize) -> Value {
         "spec": {
             "cluster": format!("c{}", i % CLUSTERS),
             "containers": [{"name": "api", "image": "ghcr.io/acme/api:1.0", "port": 8080}],
-            "scaling": {"min": 1, "max": 3}
+            // A fixed count: a scaling relay is looked at every scaling interval, which is not a resync.
+            "scaling": {"min": 1, "max": 1}
         }
     })
 }

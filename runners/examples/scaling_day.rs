@@ -36,6 +36,7 @@ fn main() {
                 scale_in_after: Duration::from_secs(600),
                 tolerance: 0.1,
                 step_period: Duration::from_secs(60),
+                max_gap: Duration::from_secs(60),
             },
             15,
         );

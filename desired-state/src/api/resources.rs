@@ -555,8 +555,19 @@ async fn rollback_in(
     // status writes also move the version: the client did not send one, so a
     // conflict here is the server's own race and is retried on a fresh read.
     let mut attempt = 1;
+    let mut first_uid = None;
     let out = loop {
         let current = state.store.get(kind, namespace, name).await?;
+        // Deleted and created again since the first read: not the resource asked about.
+        if *first_uid.get_or_insert(current.uid) != current.uid {
+            return Err(StoreError::Conflict {
+                kind,
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                reason: "it was deleted and created again during the rollback; look at its history again".into(),
+            }
+            .into());
+        }
         let doc = json!({
             "apiVersion": api_types::API_VERSION,
             "kind": kind.as_str(),

@@ -29,7 +29,9 @@ pub const FAILURES_BEFORE_HOLD: u32 = 3;
 /// What the spec asks of the scaler.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
+    /// The fewest replicas.
     pub min: u32,
+    /// The most replicas.
     pub max: u32,
     /// Average CPU percent per task to keep (relays; workers when they ask).
     pub cpu_target: Option<f64>,
@@ -42,6 +44,10 @@ pub struct Policy {
     /// The period a scale-out step is bounded over (60 s); zero: no bound
     /// (for comparisons, such as the scaling day's).
     pub step_period: Duration,
+    /// The longest gap between two observations that still counts as
+    /// watching (a few decision intervals); a longer one starts the activity
+    /// window over.
+    pub max_gap: Duration,
 }
 
 /// One metric as read this time.
@@ -158,10 +164,19 @@ pub fn decide(policy: &Policy, obs: &Observation, memory: &mut Memory, now: Inst
     let decision =
         |to: u32, reason: Reason, inputs: BTreeMap<String, f64>| Decision { from: current, to, reason, inputs };
     if let Some(n) = obs.paused {
+        // The window starts over when the pause ends.
+        *memory = Memory { failures: memory.failures, ..Memory::new(now) };
         return decision(clamp(n, policy), Reason::Paused, inputs);
     }
+    // A gap in the observations (an outage, another owner for a while) starts
+    // the window over: it must be watched in full before a scale-in.
+    if memory.proposals.back().is_some_and(|(t, _)| now.saturating_duration_since(*t) > policy.max_gap) {
+        *memory = Memory { failures: memory.failures, ..Memory::new(now) };
+    }
 
-    // One proposal per metric that answered.
+    // One proposal per metric that answered. An empty queue (nothing visible,
+    // nothing in flight) means no work, whatever the CPU says.
+    let queue_idle = policy.queue_target.is_some() && obs.backlog == Reading::Value(0);
     let mut proposals = vec![];
     let mut incomplete = false;
     let mut failed = false;
@@ -170,7 +185,7 @@ pub fn decide(policy: &Policy, obs: &Observation, memory: &mut Memory, now: Inst
         match obs.cpu {
             Reading::Value(cpu) => {
                 inputs.insert("cpuPercent".into(), cpu);
-                if current > 0 {
+                if current > 0 && !queue_idle {
                     let ratio = cpu / target;
                     let p = if (ratio - 1.0).abs() <= policy.tolerance {
                         current
@@ -203,7 +218,10 @@ pub fn decide(policy: &Policy, obs: &Observation, memory: &mut Memory, now: Inst
         }
     }
     memory.failures = if failed { memory.failures + 1 } else { 0 };
-    if memory.failures >= FAILURES_BEFORE_HOLD {
+    // Failing reads with no other metric answering: the count holds. (With
+    // another metric answering, it still scales out; the failure only blocks
+    // scale-in, below.)
+    if memory.failures >= FAILURES_BEFORE_HOLD && proposals.is_empty() {
         inputs.insert("failures".into(), f64::from(memory.failures));
         return decision(current, Reason::MetricsFailing, inputs);
     }
@@ -269,6 +287,7 @@ mod tests {
             scale_in_after: Duration::from_secs(600),
             tolerance: 0.1,
             step_period: Duration::from_secs(60),
+            max_gap: Duration::from_secs(60),
         }
     }
 
@@ -350,7 +369,8 @@ mod tests {
 
     #[test]
     fn scale_in_waits_for_a_full_idle_window_then_takes_its_highest_proposal() {
-        let p = Policy { cpu_target: None, min: 0, ..policy() };
+        // Sparse readings here: a gap of minutes still counts as watching.
+        let p = Policy { cpu_target: None, min: 0, max_gap: Duration::from_secs(3600), ..policy() };
         let t0 = Instant::now();
         let mut m = Memory::new(t0);
         let at = |s: u64| t0 + Duration::from_secs(s);
@@ -379,9 +399,47 @@ mod tests {
             assert_eq!((d.to, d.reason), (6, Reason::MetricsIncomplete), "a failing metric never scales in");
         }
         let d = decide(&p, &obs(6, Failed, Value(9000)), &mut m, t0 + Duration::from_secs(3));
+        assert_eq!((d.to, d.reason), (12, Reason::ScaleOut), "the queue still scales out while CPU fails");
+        // With no other metric, the third failure in a row holds the count.
+        let cpu_only = Policy { queue_target: None, ..policy() };
+        let mut m = Memory::new(t0 - Duration::from_secs(3600));
+        for i in 0..2 {
+            assert_eq!(decide(&cpu_only, &obs(6, Failed, Missing), &mut m, t0 + Duration::from_secs(i)).to, 6);
+        }
+        let d = decide(&cpu_only, &obs(6, Failed, Missing), &mut m, t0 + Duration::from_secs(3));
         assert_eq!((d.to, d.reason), (6, Reason::MetricsFailing), "the third failure in a row holds");
-        let d = decide(&p, &obs(6, Value(70.0), Value(9000)), &mut m, t0 + Duration::from_secs(4));
+        let d = decide(&cpu_only, &obs(6, Value(140.0), Missing), &mut m, t0 + Duration::from_secs(4));
         assert_eq!((d.to, d.reason), (12, Reason::ScaleOut), "a good read clears the hold");
+    }
+
+    #[test]
+    fn a_gap_in_the_observations_starts_the_window_over() {
+        let p = Policy { cpu_target: None, min: 0, ..policy() };
+        let t0 = Instant::now();
+        let mut m = Memory::new(t0);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(decide(&p, &obs(4, Missing, Value(2000)), &mut m, at(0)).to, 4);
+        // Nothing observed for half an hour (an outage), then one quiet reading: no scale-in yet.
+        let d = decide(&p, &obs(4, Missing, Value(0)), &mut m, at(1800));
+        assert_eq!((d.to, d.reason), (4, Reason::AwaitingIdleWindow), "{d:?}");
+        // A full window of quiet readings later, it goes.
+        for s in (1815..2400).step_by(15) {
+            decide(&p, &obs(4, Missing, Value(0)), &mut m, at(s));
+        }
+        assert_eq!(decide(&p, &obs(4, Missing, Value(0)), &mut m, at(2401)).to, 0);
+    }
+
+    #[test]
+    fn an_idle_queue_takes_a_worker_with_a_cpu_target_to_zero() {
+        let p = Policy { min: 0, ..policy() };
+        let t0 = Instant::now();
+        let mut m = Memory::new(t0);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        for s in (0..600).step_by(15) {
+            decide(&p, &obs(1, Value(3.0), Value(0)), &mut m, at(s));
+        }
+        let d = decide(&p, &obs(1, Value(3.0), Value(0)), &mut m, at(601));
+        assert_eq!((d.to, d.reason), (0, Reason::ScaleIn), "idle CPU does not keep a worker with no messages: {d:?}");
     }
 
     #[test]

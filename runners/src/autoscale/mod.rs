@@ -25,6 +25,9 @@ pub use decision::{Decision, Memory, Observation, Policy, Reading, Reason, decid
 
 use crate::cloud::metrics::{Metrics, ServiceKey};
 
+/// The period a scale-out step is bounded over (HPA's default).
+pub const STEP_PERIOD: Duration = Duration::from_secs(60);
+
 /// The annotation that pins a scaling resource's count (`"N"`), for incidents.
 pub const PAUSE_ANNOTATION: &str = "mooring/scaling-paused";
 
@@ -41,7 +44,7 @@ pub struct ScaleConfig {
 
 impl Default for ScaleConfig {
     fn default() -> Self {
-        ScaleConfig { interval: Duration::from_secs(15), tolerance: 0.1, step_period: Duration::from_secs(60) }
+        ScaleConfig { interval: Duration::from_secs(15), tolerance: 0.1, step_period: STEP_PERIOD }
     }
 }
 

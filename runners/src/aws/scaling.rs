@@ -11,7 +11,7 @@ use aws_sdk_applicationautoscaling::types::{
 };
 
 use super::error::cloud_error;
-use crate::cloud::scaling::{AppScaling, POLICY_PREFIX, ScalableTarget, TrackedMetric, TrackingPolicy};
+use crate::cloud::scaling::{AppScaling, ScalableTarget, TrackedMetric, TrackingPolicy};
 use crate::cloud::{CloudError, CloudResult, ErrorKind, Op, Tags, ops};
 
 /// Application Auto Scaling through the SDK.
@@ -185,12 +185,11 @@ impl AppScaling for SdkAppScaling {
         Ok(out
             .scaling_policies()
             .iter()
-            .filter(|p| {
-                p.policy_name().starts_with(POLICY_PREFIX) && p.policy_type() == &PolicyType::TargetTrackingScaling
-            })
             .map(|p| {
-                let rendered =
-                    p.target_tracking_scaling_policy_configuration().and_then(|c| policy_of(p.policy_name(), c));
+                let rendered = p
+                    .target_tracking_scaling_policy_configuration()
+                    .filter(|_| p.policy_type() == &PolicyType::TargetTrackingScaling)
+                    .and_then(|c| policy_of(p.policy_name(), c));
                 rendered.unwrap_or(TrackingPolicy {
                     name: p.policy_name().to_string(),
                     metric: TrackedMetric::Unrecognized,

@@ -18,9 +18,10 @@ pub const ECS_DESIRED_COUNT: &str = "ecs:service:DesiredCount";
 /// The prefix of the policies Mooring puts; others on the same target are left alone.
 pub const POLICY_PREFIX: &str = "mooring-";
 
-/// The resource id of an ECS service's scalable target.
+/// The resource id of an ECS service's scalable target (the cluster by name,
+/// even when the spec gives its ARN).
 pub fn resource_id(cluster: &str, service: &str) -> String {
-    format!("service/{cluster}/{service}")
+    format!("service/{}/{service}", crate::names::cluster_name(cluster))
 }
 
 /// A scalable target: the bounds AWS keeps the desired count in.
@@ -40,8 +41,8 @@ pub enum TrackedMetric {
     /// queue) / the service's running tasks (Container Insights'
     /// `RunningTaskCount`).
     BacklogPerTask { queue: String, cluster: String, service: String },
-    /// A `mooring-*` policy AWS holds in a form Mooring does not render (edited
-    /// by hand): it never equals a rendered one, so it is put again or deleted.
+    /// A policy in a form Mooring does not render (someone else's, or one of
+    /// Mooring's edited by hand): it never equals a rendered one.
     Unrecognized,
 }
 
@@ -68,8 +69,9 @@ pub trait AppScaling: Send + Sync {
     /// Deregisters the target and with it its policies. Not found is an error
     /// of kind `NotFound`.
     async fn deregister_target(&self, resource_id: &str) -> CloudResult<()>;
-    /// The target-tracking policies on `resource_id` whose names start with
-    /// [`POLICY_PREFIX`].
+    /// Every scaling policy on `resource_id` (Mooring's are named with
+    /// [`POLICY_PREFIX`]; a policy not in a form Mooring renders reads as
+    /// [`TrackedMetric::Unrecognized`]).
     async fn describe_policies(&self, resource_id: &str) -> CloudResult<Vec<TrackingPolicy>>;
     /// Puts (creates or replaces) a policy.
     async fn put_policy(&self, resource_id: &str, policy: &TrackingPolicy) -> CloudResult<()>;

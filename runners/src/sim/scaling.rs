@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{Inner, check_tags};
-use crate::cloud::scaling::{AppScaling, POLICY_PREFIX, ScalableTarget, TrackingPolicy};
+use crate::cloud::scaling::{AppScaling, ScalableTarget, TrackingPolicy};
 use crate::cloud::{CloudError, CloudResult, ErrorKind, Tags, ops};
 
 /// The Application Auto Scaling facade of a [`super::SimCloud`].
@@ -98,7 +98,7 @@ impl AppScaling for SimAppScaling {
                     .scaling
                     .policies
                     .iter()
-                    .filter(|((rid, name), _)| rid == resource_id && name.starts_with(POLICY_PREFIX))
+                    .filter(|((rid, _), _)| rid == resource_id)
                     .map(|(_, p)| p.clone())
                     .collect())
             })

@@ -28,13 +28,13 @@ use api_types::event::Event;
 
 use super::service::service_tags;
 use super::{Calls, Workloads};
-use crate::cloud::scaling::{ScalableTarget, TrackedMetric, TrackingPolicy, resource_id};
+use crate::cloud::scaling::{POLICY_PREFIX, ScalableTarget, TrackedMetric, TrackingPolicy, resource_id};
 use crate::cloud::{AppScaling, ErrorKind, Tags};
 use crate::reconcile::{ReconcileError, Reconciled, Target};
 
-/// The scale-out cooldown of every rendered policy (the step period of the
-/// controller's autoscaler).
-pub const SCALE_OUT_COOLDOWN: u32 = 60;
+/// The scale-out cooldown of every rendered policy: the step period of the
+/// controller's autoscaler.
+pub const SCALE_OUT_COOLDOWN: u32 = crate::autoscale::STEP_PERIOD.as_secs() as u32;
 
 /// What AWS should hold for one service.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +67,7 @@ pub(super) fn rules(
     if let Some((queue, per_task)) = backlog {
         let metric = TrackedMetric::BacklogPerTask {
             queue: queue.to_string(),
-            cluster: cluster.to_string(),
+            cluster: crate::names::cluster_name(cluster).to_string(),
             service: service.to_string(),
         };
         policies.push(policy("mooring-backlog", metric, f64::from(per_task)));
@@ -76,6 +76,11 @@ pub(super) fn rules(
         target: ScalableTarget { resource_id: resource_id(cluster, service), min, max: max.max(min) },
         policies,
     }
+}
+
+/// Mooring's policies among a target's (others are left alone).
+fn ours(policies: Vec<TrackingPolicy>) -> Vec<TrackingPolicy> {
+    policies.into_iter().filter(|p| p.name.starts_with(POLICY_PREFIX)).collect()
 }
 
 impl Workloads {
@@ -134,7 +139,7 @@ impl Workloads {
                 Some(_) => Event::normal("ScalableTargetUpdated", what),
             });
         }
-        let current = calls.scaling.describe_policies(id).await?;
+        let current = ours(calls.scaling.describe_policies(id).await?);
         for want in &rules.policies {
             if !current.iter().any(|p| p == want) {
                 calls.scaling.put_policy(id, want).await?;
@@ -166,12 +171,21 @@ impl Workloads {
             Err(e) if gone(&e) => vec![],
             Err(e) => return Err(e.into()),
         };
-        for p in policies {
+        let others = policies.iter().filter(|p| !p.name.starts_with(POLICY_PREFIX)).count();
+        for p in ours(policies) {
             match calls.scaling.delete_policy(recorded, &p.name).await {
                 Ok(()) => {}
                 Err(e) if gone(&e) => {}
                 Err(e) => return Err(e.into()),
             }
+        }
+        if others > 0 {
+            // Deregistering would delete someone else's policies with it.
+            events.push(Event::normal(
+                "ScalableTargetKept",
+                format!("{recorded}: Mooring's policies deleted; {others} other policies keep the target"),
+            ));
+            return Ok(());
         }
         match calls.scaling.deregister_target(recorded).await {
             Ok(()) => events.push(Event::normal("ScalableTargetDeregistered", format!("{recorded} and its policies"))),

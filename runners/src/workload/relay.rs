@@ -75,6 +75,7 @@ fn scaling(spec: &RelaySpec, config: &ScaleConfig, paused: bool) -> Option<Polic
         scale_in_after: Duration::from_secs(u64::from(s.scale_in_after_idle_seconds)),
         tolerance: config.tolerance,
         step_period: config.step_period,
+        max_gap: config.interval * 4,
     })
 }
 
@@ -212,10 +213,13 @@ impl Workloads {
             )
             .await?;
         let paused = crate::autoscale::paused(t.annotations).is_some();
-        if let Some(policy) = scaling(t.spec, self.scaler.config(), paused)
-            && let Some(d) = self.autoscale(&calls, t, &mut report, &policy, Reading::Missing, &mut r).await?
-        {
-            r.status.last_scaling = Some(d);
+        match scaling(t.spec, self.scaler.config(), paused) {
+            Some(policy) => {
+                if let Some(d) = self.autoscale(&calls, t, &mut report, &policy, Reading::Missing, &mut r).await? {
+                    r.status.last_scaling = Some(d);
+                }
+            }
+            None => self.scaler.forget(t.uid),
         }
         let native = (t.spec.scaling.mode == ScalingMode::AwsNative).then(|| {
             let s = &t.spec.scaling;
@@ -425,6 +429,7 @@ impl Workloads {
     ) -> Result<Teardown<RelayStatus>, ReconcileError> {
         let calls = self.calls(gate);
         let policy = t.spec.deletion_policy;
+        self.scaler.forget(t.uid);
         if let Some(id) = &t.status.scalable_target
             && policy == DeletionPolicy::Delete
         {

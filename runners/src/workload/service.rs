@@ -490,7 +490,10 @@ impl Workloads {
         r.requeue(self.scaler.config().interval);
         let inputs = autoscale::Inputs {
             uid: t.uid,
-            service: ServiceKey { cluster: service.cluster.clone(), service: service.name.clone() },
+            service: ServiceKey {
+                cluster: crate::names::cluster_name(&service.cluster).to_string(),
+                service: service.name.clone(),
+            },
             current: report.replicas.desired,
             backlog,
             paused,

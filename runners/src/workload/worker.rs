@@ -60,6 +60,7 @@ fn scaling(spec: &WorkerSpec, config: &ScaleConfig, paused: bool) -> Option<Poli
         scale_in_after: Duration::from_secs(u64::from(s.scale_in_after_idle_seconds)),
         tolerance: config.tolerance,
         step_period: config.step_period,
+        max_gap: config.interval * 4,
     })
 }
 
@@ -236,10 +237,13 @@ impl Workloads {
             )
             .await?;
         let paused = crate::autoscale::paused(t.annotations).is_some();
-        if let Some(policy) = scaling(spec, self.scaler.config(), paused)
-            && let Some(d) = self.autoscale(&calls, t, &mut report, &policy, backlog, &mut r).await?
-        {
-            r.status.last_scaling = Some(d);
+        match scaling(spec, self.scaler.config(), paused) {
+            Some(policy) => {
+                if let Some(d) = self.autoscale(&calls, t, &mut report, &policy, backlog, &mut r).await? {
+                    r.status.last_scaling = Some(d);
+                }
+            }
+            None => self.scaler.forget(t.uid),
         }
         let native = (spec.scaling.mode == ScalingMode::AwsNative).then(|| {
             let s = &spec.scaling;
@@ -352,6 +356,7 @@ impl Workloads {
     ) -> Result<Teardown<WorkerStatus>, ReconcileError> {
         let calls = self.calls(gate);
         let spec = t.spec;
+        self.scaler.forget(t.uid);
         if let Some(id) = &t.status.scalable_target
             && spec.deletion_policy == DeletionPolicy::Delete
         {
