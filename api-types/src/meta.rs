@@ -155,6 +155,11 @@ pub struct ObjectMeta {
     /// Server-set; a resource is removed only when this is empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub finalizers: Vec<String>,
+    /// Server-set: the git commit whose documents last created or changed the
+    /// resource through a GitOps sync (`mooring sync --revision`), kept when it is
+    /// later edited through the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_revision: Option<String>,
 }
 
 fn default_namespace() -> String {

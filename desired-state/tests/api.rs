@@ -417,7 +417,7 @@ async fn gitops_apply_records_the_commit_and_prunes_safely(pool: PgPool) {
         async move {
             api.call(
                 Method::POST,
-                &format!("/v1/apply?source=gitops&revision={sha}{extra}"),
+                &format!("/v1/apply?source=gitops&sourceName=platform&revision={sha}{extra}"),
                 Some(&api.admin),
                 docs(names),
             )
@@ -439,7 +439,7 @@ async fn gitops_apply_records_the_commit_and_prunes_safely(pool: PgPool) {
     let wipe = api
         .call(
             Method::POST,
-            &format!("/v1/apply?source=gitops&revision={sha}&prune=true"),
+            &format!("/v1/apply?source=gitops&sourceName=platform&revision={sha}&prune=true"),
             Some(&api.admin),
             Some(("application/json", "[]".into())),
         )
@@ -468,6 +468,39 @@ async fn gitops_apply_records_the_commit_and_prunes_safely(pool: PgPool) {
     assert_eq!(deleted(&mass), vec!["b", "e"], "{}", mass.text);
     assert_eq!(api.get(&format!("{RELAYS}/d")).await.status, StatusCode::OK);
     assert!(api.get(&format!("{RELAYS}/manual")).await.body["metadata"]["deletionTimestamp"].is_null());
+    assert_eq!(api.get(&format!("{RELAYS}/a")).await.body["metadata"]["appliedRevision"], sha);
+
+    // Another source: may neither take over "a" nor declare itself as "platform",
+    // prunes nothing of "platform", and a prune must name its source.
+    let other = |extra: &str, docs: Value| {
+        let path = format!("/v1/apply?source=gitops&sourceName=payments&revision={sha}{extra}");
+        let api = &api;
+        async move { api.call(Method::POST, &path, Some(&api.admin), Some(("application/json", docs.to_string()))).await }
+    };
+    let steal = other("", json!([relay("a", "default", "nginx:1")])).await;
+    assert_eq!(steal.status, StatusCode::CONFLICT, "{}", steal.text);
+    assert!(steal.text.contains("platform"), "{}", steal.text);
+    let mut claims = relay("p1", "default", "nginx:1");
+    claims["metadata"]["labels"] = json!({"mooring/source": "platform"});
+    let claimed = other("", json!([claims])).await;
+    assert_eq!(claimed.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", claimed.text);
+    assert_eq!(claimed.body["error"]["details"][0]["field"], "items[0].metadata.labels.mooring/source");
+    let own = other("&prune=true", json!([relay("p1", "default", "nginx:1"), relay("p2", "default", "nginx:1")])).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.text);
+    assert_eq!(
+        own.body["summary"]["delete"], 0,
+        "another source's resources are not this one's to prune: {}",
+        own.text
+    );
+    let unscoped = api
+        .call(
+            Method::POST,
+            &format!("/v1/apply?source=gitops&revision={sha}&prune=true"),
+            Some(&api.admin),
+            Some(("application/json", json!([relay("p1", "default", "nginx:1")]).to_string())),
+        )
+        .await;
+    assert_eq!(unscoped.status, StatusCode::BAD_REQUEST, "{}", unscoped.text);
 }
 
 #[sqlx::test(migrations = false)]

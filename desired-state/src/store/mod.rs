@@ -149,6 +149,15 @@ impl ChangeSource {
     pub fn gitops(actor: impl Into<String>, commit: impl Into<String>) -> Self {
         ChangeSource { kind: SourceKind::Gitops, actor: Some(actor.into()), commit: Some(commit.into()) }
     }
+    /// The commit a write records as the resource's applied revision: the
+    /// commit of a GitOps write, nothing for any other.
+    pub fn applied_revision(&self) -> Option<&str> {
+        match self.kind {
+            SourceKind::Gitops => self.commit.as_deref(),
+            _ => None,
+        }
+    }
+
     /// A rollback asked for by `actor`.
     pub fn rollback(actor: impl Into<String>) -> Self {
         ChangeSource { kind: SourceKind::Rollback, actor: Some(actor.into()), commit: None }
@@ -178,9 +187,22 @@ pub struct StoredResource {
     pub source_commit: Option<String>,
     pub status_fence: i64,
     pub revision_hash: Option<String>,
+    /// The git commit whose documents last created or changed it through a
+    /// GitOps sync (kept across later API edits); `metadata.appliedRevision`.
+    pub applied_revision: Option<String>,
 }
 
 impl StoredResource {
+    /// Where its last spec change came from, as recorded on the row.
+    pub fn change_source(&self) -> ChangeSource {
+        let kind = match self.source.as_str() {
+            "gitops" => SourceKind::Gitops,
+            "rollback" => SourceKind::Rollback,
+            _ => SourceKind::Api,
+        };
+        ChangeSource { kind, actor: self.source_actor.clone(), commit: self.source_commit.clone() }
+    }
+
     /// The full document as the API shows it.
     pub fn to_document(&self) -> Value {
         let mut metadata = serde_json::Map::new();
@@ -204,6 +226,9 @@ impl StoredResource {
         }
         if !self.finalizers.is_empty() {
             metadata.insert("finalizers".into(), serde_json::to_value(&self.finalizers).unwrap_or_default());
+        }
+        if let Some(revision) = &self.applied_revision {
+            metadata.insert("appliedRevision".into(), Value::String(revision.clone()));
         }
         serde_json::json!({
             "apiVersion": api_types::API_VERSION,

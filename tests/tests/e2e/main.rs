@@ -17,5 +17,6 @@ mod redis_tls;
 mod release;
 mod replicas;
 mod shutdown;
+mod sync;
 mod tokens;
 mod upgrade;

@@ -1,0 +1,282 @@
+//! `mooring sync` against a running server: commits applied with their SHA and
+//! source, no-op re-syncs, validation before anything changes, the prune guard
+//! (empty checkouts, mass prunes, other sources, protected resources), drift
+//! shown in a dry run and restored by the next sync, sync waves in order, charts
+//! in the tree, and the CLI's configuration file.
+
+use std::path::Path;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tests::{Server, Stack, condition, relay_yaml, worker_yaml};
+
+const SHA_A: &str = "aaaaaaa1111111111111111111111111111111aa";
+const SHA_B: &str = "bbbbbbb2222222222222222222222222222222bb";
+const SHA_C: &str = "ccccccc3333333333333333333333333333333cc";
+const IMAGE_1: &str = "public.ecr.aws/acme/app:1.0.0";
+const IMAGE_2: &str = "public.ecr.aws/acme/app:2.0.0";
+
+/// A resource as the API returns it.
+async fn read(server: &Server, plural: &str, name: &str) -> Option<Value> {
+    let resp = server.api(Method::GET, &format!("/v1/namespaces/default/{plural}/{name}")).send().await.expect("GET");
+    if resp.status() == StatusCode::NOT_FOUND {
+        return None;
+    }
+    Some(resp.json().await.expect("JSON"))
+}
+
+/// The commit of the newest revision of a resource.
+async fn newest_commit(server: &Server, plural: &str, name: &str) -> Value {
+    let revs = server.get_json(&format!("/v1/namespaces/default/{plural}/{name}/revisions")).await.expect("revisions");
+    revs["items"][0]["commit"].clone()
+}
+
+/// An RFC 3339 UTC time (`…T10:00:00Z` or `…T10:00:00.123456Z`) as comparable
+/// (seconds part, microseconds), whatever the precision it was written with.
+fn instant(ts: &str) -> (String, u32) {
+    let ts = ts.trim_end_matches('Z');
+    let (secs, frac) = ts.split_once('.').unwrap_or((ts, ""));
+    let micros: String = frac.chars().chain(std::iter::repeat('0')).take(6).collect();
+    (secs.to_string(), micros.parse().expect("digits"))
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("a UTF-8 path")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_applies_commits_prunes_safely_and_reports_drift() {
+    let stack = Stack::new("sync_commits").await;
+    let server = stack.server().start().await;
+    let server = &server;
+    // Commit A: three relays in two files, two workers in a subdirectory.
+    stack.write(
+        "repo/relays.yaml",
+        &format!("{}---\n{}", relay_yaml("a", "default", IMAGE_1), relay_yaml("b", "default", IMAGE_1)),
+    );
+    stack.write("repo/c.yaml", &relay_yaml("c", "default", IMAGE_1));
+    let workers = |both: bool| {
+        let mut text = worker_yaml("w1", "default", IMAGE_1);
+        if both {
+            text = format!("{text}---\n{}", worker_yaml("w2", "default", IMAGE_1));
+        }
+        text
+    };
+    stack.write("repo/workers/all.yaml", &workers(true));
+    let repo = stack.dir.join("repo");
+    let repo = path(&repo);
+    let sync = |revision: &'static str, extra: &'static [&'static str]| {
+        let mut args = vec!["sync", "--dir", repo, "--revision", revision, "--source", "platform"];
+        args.extend_from_slice(extra);
+        async move { server.cli(&args).await }
+    };
+
+    let first = sync(SHA_A, &[]).await;
+    first
+        .success()
+        .stdout_has("+ relay.mooring/default/a will be created")
+        .stdout_has("Plan: 5 to add, 0 to change, 0 to prune, 0 unchanged.");
+    let a = read(server, "relays", "a").await.expect("a exists");
+    assert_eq!(a["metadata"]["labels"]["mooring/managed-by"], "gitops", "{a:#}");
+    assert_eq!(a["metadata"]["labels"]["mooring/source"], "platform", "{a:#}");
+    assert_eq!(a["metadata"]["appliedRevision"], SHA_A, "{a:#}");
+    assert_eq!(newest_commit(server, "workers", "w2").await, SHA_A);
+
+    // The same commit again: nothing to do, both as a dry run and for real.
+    sync(SHA_A, &["--dry-run"]).await.code_is(0).stdout_has("= relay.mooring/default/a unchanged");
+    sync(SHA_A, &[]).await.success().stdout_has("No changes");
+
+    // Commit B: one file changed, one document removed; a prune takes exactly that one.
+    stack.write("repo/c.yaml", &relay_yaml("c", "default", IMAGE_2));
+    stack.write("repo/workers/all.yaml", &workers(false));
+    sync(SHA_B, &["--prune", "--dry-run"])
+        .await
+        .code_is(2)
+        .stdout_has("~ relay.mooring/default/c will be changed")
+        .stdout_has(&format!("~ spec.containers[0].image: \"{IMAGE_1}\" → \"{IMAGE_2}\""))
+        .stdout_has("- worker.mooring/default/w2 will be pruned");
+    sync(SHA_B, &["--prune"]).await.success().stdout_has("Plan: 0 to add, 1 to change, 1 to prune, 3 unchanged.");
+    assert_eq!(newest_commit(server, "relays", "c").await, SHA_B);
+    assert_eq!(read(server, "relays", "c").await.unwrap()["metadata"]["appliedRevision"], SHA_B);
+    assert_eq!(read(server, "relays", "a").await.unwrap()["metadata"]["appliedRevision"], SHA_A, "unchanged");
+    let w2 = read(server, "workers", "w2").await;
+    assert!(w2.is_none() || w2.as_ref().unwrap()["metadata"]["deletionTimestamp"].is_string(), "{w2:?}");
+    // A third sync at B is a no-op with exit 0.
+    sync(SHA_B, &["--prune"]).await.code_is(0).stdout_has("No changes");
+    assert_eq!(read(server, "relays", "c").await.unwrap()["metadata"]["generation"], 2);
+
+    // An invalid document aborts the whole sync, naming file, document and field;
+    // the valid change beside it is not applied.
+    stack.write(
+        "repo/relays.yaml",
+        &format!("{}---\n{}", relay_yaml("a", "default", IMAGE_2), relay_yaml("b", "default", IMAGE_1)),
+    );
+    stack.write("repo/bad.yaml", &relay_yaml("bad", "default", IMAGE_1).replace("max: 8", "max: 1"));
+    let invalid = sync(SHA_C, &["--prune"]).await;
+    invalid.code_is(1).stderr_has("nothing was applied").stderr_has("bad.yaml document 1: spec.scaling.max");
+    assert_eq!(read(server, "relays", "a").await.unwrap()["metadata"]["generation"], 1, "nothing applied");
+    assert!(read(server, "relays", "bad").await.is_none());
+    std::fs::remove_file(stack.dir.join("repo/bad.yaml")).expect("remove bad.yaml");
+    stack.write(
+        "repo/relays.yaml",
+        &format!("{}---\n{}", relay_yaml("a", "default", IMAGE_1), relay_yaml("b", "default", IMAGE_1)),
+    );
+
+    // An empty checkout is refused; so is pruning 2 of the 4 remaining (more than 30%).
+    let empty = stack.dir.join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    server
+        .cli(&["sync", "--dir", path(&empty), "--revision", SHA_C, "--source", "platform", "--prune"])
+        .await
+        .code_is(1)
+        .stderr_has("refusing to sync")
+        .stderr_has("holds no documents");
+    std::fs::remove_file(stack.dir.join("repo/c.yaml")).expect("remove c.yaml");
+    std::fs::remove_dir_all(stack.dir.join("repo/workers")).expect("remove workers/");
+    sync(SHA_C, &["--prune"]).await.code_is(1).stderr_has("refusing to prune 2 of 4").stderr_has("--allow-mass-prune");
+    assert!(read(server, "relays", "c").await.unwrap()["metadata"]["deletionTimestamp"].is_null());
+    sync(SHA_C, &["--prune", "--max-prune-percent", "50", "--dry-run"])
+        .await
+        .code_is(2)
+        .stdout_has("- relay.mooring/default/c will be pruned")
+        .stdout_has("- worker.mooring/default/w1 will be pruned");
+    stack.write("repo/c.yaml", &relay_yaml("c", "default", IMAGE_2));
+    stack.write("repo/workers/all.yaml", &workers(false));
+
+    // A second source: its own resources only. It cannot take over "a", and a
+    // prune of either source leaves the other's resources alone.
+    stack.write("payments/p1.yaml", &relay_yaml("p1", "default", IMAGE_1));
+    stack.write("payments/p2.yaml", &relay_yaml("p2", "default", IMAGE_1));
+    let payments = stack.dir.join("payments");
+    let payments = path(&payments);
+    let pay = |extra: &'static [&'static str]| {
+        let mut args = vec!["sync", "--dir", payments, "--revision", SHA_A, "--source", "payments", "--prune"];
+        args.extend_from_slice(extra);
+        async move { server.cli(&args).await }
+    };
+    pay(&[]).await.success().stdout_has("Plan: 2 to add, 0 to change, 0 to prune, 0 unchanged.");
+    sync(SHA_B, &["--prune"]).await.success().stdout_has("No changes");
+    assert!(read(server, "relays", "p1").await.unwrap()["metadata"]["deletionTimestamp"].is_null());
+    stack.write("payments/a.yaml", &relay_yaml("a", "default", IMAGE_1));
+    pay(&[]).await.code_is(1).stderr_has("belongs to GitOps source \"platform\"");
+    std::fs::remove_file(stack.dir.join("payments/a.yaml")).expect("remove a.yaml");
+    assert_eq!(read(server, "relays", "a").await.unwrap()["metadata"]["labels"]["mooring/source"], "platform");
+
+    // Drift: an API edit of a gitops resource shows in a dry run with its field
+    // diff (exit 2); an operational annotation added beside it is not drift. The
+    // next sync restores git's spec and keeps the annotation.
+    let patched = server
+        .api(Method::PATCH, "/v1/namespaces/default/relays/b")
+        .header("content-type", "application/merge-patch+json")
+        .body(
+            json!({"metadata": {"annotations": {"mooring/scaling-paused": "true"}}, "spec": {"scaling": {"max": 9}}})
+                .to_string(),
+        )
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(patched.status(), StatusCode::OK, "{}", patched.text().await.unwrap_or_default());
+    let drift = sync(SHA_B, &["--dry-run"]).await;
+    drift
+        .code_is(2)
+        .stdout_has("~ relay.mooring/default/b will be changed (drift: changed through the API")
+        .stdout_has("~ spec.scaling.max: 9 → 8")
+        .stdout_has("Plan: 0 to add, 1 to change, 0 to prune, 3 unchanged.");
+    assert!(!drift.stdout.contains("scaling-paused"), "an operational annotation is not drift\n{drift}");
+    sync(SHA_B, &[]).await.success();
+    let b = read(server, "relays", "b").await.unwrap();
+    assert_eq!(b["spec"]["scaling"]["max"], 8, "{b:#}");
+    assert_eq!(b["metadata"]["annotations"]["mooring/scaling-paused"], "true", "{b:#}");
+    sync(SHA_B, &["--dry-run"]).await.code_is(0);
+
+    // A resource git protects is never pruned, even by a mass prune.
+    stack.write(
+        "repo/c.yaml",
+        &relay_yaml("c", "default", IMAGE_2)
+            .replace("  labels:\n", "  annotations:\n    mooring/prune: disabled\n  labels:\n"),
+    );
+    sync(SHA_C, &[]).await.success();
+    std::fs::remove_file(stack.dir.join("repo/c.yaml")).expect("remove c.yaml");
+    sync(SHA_C, &["--prune", "--allow-mass-prune"])
+        .await
+        .success()
+        .stdout_has("Plan: 0 to add, 0 to change, 0 to prune");
+    assert!(read(server, "relays", "c").await.unwrap()["metadata"]["deletionTimestamp"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_waves_apply_in_order_and_charts_render_in_the_tree() {
+    let stack = Stack::new("sync_waves").await;
+    let server = stack.server().start().await;
+    let server = &server;
+    // Wave -1: a worker; wave 0 (no annotation): a relay. The relay is written only
+    // once the worker is Ready.
+    let with_wave = |doc: String, wave: &str| {
+        doc.replacen("metadata:\n", &format!("metadata:\n  annotations:\n    mooring/sync-wave: \"{wave}\"\n"), 1)
+    };
+    stack.write("waves/1-relay.yaml", &relay_yaml("front", "default", IMAGE_1));
+    stack.write("waves/2-worker.yaml", &with_wave(worker_yaml("queue-first", "default", IMAGE_1), "-1"));
+    // A chart in the tree is rendered with its defaults.
+    let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/proton-beam");
+    let out = server.cli(&["chart", "render", path(&chart), "--set", "namespace=default", "--set", "name=beam"]).await;
+    out.success();
+    stack.write("waves/beam.yaml", &out.stdout);
+    let dir = stack.dir.join("waves");
+    let sync = server
+        .cli(&["sync", "--dir", path(&dir), "--revision", SHA_A, "--source", "waves", "--wave-timeout", "2m"])
+        .await;
+    sync.success().stdout_has("wave -1: Ready").stdout_has("Plan: 3 to add");
+    let plan_order: Vec<&str> = sync.stdout.lines().filter(|l| l.starts_with("+ ")).collect();
+    assert_eq!(
+        plan_order,
+        [
+            "+ worker.mooring/default/queue-first will be created",
+            "+ relay.mooring/default/front will be created",
+            "+ worker.mooring/default/beam will be created"
+        ],
+        "{sync}"
+    );
+    let worker = read(server, "workers", "queue-first").await.expect("worker");
+    let relay = read(server, "relays", "front").await.expect("relay");
+    let ready_at =
+        condition(&worker, "Ready").expect("Ready")["lastTransitionTime"].as_str().expect("time").to_string();
+    let created = relay["metadata"]["creationTimestamp"].as_str().expect("time").to_string();
+    assert!(
+        instant(&created) >= instant(&ready_at),
+        "wave 0 was written ({created}) before wave -1 was Ready ({ready_at})"
+    );
+    server.cli(&["sync", "--dir", path(&dir), "--revision", SHA_A, "--source", "waves", "--dry-run"]).await.code_is(0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configuration_file_names_server_token_and_namespace() {
+    let stack = Stack::new("cli_config").await;
+    let server = stack.server().start().await;
+    stack.write("team.yaml", &relay_yaml("gw", "team-x", IMAGE_1));
+    server.cli(&["apply", "-f", path(&stack.dir.join("team.yaml"))]).await.success();
+    // The default file ($XDG_CONFIG_HOME/mooring/config.toml) with two contexts.
+    let config = format!(
+        "current-context = \"dev\"\n\n[contexts.dev]\nserver = \"{}\"\ntoken-env = \"TEAM_TOKEN\"\nnamespace = \"team-x\"\n\n\
+         [contexts.nowhere]\nserver = \"http://127.0.0.1:1\"\n",
+        server.url("")
+    );
+    stack.write("config/mooring/config.toml", &config);
+    let env = [("TEAM_TOKEN", server.token())];
+    stack.run_with(&env, &["get", "relays"]).await.success().stdout_has("gw");
+    stack.run_with(&env, &["describe", "relay", "gw"]).await.success();
+    stack.run_with(&env, &["config"]).await.success().stdout_has("context:     dev").stdout_has("namespace:   team-x");
+    // Another context, and a flag over the context.
+    stack.run_with(&env, &["--context", "nowhere", "get", "relays"]).await.code_is(1).stderr_has("127.0.0.1:1");
+    let flag = server.url("");
+    let token = server.token().to_string();
+    stack
+        .run_with(
+            &env,
+            &["--context", "nowhere", "--server", &flag, "--token", &token, "get", "relays", "-n", "team-x"],
+        )
+        .await
+        .success()
+        .stdout_has("gw");
+    stack.run_with(&env, &["--context", "missing", "get", "relays"]).await.code_is(1).stderr_has("context \"missing\"");
+    stack.run_with(&[], &["get", "relays"]).await.code_is(1).stderr_has("TEAM_TOKEN");
+}
