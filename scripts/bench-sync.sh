@@ -59,7 +59,7 @@ EOF
 }
 
 requests() {
-  curl -fs "$MOORING_SERVER/metrics" | awk '/^http_requests_total\{/ && /route="\/v1/ {s += $NF} END {print s + 0}'
+  curl -fs -H "Authorization: Bearer $MOORING_TOKEN" "$MOORING_SERVER/metrics" | awk '/http_requests_total\{/ && /route="\/v1/ {s += $NF} END {print s + 0}'
 }
 
 measure() { # $1: label; $2: revision; rest: extra sync flags
@@ -68,16 +68,19 @@ measure() { # $1: label; $2: revision; rest: extra sync flags
   local before after start end code=0
   before=$(requests)
   start=$(date +%s.%N)
-  "$MOORING" sync --dir "$WORK/repo" --revision "$rev" --source bench "$@" >"$WORK/out.txt" 2>&1 || code=$?
+  "$MOORING" sync --dir "$WORK/repo" --revision "$rev" --source bench "$@" >"$WORK/out.txt" 2>"$WORK/err.txt" || code=$?
+  if [ "$code" = 1 ] || grep -q "^error:" "$WORK/err.txt"; then cat "$WORK/err.txt" >&2; fi
   end=$(date +%s.%N)
   after=$(requests)
   printf '| %s | %s | %.2f | %d | %s |\n' "$label" "$code" "$(echo "$end - $start" | bc)" "$((after - before))" \
     "$(grep -E '^(Plan|Apply complete|No changes)' "$WORK/out.txt" | tail -1)"
 }
 
+generate 1.0.0 0 0
+echo "$N documents, $(cat "$WORK"/repo/*.yaml | wc -c) bytes of YAML in 10 files"
+echo
 echo "| sync | exit | wall s | API requests | last line |"
 echo "| --- | --- | --- | --- | --- |"
-generate 1.0.0 0 0
 measure "create $N" aaaaaaa0000000000000000000000000000000a1
 measure "same commit again" aaaaaaa0000000000000000000000000000000a1
 measure "dry run of the same commit" aaaaaaa0000000000000000000000000000000a1 --dry-run

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api_types::condition::{Condition, Conditions};
+use api_types::meta::{RECONCILE_ANNOTATION, reconcile_paused};
 use api_types::{Event, Kind, Status};
 use desired_state::store::StoredResource;
 use runners::gate::CallGate;
@@ -52,6 +53,9 @@ pub trait DynReconciler: Send + Sync {
     fn expect(&self, _resource: &StoredResource) {}
 }
 
+/// The `Synced=False` reason of a paused resource (as Crossplane reports it).
+pub const PAUSED_REASON: &str = "ReconcilePaused";
+
 /// The reconcilers of every kind, by kind.
 pub type Reconcilers = HashMap<Kind, Arc<dyn DynReconciler>>;
 
@@ -74,6 +78,22 @@ impl<R: Reconcile> Typed<R> {
             }
         };
         Ok((spec, status))
+    }
+
+    /// The status while reconciliation is paused: the outputs and conditions
+    /// as they were, with `Synced=False` (`ReconcilePaused`) for this generation.
+    fn paused(old: &R::Status, generation: i64, now: chrono::DateTime<chrono::Utc>) -> Step {
+        let message = format!(
+            "reconciliation is paused by the annotation {}: {}; nothing is changed in AWS until it is removed",
+            RECONCILE_ANNOTATION.0, RECONCILE_ANNOTATION.1
+        );
+        let reported = Reconciled {
+            status: old.clone(),
+            conditions: vec![Condition::sync_failed(PAUSED_REASON, message, generation, now)],
+            events: vec![],
+            requeue_after: None,
+        };
+        Self::merged(old, reported, generation)
     }
 
     /// The status to store after a report: its outputs, the old conditions
@@ -118,6 +138,9 @@ fn target<'a, S, St>(
 impl<R: Reconcile> DynReconciler for Typed<R> {
     async fn reconcile(&self, ctx: &Context<'_>, r: &StoredResource) -> Result<Step, ReconcileError> {
         let (spec, status) = Self::parse(r)?;
+        if reconcile_paused(&r.annotations.0) {
+            return Ok(Self::paused(&status, r.generation, ctx.now));
+        }
         let uid = r.uid.to_string();
         let reported = self.0.reconcile(ctx.gate, &target(ctx, r, &uid, &spec, &status)).await?;
         Ok(Self::merged(&status, reported, r.generation))
@@ -125,6 +148,10 @@ impl<R: Reconcile> DynReconciler for Typed<R> {
 
     async fn cleanup(&self, ctx: &Context<'_>, r: &StoredResource) -> Result<Option<Step>, ReconcileError> {
         let (spec, status) = Self::parse(r)?;
+        // A paused resource is not torn down either: its finalizer holds it.
+        if reconcile_paused(&r.annotations.0) {
+            return Ok(Some(Self::paused(&status, r.generation, ctx.now)));
+        }
         let uid = r.uid.to_string();
         match self.0.cleanup(ctx.gate, &target(ctx, r, &uid, &spec, &status)).await? {
             Teardown::Done => Ok(None),
@@ -196,5 +223,19 @@ mod tests {
         assert_eq!(failed["observedGeneration"], 2);
         assert_eq!(failed["taskDefinitionArn"], "arn:td", "outputs stay");
         assert_eq!(failed_status(&json!({}), 1, &err, t1)["conditions"][0]["type"], "Synced");
+    }
+
+    #[test]
+    fn a_paused_status_keeps_outputs_and_says_why() {
+        let t0 = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let old = RelayStatus { task_definition_arn: Some("arn:td".into()), ..Default::default() };
+        let step = Relay::paused(&old, 3, t0);
+        assert_eq!(step.status["taskDefinitionArn"], "arn:td");
+        assert_eq!(step.status["observedGeneration"], 3);
+        let synced = &step.status["conditions"][0];
+        assert_eq!((synced["type"].as_str(), synced["status"].as_str()), (Some("Synced"), Some("False")));
+        assert_eq!(synced["reason"], PAUSED_REASON);
+        assert!(synced["message"].as_str().unwrap().contains("mooring/reconcile: paused"));
+        assert_eq!(step.requeue_after, None);
     }
 }

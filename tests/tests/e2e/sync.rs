@@ -280,3 +280,28 @@ async fn the_configuration_file_names_server_token_and_namespace() {
     stack.run_with(&env, &["--context", "missing", "get", "relays"]).await.code_is(1).stderr_has("context \"missing\"");
     stack.run_with(&[], &["get", "relays"]).await.code_is(1).stderr_has("TEAM_TOKEN");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_resource_is_left_alone_until_resumed() {
+    let stack = Stack::new("reconcile_paused").await;
+    let server = stack.server().start().await;
+    let paused = relay_yaml("held", "default", IMAGE_1).replacen(
+        "metadata:\n",
+        "metadata:\n  annotations:\n    mooring/reconcile: paused\n",
+        1,
+    );
+    let file = stack.write("held.yaml", &paused);
+    let file = path(&file);
+    server.cli(&["apply", "-f", file]).await.success();
+    server.cli(&["wait", "relay", "held", "--for", "condition=Synced=False", "--timeout", "1m"]).await.success();
+    let held = read(&server, "relays", "held").await.expect("held");
+    let synced = condition(&held, "Synced").expect("Synced");
+    assert_eq!(synced["reason"], "ReconcilePaused", "{held:#}");
+    assert!(held["status"]["service"].is_null(), "nothing was created in AWS: {held:#}");
+    // Resumed: the relay is reconciled and becomes Ready.
+    stack.write("held.yaml", &relay_yaml("held", "default", IMAGE_1));
+    server.cli(&["apply", "-f", file]).await.success();
+    server.cli(&["wait", "relay", "held", "--for", "condition=Ready", "--timeout", "2m"]).await.success();
+    let held = read(&server, "relays", "held").await.expect("held");
+    assert!(held["status"]["service"]["name"].is_string(), "{held:#}");
+}
