@@ -227,6 +227,18 @@ impl ApiClient {
         .await
     }
 
+    /// Suspends (`Some(reason)`, possibly empty) or resumes (`None`) a GitOps
+    /// source's syncs; returns the source as stored.
+    pub async fn set_source_suspended(&self, name: &str, suspend: Option<&str>) -> Result<Value, ClientError> {
+        let action = if suspend.is_some() { "suspend" } else { "resume" };
+        let url = format!("{}/v1/sources/{}/{action}", self.base, enc(name));
+        let body = match suspend {
+            Some(reason) if !reason.is_empty() => json!({ "reason": reason }),
+            _ => json!({}),
+        };
+        self.call(Method::POST, &url, |r| r.json(&body)).await
+    }
+
     /// Creates an API token; the answer carries the secret once.
     pub async fn create_token(&self, name: &str, scopes: &[String]) -> Result<Value, ClientError> {
         let url = format!("{}/v1/tokens", self.base);

@@ -325,6 +325,26 @@ mod tests {
         let ClientCommand::Describe(t) = cmd else { panic!("not describe") };
         assert_eq!(t.ns(), "payments");
 
+        let cli =
+            parse(&["sync", "--dir", "specs", "--revision", "abc1234", "--source", "platform", "--prune"]).unwrap();
+        let ClientCommand::Sync(args) = cli.command else { panic!("not sync") };
+        assert!(args.prune && !args.dry_run);
+        assert_eq!(args.wave_timeout, std::time::Duration::from_secs(600));
+        assert!(parse(&["sync", "--suspend", "platform", "--reason", "incident 42"]).is_ok());
+        assert!(parse(&["sync", "--resume", "platform"]).is_ok());
+        for bad in [
+            &["sync"][..],
+            &["sync", "--dir", "specs", "--revision", "abc1234"],
+            &["sync", "--suspend", "platform", "--dir", "specs"],
+            &["sync", "--resume", "platform", "--reason", "x"],
+            &["sync", "--dir", "d", "--revision", "abc1234", "--source", "s", "--allow-mass-prune"],
+            &["sync", "--dir", "d", "--revision", "abc1234", "--source", "s", "--prune", "--max-prune-percent", "101"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse(&["chart", "render", "charts/pulse-node", "--set", "replicas=3", "-f", "v.yaml"]).is_ok());
+        assert!(parse(&["chart", "lint"]).is_err());
+
         assert!(parse(&["release"]).is_err(), "release needs --all");
         let cli = parse(&["release", "--all", "--timeout", "5m"]).unwrap();
         let ClientCommand::Release(args) = cli.command else { panic!("not release") };

@@ -165,7 +165,7 @@ pub async fn apply(
     order.sort_by(|&a, &b| key_of(&resources[a]).cmp(&key_of(&resources[b])));
     let mut attempt = 1;
     let result = loop {
-        match write_all(&state, &source, &resources, &order, &doomed, params.dry_run).await {
+        match write_all(&state, &source, source_name, &resources, &order, &doomed, params.dry_run).await {
             Err(StoreError::Contention(e)) if attempt < MAX_ATTEMPTS => {
                 tracing::info!(error = %e, attempt, "apply collided with a concurrent write; retrying");
                 tokio::time::sleep(std::time::Duration::from_millis(10 * u64::from(attempt))).await;
@@ -179,16 +179,22 @@ pub async fn apply(
 
 /// Writes (or, for a dry run, plans and rolls back) every document in the
 /// order `order` gives, then requests deletion of `doomed`, in one
-/// transaction. The plan lists the documents in the body's order.
+/// transaction. The plan lists the documents in the body's order. A sync of a
+/// named source first records the commit on the source, which is refused while
+/// the source is suspended (a dry run is still planned).
 async fn write_all(
     state: &SharedState,
     source: &ChangeSource,
+    source_name: Option<&str>,
     resources: &[AnyResource],
     order: &[usize],
     doomed: &[(Kind, String, String)],
     dry_run: bool,
 ) -> Result<ApplyResult, StoreError> {
     let mut tx = state.store.pool().begin().await?;
+    if let (Some(name), Some(commit), false) = (source_name, source.commit.as_deref(), dry_run) {
+        state.store.record_sync_in(&mut tx, name, commit, source.actor.as_deref()).await?;
+    }
     let mut planned: Vec<Option<PlanItem>> = vec![None; resources.len()];
     let mut summary = Summary::default();
     for &i in order {

@@ -17,6 +17,7 @@ mod changes;
 mod events;
 mod resources;
 mod revisions;
+mod sources;
 mod tokens;
 
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub use changes::{Change, ChangeFeed, ChangeFilter, ChangeOp};
 pub use events::{Event, EventType};
 pub use resources::{ListPage, ListQuery, WriteAction, WriteMode, WriteOutcome};
 pub use revisions::Revision;
+pub use sources::GitopsSource;
 pub use tokens::{TokenRecord, token_hash as token_hash_of};
 
 use crate::signing::Signer;
@@ -77,6 +79,12 @@ pub enum StoreError {
     /// field changed): every violation, with its field path.
     #[error("{kind} {namespace}/{name}: {errors}")]
     Invalid { kind: Kind, namespace: String, name: String, errors: api_types::ValidationErrors },
+    /// A GitOps sync of a source whose syncs are suspended.
+    #[error(
+        "GitOps source {name:?} is suspended (by {by}{}): its syncs are refused until `mooring sync --resume {name}`",
+        if reason.is_empty() { String::new() } else { format!(": {reason}") }
+    )]
+    SourceSuspended { name: String, by: String, reason: String },
     /// The document would take an AWS name another resource already has.
     #[error("{kind} {namespace}/{name} would use the AWS name {claim}, which {holder} already uses")]
     NameTaken { kind: Kind, namespace: String, name: String, claim: String, holder: String },

@@ -305,3 +305,44 @@ async fn a_paused_resource_is_left_alone_until_resumed() {
     let held = read(&server, "relays", "held").await.expect("held");
     assert!(held["status"]["service"]["name"].is_string(), "{held:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_source_does_not_revert_an_incident_fix() {
+    let stack = Stack::new("sync_suspend").await;
+    let server = stack.server().start().await;
+    let server = &server;
+    stack.write("repo/a.yaml", &relay_yaml("a", "default", IMAGE_1));
+    stack.write("repo/b.yaml", &relay_yaml("b", "default", IMAGE_1));
+    let repo = stack.dir.join("repo");
+    let repo = path(&repo);
+    let sync = |revision: &'static str| {
+        let args = vec!["sync", "--dir", repo, "--revision", revision, "--source", "platform", "--prune"];
+        async move { server.cli(&args).await }
+    };
+    sync(SHA_A).await.success();
+    let source = server.get_json("/v1/sources/platform").await.expect("source");
+    assert_eq!((source["lastRevision"].as_str(), source["suspended"].as_bool()), (Some(SHA_A), Some(false)));
+
+    // The incident: suspend the source, fix "a" through the API.
+    server.cli(&["sync", "--suspend", "platform", "--reason", "incident 42"]).await.success().stdout_has("suspended");
+    let fix = server
+        .api(Method::PATCH, "/v1/namespaces/default/relays/a")
+        .header("content-type", "application/merge-patch+json")
+        .body(json!({"spec": {"scaling": {"max": 20}}}).to_string())
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(fix.status(), StatusCode::OK);
+    // The next commit's sync is refused and changes nothing; its plan still shows.
+    stack.write("repo/b.yaml", &relay_yaml("b", "default", IMAGE_2));
+    sync(SHA_B).await.code_is(1).stderr_has("suspended").stderr_has("incident 42").stdout_has("drift");
+    assert_eq!(read(server, "relays", "a").await.unwrap()["spec"]["scaling"]["max"], 20);
+    assert_eq!(read(server, "relays", "b").await.unwrap()["metadata"]["generation"], 1);
+    assert_eq!(server.get_json("/v1/sources/platform").await.expect("source")["lastRevision"], SHA_A);
+
+    // Resumed: the next sync applies git again.
+    server.cli(&["sync", "--resume", "platform"]).await.success().stdout_has("resumed");
+    sync(SHA_B).await.success().stdout_has("Plan: 0 to add, 2 to change, 0 to prune");
+    assert_eq!(read(server, "relays", "a").await.unwrap()["spec"]["scaling"]["max"], 8);
+    assert_eq!(server.get_json("/v1/sources/platform").await.expect("source")["lastRevision"], SHA_B);
+}

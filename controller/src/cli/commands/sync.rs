@@ -40,15 +40,15 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 pub struct SyncArgs {
     /// The checked-out directory: every *.yaml, *.yml and *.json under it (recursing,
     /// skipping hidden entries), and every chart (a directory with Chart.yaml) rendered.
-    #[arg(long, value_name = "DIR")]
-    pub dir: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present_any = ["suspend", "resume"])]
+    pub dir: Option<PathBuf>,
     /// The git commit being synced, recorded on every revision written.
-    #[arg(long, value_name = "SHA")]
-    pub revision: String,
+    #[arg(long, value_name = "SHA", required_unless_present_any = ["suspend", "resume"])]
+    pub revision: Option<String>,
     /// The name of this source (a repository and path): stored as the label
     /// `mooring/source`; a sync prunes only its own source's resources.
-    #[arg(long, value_name = "NAME", env = "MOORING_SYNC_SOURCE")]
-    pub source: String,
+    #[arg(long, value_name = "NAME", env = "MOORING_SYNC_SOURCE", required_unless_present_any = ["suspend", "resume"])]
+    pub source: Option<String>,
     /// Delete this source's resources that the directory no longer holds (last,
     /// highest wave first; never one annotated `mooring/prune: disabled`).
     #[arg(long)]
@@ -68,44 +68,64 @@ pub struct SyncArgs {
     /// How long each sync wave may take to become Ready before the sync fails.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub wave_timeout: Duration,
+    /// Suspend the source's syncs (an incident fix made through the API is then not
+    /// reverted by the next commit) and exit; `--resume` ends it.
+    #[arg(long, value_name = "SOURCE", conflicts_with_all = ["dir", "revision", "resume", "prune", "dry_run"])]
+    pub suspend: Option<String>,
+    /// Why the source is suspended (shown to the syncs it refuses).
+    #[arg(long, requires = "suspend", conflicts_with = "resume")]
+    pub reason: Option<String>,
+    /// Resume a suspended source's syncs and exit.
+    #[arg(long, value_name = "SOURCE", conflicts_with_all = ["dir", "revision", "prune", "dry_run"])]
+    pub resume: Option<String>,
 }
 
 /// Runs `sync`. Exit 0: applied, or nothing to do; 2: `--dry-run` found changes;
 /// an `Err` (exit 1): invalid input, a refused plan, or a wave that did not
 /// become Ready in time.
 pub async fn run(client: &ApiClient, args: SyncArgs) -> anyhow::Result<ExitCode> {
-    if !gitops::valid_source_name(&args.source) {
-        bail!("--source {:?} is not a valid label value (1-63 letters, digits, '.', '_' or '-')", args.source);
+    if let Some(name) = &args.suspend {
+        return suspend_or_resume(client, name, Some(args.reason.as_deref().unwrap_or_default())).await;
     }
-    if !(7..=64).contains(&args.revision.len()) || !args.revision.chars().all(|c| c.is_ascii_hexdigit()) {
-        bail!("--revision {:?} is not a git commit SHA", args.revision);
+    if let Some(name) = &args.resume {
+        return suspend_or_resume(client, name, None).await;
+    }
+    let (Some(dir), Some(revision), Some(source)) = (args.dir.clone(), args.revision.clone(), args.source.clone())
+    else {
+        bail!("sync needs --dir, --revision and --source");
+    };
+    if !gitops::valid_source_name(&source) {
+        bail!("--source {source:?} is not a valid label value (1-63 letters, digits, '.', '_' or '-')");
+    }
+    if !(7..=64).contains(&revision.len()) || !revision.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!("--revision {revision:?} is not a git commit SHA");
     }
     let selector = match &args.selector {
         Some(s) => Selector::parse(s)?,
         None => Selector::default(),
     };
     // An unreadable or empty checkout is never a plan: it would prune everything.
-    if !args.dir.is_dir() {
-        bail!("refusing to sync: {} is not a readable directory", args.dir.display());
+    if !dir.is_dir() {
+        bail!("refusing to sync: {} is not a readable directory", dir.display());
     }
-    let all = read_tree(&args.dir).with_context(|| format!("refusing to sync {}", args.dir.display()))?;
+    let all = read_tree(&dir).with_context(|| format!("refusing to sync {}", dir.display()))?;
     if all.docs.is_empty() {
         bail!(
             "refusing to sync: {} holds no documents (an empty checkout would prune every resource of source {:?})",
-            args.dir.display(),
-            args.source
+            dir.display(),
+            source
         );
     }
-    let docs = prepare(all, &args.source, &selector)?;
+    let docs = prepare(all, &source, &selector)?;
     if docs.docs.is_empty() {
-        bail!("refusing to sync: no document under {} matches the selector", args.dir.display());
+        bail!("refusing to sync: no document under {} matches the selector", dir.display());
     }
 
     let params = ApplyParams {
         dry_run: true,
         source: Some("gitops".into()),
-        revision: Some(args.revision.clone()),
-        source_name: Some(args.source.clone()),
+        revision: Some(revision.clone()),
+        source_name: Some(source.clone()),
         prune: args.prune,
         selector: args.selector.clone(),
         allow_mass_prune: args.allow_mass_prune,
@@ -115,10 +135,10 @@ pub async fn run(client: &ApiClient, args: SyncArgs) -> anyhow::Result<ExitCode>
     let plan = client.apply(stream.clone(), &params).await.map_err(|e| with_sources(e, &docs))?;
     output::print(&format!(
         "Source {:?} at {} ({} documents from {}):\n",
-        args.source,
-        short(&args.revision),
+        source,
+        short(&revision),
         docs.docs.len(),
-        args.dir.display()
+        dir.display()
     ))?;
     output::print(&render_sync_plan(&plan))?;
     let summary = plan.summary();
@@ -172,6 +192,18 @@ async fn apply_waves(
         total.items.extend(outcome.items.into_iter().filter(|i| i.action == crate::cli::plan::Action::Delete));
     }
     Ok(total)
+}
+
+/// `--suspend NAME` (with a reason, possibly empty) or `--resume NAME`.
+async fn suspend_or_resume(client: &ApiClient, name: &str, suspend: Option<&str>) -> anyhow::Result<ExitCode> {
+    let source = client.set_source_suspended(name, suspend).await?;
+    let text = if source["suspended"] == true {
+        format!("source {name:?} suspended: its syncs are refused until `mooring sync --resume {name}`\n")
+    } else {
+        format!("source {name:?} resumed\n")
+    };
+    output::print(&text)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Waits until every reconciled resource of a wave is `Ready` for its current
