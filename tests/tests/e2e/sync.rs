@@ -333,6 +333,10 @@ async fn a_suspended_source_does_not_revert_an_incident_fix() {
         .await
         .expect("PATCH");
     assert_eq!(fix.status(), StatusCode::OK);
+    // The controller reports the drift as a condition.
+    server.cli(&["wait", "relay", "a", "--for", "condition=Drifted=True", "--timeout", "1m"]).await.success();
+    let a = read(server, "relays", "a").await.unwrap();
+    assert_eq!(condition(&a, "Drifted").expect("Drifted")["reason"], "ChangedOutsideGit", "{a:#}");
     // The next commit's sync is refused and changes nothing; its plan still shows.
     stack.write("repo/b.yaml", &relay_yaml("b", "default", IMAGE_2));
     sync(SHA_B).await.code_is(1).stderr_has("suspended").stderr_has("incident 42").stdout_has("drift");
@@ -344,5 +348,6 @@ async fn a_suspended_source_does_not_revert_an_incident_fix() {
     server.cli(&["sync", "--resume", "platform"]).await.success().stdout_has("resumed");
     sync(SHA_B).await.success().stdout_has("Plan: 0 to add, 2 to change, 0 to prune");
     assert_eq!(read(server, "relays", "a").await.unwrap()["spec"]["scaling"]["max"], 8);
+    server.cli(&["wait", "relay", "a", "--for", "condition=Drifted=False", "--timeout", "1m"]).await.success();
     assert_eq!(server.get_json("/v1/sources/platform").await.expect("source")["lastRevision"], SHA_B);
 }
