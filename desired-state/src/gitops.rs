@@ -115,6 +115,14 @@ pub fn check_prune(doomed: usize, managed: usize, max_percent: u8, allow_mass_pr
     Ok(())
 }
 
+/// The order in which a prune requests deletions: highest sync wave first
+/// (what later waves depend on goes last), then by key, so the order is the
+/// same on every run.
+pub fn prune_order<K: Ord>(mut doomed: Vec<(i32, K)>) -> Vec<K> {
+    doomed.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    doomed.into_iter().map(|(_, key)| key).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +155,13 @@ mod tests {
             check_prune(4, 10, 30, false).unwrap_err().to_string(),
             "refusing to prune 4 of 10 resources of the source (40%, more than the allowed 30%)"
         );
+    }
+
+    #[test]
+    fn prunes_go_highest_wave_first() {
+        let doomed = vec![(0, "db"), (2, "web"), (-1, "network"), (2, "api"), (0, "cache")];
+        assert_eq!(prune_order(doomed), ["api", "web", "cache", "db", "network"]);
+        assert!(prune_order::<&str>(vec![]).is_empty());
     }
 
     #[test]

@@ -23,6 +23,24 @@ pub struct ApplyOutcome {
     /// One entry per document (and per pruned resource).
     #[serde(default)]
     pub items: Vec<PlanItem>,
+    /// In a dry run of a suspended GitOps source: who suspended it, when and why.
+    #[serde(default)]
+    pub source_suspended: Option<SuspendedSource>,
+}
+
+/// A suspended GitOps source, as a dry run reports it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SuspendedSource {
+    /// The source.
+    #[serde(default)]
+    pub name: String,
+    /// Who suspended it.
+    #[serde(default)]
+    pub suspended_by: Option<String>,
+    /// Why.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// How many resources each action touches.
@@ -265,6 +283,15 @@ pub fn render_sync_plan(outcome: &ApplyOutcome) -> String {
         }
     }
     let _ = writeln!(out, "{}", sync_plan_line(&outcome.summary()));
+    if let Some(s) = &outcome.source_suspended {
+        let by = s.suspended_by.as_deref().unwrap_or("unknown");
+        let why = s.reason.as_deref().filter(|r| !r.is_empty()).map(|r| format!(": {r}")).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "Note: source {:?} is suspended (by {by}{why}); a sync is refused until `mooring sync --resume {}`.",
+            s.name, s.name
+        );
+    }
     out
 }
 

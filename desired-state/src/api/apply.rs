@@ -78,6 +78,10 @@ pub struct ApplyResult {
     pub dry_run: bool,
     pub summary: Summary,
     pub items: Vec<PlanItem>,
+    /// In a dry run of a suspended source: the suspension, since the real sync
+    /// would be refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_suspended: Option<crate::store::GitopsSource>,
 }
 
 pub async fn apply(
@@ -174,6 +178,10 @@ pub async fn apply(
             other => break other?,
         }
     };
+    let mut result = result;
+    if let (true, Some(name)) = (params.dry_run, source_name) {
+        result.source_suspended = state.store.source(name).await?.filter(|s| s.suspended);
+    }
     Ok(respond(&headers, StatusCode::OK, &result))
 }
 
@@ -240,7 +248,7 @@ async fn write_all(
     } else {
         state.store.commit(tx).await?;
     }
-    Ok(ApplyResult { dry_run, summary, items })
+    Ok(ApplyResult { dry_run, summary, items, source_suspended: None })
 }
 
 /// The source that owned a resource, when a write moves its
@@ -384,7 +392,5 @@ async fn prune_candidates(
             scope.source_name
         ))
     })?;
-    // Reverse wave order: what later waves depend on goes last.
-    doomed.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    Ok(doomed.into_iter().map(|(_, key)| key).collect())
+    Ok(gitops::prune_order(doomed))
 }

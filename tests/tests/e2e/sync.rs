@@ -246,6 +246,22 @@ async fn sync_waves_apply_in_order_and_charts_render_in_the_tree() {
         "wave 0 was written ({created}) before wave -1 was Ready ({ready_at})"
     );
     server.cli(&["sync", "--dir", path(&dir), "--revision", SHA_A, "--source", "waves", "--dry-run"]).await.code_is(0);
+
+    // A wave that never becomes Ready (its relay is paused) stops the sync with
+    // exit 1 after its timeout, naming the resource; the next wave is not applied.
+    let paused = "metadata:\n  annotations:\n    mooring/reconcile: paused\n    mooring/sync-wave: \"-5\"\n";
+    stack
+        .write("stuck/0-first.yaml", &relay_yaml("stuck-first", "default", IMAGE_1).replacen("metadata:\n", paused, 1));
+    stack.write("stuck/1-next.yaml", &relay_yaml("stuck-next", "default", IMAGE_1));
+    let stuck = stack.dir.join("stuck");
+    server
+        .cli(&["sync", "--dir", path(&stuck), "--revision", SHA_B, "--source", "stuck", "--wave-timeout", "3s"])
+        .await
+        .code_is(1)
+        .stderr_has("wave -5 did not become Ready within 3s")
+        .stderr_has("relay.mooring/default/stuck-first");
+    assert!(read(server, "relays", "stuck-first").await.is_some());
+    assert!(read(server, "relays", "stuck-next").await.is_none(), "the next wave must not be applied");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,6 +353,9 @@ async fn a_suspended_source_does_not_revert_an_incident_fix() {
     server.cli(&["wait", "relay", "a", "--for", "condition=Drifted=True", "--timeout", "1m"]).await.success();
     let a = read(server, "relays", "a").await.unwrap();
     assert_eq!(condition(&a, "Drifted").expect("Drifted")["reason"], "ChangedOutsideGit", "{a:#}");
+    // A dry run says the source is suspended.
+    let args = ["sync", "--dir", repo, "--revision", SHA_B, "--source", "platform", "--prune", "--dry-run"];
+    server.cli(&args).await.code_is(2).stdout_has("Note: source \"platform\" is suspended").stdout_has("incident 42");
     // The next commit's sync is refused and changes nothing; its plan still shows.
     stack.write("repo/b.yaml", &relay_yaml("b", "default", IMAGE_2));
     sync(SHA_B).await.code_is(1).stderr_has("suspended").stderr_has("incident 42").stdout_has("drift");
