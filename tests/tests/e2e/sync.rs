@@ -8,7 +8,7 @@ use std::path::Path;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tests::{Server, Stack, condition, relay_yaml, worker_yaml};
+use tests::{Server, Stack, condition, mooring_bin, relay_yaml, worker_yaml, workspace_root};
 
 const SHA_A: &str = "aaaaaaa1111111111111111111111111111111aa";
 const SHA_B: &str = "bbbbbbb2222222222222222222222222222222bb";
@@ -369,4 +369,158 @@ async fn a_suspended_source_does_not_revert_an_incident_fix() {
     assert_eq!(read(server, "relays", "a").await.unwrap()["spec"]["scaling"]["max"], 8);
     server.cli(&["wait", "relay", "a", "--for", "condition=Drifted=False", "--timeout", "1m"]).await.success();
     assert_eq!(server.get_json("/v1/sources/platform").await.expect("source")["lastRevision"], SHA_B);
+}
+
+/// Runs the build commands of `deploy/pipeline/buildspec.yaml` the way CodeBuild
+/// does (one POSIX shell, the buildspec's variables under the project's), with
+/// `mooring` on the PATH, against `server`.
+async fn run_buildspec(stack: &Stack, server: &Server, env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let text = std::fs::read_to_string(workspace_root().join("deploy/pipeline/buildspec.yaml")).expect("buildspec");
+    let spec: serde_norway::Value = serde_norway::from_str(&text).expect("the buildspec is YAML");
+    let commands: Vec<&str> = spec["phases"]["build"]["commands"]
+        .as_sequence()
+        .expect("phases.build.commands")
+        .iter()
+        .map(|c| c.as_str().expect("a command"))
+        .collect();
+    let bin_dir = mooring_bin().parent().expect("the binary's directory").display().to_string();
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-e").arg("-c").arg(commands.join("\n")).current_dir(&stack.dir);
+    for (key, value) in spec["env"]["variables"].as_mapping().expect("env.variables") {
+        cmd.env(key.as_str().expect("a name"), value.as_str().expect("a value"));
+    }
+    cmd.envs(stack.env())
+        .env("PATH", format!("{bin_dir}:{}", std::env::var("PATH").unwrap_or_default()))
+        .env("MOORING_SERVER", server.url(""))
+        .env("MOORING_TOKEN", server.token())
+        .env("MOORING_SYNC_SOURCE", "ci")
+        .env("MOORING_DIR", "specs")
+        .envs(env.iter().copied());
+    let out = cmd.output().await.expect("sh runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_codebuild_buildspec_plans_and_syncs() {
+    let stack = Stack::new("buildspec").await;
+    let server = stack.server().start().await;
+    stack.write("specs/gw.yaml", &relay_yaml("ci-gw", "default", IMAGE_1));
+
+    // Plan mode: the plan is the log; exit 2 from the dry run is a successful plan.
+    let (code, stdout, stderr) =
+        run_buildspec(&stack, &server, &[("MOORING_MODE", "plan"), ("MOORING_REVISION", SHA_A)]).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("+ relay.mooring/default/ci-gw will be created") && stdout.contains("exited 2"),
+        "{stdout}"
+    );
+    assert!(read(&server, "relays", "ci-gw").await.is_none(), "a plan writes nothing");
+
+    // Apply mode (the default), with the commit CodeBuild resolved.
+    let (code, stdout, stderr) = run_buildspec(&stack, &server, &[("CODEBUILD_RESOLVED_SOURCE_VERSION", SHA_B)]).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let gw = read(&server, "relays", "ci-gw").await.expect("synced");
+    assert_eq!(gw["metadata"]["appliedRevision"], SHA_B, "{gw:#}");
+    assert_eq!(gw["metadata"]["labels"]["mooring/source"], "ci", "{gw:#}");
+
+    // An invalid document fails the build in either mode.
+    stack.write("specs/bad.yaml", &relay_yaml("ci-bad", "default", IMAGE_1).replace("max: 8", "max: 1"));
+    for mode in ["plan", "apply"] {
+        let (code, stdout, stderr) =
+            run_buildspec(&stack, &server, &[("MOORING_MODE", mode), ("MOORING_REVISION", SHA_C)]).await;
+        assert_ne!(code, Some(0), "{mode}: {stdout}\n{stderr}");
+        assert!(stderr.contains("bad.yaml document 1: spec.scaling.max"), "{mode}: {stderr}");
+    }
+}
+
+/// Runs the `run:` steps of one job of `deploy/pipeline/github-actions.yaml` the
+/// way a GitHub runner does (`bash -eo pipefail`, in the checkout, expressions
+/// filled in), with a `docker` stand-in that runs the `mooring` binary with the
+/// image's arguments (`/repo` mapped to the checkout). Returns the exit code of
+/// the first failing step (or 0) and the job summary.
+async fn run_workflow_job(stack: &Stack, server: &Server, job: &str, checkout: &Path) -> (i32, String) {
+    let text = std::fs::read_to_string(workspace_root().join("deploy/pipeline/github-actions.yaml")).expect("workflow");
+    let workflow: serde_norway::Value = serde_norway::from_str(&text).expect("the workflow is YAML");
+    let shim_dir = stack.dir.join("shim");
+    std::fs::create_dir_all(&shim_dir).expect("mkdir");
+    let shim = shim_dir.join("docker");
+    std::fs::write(
+        &shim,
+        "#!/usr/bin/env bash\n# docker stand-in: pull does nothing; run runs mooring with the image's arguments.\n\
+         case \"$1\" in pull) exit 0 ;; run) shift ;; *) exit 3 ;; esac\n\
+         while [ $# -gt 0 ]; do case \"$1\" in --rm) shift ;; -v|-e) shift 2 ;; *) break ;; esac; done\n\
+         shift\nargs=()\nfor a in \"$@\"; do args+=(\"${a//\\/repo/$CHECKOUT}\"); done\nexec \"$MOORING\" \"${args[@]}\"\n",
+    )
+    .expect("write the shim");
+    std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let summary = stack.dir.join(format!("summary-{job}.md"));
+    let steps = workflow["jobs"][job]["steps"].as_sequence().expect("steps");
+    for step in steps {
+        let Some(script) = step["run"].as_str() else { continue };
+        let script = script
+            .replace("${{ vars.MOORING_IMAGE }}", "mooring:test")
+            .replace("${{ github.event.pull_request.head.sha }}", SHA_A)
+            .replace("${{ github.sha }}", SHA_B);
+        assert!(!script.contains("${{"), "an expression the test does not fill in: {script}");
+        let out = tokio::process::Command::new("bash")
+            .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", &script])
+            .current_dir(checkout)
+            .envs(stack.env())
+            .env("PATH", format!("{}:{}", shim_dir.display(), std::env::var("PATH").unwrap_or_default()))
+            .env("MOORING", mooring_bin())
+            .env("CHECKOUT", checkout)
+            .env("MOORING_SERVER", server.url(""))
+            .env("MOORING_TOKEN", server.token())
+            .env("MOORING_SYNC_SOURCE", "gh")
+            .env("SPECS_DIR", "specs")
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .output()
+            .await
+            .expect("bash runs");
+        if !out.status.success() {
+            let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            return (
+                out.status.code().unwrap_or(-1),
+                format!("{}{log}", std::fs::read_to_string(&summary).unwrap_or_default()),
+            );
+        }
+    }
+    (0, std::fs::read_to_string(&summary).unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_github_workflow_plans_pull_requests_and_syncs_main() {
+    let stack = Stack::new("workflow").await;
+    let server = stack.server().start().await;
+    let checkout = stack.dir.join("checkout");
+    stack.write("checkout/specs/gw.yaml", &relay_yaml("gh-gw", "default", IMAGE_1));
+
+    // A pull request: the plan in the summary, exit 2 is success, nothing written.
+    let (code, summary) = run_workflow_job(&stack, &server, "plan", &checkout).await;
+    assert_eq!(code, 0, "{summary}");
+    assert!(
+        summary.contains("exit 2") && summary.contains("+ relay.mooring/default/gh-gw will be created"),
+        "{summary}"
+    );
+    assert!(read(&server, "relays", "gh-gw").await.is_none(), "a plan writes nothing");
+
+    // main: the sync at the commit.
+    let (code, summary) = run_workflow_job(&stack, &server, "sync", &checkout).await;
+    assert_eq!(code, 0, "{summary}");
+    assert!(summary.contains("Apply complete!"), "{summary}");
+    let gw = read(&server, "relays", "gh-gw").await.expect("synced");
+    assert_eq!(
+        (gw["metadata"]["appliedRevision"].as_str(), gw["metadata"]["labels"]["mooring/source"].as_str()),
+        (Some(SHA_B), Some("gh"))
+    );
+
+    // A pull request with an invalid document fails the check, naming it.
+    stack.write("checkout/specs/bad.yaml", &relay_yaml("gh-bad", "default", IMAGE_1).replace("max: 8", "max: 1"));
+    let (code, summary) = run_workflow_job(&stack, &server, "plan", &checkout).await;
+    assert_ne!(code, 0, "{summary}");
+    assert!(summary.contains("exit 1") && summary.contains("bad.yaml document 1: spec.scaling.max"), "{summary}");
 }
