@@ -524,3 +524,37 @@ async fn the_github_workflow_plans_pull_requests_and_syncs_main() {
     assert_ne!(code, 0, "{summary}");
     assert!(summary.contains("exit 1") && summary.contains("bad.yaml document 1: spec.scaling.max"), "{summary}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_render_and_lint_from_the_command_line() {
+    let stack = Stack::new("chart_cli").await;
+    for chart in ["rgb-lightning-node", "pulse-node", "integration-platform", "relay-gateway", "proton-beam"] {
+        let dir = workspace_root().join("charts").join(chart);
+        stack.run(&["chart", "lint", path(&dir)]).await.success().stdout_has("all valid");
+    }
+    let pulse = workspace_root().join("charts/pulse-node");
+    let rendered = stack.run(&["chart", "render", path(&pulse), "--set", "replicas=4", "--set", "namespace=p2p"]).await;
+    rendered.success();
+    let names: Vec<&str> = rendered.stdout.lines().filter_map(|l| l.trim().strip_prefix("name: pulse-")).collect();
+    assert_eq!(names, ["0", "1", "2", "3"], "{rendered}");
+    assert!(rendered.stdout.contains("namespace: p2p"), "{rendered}");
+    // Values from a file, then a value the schema refuses.
+    let values =
+        stack.write("prod-values.yaml", "replicas: 1\nsoftware:\n  version: 9.9.9\n  artifact: s3://b/k.tar.gz\n");
+    let one = stack.run(&["chart", "render", path(&pulse), "-f", path(&values)]).await;
+    one.success().stdout_has("version: \"9.9.9\"");
+    stack.run(&["chart", "render", path(&pulse), "--set", "replicas=0"]).await.code_is(1).stderr_has("values.replicas");
+
+    // A chart whose template renders an invalid document fails lint, naming the
+    // template, the document and the field.
+    stack.write("broken/Chart.yaml", "name: broken\nversion: 0.1.0\n");
+    stack.write("broken/values.yaml", "max: 1\n");
+    let relay = relay_yaml("b", "default", IMAGE_1).replace("max: 8", "max: {{ values.max }}");
+    stack.write("broken/templates/relay.yaml", &relay);
+    let broken = stack.dir.join("broken");
+    stack
+        .run(&["chart", "lint", path(&broken)])
+        .await
+        .code_is(1)
+        .stderr_has("templates/relay.yaml document 1: spec.scaling.max");
+}
