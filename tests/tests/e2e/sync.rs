@@ -558,3 +558,20 @@ async fn chart_render_and_lint_from_the_command_line() {
         .code_is(1)
         .stderr_has("templates/relay.yaml document 1: spec.scaling.max");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_over_the_request_limit_says_how_to_split_it() {
+    let stack = Stack::new("sync_too_large").await;
+    let server = stack.server().start().await;
+    // More than 1 MiB of valid documents: nothing is written, and the error says what to do.
+    let docs: Vec<String> = (0..4000).map(|i| worker_yaml(&format!("w{i}"), "bulk", IMAGE_1)).collect();
+    stack.write("big/workers.yaml", &docs.join("---\n"));
+    let big = stack.dir.join("big");
+    server
+        .cli(&["sync", "--dir", path(&big), "--revision", SHA_A, "--source", "bulk"])
+        .await
+        .code_is(1)
+        .stderr_has("split the directory into several sources");
+    let list = server.get_json("/v1/namespaces/bulk/workers").await.expect("list");
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "nothing written");
+}

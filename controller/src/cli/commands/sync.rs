@@ -132,7 +132,8 @@ pub async fn run(client: &ApiClient, args: SyncArgs) -> anyhow::Result<ExitCode>
         max_prune_percent: args.max_prune_percent,
     };
     let stream = docs.to_yaml_stream()?;
-    let plan = client.apply(stream.clone(), &params).await.map_err(|e| with_sources(e, &docs))?;
+    let plan =
+        client.apply(stream.clone(), &params).await.map_err(|e| too_large(with_sources(e, &docs), stream.len()))?;
     output::print(&format!(
         "Source {:?} at {} ({} documents from {}):\n",
         source,
@@ -192,6 +193,18 @@ async fn apply_waves(
         total.items.extend(outcome.items.into_iter().filter(|i| i.action == crate::cli::plan::Action::Delete));
     }
     Ok(total)
+}
+
+/// A 413 (the API takes at most 1 MiB per request) with what to do about it:
+/// a sync sends every document of its source in one request.
+fn too_large(err: crate::cli::client::ClientError, bytes: usize) -> anyhow::Error {
+    match &err {
+        crate::cli::client::ClientError::Api(api) if api.status == 413 => anyhow::anyhow!(
+            "{err}: the documents of this sync are {bytes} bytes, and a sync sends all of them in one request; \
+             split the directory into several sources (one --source per subdirectory)"
+        ),
+        _ => err.into(),
+    }
 }
 
 /// `--suspend NAME` (with a reason, possibly empty) or `--resume NAME`.
