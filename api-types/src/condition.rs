@@ -20,12 +20,21 @@ pub enum ConditionType {
     Progressing,
     /// A rollout rolled back, a build failed, or health failed after being Ready.
     Degraded,
+    /// Only on resources a GitOps sync manages: `True` when the spec was last
+    /// changed outside git (through the API, or a rollback), so the next sync
+    /// restores git's version; `False` when the spec is the one git applied.
+    Drifted,
 }
 
 impl ConditionType {
     /// Every condition type, in the order dashboards show them.
-    pub const ALL: [ConditionType; 4] =
-        [ConditionType::Ready, ConditionType::Synced, ConditionType::Progressing, ConditionType::Degraded];
+    pub const ALL: [ConditionType; 5] = [
+        ConditionType::Ready,
+        ConditionType::Synced,
+        ConditionType::Progressing,
+        ConditionType::Degraded,
+        ConditionType::Drifted,
+    ];
 
     /// The name in documents.
     pub fn as_str(self) -> &'static str {
@@ -34,6 +43,7 @@ impl ConditionType {
             ConditionType::Synced => "Synced",
             ConditionType::Progressing => "Progressing",
             ConditionType::Degraded => "Degraded",
+            ConditionType::Drifted => "Drifted",
         }
     }
 }

@@ -25,6 +25,17 @@ pub const CLUSTER_NAMESPACE: &str = "";
 /// the AWS side to be torn down (or released, under `deletionPolicy: Retain`).
 pub const FINALIZER: &str = "mooring.io/cleanup";
 
+/// The annotation that pauses reconciliation (Crossplane's `paused`, Flux's
+/// `suspend`): while a resource carries `mooring/reconcile: paused`, the
+/// controller makes no AWS call that changes anything for it (deletion
+/// included) and reports `Synced=False` with reason `ReconcilePaused`.
+pub const RECONCILE_ANNOTATION: (&str, &str) = ("mooring/reconcile", "paused");
+
+/// Whether a resource's annotations pause its reconciliation.
+pub fn reconcile_paused(annotations: &BTreeMap<String, String>) -> bool {
+    annotations.get(RECONCILE_ANNOTATION.0).map(String::as_str) == Some(RECONCILE_ANNOTATION.1)
+}
+
 /// The kinds of resource Mooring manages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 pub enum Kind {
@@ -155,6 +166,11 @@ pub struct ObjectMeta {
     /// Server-set; a resource is removed only when this is empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub finalizers: Vec<String>,
+    /// Server-set: the git commit whose documents last created or changed the
+    /// resource through a GitOps sync (`mooring sync --revision`), kept when it is
+    /// later edited through the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_revision: Option<String>,
 }
 
 fn default_namespace() -> String {

@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api_types::condition::{Condition, Conditions};
+use api_types::condition::{Condition, ConditionType, Conditions};
+use api_types::meta::{RECONCILE_ANNOTATION, reconcile_paused};
 use api_types::{Event, Kind, Status};
 use desired_state::store::StoredResource;
 use runners::gate::CallGate;
@@ -52,6 +53,9 @@ pub trait DynReconciler: Send + Sync {
     fn expect(&self, _resource: &StoredResource) {}
 }
 
+/// The `Synced=False` reason of a paused resource (as Crossplane reports it).
+pub const PAUSED_REASON: &str = "ReconcilePaused";
+
 /// The reconcilers of every kind, by kind.
 pub type Reconcilers = HashMap<Kind, Arc<dyn DynReconciler>>;
 
@@ -74,6 +78,24 @@ impl<R: Reconcile> Typed<R> {
             }
         };
         Ok((spec, status))
+    }
+
+    /// The status while reconciliation is paused: the outputs and conditions
+    /// as they were, with `Synced=False` (`ReconcilePaused`) for this generation.
+    fn paused(old: &R::Status, generation: i64, now: chrono::DateTime<chrono::Utc>, drift: Option<Condition>) -> Step {
+        let message = format!(
+            "reconciliation is paused by the annotation {}: {}; nothing is changed in AWS until it is removed",
+            RECONCILE_ANNOTATION.0, RECONCILE_ANNOTATION.1
+        );
+        let reported = Reconciled {
+            status: old.clone(),
+            conditions: std::iter::once(Condition::sync_failed(PAUSED_REASON, message, generation, now))
+                .chain(drift)
+                .collect(),
+            events: vec![],
+            requeue_after: None,
+        };
+        Self::merged(old, reported, generation)
     }
 
     /// The status to store after a report: its outputs, the old conditions
@@ -118,13 +140,21 @@ fn target<'a, S, St>(
 impl<R: Reconcile> DynReconciler for Typed<R> {
     async fn reconcile(&self, ctx: &Context<'_>, r: &StoredResource) -> Result<Step, ReconcileError> {
         let (spec, status) = Self::parse(r)?;
+        if reconcile_paused(&r.annotations.0) {
+            return Ok(Self::paused(&status, r.generation, ctx.now, drift_condition(r, ctx.now)));
+        }
         let uid = r.uid.to_string();
-        let reported = self.0.reconcile(ctx.gate, &target(ctx, r, &uid, &spec, &status)).await?;
+        let mut reported = self.0.reconcile(ctx.gate, &target(ctx, r, &uid, &spec, &status)).await?;
+        reported.conditions.extend(drift_condition(r, ctx.now));
         Ok(Self::merged(&status, reported, r.generation))
     }
 
     async fn cleanup(&self, ctx: &Context<'_>, r: &StoredResource) -> Result<Option<Step>, ReconcileError> {
         let (spec, status) = Self::parse(r)?;
+        // A paused resource is not torn down either: its finalizer holds it.
+        if reconcile_paused(&r.annotations.0) {
+            return Ok(Some(Self::paused(&status, r.generation, ctx.now, None)));
+        }
         let uid = r.uid.to_string();
         match self.0.cleanup(ctx.gate, &target(ctx, r, &uid, &spec, &status)).await? {
             Teardown::Done => Ok(None),
@@ -150,6 +180,35 @@ impl<R: Reconcile> DynReconciler for Typed<R> {
             self.0.expect(&t);
         }
     }
+}
+
+/// The `Drifted` condition of a resource a GitOps sync manages (labelled
+/// `mooring/managed-by=gitops`), from where its current spec came from:
+/// `True` (`ChangedOutsideGit`) when the API or a rollback wrote it, `False`
+/// (`MatchesGit`) when a sync did. `None` for any other resource.
+pub fn drift_condition(r: &StoredResource, now: chrono::DateTime<chrono::Utc>) -> Option<Condition> {
+    let (key, value) = desired_state::gitops::MANAGED_BY;
+    if r.labels.0.get(key).map(String::as_str) != Some(value) {
+        return None;
+    }
+    let source = r.labels.0.get(desired_state::gitops::SOURCE_LABEL).map_or("its source", String::as_str);
+    let applied = r.applied_revision.as_deref().unwrap_or("none");
+    let (status, reason, message) = match r.source.as_str() {
+        "gitops" => {
+            (false, "MatchesGit", format!("generation {} is the spec git applied (commit {applied})", r.generation))
+        }
+        other => (
+            true,
+            "ChangedOutsideGit",
+            format!(
+                "generation {} was written by {} ({}), not by git (last applied commit {applied}); the next sync of {source} restores git's version",
+                r.generation,
+                if other == "rollback" { "a rollback" } else { "the API" },
+                r.source_actor.as_deref().unwrap_or("unknown"),
+            ),
+        ),
+    };
+    Some(Condition::new(ConditionType::Drifted, status, reason, message, Some(r.generation), now))
 }
 
 /// The status after a failed reconcile: `Synced=False` with the error's reason
@@ -196,5 +255,75 @@ mod tests {
         assert_eq!(failed["observedGeneration"], 2);
         assert_eq!(failed["taskDefinitionArn"], "arn:td", "outputs stay");
         assert_eq!(failed_status(&json!({}), 1, &err, t1)["conditions"][0]["type"], "Synced");
+    }
+
+    fn row(labels: &[(&str, &str)], source: &str) -> StoredResource {
+        StoredResource {
+            uid: uuid::Uuid::nil(),
+            kind: api_types::Kind::Relay,
+            namespace: "default".into(),
+            name: "gw".into(),
+            labels: sqlx::types::Json(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            annotations: sqlx::types::Json(Default::default()),
+            spec: json!({}),
+            spec_hash: String::new(),
+            status: json!({}),
+            generation: 4,
+            resource_version: 1,
+            finalizers: vec![],
+            created_at: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+            deletion_timestamp: None,
+            source: source.into(),
+            source_actor: Some("alice".into()),
+            source_commit: None,
+            status_fence: 0,
+            revision_hash: None,
+            applied_revision: Some("abc1234".into()),
+        }
+    }
+
+    #[test]
+    fn drift_condition_table() {
+        let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let managed = [("mooring/managed-by", "gitops"), ("mooring/source", "platform")];
+        // (labels, source of the last spec change) → (status, reason)
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, Option<(&'a str, &'a str)>);
+        let cases: [Case; 5] = [
+            (&managed, "gitops", Some(("False", "MatchesGit"))),
+            (&managed, "api", Some(("True", "ChangedOutsideGit"))),
+            (&managed, "rollback", Some(("True", "ChangedOutsideGit"))),
+            (&[], "api", None),
+            (&[("mooring/managed-by", "helm")], "api", None),
+        ];
+        for (labels, source, want) in cases {
+            let got = drift_condition(&row(labels, source), now).map(|c| {
+                let v = serde_json::to_value(&c).unwrap();
+                (v["status"].as_str().unwrap().to_string(), v["reason"].as_str().unwrap().to_string())
+            });
+            let want = want.map(|(s, r)| (s.to_string(), r.to_string()));
+            assert_eq!(got, want, "{labels:?} {source}");
+        }
+        let c = serde_json::to_value(drift_condition(&row(&managed, "api"), now).unwrap()).unwrap();
+        assert_eq!(c["type"], "Drifted");
+        assert_eq!(c["observedGeneration"], 4);
+        let message = c["message"].as_str().unwrap();
+        assert!(
+            message.contains("the API (alice)") && message.contains("abc1234") && message.contains("platform"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_paused_status_keeps_outputs_and_says_why() {
+        let t0 = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let old = RelayStatus { task_definition_arn: Some("arn:td".into()), ..Default::default() };
+        let step = Relay::paused(&old, 3, t0, None);
+        assert_eq!(step.status["taskDefinitionArn"], "arn:td");
+        assert_eq!(step.status["observedGeneration"], 3);
+        let synced = &step.status["conditions"][0];
+        assert_eq!((synced["type"].as_str(), synced["status"].as_str()), (Some("Synced"), Some("False")));
+        assert_eq!(synced["reason"], PAUSED_REASON);
+        assert!(synced["message"].as_str().unwrap().contains("mooring/reconcile: paused"));
+        assert_eq!(step.requeue_after, None);
     }
 }

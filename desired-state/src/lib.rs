@@ -8,6 +8,7 @@
 pub mod admission;
 pub mod api;
 pub mod auth;
+pub mod gitops;
 pub mod plan;
 pub mod ratelimit;
 pub mod redis;

@@ -417,7 +417,7 @@ async fn gitops_apply_records_the_commit_and_prunes_safely(pool: PgPool) {
         async move {
             api.call(
                 Method::POST,
-                &format!("/v1/apply?source=gitops&revision={sha}{extra}"),
+                &format!("/v1/apply?source=gitops&sourceName=platform&revision={sha}{extra}"),
                 Some(&api.admin),
                 docs(names),
             )
@@ -439,7 +439,7 @@ async fn gitops_apply_records_the_commit_and_prunes_safely(pool: PgPool) {
     let wipe = api
         .call(
             Method::POST,
-            &format!("/v1/apply?source=gitops&revision={sha}&prune=true"),
+            &format!("/v1/apply?source=gitops&sourceName=platform&revision={sha}&prune=true"),
             Some(&api.admin),
             Some(("application/json", "[]".into())),
         )
@@ -468,6 +468,39 @@ async fn gitops_apply_records_the_commit_and_prunes_safely(pool: PgPool) {
     assert_eq!(deleted(&mass), vec!["b", "e"], "{}", mass.text);
     assert_eq!(api.get(&format!("{RELAYS}/d")).await.status, StatusCode::OK);
     assert!(api.get(&format!("{RELAYS}/manual")).await.body["metadata"]["deletionTimestamp"].is_null());
+    assert_eq!(api.get(&format!("{RELAYS}/a")).await.body["metadata"]["appliedRevision"], sha);
+
+    // Another source: may neither take over "a" nor declare itself as "platform",
+    // prunes nothing of "platform", and a prune must name its source.
+    let other = |extra: &str, docs: Value| {
+        let path = format!("/v1/apply?source=gitops&sourceName=payments&revision={sha}{extra}");
+        let api = &api;
+        async move { api.call(Method::POST, &path, Some(&api.admin), Some(("application/json", docs.to_string()))).await }
+    };
+    let steal = other("", json!([relay("a", "default", "nginx:1")])).await;
+    assert_eq!(steal.status, StatusCode::CONFLICT, "{}", steal.text);
+    assert!(steal.text.contains("platform"), "{}", steal.text);
+    let mut claims = relay("p1", "default", "nginx:1");
+    claims["metadata"]["labels"] = json!({"mooring/source": "platform"});
+    let claimed = other("", json!([claims])).await;
+    assert_eq!(claimed.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", claimed.text);
+    assert_eq!(claimed.body["error"]["details"][0]["field"], "items[0].metadata.labels.mooring/source");
+    let own = other("&prune=true", json!([relay("p1", "default", "nginx:1"), relay("p2", "default", "nginx:1")])).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.text);
+    assert_eq!(
+        own.body["summary"]["delete"], 0,
+        "another source's resources are not this one's to prune: {}",
+        own.text
+    );
+    let unscoped = api
+        .call(
+            Method::POST,
+            &format!("/v1/apply?source=gitops&revision={sha}&prune=true"),
+            Some(&api.admin),
+            Some(("application/json", json!([relay("p1", "default", "nginx:1")]).to_string())),
+        )
+        .await;
+    assert_eq!(unscoped.status, StatusCode::BAD_REQUEST, "{}", unscoped.text);
 }
 
 #[sqlx::test(migrations = false)]
@@ -594,4 +627,58 @@ async fn identity_fields_are_immutable(pool: PgPool) {
         .await;
     assert_eq!(down.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", down.text);
     assert_eq!(down.body["error"]["details"][0]["field"], "spec.cache.engineVersion");
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_suspended_source_refuses_syncs_and_only_its_writers_may_suspend_it(pool: PgPool) {
+    let api = start(pool).await;
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let sync = |token: String, dry_run: bool, image: &'static str| {
+        let api = &api;
+        async move {
+            let path = format!("/v1/apply?source=gitops&sourceName=payments&revision={sha}&dryRun={dry_run}");
+            let body = json!([relay("gw", "team-a", image)]).to_string();
+            api.call(Method::POST, &path, Some(&token), Some(("application/json", body))).await
+        }
+    };
+    let first = sync(api.admin.clone(), false, "nginx:1").await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let source = api.get("/v1/sources/payments").await;
+    assert_eq!(source.body["lastRevision"], sha, "{}", source.text);
+    assert_eq!(source.body["suspended"], false);
+
+    // Only a token that may write where the source's resources are may suspend it.
+    let other_team = api.token("team-b-writer", &["write:team-b"]).await;
+    let refused = api.call(Method::POST, "/v1/sources/payments/suspend", Some(&other_team), None).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    let oncall = api.token("oncall", &["write:team-a"]).await;
+    let body = Some(("application/json", json!({"reason": "incident 42"}).to_string()));
+    let suspended = api.call(Method::POST, "/v1/sources/payments/suspend", Some(&oncall), body).await;
+    assert_eq!(suspended.status, StatusCode::OK, "{}", suspended.text);
+    assert_eq!(
+        (suspended.body["suspended"].as_bool(), suspended.body["suspendedBy"].as_str()),
+        (Some(true), Some("oncall"))
+    );
+
+    // A sync is refused with who and why, and writes nothing; a dry run still plans.
+    let before = api.snapshot().await;
+    let blocked = sync(api.admin.clone(), false, "nginx:2").await;
+    assert_eq!(blocked.status, StatusCode::CONFLICT, "{}", blocked.text);
+    let message = blocked.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("suspended") && message.contains("oncall") && message.contains("incident 42"),
+        "{message}"
+    );
+    assert_eq!(api.snapshot().await, before);
+    let plan = sync(api.admin.clone(), true, "nginx:2").await;
+    assert_eq!((plan.status, plan.body["summary"]["update"].as_u64()), (StatusCode::OK, Some(1)), "{}", plan.text);
+
+    let resumed = api.call(Method::POST, "/v1/sources/payments/resume", Some(&oncall), None).await;
+    assert_eq!(resumed.body["suspended"], false, "{}", resumed.text);
+    assert_eq!(sync(api.admin.clone(), false, "nginx:2").await.status, StatusCode::OK);
+    let list = api.get("/v1/sources").await;
+    assert_eq!(list.body["items"][0]["name"], "payments", "{}", list.text);
+    assert_eq!(api.get("/v1/sources/unknown").await.status, StatusCode::NOT_FOUND);
+    let bad = api.call(Method::POST, "/v1/sources/not%20a%20label/suspend", Some(&api.admin), None).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
 }

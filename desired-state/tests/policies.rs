@@ -232,7 +232,7 @@ async fn a_sync_is_judged_by_the_policies_stored_before_it_and_keeps_policies_un
     let api = start(pool).await;
     let admin = api.admin.clone();
     let sync = |docs: Vec<Value>, extra: &str| {
-        let path = format!("/v1/apply?source=gitops&revision=0123abcd{extra}");
+        let path = format!("/v1/apply?source=gitops&sourceName=platform&revision=0123abcd{extra}");
         let body = Value::Array(docs).to_string();
         let admin = admin.clone();
         let api = &api;
@@ -255,8 +255,11 @@ async fn a_sync_is_judged_by_the_policies_stored_before_it_and_keeps_policies_un
     assert_eq!(pruned.body["summary"]["delete"], 0, "{}", pruned.text);
     assert_eq!(api.get("/v1/policies/guardrails").await.status, StatusCode::OK);
     // ...unless asked to.
-    let pruned =
-        sync(vec![good_relay("gw"), relay("keep", "default", "nginx:1")], "&prune=true&prunePolicies=true").await;
+    let pruned = sync(
+        vec![good_relay("gw"), relay("keep", "default", "nginx:1")],
+        "&prune=true&prunePolicies=true&maxPrunePercent=50",
+    )
+    .await;
     assert_eq!(pruned.status, StatusCode::OK, "{}", pruned.text);
     let deleted: Vec<&str> = pruned.body["items"]
         .as_array()

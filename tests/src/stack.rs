@@ -67,8 +67,8 @@ impl Stack {
     }
 
     /// The environment every process of this stack gets: the database, Redis, the
-    /// prefix, the signing key, a cache directory inside [`Stack::dir`], and no
-    /// proxy for loopback addresses.
+    /// prefix, the signing key, cache and configuration directories inside
+    /// [`Stack::dir`], and no proxy for loopback addresses.
     pub fn env(&self) -> Vec<(String, String)> {
         vec![
             ("DATABASE_URL".into(), self.db.url.clone()),
@@ -76,6 +76,9 @@ impl Stack {
             ("MOORING_REDIS_PREFIX".into(), self.redis_prefix.clone()),
             ("MOORING_SIGNING_KEY".into(), self.signing_key.clone()),
             ("MOORING_CACHE_DIR".into(), self.dir.join("cache").display().to_string()),
+            // The CLI's configuration file is looked up here, so a developer's own
+            // ~/.config/mooring/config.toml never steers a test.
+            ("XDG_CONFIG_HOME".into(), self.dir.join("config").display().to_string()),
             // The in-process simulated cloud, so tests that are not about AWS do
             // not share moto's account; AWS tests set `MOORING_CLOUD=aws`.
             ("MOORING_CLOUD".into(), "sim".into()),

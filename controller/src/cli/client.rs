@@ -83,6 +83,16 @@ pub struct ApplyParams {
     pub source: Option<String>,
     /// The git commit the documents come from (with `source=gitops`).
     pub revision: Option<String>,
+    /// The GitOps source the documents belong to (`sourceName`, the `mooring/source` label).
+    pub source_name: Option<String>,
+    /// Prune the source's resources the documents no longer name.
+    pub prune: bool,
+    /// Limits pruning to resources matching this label selector.
+    pub selector: Option<String>,
+    /// Let a prune take all of the source's resources, or more than the allowed share.
+    pub allow_mass_prune: bool,
+    /// The share (percent) of the source's resources a prune may take; the server's default when `None`.
+    pub max_prune_percent: Option<u8>,
 }
 
 /// A client of one Mooring server, carrying the token every request needs.
@@ -195,10 +205,38 @@ impl ApiClient {
         if let Some(revision) = params.revision.as_deref() {
             query.push(("revision", revision));
         }
+        if let Some(name) = params.source_name.as_deref() {
+            query.push(("sourceName", name));
+        }
+        if params.prune {
+            query.push(("prune", "true"));
+        }
+        if let Some(selector) = params.selector.as_deref() {
+            query.push(("selector", selector));
+        }
+        if params.allow_mass_prune {
+            query.push(("allowMassPrune", "true"));
+        }
+        let percent = params.max_prune_percent.map(|p| p.to_string());
+        if let Some(percent) = percent.as_deref() {
+            query.push(("maxPrunePercent", percent));
+        }
         self.call(Method::POST, &url, |r| {
             r.query(&query).header(reqwest::header::CONTENT_TYPE, "application/yaml").body(yaml_stream)
         })
         .await
+    }
+
+    /// Suspends (`Some(reason)`, possibly empty) or resumes (`None`) a GitOps
+    /// source's syncs; returns the source as stored.
+    pub async fn set_source_suspended(&self, name: &str, suspend: Option<&str>) -> Result<Value, ClientError> {
+        let action = if suspend.is_some() { "suspend" } else { "resume" };
+        let url = format!("{}/v1/sources/{}/{action}", self.base, enc(name));
+        let body = match suspend {
+            Some(reason) if !reason.is_empty() => json!({ "reason": reason }),
+            _ => json!({}),
+        };
+        self.call(Method::POST, &url, |r| r.json(&body)).await
     }
 
     /// Creates an API token; the answer carries the secret once.

@@ -28,6 +28,8 @@ pub struct Documents {
     pub docs: Vec<Value>,
     /// `docs[i]` came from `sources[i]` (`relays/gw.yaml` or `relays/gw.yaml#2`).
     pub sources: Vec<String>,
+    /// `docs[i]` is document `origins[i].1` (from 1) of file `origins[i].0`.
+    pub origins: Vec<(String, usize)>,
 }
 
 impl Documents {
@@ -42,6 +44,19 @@ impl Documents {
             }
         }
         Ok(out)
+    }
+
+    /// The documents at `indices`, in that order, with where they came from.
+    pub fn select(&self, indices: &[usize]) -> Documents {
+        let mut out = Documents::default();
+        for &i in indices {
+            if let (Some(doc), Some(source)) = (self.docs.get(i), self.sources.get(i)) {
+                out.docs.push(doc.clone());
+                out.sources.push(source.clone());
+                out.origins.push(self.origins.get(i).cloned().unwrap_or_else(|| (source.clone(), 1)));
+            }
+        }
+        out
     }
 
     /// Where `items[index]` of the request came from.
@@ -111,7 +126,44 @@ fn add_text(out: &mut Documents, source: &str, text: &str) -> anyhow::Result<()>
     let many = docs.len() > 1;
     for (i, doc) in docs.into_iter().enumerate() {
         out.sources.push(if many { format!("{source}#{}", i + 1) } else { source.to_string() });
+        out.origins.push((source.to_string(), i + 1));
         out.docs.push(doc);
+    }
+    Ok(())
+}
+
+/// Every document under `dir`, recursing, in path order: the `*.yaml`, `*.yml`
+/// and `*.json` files, and each chart (a directory with a `Chart.yaml`)
+/// rendered with its default values instead of read. Hidden entries (`.git`,
+/// `.github`) are skipped. What `mooring sync` reads.
+pub fn read_tree(dir: &Path) -> anyhow::Result<Documents> {
+    let mut out = Documents::default();
+    walk(dir, &mut out)?;
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Documents) -> anyhow::Result<()> {
+    if dir.join(crate::cli::chart::CHART_FILE).is_file() {
+        let chart = crate::cli::chart::Chart::load(dir)?;
+        for rendered in chart.render(&crate::cli::chart::Overrides::default())? {
+            add_text(out, &rendered.source, &rendered.text)?;
+        }
+        return Ok(());
+    }
+    let mut entries = Vec::new();
+    for entry in fs::read_dir(dir).with_context(|| format!("reading directory {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("reading directory {}", dir.display()))?;
+        if !entry.file_name().to_string_lossy().starts_with('.') {
+            entries.push(entry.path());
+        }
+    }
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if path.is_file() && is_document_file(&path) {
+            add_file(out, &path)?;
+        }
     }
     Ok(())
 }
@@ -161,6 +213,13 @@ mod tests {
 
         let d = read_inputs(std::slice::from_ref(&dir.0), std::io::empty()).unwrap();
         assert_eq!(names(&d), vec!["a1", "a2", "b1", "b2", "c"]);
+        assert_eq!(d.origins[1], (dir.0.join("a.json").display().to_string(), 2));
+
+        // A tree: recursing, hidden entries skipped.
+        fs::create_dir(dir.0.join(".git")).unwrap();
+        dir.write(".git/x.yaml", "kind: Relay\nmetadata: {name: hidden}\n");
+        let d = read_tree(&dir.0).unwrap();
+        assert_eq!(names(&d), vec!["a1", "a2", "b1", "b2", "c", "nested"]);
         let a = dir.0.join("a.json").display().to_string();
         assert_eq!(d.source_of(1), Some(format!("{a}#2").as_str()));
         let c = dir.0.join("c.YML").display().to_string();

@@ -22,12 +22,17 @@
 //! // Command::Client(cmd) => cli::run(cmd, &cli.client).await  (print `{err:#}` on error, exit 1)
 //! ```
 //!
-//! Exit codes: 0 success; 1 error (an `Err` from [`run`]); 2 from `diff` when
-//! something would change, and from `policy test` / `policy audit` when a
-//! policy refuses something.
+//! Exit codes: 0 success; 1 error (an `Err` from [`run`]); 2 from `diff` and
+//! `sync --dry-run` when something would change, and from `policy test` /
+//! `policy audit` when a policy refuses something.
+//!
+//! Where the server is and which token to send come from flags, their
+//! environment variables, and the configuration file's contexts ([`config`]).
 
+mod chart;
 mod client;
 mod commands;
+pub mod config;
 mod documents;
 mod duration;
 mod error;
@@ -39,7 +44,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use client::{ApiClient, ClientError};
+pub use chart::ChartCommand;
+use client::ApiClient;
 pub use commands::Target;
 pub use commands::apply::{ApplyArgs, DiffArgs};
 pub use commands::delete::DeleteArgs;
@@ -47,24 +53,39 @@ pub use commands::get::GetArgs;
 pub use commands::policy::PolicyCommand;
 pub use commands::release::ReleaseArgs;
 pub use commands::rollback::RollbackArgs;
+pub use commands::sync::SyncArgs;
 pub use commands::token::TokenCommand;
 pub use commands::wait::WaitArgs;
 
-/// Where the server is and how to authenticate: options every client command shares.
+/// Where the server is and how to authenticate: options every client command
+/// shares. Each falls back to the configuration file's context, then to the
+/// built-in default ([`config`]).
 #[derive(Args, Clone, Debug)]
 pub struct ClientOpts {
-    /// The Mooring server's base URL.
-    #[arg(long, env = "MOORING_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
-    server: String,
-    /// The API token (sent as `Authorization: Bearer`).
+    /// The Mooring server's base URL [default: the context's, else http://127.0.0.1:8080].
+    #[arg(long, env = "MOORING_SERVER", global = true)]
+    server: Option<String>,
+    /// The API token (sent as `Authorization: Bearer`) [default: the context's].
     #[arg(long, env = "MOORING_TOKEN", global = true, hide_env_values = true)]
     token: Option<String>,
+    /// The context of the configuration file to use [default: its `current-context`].
+    #[arg(long, env = "MOORING_CONTEXT", global = true)]
+    context: Option<String>,
+    /// The configuration file [default: ~/.config/mooring/config.toml].
+    #[arg(long, env = "MOORING_CONFIG", global = true, value_name = "PATH")]
+    config: Option<std::path::PathBuf>,
 }
 
 impl ClientOpts {
-    /// A client for these options.
-    fn client(&self) -> Result<ApiClient, ClientError> {
-        ApiClient::new(&self.server, self.token.as_deref())
+    /// Flags and environment over the configuration file's context over the defaults.
+    fn resolve(&self) -> Result<config::Resolved, config::ConfigError> {
+        let given = config::Given {
+            server: self.server.as_deref(),
+            token: self.token.as_deref(),
+            context: self.context.as_deref(),
+            config: self.config.as_deref(),
+        };
+        config::resolve(&given, |var| std::env::var(var).ok())
     }
 }
 
@@ -96,6 +117,15 @@ pub enum ClientCommand {
     /// Uninstall step: delete every resource (each released from AWS per its
     /// deletionPolicy) and wait until all are gone.
     Release(ReleaseArgs),
+    /// GitOps: apply every document under a directory at a git commit, with a
+    /// plan, sync waves and safe pruning (exit 0: no change or applied,
+    /// 2: `--dry-run` found changes, 1: error).
+    Sync(SyncArgs),
+    /// Render and lint charts (no server needed).
+    #[command(subcommand)]
+    Chart(ChartCommand),
+    /// Show the configuration in use: file, context, server, namespace (never the token).
+    Config,
 }
 
 /// Runs a client command against the server in `opts`. Returns the exit code on
@@ -108,8 +138,20 @@ pub async fn run(cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<ExitCo
     }
 }
 
-async fn dispatch(cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<ExitCode> {
-    let client = opts.client()?;
+async fn dispatch(mut cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<ExitCode> {
+    // Charts are rendered locally: no server, no configuration needed.
+    if let ClientCommand::Chart(cmd) = cmd {
+        return chart::run(cmd);
+    }
+    let resolved = opts.resolve()?;
+    if let ClientCommand::Config = cmd {
+        output::print(&config_summary(&resolved))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(ns) = &resolved.namespace {
+        default_namespace(&mut cmd, ns);
+    }
+    let client = ApiClient::new(&resolved.server, resolved.token.as_deref())?;
     match cmd {
         ClientCommand::Apply(args) => commands::apply::apply(&client, args).await,
         ClientCommand::Diff(args) => commands::apply::diff(&client, args).await,
@@ -122,7 +164,48 @@ async fn dispatch(cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<ExitC
         ClientCommand::Token(cmd) => commands::token::run(&client, cmd).await,
         ClientCommand::Policy(cmd) => commands::policy::run(&client, cmd).await,
         ClientCommand::Release(args) => commands::release::run(&client, args).await,
+        ClientCommand::Sync(args) => commands::sync::run(&client, args).await,
+        ClientCommand::Chart(_) | ClientCommand::Config => unreachable_command(),
     }
+}
+
+/// Handled before a client is made; kept out of the match arms above.
+fn unreachable_command() -> anyhow::Result<ExitCode> {
+    anyhow::bail!("this command does not talk to a server")
+}
+
+/// The context's namespace for every command that acts in one and was given no
+/// `-n` (a policy without `-n` stays cluster-scoped, as without a context).
+fn default_namespace(cmd: &mut ClientCommand, ns: &str) {
+    let fill = |target: &mut Target| {
+        if target.namespace.is_none() && !target.kind.may_be_cluster_scoped() {
+            target.namespace = Some(ns.to_string());
+        }
+    };
+    match cmd {
+        ClientCommand::Get(args)
+            if args.namespace.is_none() && !args.all_namespaces && !args.kind.may_be_cluster_scoped() =>
+        {
+            args.namespace = Some(ns.to_string());
+        }
+        ClientCommand::Describe(target) | ClientCommand::History(target) => fill(target),
+        ClientCommand::Delete(args) => fill(&mut args.target),
+        ClientCommand::Rollback(args) => fill(&mut args.target),
+        ClientCommand::Wait(args) => fill(&mut args.target),
+        _ => {}
+    }
+}
+
+/// What `mooring config` prints.
+fn config_summary(r: &config::Resolved) -> String {
+    let file = r.file.as_ref().map_or_else(|| "(none)".to_string(), |p| p.display().to_string());
+    format!(
+        "config file: {file}\ncontext:     {}\nserver:      {}\nnamespace:   {}\ntoken:       {}\n",
+        r.context.as_deref().unwrap_or("(none)"),
+        r.server,
+        r.namespace.as_deref().unwrap_or("default"),
+        if r.token.is_some() { "set" } else { "not set" },
+    )
 }
 
 /// Prints a value as pretty JSON on stdout; a closed pipe is not an error.
@@ -165,10 +248,11 @@ mod tests {
     #[test]
     fn global_options_go_anywhere() {
         let cli = parse(&["get", "relays", "--server", "http://h:1", "--token", "t"]).unwrap();
-        assert_eq!(cli.client.server, "http://h:1");
+        assert_eq!(cli.client.server.as_deref(), Some("http://h:1"));
         assert_eq!(cli.client.token.as_deref(), Some("t"));
-        let cli = parse(&["--server", "http://h:2", "history", "node", "n1"]).unwrap();
-        assert_eq!(cli.client.server, "http://h:2");
+        let cli = parse(&["--server", "http://h:2", "history", "node", "n1", "--context", "prod"]).unwrap();
+        assert_eq!(cli.client.server.as_deref(), Some("http://h:2"));
+        assert_eq!(cli.client.context.as_deref(), Some("prod"));
     }
 
     #[test]
@@ -224,6 +308,42 @@ mod tests {
         let ClientCommand::Token(TokenCommand::Create { scopes, .. }) = cli.command else { panic!("not token create") };
         assert_eq!(scopes, ["write:payments", "read:*"]);
         assert!(parse(&["token", "create", "--name", "ci"]).is_err());
+
+        let cli = parse(&["get", "relays"]).unwrap();
+        let mut cmd = cli.command;
+        default_namespace(&mut cmd, "payments");
+        let ClientCommand::Get(args) = cmd else { panic!("not get") };
+        assert_eq!(args.namespace.as_deref(), Some("payments"));
+        for argv in [&["get", "policies"][..], &["get", "relays", "-A"], &["get", "relays", "-n", "x"]] {
+            let mut cmd = parse(argv).unwrap().command;
+            default_namespace(&mut cmd, "payments");
+            let ClientCommand::Get(args) = cmd else { panic!("not get") };
+            assert_ne!(args.namespace.as_deref(), Some("payments"), "{argv:?}");
+        }
+        let mut cmd = parse(&["describe", "relay", "gw"]).unwrap().command;
+        default_namespace(&mut cmd, "payments");
+        let ClientCommand::Describe(t) = cmd else { panic!("not describe") };
+        assert_eq!(t.ns(), "payments");
+
+        let cli =
+            parse(&["sync", "--dir", "specs", "--revision", "abc1234", "--source", "platform", "--prune"]).unwrap();
+        let ClientCommand::Sync(args) = cli.command else { panic!("not sync") };
+        assert!(args.prune && !args.dry_run);
+        assert_eq!(args.wave_timeout, std::time::Duration::from_secs(600));
+        assert!(parse(&["sync", "--suspend", "platform", "--reason", "incident 42"]).is_ok());
+        assert!(parse(&["sync", "--resume", "platform"]).is_ok());
+        for bad in [
+            &["sync"][..],
+            &["sync", "--dir", "specs", "--revision", "abc1234"],
+            &["sync", "--suspend", "platform", "--dir", "specs"],
+            &["sync", "--resume", "platform", "--reason", "x"],
+            &["sync", "--dir", "d", "--revision", "abc1234", "--source", "s", "--allow-mass-prune"],
+            &["sync", "--dir", "d", "--revision", "abc1234", "--source", "s", "--prune", "--max-prune-percent", "101"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse(&["chart", "render", "charts/pulse-node", "--set", "replicas=3", "-f", "v.yaml"]).is_ok());
+        assert!(parse(&["chart", "lint"]).is_err());
 
         assert!(parse(&["release"]).is_err(), "release needs --all");
         let cli = parse(&["release", "--all", "--timeout", "5m"]).unwrap();

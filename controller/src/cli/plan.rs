@@ -23,6 +23,24 @@ pub struct ApplyOutcome {
     /// One entry per document (and per pruned resource).
     #[serde(default)]
     pub items: Vec<PlanItem>,
+    /// In a dry run of a suspended GitOps source: who suspended it, when and why.
+    #[serde(default)]
+    pub source_suspended: Option<SuspendedSource>,
+}
+
+/// A suspended GitOps source, as a dry run reports it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SuspendedSource {
+    /// The source.
+    #[serde(default)]
+    pub name: String,
+    /// Who suspended it.
+    #[serde(default)]
+    pub suspended_by: Option<String>,
+    /// Why.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// How many resources each action touches.
@@ -66,6 +84,39 @@ pub struct PlanItem {
     /// The changed fields of an update.
     #[serde(default)]
     pub diff: Vec<FieldChange>,
+    /// For an update: where the version it replaces came from.
+    #[serde(default)]
+    pub replaced: Option<Replaced>,
+}
+
+/// Where the stored version an update replaces came from (the server's `ChangeSource`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct Replaced {
+    /// `api`, `gitops` or `rollback`.
+    #[serde(default)]
+    pub kind: String,
+    /// The token or user.
+    #[serde(default)]
+    pub actor: Option<String>,
+    /// The commit, for `gitops`.
+    #[serde(default)]
+    pub commit: Option<String>,
+}
+
+impl PlanItem {
+    /// Drift: an update of a resource whose stored version was written outside
+    /// git (through the API, or a rollback), so the sync restores git's version.
+    pub fn drift(&self) -> Option<String> {
+        let replaced = self.replaced.as_ref().filter(|_| self.action == Action::Update)?;
+        if replaced.kind == "gitops" {
+            return None;
+        }
+        let how = if replaced.kind == "rollback" { "a rollback" } else { "the API" };
+        Some(match &replaced.actor {
+            Some(actor) => format!("changed through {how} by {actor}"),
+            None => format!("changed through {how}"),
+        })
+    }
 }
 
 /// The four plan actions; anything newer is shown as the server spelled it.
@@ -191,6 +242,59 @@ pub fn render_diff(outcome: &ApplyOutcome) -> String {
     out
 }
 
+/// The Terraform-style summary line of a sync.
+pub fn sync_plan_line(s: &Summary) -> String {
+    format!("Plan: {} to add, {} to change, {} to prune, {} unchanged.", s.create, s.update, s.delete, s.unchanged)
+}
+
+/// What `sync` prints for a plan: every resource with its marker (`+` create,
+/// `~` update with its field diff and, for drift, who changed it outside git,
+/// `-` prune, `=` unchanged), then the plan line.
+pub fn render_sync_plan(outcome: &ApplyOutcome) -> String {
+    let mut out = String::new();
+    for item in &outcome.items {
+        let r = resource_ref(&item.kind, &item.namespace, &item.name);
+        match &item.action {
+            Action::Create => {
+                let _ = writeln!(out, "+ {r} will be created");
+            }
+            Action::Update => {
+                match item.drift() {
+                    Some(drift) => {
+                        let _ = writeln!(out, "~ {r} will be changed (drift: {drift}; git's version is restored)");
+                    }
+                    None => {
+                        let _ = writeln!(out, "~ {r} will be changed");
+                    }
+                }
+                for change in &item.diff {
+                    let _ = writeln!(out, "    {}", render_change(change));
+                }
+            }
+            Action::Delete => {
+                let _ = writeln!(out, "- {r} will be pruned");
+            }
+            Action::Unchanged => {
+                let _ = writeln!(out, "= {r} unchanged");
+            }
+            Action::Other(other) => {
+                let _ = writeln!(out, "? {r} {other}");
+            }
+        }
+    }
+    let _ = writeln!(out, "{}", sync_plan_line(&outcome.summary()));
+    if let Some(s) = &outcome.source_suspended {
+        let by = s.suspended_by.as_deref().unwrap_or("unknown");
+        let why = s.reason.as_deref().filter(|r| !r.is_empty()).map(|r| format!(": {r}")).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "Note: source {:?} is suspended (by {by}{why}); a sync is refused until `mooring sync --resume {}`.",
+            s.name, s.name
+        );
+    }
+    out
+}
+
 /// `~ spec.containers[0].image: "a" → "b"`, `+ path: value`, `- path: value`.
 pub fn render_change(c: &FieldChange) -> String {
     let show = |v: &Option<Value>| v.as_ref().map(compact).unwrap_or_else(|| "null".to_string());
@@ -284,6 +388,36 @@ mod tests {
         for only in [Summary { create: 1, ..Default::default() }, Summary { delete: 3, ..Default::default() }] {
             assert_eq!(diff_exit_code(&only), 2);
         }
+    }
+
+    #[test]
+    fn sync_plans_mark_every_resource_and_drift() {
+        let o: ApplyOutcome = serde_json::from_value(serde_json::json!({
+            "dryRun": true,
+            "items": [
+                {"kind": "Relay", "namespace": "default", "name": "new", "action": "create"},
+                {"kind": "Relay", "namespace": "default", "name": "edited", "action": "update",
+                 "replaced": {"kind": "api", "actor": "alice"},
+                 "diff": [{"path": "spec.scaling.max", "op": "replace", "from": 9, "to": 4}]},
+                {"kind": "Relay", "namespace": "default", "name": "bumped", "action": "update",
+                 "replaced": {"kind": "gitops", "actor": "ci", "commit": "abc1234"},
+                 "diff": [{"path": "spec.containers[0].image", "op": "replace", "from": "a:1", "to": "a:2"}]},
+                {"kind": "Worker", "namespace": "default", "name": "same", "action": "unchanged"},
+                {"kind": "Node", "namespace": "chain", "name": "gone", "action": "delete"}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(
+            render_sync_plan(&o),
+            "+ relay.mooring/default/new will be created\n\
+             ~ relay.mooring/default/edited will be changed (drift: changed through the API by alice; git's version is restored)\n\
+             \x20   ~ spec.scaling.max: 9 → 4\n\
+             ~ relay.mooring/default/bumped will be changed\n\
+             \x20   ~ spec.containers[0].image: \"a:1\" → \"a:2\"\n\
+             = worker.mooring/default/same unchanged\n\
+             - node.mooring/chain/gone will be pruned\n\
+             Plan: 1 to add, 2 to change, 1 to prune, 1 unchanged.\n"
+        );
     }
 
     #[test]

@@ -18,14 +18,10 @@ use super::body::{self, LimitedBody, Q, respond};
 use super::error::ApiError;
 use super::{SharedState, require};
 use crate::auth::{Principal, Role};
-use crate::plan::FieldChange;
+use crate::gitops::{self, MANAGED_BY, SOURCE_LABEL};
+use crate::plan::{DiffOp, FieldChange};
 use crate::selector::{Requirement, Selector};
-use crate::store::{ChangeSource, ListQuery, StoreError, WriteAction, WriteMode};
-
-/// The label GitOps puts on what it manages; only such resources are pruned.
-pub const MANAGED_BY: (&str, &str) = ("mooring/managed-by", "gitops");
-/// The annotation that protects a resource from pruning.
-pub const PRUNE_ANNOTATION: (&str, &str) = ("mooring/prune", "disabled");
+use crate::store::{ChangeSource, ListQuery, SourceKind, StoreError, WriteAction, WriteMode};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -39,6 +35,12 @@ pub struct ApplyParams {
     selector: Option<String>,
     #[serde(default)]
     allow_mass_prune: bool,
+    /// The GitOps source (repository) the documents come from: stored as the
+    /// `mooring/source` label, and the scope of pruning.
+    source_name: Option<String>,
+    /// The share of the source's resources a prune may take without
+    /// `allowMassPrune` (default [`gitops::DEFAULT_MAX_PRUNE_PERCENT`]).
+    max_prune_percent: Option<u8>,
     /// Policies are pruned only when asked: removing one loosens admission.
     #[serde(default)]
     prune_policies: bool,
@@ -56,6 +58,10 @@ pub struct PlanItem {
     pub generation: Option<i64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diff: Vec<FieldChange>,
+    /// For an update: where the version it replaces came from (`api` there,
+    /// in a GitOps plan, is drift: a change made outside git).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<ChangeSource>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -72,6 +78,10 @@ pub struct ApplyResult {
     pub dry_run: bool,
     pub summary: Summary,
     pub items: Vec<PlanItem>,
+    /// In a dry run of a suspended source: the suspension, since the real sync
+    /// would be refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_suspended: Option<crate::store::GitopsSource>,
 }
 
 pub async fn apply(
@@ -94,8 +104,27 @@ pub async fn apply(
         }
         other => return Err(ApiError::bad_request(format!("unknown source {other:?}: use api or gitops"))),
     };
-    if params.prune && source.kind != crate::store::SourceKind::Gitops {
+    if params.prune && source.kind != SourceKind::Gitops {
         return Err(ApiError::bad_request("prune=true needs source=gitops: only GitOps-managed resources are pruned"));
+    }
+    let source_name = match (&params.source_name, source.kind) {
+        (Some(name), SourceKind::Gitops) if gitops::valid_source_name(name) => Some(name.as_str()),
+        (Some(name), SourceKind::Gitops) => {
+            return Err(ApiError::bad_request(format!(
+                "sourceName {name:?} is not a valid label value (1-63 letters, digits, '.', '_' or '-', alphanumeric at both ends)"
+            )));
+        }
+        (Some(_), _) => return Err(ApiError::bad_request("sourceName needs source=gitops")),
+        (None, _) => None,
+    };
+    if params.prune && source_name.is_none() {
+        return Err(ApiError::bad_request(
+            "prune=true needs sourceName: a sync prunes only the resources of its own source",
+        ));
+    }
+    let max_prune_percent = params.max_prune_percent.unwrap_or(gitops::DEFAULT_MAX_PRUNE_PERCENT);
+    if max_prune_percent > 100 {
+        return Err(ApiError::bad_request(format!("maxPrunePercent {max_prune_percent} is more than 100")));
     }
     let selector =
         Selector::parse(params.selector.as_deref().unwrap_or("")).map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -106,7 +135,7 @@ pub async fn apply(
         return Err(ApiError::forbidden(format!("token {:?} may not write in any namespace", principal.name)));
     }
     let docs = body::documents(&headers, &body)?;
-    let resources = validate_all(docs, &source)?;
+    let resources = validate_all(docs, &source, source_name)?;
     for r in &resources {
         // Policies are written with admin scope only (cluster-scoped ones: admin:*).
         let role = if r.kind() == Kind::Policy { Role::Admin } else { Role::Write };
@@ -119,7 +148,14 @@ pub async fn apply(
     let doomed = if params.prune {
         let keep: BTreeSet<(Kind, String, String)> =
             resources.iter().map(|r| (r.kind(), r.metadata().namespace.clone(), r.metadata().name.clone())).collect();
-        prune_candidates(&state, &principal, &selector, &keep, params.allow_mass_prune, params.prune_policies).await?
+        let scope = PruneScope {
+            source_name: source_name.unwrap_or_default(),
+            selector: &selector,
+            allow_mass_prune: params.allow_mass_prune,
+            max_percent: max_prune_percent,
+            prune_policies: params.prune_policies,
+        };
+        prune_candidates(&state, &principal, &scope, &keep).await?
     } else {
         Vec::new()
     };
@@ -133,7 +169,7 @@ pub async fn apply(
     order.sort_by(|&a, &b| key_of(&resources[a]).cmp(&key_of(&resources[b])));
     let mut attempt = 1;
     let result = loop {
-        match write_all(&state, &source, &resources, &order, &doomed, params.dry_run).await {
+        match write_all(&state, &source, source_name, &resources, &order, &doomed, params.dry_run).await {
             Err(StoreError::Contention(e)) if attempt < MAX_ATTEMPTS => {
                 tracing::info!(error = %e, attempt, "apply collided with a concurrent write; retrying");
                 tokio::time::sleep(std::time::Duration::from_millis(10 * u64::from(attempt))).await;
@@ -142,26 +178,46 @@ pub async fn apply(
             other => break other?,
         }
     };
+    let mut result = result;
+    if let (true, Some(name)) = (params.dry_run, source_name) {
+        result.source_suspended = state.store.source(name).await?.filter(|s| s.suspended);
+    }
     Ok(respond(&headers, StatusCode::OK, &result))
 }
 
 /// Writes (or, for a dry run, plans and rolls back) every document in the
 /// order `order` gives, then requests deletion of `doomed`, in one
-/// transaction. The plan lists the documents in the body's order.
+/// transaction. The plan lists the documents in the body's order. A sync of a
+/// named source first records the commit on the source, which is refused while
+/// the source is suspended (a dry run is still planned).
 async fn write_all(
     state: &SharedState,
     source: &ChangeSource,
+    source_name: Option<&str>,
     resources: &[AnyResource],
     order: &[usize],
     doomed: &[(Kind, String, String)],
     dry_run: bool,
 ) -> Result<ApplyResult, StoreError> {
     let mut tx = state.store.pool().begin().await?;
+    if let (Some(name), Some(commit), false) = (source_name, source.commit.as_deref(), dry_run) {
+        state.store.record_sync_in(&mut tx, name, commit, source.actor.as_deref()).await?;
+    }
     let mut planned: Vec<Option<PlanItem>> = vec![None; resources.len()];
     let mut summary = Summary::default();
     for &i in order {
         let r = &resources[i];
         let out = state.store.write_in(&mut tx, r, WriteMode::Upsert, source).await?;
+        if let Some(owner) = taken_from_another_source(&out.diff) {
+            return Err(StoreError::Conflict {
+                kind: r.kind(),
+                namespace: r.metadata().namespace.clone(),
+                name: r.metadata().name.clone(),
+                reason: format!(
+                    "it belongs to GitOps source {owner:?} ({SOURCE_LABEL}); a sync never takes over another source's resources"
+                ),
+            });
+        }
         count(&mut summary, out.action);
         planned[i] = Some(PlanItem {
             kind: r.kind(),
@@ -170,6 +226,7 @@ async fn write_all(
             action: out.action,
             generation: Some(out.resource.generation),
             diff: out.diff,
+            replaced: out.replaced,
         });
     }
     let mut items: Vec<PlanItem> = planned.into_iter().flatten().collect();
@@ -183,6 +240,7 @@ async fn write_all(
             action: WriteAction::Delete,
             generation: None,
             diff: vec![],
+            replaced: None,
         });
     }
     if dry_run {
@@ -190,7 +248,17 @@ async fn write_all(
     } else {
         state.store.commit(tx).await?;
     }
-    Ok(ApplyResult { dry_run, summary, items })
+    Ok(ApplyResult { dry_run, summary, items, source_suspended: None })
+}
+
+/// The source that owned a resource, when a write moves its
+/// `mooring/source` label from one source to another.
+fn taken_from_another_source(diff: &[FieldChange]) -> Option<String> {
+    let path = format!("metadata.labels.{SOURCE_LABEL}");
+    diff.iter().find(|c| c.op == DiffOp::Replace && c.path == path).map(|c| match &c.from {
+        Some(Value::String(s)) => s.clone(),
+        other => other.as_ref().map(Value::to_string).unwrap_or_default(),
+    })
 }
 
 /// How often an apply that collided with a concurrent one is tried.
@@ -212,8 +280,13 @@ fn count(s: &mut Summary, a: WriteAction) {
 
 /// Validates every document; on failure reports every violation of every
 /// document, prefixed with its index (`items[2].spec.x`). GitOps documents get
-/// the managed-by label.
-fn validate_all(docs: Vec<Value>, source: &ChangeSource) -> Result<Vec<AnyResource>, ApiError> {
+/// the managed-by label and, with a source name, the source label (a document
+/// that names another source is invalid).
+fn validate_all(
+    docs: Vec<Value>,
+    source: &ChangeSource,
+    source_name: Option<&str>,
+) -> Result<Vec<AnyResource>, ApiError> {
     let mut errors: Vec<FieldError> = Vec::new();
     let mut out = Vec::with_capacity(docs.len());
     let mut seen: BTreeMap<(Kind, String, String), usize> = BTreeMap::new();
@@ -227,8 +300,18 @@ fn validate_all(docs: Vec<Value>, source: &ChangeSource) -> Result<Vec<AnyResour
                         message: format!("{} {}/{} is also items[{first}]", key.0, key.1, key.2),
                     });
                 }
-                if source.kind == crate::store::SourceKind::Gitops {
-                    r.metadata_mut().labels.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
+                if source.kind == SourceKind::Gitops {
+                    let labels = &mut r.metadata_mut().labels;
+                    labels.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
+                    if let Some(name) = source_name {
+                        match labels.insert(SOURCE_LABEL.into(), name.into()) {
+                            Some(declared) if declared != name => errors.push(FieldError {
+                                field: format!("items[{i}].metadata.labels.{SOURCE_LABEL}"),
+                                message: format!("names source {declared:?}, but this sync is source {name:?}"),
+                            }),
+                            _ => {}
+                        }
+                    }
                 }
                 out.push(r);
             }
@@ -241,24 +324,35 @@ fn validate_all(docs: Vec<Value>, source: &ChangeSource) -> Result<Vec<AnyResour
     if errors.is_empty() { Ok(out) } else { Err(ApiError::invalid(ValidationErrors(errors))) }
 }
 
-/// GitOps-managed resources matching `selector` that the body no longer holds.
-/// Refuses to prune all of them, or more than half, without `allow_mass_prune`:
-/// an empty or truncated checkout must not wipe the fleet. Policies are left
-/// alone unless `prune_policies` (and then need the admin scope that writing
-/// them needs).
+/// What a prune may take: the resources of one source matching a selector,
+/// within the share the guard allows.
+struct PruneScope<'a> {
+    source_name: &'a str,
+    selector: &'a Selector,
+    allow_mass_prune: bool,
+    max_percent: u8,
+    prune_policies: bool,
+}
+
+/// The resources of the sync's source (labelled `mooring/managed-by=gitops` and
+/// `mooring/source=NAME`) matching the selector that the body no longer holds,
+/// highest sync wave first. The guard ([`gitops::check_prune`]) refuses to prune
+/// all of them, or more than the allowed share, without `allow_mass_prune`: an
+/// empty or truncated checkout must not wipe the fleet. Resources annotated
+/// `mooring/prune: disabled` are never pruned. Policies are left alone unless
+/// `prune_policies` (and then need the admin scope that writing them needs).
 async fn prune_candidates(
     state: &SharedState,
     principal: &Principal,
-    selector: &Selector,
+    scope: &PruneScope<'_>,
     keep: &BTreeSet<(Kind, String, String)>,
-    allow_mass_prune: bool,
-    prune_policies: bool,
 ) -> Result<Vec<(Kind, String, String)>, ApiError> {
-    let mut sel = selector.clone();
+    let mut sel = scope.selector.clone();
     sel.0.push(Requirement::Equals(MANAGED_BY.0.into(), MANAGED_BY.1.into()));
+    sel.0.push(Requirement::Equals(SOURCE_LABEL.into(), scope.source_name.into()));
     let allowed = principal.namespaces(Role::Write);
     let mut managed = 0usize;
-    let mut doomed = Vec::new();
+    let mut doomed: Vec<(i32, (Kind, String, String))> = Vec::new();
     let mut after = None;
     loop {
         let page = state
@@ -274,14 +368,17 @@ async fn prune_candidates(
             .await?;
         for r in &page.items {
             let kind = r.kind;
-            if kind == Kind::Policy && !(prune_policies && principal.allows(Role::Admin, &r.namespace)) {
+            // Policies only when asked; resources already being deleted are
+            // neither candidates nor part of the share.
+            if (kind == Kind::Policy && !(scope.prune_policies && principal.allows(Role::Admin, &r.namespace)))
+                || r.deletion_timestamp.is_some()
+            {
                 continue;
             }
             managed += 1;
             let key = (kind, r.namespace.clone(), r.name.clone());
-            let protected = r.annotations.0.get(PRUNE_ANNOTATION.0).map(String::as_str) == Some(PRUNE_ANNOTATION.1);
-            if !keep.contains(&key) && !protected && r.deletion_timestamp.is_none() {
-                doomed.push(key);
+            if !keep.contains(&key) && !gitops::prune_disabled(&r.annotations.0) {
+                doomed.push((gitops::sync_wave(&r.annotations.0).unwrap_or(0), key));
             }
         }
         match page.next {
@@ -289,13 +386,11 @@ async fn prune_candidates(
             None => break,
         }
     }
-    if !allow_mass_prune && !doomed.is_empty() && (doomed.len() == managed || doomed.len() * 2 > managed) {
-        return Err(ApiError::conflict(format!(
-            "refusing to prune {} of {} GitOps-managed resources ({}); if that is intended, pass allowMassPrune=true",
-            doomed.len(),
-            managed,
-            if doomed.len() == managed { "all of them" } else { "more than half" }
-        )));
-    }
-    Ok(doomed)
+    gitops::check_prune(doomed.len(), managed, scope.max_percent, scope.allow_mass_prune).map_err(|refusal| {
+        ApiError::conflict(format!(
+            "GitOps source {:?}: {refusal}; if that is intended, pass allowMassPrune=true (mooring sync --allow-mass-prune)",
+            scope.source_name
+        ))
+    })?;
+    Ok(gitops::prune_order(doomed))
 }

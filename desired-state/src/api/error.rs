@@ -136,9 +136,10 @@ impl From<StoreError> for ApiError {
             StoreError::AlreadyExists { .. } | StoreError::TokenExists(_) => {
                 ApiError::new(StatusCode::CONFLICT, "AlreadyExists", e.to_string())
             }
-            StoreError::Conflict { .. } | StoreError::Fenced { .. } | StoreError::NameTaken { .. } => {
-                ApiError::conflict(e.to_string())
-            }
+            StoreError::Conflict { .. }
+            | StoreError::Fenced { .. }
+            | StoreError::NameTaken { .. }
+            | StoreError::SourceSuspended { .. } => ApiError::conflict(e.to_string()),
             StoreError::Invalid { errors, .. } => ApiError::invalid(errors.clone()),
             StoreError::Contention(_) => {
                 tracing::info!(error = %e, "write contention");

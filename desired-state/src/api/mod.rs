@@ -9,6 +9,7 @@ mod meta;
 pub mod metrics;
 pub mod openapi;
 mod resources;
+mod sources;
 mod tokens;
 mod watch;
 
@@ -124,6 +125,10 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/policies/{name}/events", get(resources::events_cluster))
         .route("/v1/apply", post(apply::apply))
         .route("/v1/watch", get(watch::watch))
+        .route("/v1/sources", get(sources::list))
+        .route("/v1/sources/{name}", get(sources::read))
+        .route("/v1/sources/{name}/suspend", post(sources::suspend))
+        .route("/v1/sources/{name}/resume", post(sources::resume))
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/v1/tokens/{name}", axum::routing::delete(tokens::delete))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));

@@ -26,6 +26,7 @@ pub enum Body {
     MergePatch,
     Rollback,
     Token,
+    Suspend,
 }
 
 /// Every operation of the API.
@@ -81,6 +82,10 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/v1/policies/{name}/events", "Events of a cluster-scoped policy", Body::None, 200),
     op("post", "/v1/apply", "Create or update many documents; plan with dryRun", Body::Documents, 200),
     op("get", "/v1/watch", "Change feed as Server-Sent Events", Body::None, 200),
+    op("get", "/v1/sources", "List GitOps sources: last commit synced, suspension", Body::None, 200),
+    op("get", "/v1/sources/{name}", "Read a GitOps source", Body::None, 200),
+    op("post", "/v1/sources/{name}/suspend", "Suspend a GitOps source's syncs", Body::Suspend, 200),
+    op("post", "/v1/sources/{name}/resume", "Resume a GitOps source's syncs", Body::None, 200),
     op("get", "/v1/tokens", "List API tokens (admin)", Body::None, 200),
     op("post", "/v1/tokens", "Create an API token (admin)", Body::Token, 201),
     op("delete", "/v1/tokens/{name}", "Delete an API token (admin)", Body::None, 200),
@@ -203,6 +208,9 @@ fn operation(o: &Operation) -> Value {
         Body::Rollback => Some(json!({"required": true, "content": {"application/json": {"schema": {
             "type": "object", "required": ["revision"], "additionalProperties": false,
             "properties": {"revision": {"type": "integer", "minimum": 1}}}}}})),
+        Body::Suspend => Some(json!({"required": false, "content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": false,
+            "properties": {"reason": {"type": "string", "maxLength": super::sources::MAX_REASON}}}}}})),
         Body::Token => Some(json!({"required": true, "content": {"application/json": {"schema": {
             "type": "object", "required": ["name", "scopes"], "additionalProperties": false,
             "properties": {"name": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string"}}}}}}})),

@@ -17,6 +17,7 @@ mod changes;
 mod events;
 mod resources;
 mod revisions;
+mod sources;
 mod tokens;
 
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub use changes::{Change, ChangeFeed, ChangeFilter, ChangeOp};
 pub use events::{Event, EventType};
 pub use resources::{ListPage, ListQuery, WriteAction, WriteMode, WriteOutcome};
 pub use revisions::Revision;
+pub use sources::GitopsSource;
 pub use tokens::{TokenRecord, token_hash as token_hash_of};
 
 use crate::signing::Signer;
@@ -77,6 +79,12 @@ pub enum StoreError {
     /// field changed): every violation, with its field path.
     #[error("{kind} {namespace}/{name}: {errors}")]
     Invalid { kind: Kind, namespace: String, name: String, errors: api_types::ValidationErrors },
+    /// A GitOps sync of a source whose syncs are suspended.
+    #[error(
+        "GitOps source {name:?} is suspended (by {by}{}): its syncs are refused until `mooring sync --resume {name}`",
+        if reason.is_empty() { String::new() } else { format!(": {reason}") }
+    )]
+    SourceSuspended { name: String, by: String, reason: String },
     /// The document would take an AWS name another resource already has.
     #[error("{kind} {namespace}/{name} would use the AWS name {claim}, which {holder} already uses")]
     NameTaken { kind: Kind, namespace: String, name: String, claim: String, holder: String },
@@ -149,6 +157,15 @@ impl ChangeSource {
     pub fn gitops(actor: impl Into<String>, commit: impl Into<String>) -> Self {
         ChangeSource { kind: SourceKind::Gitops, actor: Some(actor.into()), commit: Some(commit.into()) }
     }
+    /// The commit a write records as the resource's applied revision: the
+    /// commit of a GitOps write, nothing for any other.
+    pub fn applied_revision(&self) -> Option<&str> {
+        match self.kind {
+            SourceKind::Gitops => self.commit.as_deref(),
+            _ => None,
+        }
+    }
+
     /// A rollback asked for by `actor`.
     pub fn rollback(actor: impl Into<String>) -> Self {
         ChangeSource { kind: SourceKind::Rollback, actor: Some(actor.into()), commit: None }
@@ -178,9 +195,22 @@ pub struct StoredResource {
     pub source_commit: Option<String>,
     pub status_fence: i64,
     pub revision_hash: Option<String>,
+    /// The git commit whose documents last created or changed it through a
+    /// GitOps sync (kept across later API edits); `metadata.appliedRevision`.
+    pub applied_revision: Option<String>,
 }
 
 impl StoredResource {
+    /// Where its last spec change came from, as recorded on the row.
+    pub fn change_source(&self) -> ChangeSource {
+        let kind = match self.source.as_str() {
+            "gitops" => SourceKind::Gitops,
+            "rollback" => SourceKind::Rollback,
+            _ => SourceKind::Api,
+        };
+        ChangeSource { kind, actor: self.source_actor.clone(), commit: self.source_commit.clone() }
+    }
+
     /// The full document as the API shows it.
     pub fn to_document(&self) -> Value {
         let mut metadata = serde_json::Map::new();
@@ -204,6 +234,9 @@ impl StoredResource {
         }
         if !self.finalizers.is_empty() {
             metadata.insert("finalizers".into(), serde_json::to_value(&self.finalizers).unwrap_or_default());
+        }
+        if let Some(revision) = &self.applied_revision {
+            metadata.insert("appliedRevision".into(), Value::String(revision.clone()));
         }
         serde_json::json!({
             "apiVersion": api_types::API_VERSION,

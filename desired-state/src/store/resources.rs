@@ -9,13 +9,13 @@ use uuid::Uuid;
 
 use super::changes::{ChangeOp, append_change};
 use super::revisions::revision_hash;
-use super::{ChangeSource, Store, StoreError, StoredResource, now_micros};
+use super::{ChangeSource, SourceKind, Store, StoreError, StoredResource, now_micros};
 use crate::plan::{FieldChange, diff_documents};
 use crate::selector::Selector;
 
 const COLUMNS: &str = "uid, kind, namespace, name, labels, annotations, spec, spec_hash, status, generation, \
      resource_version, finalizers, created_at, deletion_timestamp, source, source_actor, source_commit, status_fence, \
-     revision_hash";
+     revision_hash, applied_revision";
 
 /// How a spec write treats an existing resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +44,9 @@ pub struct WriteOutcome {
     pub action: WriteAction,
     pub diff: Vec<FieldChange>,
     pub resource: StoredResource,
+    /// For an update: where the version it replaced came from, so a GitOps
+    /// plan can tell drift (a change made through the API) from a new commit.
+    pub replaced: Option<ChangeSource>,
 }
 
 /// A list request.
@@ -144,8 +147,8 @@ impl Store {
             let inserted: Result<Option<StoredResource>, sqlx::Error> = sqlx::query_as(sql!(
                 "WITH r AS ( \
                      INSERT INTO resources (uid, kind, namespace, name, labels, annotations, spec, spec_hash, generation, \
-                     resource_version, finalizers, created_at, source, source_actor, source_commit, revision_hash) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, nextval('resource_versions'), $9, $10, $11, $12, $13, $14) \
+                     resource_version, finalizers, created_at, source, source_actor, source_commit, revision_hash, applied_revision) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, nextval('resource_versions'), $9, $10, $11, $12, $13, $14, $18) \
                      ON CONFLICT (kind, namespace, name) DO NOTHING RETURNING {COLUMNS} \
                  ), rev AS ( \
                      INSERT INTO revisions (uid, kind, namespace, name, generation, spec, spec_hash, source, actor, \
@@ -177,6 +180,7 @@ impl Store {
             .bind(self.signer.key_id())
             .bind(&signature)
             .bind(&claims)
+            .bind(source.applied_revision())
             .fetch_optional(&mut *tx)
             .await;
             let row = match inserted {
@@ -193,7 +197,7 @@ impl Store {
                 name: meta.name.clone(),
             })?;
             let diff = diff_documents(&Value::Null, &document_view(&row));
-            return Ok(WriteOutcome { action: WriteAction::Create, diff, resource: row });
+            return Ok(WriteOutcome { action: WriteAction::Create, diff, resource: row, replaced: None });
         };
 
         match mode {
@@ -233,10 +237,19 @@ impl Store {
                 reason: "it is being deleted; wait until it is gone, then create it again".into(),
             });
         }
+        // Git owns what it declares; operational annotations set through the
+        // API that the document does not declare stay.
+        let mut annotations = meta.annotations.clone();
+        if source.kind == SourceKind::Gitops {
+            let kept: Vec<(String, String)> = crate::gitops::kept_annotations(&old.annotations.0, &meta.annotations)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            annotations.extend(kept);
+        }
         let spec_changed = old.spec_hash != spec_hash;
-        let meta_changed = old.labels.0 != meta.labels || old.annotations.0 != meta.annotations;
+        let meta_changed = old.labels.0 != meta.labels || old.annotations.0 != annotations;
         if !spec_changed && !meta_changed {
-            return Ok(WriteOutcome { action: WriteAction::Unchanged, diff: vec![], resource: old });
+            return Ok(WriteOutcome { action: WriteAction::Unchanged, diff: vec![], resource: old, replaced: None });
         }
         let generation = old.generation + i64::from(spec_changed);
         let row: StoredResource = if spec_changed {
@@ -259,7 +272,7 @@ impl Store {
                 "WITH r AS ( \
                      UPDATE resources SET labels = $2, annotations = $3, spec = $4, spec_hash = $5, generation = $6, \
                      resource_version = nextval('resource_versions'), source = $7, source_actor = $8, source_commit = $9, \
-                     revision_hash = $10 WHERE uid = $1 RETURNING {COLUMNS} \
+                     revision_hash = $10, applied_revision = COALESCE($15, applied_revision) WHERE uid = $1 RETURNING {COLUMNS} \
                  ), rev AS ( \
                      INSERT INTO revisions (uid, kind, namespace, name, generation, spec, spec_hash, source, actor, \
                      source_commit, created_at, prev_hash, hash, key_id, signature) \
@@ -272,7 +285,7 @@ impl Store {
             ))
             .bind(old.uid)
             .bind(sqlx::types::Json(&meta.labels))
-            .bind(sqlx::types::Json(&meta.annotations))
+            .bind(sqlx::types::Json(&annotations))
             .bind(&spec)
             .bind(&spec_hash)
             .bind(generation)
@@ -284,23 +297,26 @@ impl Store {
             .bind(old.revision_hash.as_deref())
             .bind(self.signer.key_id())
             .bind(&signature)
+            .bind(source.applied_revision())
             .fetch_one(&mut *tx)
             .await?
         } else {
             let row = sqlx::query_as(sql!(
-                "UPDATE resources SET labels = $2, annotations = $3, resource_version = nextval('resource_versions') \
-                 WHERE uid = $1 RETURNING {COLUMNS}"
+                "UPDATE resources SET labels = $2, annotations = $3, resource_version = nextval('resource_versions'), \
+                 applied_revision = COALESCE($4, applied_revision) WHERE uid = $1 RETURNING {COLUMNS}"
             ))
             .bind(old.uid)
             .bind(sqlx::types::Json(&meta.labels))
-            .bind(sqlx::types::Json(&meta.annotations))
+            .bind(sqlx::types::Json(&annotations))
+            .bind(source.applied_revision())
             .fetch_one(&mut *tx)
             .await?;
             append_change(tx, &row, ChangeOp::Update).await?;
             row
         };
         let diff = diff_documents(&document_view(&old), &document_view(&row));
-        Ok(WriteOutcome { action: WriteAction::Update, diff, resource: row })
+        let replaced = Some(old.change_source());
+        Ok(WriteOutcome { action: WriteAction::Update, diff, resource: row, replaced })
     }
 
     /// The error for a create whose AWS names another resource has claimed,

@@ -66,6 +66,9 @@ fn tool(name: &str) -> Option<PathBuf> {
     path.is_file().then_some(path)
 }
 
+/// The CloudFormation templates: every one in `deploy/aws/`, and the GitOps
+/// pipeline's (`deploy/pipeline/codepipeline.yaml`; the other files there are a
+/// buildspec and a GitHub Actions workflow).
 fn templates() -> Vec<PathBuf> {
     let dir = workspace_root().join("deploy/aws");
     let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -73,6 +76,7 @@ fn templates() -> Vec<PathBuf> {
         .map(|e| e.expect("an entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
+    out.push(workspace_root().join("deploy/pipeline/codepipeline.yaml"));
     out.sort();
     out
 }

@@ -18,5 +18,6 @@ mod redis_tls;
 mod release;
 mod replicas;
 mod shutdown;
+mod sync;
 mod tokens;
 mod upgrade;

@@ -61,6 +61,7 @@ pub async fn apply(client: &ApiClient, args: ApplyArgs) -> anyhow::Result<ExitCo
         dry_run: args.dry_run,
         source: args.source.map(|s| s.as_str().to_string()),
         revision: args.revision,
+        ..ApplyParams::default()
     };
     let mut outcome = client.apply(docs.to_yaml_stream()?, &params).await.map_err(|e| with_sources(e, &docs))?;
     outcome.dry_run |= args.dry_run;
@@ -79,7 +80,7 @@ pub async fn diff(client: &ApiClient, args: DiffArgs) -> anyhow::Result<ExitCode
 
 /// Adds the file each `items[N]…` detail of a validation error came from, so
 /// `items[3].spec.scaling.max` points at `relays/gw.yaml`.
-fn with_sources(err: ClientError, docs: &Documents) -> ClientError {
+pub(crate) fn with_sources(err: ClientError, docs: &Documents) -> ClientError {
     let ClientError::Api(mut api) = err else { return err };
     for detail in &mut api.details {
         if let Some(source) = item_index(&detail.field).and_then(|i| docs.source_of(i)) {
@@ -104,6 +105,7 @@ mod tests {
         let docs = Documents {
             docs: vec![serde_json::json!({}), serde_json::json!({})],
             sources: vec!["a.yaml".into(), "dir/b.yaml#2".into()],
+            ..Documents::default()
         };
         let body = br#"{"error":{"code":"Invalid","message":"1 validation error","details":[
             {"field":"items[1].spec.scaling.max","message":"must be >= 1"},

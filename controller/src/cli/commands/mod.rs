@@ -10,6 +10,7 @@ pub mod history;
 pub mod policy;
 pub mod release;
 pub mod rollback;
+pub mod sync;
 pub mod token;
 pub mod wait;
 
