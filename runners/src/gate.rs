@@ -133,7 +133,9 @@ pub enum GateError {
 /// it reserves the next token while routine work steps aside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Priority {
+    /// Changes to what exists, scaling decisions, deletions.
     Urgent,
+    /// First creates, resyncs.
     Routine,
 }
 

@@ -138,8 +138,11 @@ impl Reason {
 /// The decision, with the numbers that led to it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
+    /// The desired count before.
     pub from: u32,
+    /// The desired count decided (equal to `from`: no change).
     pub to: u32,
+    /// Why.
     pub reason: Reason,
     /// Metric name → value (`cpuPercent`, `backlog`, `proposal`, ...).
     pub inputs: BTreeMap<String, f64>,

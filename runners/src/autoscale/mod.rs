@@ -42,6 +42,38 @@ pub struct ScaleConfig {
     pub step_period: Duration,
 }
 
+/// The metrics a spec's scaling block asks for, with its bounds and idle rule.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    /// `scaling.min`.
+    pub min: u32,
+    /// `scaling.max`.
+    pub max: u32,
+    /// `scaling.cpuTargetPercent` (always for relays; workers when set).
+    pub cpu_target_percent: Option<u32>,
+    /// `scaling.queueDepthTarget` (workers).
+    pub queue_depth_target: Option<u32>,
+    /// `scaling.scaleInAfterIdleSeconds`: the activity window.
+    pub scale_in_after_idle_seconds: u32,
+}
+
+impl ScaleConfig {
+    /// The decision's policy for a spec's rules: `None` when the controller
+    /// does not scale it (a fixed count, `min == max`, unless paused).
+    pub fn policy(&self, rules: Rules, paused: bool) -> Option<Policy> {
+        (rules.max > rules.min || paused).then(|| Policy {
+            min: rules.min,
+            max: rules.max,
+            cpu_target: rules.cpu_target_percent.map(f64::from),
+            queue_target: rules.queue_depth_target,
+            scale_in_after: Duration::from_secs(u64::from(rules.scale_in_after_idle_seconds)),
+            tolerance: self.tolerance,
+            step_period: self.step_period,
+            max_gap: self.interval * 4,
+        })
+    }
+}
+
 impl Default for ScaleConfig {
     fn default() -> Self {
         ScaleConfig { interval: Duration::from_secs(15), tolerance: 0.1, step_period: STEP_PERIOD }
@@ -61,6 +93,7 @@ pub struct Autoscaler {
 pub struct Inputs<'a> {
     /// The resource's uid (what the decision memory is kept under).
     pub uid: &'a str,
+    /// The service, as CloudWatch names it.
     pub service: ServiceKey,
     /// The service's desired count now.
     pub current: u32,
@@ -71,6 +104,7 @@ pub struct Inputs<'a> {
 }
 
 impl Autoscaler {
+    /// An autoscaler with nothing remembered yet.
     pub fn new(config: ScaleConfig) -> Autoscaler {
         Autoscaler { cpu: cpu::CpuObserver::new(config.interval), memory: Mutex::default(), config }
     }

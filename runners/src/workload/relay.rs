@@ -19,7 +19,7 @@ use api_types::{Kind, RelaySpec as Spec};
 use super::ownership::{Claim, claim};
 use super::service::{EcsRecord, ServiceWant, ecs_intent, network};
 use super::{Calls, Workloads, native, tags};
-use crate::autoscale::{Policy, Reading, ScaleConfig};
+use crate::autoscale::{Policy, Reading, Rules, ScaleConfig};
 use crate::cloud::caches::{ReplicationGroup, ReplicationGroupChange, ReplicationGroupInput};
 use crate::cloud::ecs::{DeploymentConfig, LoadBalancerRef};
 use crate::cloud::{Caches, ErrorKind, TAG_NAME, TAG_UID, Tags};
@@ -67,16 +67,14 @@ fn want(spec: &RelaySpec) -> ServiceWant {
 /// The autoscaler's policy for a relay, when Mooring's controller scales it.
 fn scaling(spec: &RelaySpec, config: &ScaleConfig, paused: bool) -> Option<Policy> {
     let s = &spec.scaling;
-    (s.mode == ScalingMode::Controller && (s.max > s.min || paused)).then(|| Policy {
+    let rules = Rules {
         min: s.min,
         max: s.max,
-        cpu_target: Some(f64::from(s.cpu_target_percent)),
-        queue_target: None,
-        scale_in_after: Duration::from_secs(u64::from(s.scale_in_after_idle_seconds)),
-        tolerance: config.tolerance,
-        step_period: config.step_period,
-        max_gap: config.interval * 4,
-    })
+        cpu_target_percent: Some(s.cpu_target_percent),
+        queue_depth_target: None,
+        scale_in_after_idle_seconds: s.scale_in_after_idle_seconds,
+    };
+    config.policy(rules, paused).filter(|_| s.mode == ScalingMode::Controller)
 }
 
 fn record(status: &RelayStatus) -> EcsRecord<'_> {

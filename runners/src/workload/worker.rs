@@ -18,7 +18,7 @@ use serde_json::json;
 use super::ownership::{Claim, claim};
 use super::service::{EcsRecord, ServiceWant, ecs_intent, network};
 use super::{Calls, Workloads, native, tags};
-use crate::autoscale::{Policy, Reading, ScaleConfig};
+use crate::autoscale::{Policy, Reading, Rules, ScaleConfig};
 use crate::cloud::ecs::DeploymentConfig;
 use crate::cloud::queues::QueueAttributes;
 use crate::cloud::{ErrorKind, Queues, TAG_NAME, TAG_UID, Tags};
@@ -52,16 +52,14 @@ fn want(spec: &WorkerSpec) -> ServiceWant {
 /// The autoscaler's policy for a worker, when Mooring's controller scales it.
 fn scaling(spec: &WorkerSpec, config: &ScaleConfig, paused: bool) -> Option<Policy> {
     let s = &spec.scaling;
-    (s.mode == ScalingMode::Controller && (s.max > s.min || paused)).then(|| Policy {
+    let rules = Rules {
         min: s.min,
         max: s.max,
-        cpu_target: s.cpu_target_percent.map(f64::from),
-        queue_target: Some(s.queue_depth_target),
-        scale_in_after: Duration::from_secs(u64::from(s.scale_in_after_idle_seconds)),
-        tolerance: config.tolerance,
-        step_period: config.step_period,
-        max_gap: config.interval * 4,
-    })
+        cpu_target_percent: s.cpu_target_percent,
+        queue_depth_target: Some(s.queue_depth_target),
+        scale_in_after_idle_seconds: s.scale_in_after_idle_seconds,
+    };
+    config.policy(rules, paused).filter(|_| s.mode == ScalingMode::Controller)
 }
 
 /// Visible + in-flight messages (in-flight ones are work not yet done: a
