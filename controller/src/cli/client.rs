@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::plan::ApplyOutcome;
+use super::server_url::{ServerUrlError, parse_server_url, tls_mistake};
 
 /// How long one request may take end to end. Generous, because a bulk apply writes
 /// every document in one transaction.
@@ -29,12 +30,23 @@ const MAX_PAGES: usize = 10_000;
 /// Why a request to the API did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// `--server` is not an http(s) URL.
-    #[error("invalid server URL {url:?}: {reason}")]
-    InvalidServer { url: String, reason: String },
+    /// `--server` is not an http(s) URL (with what was probably meant).
+    #[error(transparent)]
+    InvalidServer(#[from] ServerUrlError),
+    /// No HTTP client could be built (the TLS backend failed to start).
+    #[error("cannot start an HTTP client: {0}")]
+    Setup(String),
     /// No connection could be made (refused, DNS, TLS).
     #[error("could not reach the Mooring server at {server}: {cause}")]
     Unreachable { server: String, cause: String },
+    /// An `https://` address names a server that speaks plain HTTP.
+    #[error("{0}")]
+    TlsToPlainServer(String),
+    /// Something answered, but not the Mooring API: a 404 without the API's error body.
+    #[error(
+        "{server} answered {status} to {path}, without the Mooring API's error body: it does not look like a Mooring server (check --server or the context's server)"
+    )]
+    NotMooring { server: String, status: u16, path: String },
     /// The server did not answer in time.
     #[error("the Mooring server at {server} did not answer within {}s", REQUEST_TIMEOUT.as_secs())]
     Timeout { server: String },
@@ -56,7 +68,11 @@ impl ClientError {
         match self {
             ClientError::Unreachable { .. } | ClientError::Timeout { .. } | ClientError::Request { .. } => true,
             ClientError::Api(e) => e.is_transient(),
-            ClientError::InvalidServer { .. } | ClientError::Decode { .. } => false,
+            ClientError::InvalidServer(_)
+            | ClientError::Setup(_)
+            | ClientError::TlsToPlainServer(_)
+            | ClientError::NotMooring { .. }
+            | ClientError::Decode { .. } => false,
         }
     }
 
@@ -107,19 +123,16 @@ pub struct ApiClient {
 impl ApiClient {
     /// A client for `server` (`http://127.0.0.1:8080`), authenticating with `token` when given.
     pub fn new(server: &str, token: Option<&str>) -> Result<Self, ClientError> {
-        let invalid = |reason: String| ClientError::InvalidServer { url: server.to_string(), reason };
-        let url = Url::parse(server).map_err(|e| invalid(e.to_string()))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(invalid(format!("scheme {:?} is not http or https", url.scheme())));
-        }
+        let url: Url = parse_server_url(server)?;
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
             .user_agent(concat!("mooring-cli/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| invalid(root_cause(&e)))?;
+            .map_err(|e| ClientError::Setup(root_cause(&e)))?;
         let token = token.map(str::trim).filter(|t| !t.is_empty()).map(str::to_string);
-        Ok(ApiClient { http, base: server.trim_end_matches('/').to_string(), token })
+        let base = url.as_str().trim_end_matches('/').to_string();
+        Ok(ApiClient { http, base, token })
     }
 
     /// The server this client talks to, for messages.
@@ -239,6 +252,17 @@ impl ApiClient {
         self.call(Method::POST, &url, |r| r.json(&body)).await
     }
 
+    /// The server's version, as its OpenAPI document (`/openapi.json`, no token
+    /// needed) states it.
+    pub async fn server_version(&self) -> Result<String, ClientError> {
+        let url = format!("{}/openapi.json", self.base);
+        let doc: Value = self.call(Method::GET, &url, |r| r).await?;
+        doc.pointer("/info/version")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| ClientError::Decode { url, reason: "no info.version in the OpenAPI document".to_string() })
+    }
+
     /// Creates an API token; the answer carries the secret once.
     pub async fn create_token(&self, name: &str, scopes: &[String]) -> Result<Value, ClientError> {
         let url = format!("{}/v1/tokens", self.base);
@@ -300,6 +324,10 @@ impl ApiClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
         let body = resp.bytes().await.unwrap_or_default();
+        if status == reqwest::StatusCode::NOT_FOUND && !ApiError::is_api_body(&body) {
+            let path = url.strip_prefix(self.base.as_str()).unwrap_or(url).to_string();
+            return Err(ClientError::NotMooring { server: self.base.clone(), status: status.as_u16(), path });
+        }
         let mut err = ApiError::from_body(status.as_u16(), &body);
         err.retry_after = retry_after;
         if status == reqwest::StatusCode::UNAUTHORIZED && self.token.is_none() {
@@ -311,6 +339,8 @@ impl ApiClient {
     fn transport_error(&self, url: &str, e: &reqwest::Error) -> ClientError {
         if e.is_timeout() {
             ClientError::Timeout { server: self.base.clone() }
+        } else if let Some(explained) = tls_mistake(&self.base, &root_cause(e)) {
+            ClientError::TlsToPlainServer(explained)
         } else if e.is_connect() {
             ClientError::Unreachable { server: self.base.clone(), cause: root_cause(e) }
         } else {
@@ -353,8 +383,8 @@ mod tests {
 
     #[test]
     fn rejects_a_server_that_is_not_http() {
-        assert!(matches!(ApiClient::new("ftp://x", None), Err(ClientError::InvalidServer { .. })));
-        assert!(matches!(ApiClient::new("not a url", None), Err(ClientError::InvalidServer { .. })));
+        assert!(matches!(ApiClient::new("ftp://x", None), Err(ClientError::InvalidServer(_))));
+        assert!(matches!(ApiClient::new("not a url", None), Err(ClientError::InvalidServer(_))));
         let c = ApiClient::new("http://127.0.0.1:8080/", Some("  ")).unwrap();
         assert_eq!(c.server(), "http://127.0.0.1:8080");
         assert!(c.token.is_none());

@@ -79,12 +79,17 @@ pub async fn diff(client: &ApiClient, args: DiffArgs) -> anyhow::Result<ExitCode
 }
 
 /// Adds the file each `items[N]…` detail of a validation error came from, so
-/// `items[3].spec.scaling.max` points at `relays/gw.yaml`.
+/// `items[3].spec.scaling.max` points at `relays/gw.yaml`. With one document,
+/// the `items[0].` prefix says nothing and is dropped (`spec.scaling.max`).
 pub(crate) fn with_sources(err: ClientError, docs: &Documents) -> ClientError {
     let ClientError::Api(mut api) = err else { return err };
+    let single = docs.docs.len() == 1;
     for detail in &mut api.details {
         if let Some(source) = item_index(&detail.field).and_then(|i| docs.source_of(i)) {
             detail.message = format!("{} (in {source})", detail.message);
+        }
+        if single && let Some(rest) = detail.field.strip_prefix("items[0]") {
+            detail.field = rest.strip_prefix('.').unwrap_or(rest).to_string();
         }
     }
     ClientError::Api(api)
@@ -115,6 +120,20 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "1 validation error\n  items[1].spec.scaling.max: must be >= 1 (in dir/b.yaml#2)\n  items[7].spec: out of range\n  whole request"
+        );
+    }
+
+    #[test]
+    fn a_single_document_is_not_named_by_index() {
+        let docs =
+            Documents { docs: vec![serde_json::json!({})], sources: vec!["gw.yaml".into()], ..Documents::default() };
+        let body = br#"{"error":{"code":"Invalid","message":"2 validation errors","details":[
+            {"field":"items[0].spec.scaling.max","message":"must be >= 1"},
+            {"field":"items[0]","message":"whole document"}]}}"#;
+        let err = with_sources(ClientError::Api(ApiError::from_body(422, body)), &docs);
+        assert_eq!(
+            err.to_string(),
+            "2 validation errors\n  spec.scaling.max: must be >= 1 (in gw.yaml)\n  whole document (in gw.yaml)"
         );
     }
 

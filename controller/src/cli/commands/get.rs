@@ -30,8 +30,9 @@ pub struct GetArgs {
     /// Label selector (`app=gw,tier!=edge`, `env in (a,b)`, `!legacy`).
     #[arg(short = 'l', long, conflicts_with = "name")]
     pub selector: Option<String>,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    /// Output format: table, wide, yaml, json, name, or jsonpath=QUERY
+    /// (`jsonpath={.items[*].metadata.name}` or RFC 9535 `$.items[*].metadata.name`).
+    #[arg(short, long, default_value = "table")]
     pub output: OutputFormat,
 }
 
@@ -48,7 +49,15 @@ pub async fn run(client: &ApiClient, args: GetArgs) -> anyhow::Result<ExitCode> 
             (client.list(args.kind, ns, args.selector.as_deref()).await?, false)
         }
     };
-    let text = match args.output {
+    let text = match &args.output {
+        OutputFormat::Name => items
+            .iter()
+            .map(|item| format!("{}.mooring/{}\n", args.kind.as_str().to_ascii_lowercase(), name(item)))
+            .collect(),
+        OutputFormat::JsonPath(query) => match (single, items.first()) {
+            (true, Some(item)) => query.render(item),
+            _ => query.render(&serde_json::to_value(list_document(items))?),
+        },
         OutputFormat::Yaml | OutputFormat::Json => {
             let yaml = args.output == OutputFormat::Yaml;
             match (single, items.first()) {

@@ -12,6 +12,7 @@ pub mod release;
 pub mod rollback;
 pub mod sync;
 pub mod token;
+pub mod version;
 pub mod wait;
 
 use api_types::Kind;

@@ -1,0 +1,149 @@
+//! What a new user meets in the first hour, against a real server: `wait` that
+//! refuses unknown conditions and stops on terminal failures, server addresses
+//! that are explained, `-o name` / `-o jsonpath`, `history --revision`,
+//! `version`, `explain`, shell completions and a `--help` that says what
+//! Mooring is.
+
+use tests::{Moto, Stack, relay_yaml, worker_yaml};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const IMAGE_1: &str = "public.ecr.aws/acme/gateway:2.1.0";
+const IMAGE_2: &str = "public.ecr.aws/acme/gateway:2.2.0";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_hour_cli() {
+    let stack = Stack::new("first_hour_cli").await;
+    let server = stack.server().start().await;
+
+    // What Mooring is, before any command.
+    server.cli(&["--help"]).await.success().stdout_has("reconciling operator for AWS").stdout_has("explain");
+
+    // A condition no resource reports is refused at once, with the known ones.
+    server.cli(&["wait", "relay", "gateway", "--for", "condition=Healthy"]).await.code_is(1).stderr_has(
+        "unknown condition type \"Healthy\"; the known ones are Ready, Synced, Progressing, Degraded, Drifted",
+    );
+
+    let file = stack.write("gateway.yaml", &relay_yaml("gateway", "default", IMAGE_1));
+    let file = file.to_str().expect("a UTF-8 path");
+    server.cli(&["apply", "-f", file]).await.success();
+    stack.write("gateway.yaml", &relay_yaml("gateway", "default", IMAGE_2));
+    server.cli(&["apply", "-f", file]).await.success();
+
+    // -o name and -o jsonpath, in kubectl's and RFC 9535's spelling.
+    server.cli(&["get", "relays", "-o", "name"]).await.success().stdout_has("relay.mooring/gateway\n");
+    let names = server.cli(&["get", "relays", "-o", "jsonpath={.items[*].metadata.name}"]).await;
+    assert_eq!(names.success().stdout, "gateway\n");
+    let max = server.cli(&["get", "relay", "gateway", "-o", "jsonpath=$.spec.scaling.max"]).await;
+    assert_eq!(max.success().stdout, "8\n");
+    server.cli(&["get", "relays", "-o", "jsonpath={.items[}"]).await.code_is(1).stderr_has("invalid JSONPath");
+
+    // history --revision shows what a rollback would restore.
+    server.cli(&["history", "relay", "gateway", "--revision", "1"]).await.success().stdout_has(IMAGE_1);
+    server.cli(&["history", "relay", "gateway", "--revision", "2"]).await.success().stdout_has(IMAGE_2);
+    server
+        .cli(&["history", "relay", "gateway", "--revision", "9"])
+        .await
+        .code_is(1)
+        .stderr_has("relay \"gateway\" has no revision 9; its revisions are 2, 1");
+
+    // Client and server versions.
+    let version = env!("CARGO_PKG_VERSION");
+    server
+        .cli(&["version"])
+        .await
+        .success()
+        .stdout_has(&format!("Client Version: {version}\n"))
+        .stdout_has(&format!("Server Version: {version} ("));
+
+    // explain, from the schema; a mistyped field lists the real ones.
+    server
+        .cli(&["explain", "relay.spec.scaling.max"])
+        .await
+        .success()
+        .stdout_has("FIELD:    spec.scaling.max <integer>")
+        .stdout_has("default 10; 1..5000");
+    server.cli(&["explain", "relay.spec.scalling"]).await.code_is(1).stderr_has("the fields of relay.spec are: ");
+
+    // Completions for the usual shells.
+    server.cli(&["completion", "bash"]).await.success().stdout_has("_mooring()");
+    server.cli(&["completion", "zsh"]).await.success().stdout_has("#compdef mooring");
+    server.cli(&["completion", "fish"]).await.success().stdout_has("complete -c mooring");
+
+    // delete --wait says where the deletion stands, then that it is done.
+    server
+        .cli(&["delete", "relay", "gateway", "--wait", "--timeout", "2m"])
+        .await
+        .success()
+        .stdout_has("relay \"gateway\" deleted\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_address_mistakes_are_explained() {
+    let stack = Stack::new("server_address_mistakes").await;
+    let server = stack.server().start().await;
+    let addr = server.addr().to_string();
+
+    // No scheme.
+    server
+        .cli(&["get", "relays", "--server", &addr])
+        .await
+        .code_is(1)
+        .stderr_has(&format!("has no scheme; did you mean http://{addr}?"));
+
+    // TLS to the plain-HTTP server.
+    server
+        .cli(&["get", "relays", "--server", &format!("https://{addr}")])
+        .await
+        .code_is(1)
+        .stderr_has(&format!("does not speak TLS (it answered in plain HTTP); use http://{addr}"));
+
+    // Something that answers 404 in plain text is not a Mooring server.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let other = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf).await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\ncontent-length: 9\r\nconnection: close\r\n\r\nnot found")
+                .await;
+        }
+    });
+    server
+        .cli(&["get", "relays", "--server", &format!("http://{other}")])
+        .await
+        .code_is(1)
+        .stderr_has("answered 404 to /v1/namespaces/default/relays")
+        .stderr_has("it does not look like a Mooring server");
+}
+
+/// On moto, a worker whose queue name is taken by someone else's queue is
+/// `Synced=False/Conflict`: `wait` says so and exits 1 instead of waiting out
+/// its timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_stops_on_a_terminal_failure() {
+    let moto = Moto::connect().await;
+    moto.ensure_cluster("batch").await;
+    let stack = Stack::new("wait_terminal_failure").await;
+    let server = stack
+        .server()
+        .env("MOORING_CLOUD", "aws")
+        .env("MOORING_AWS_ENDPOINT", &moto.endpoint)
+        .env("MOORING_POLL_SECONDS", "1")
+        .start()
+        .await;
+    let ns = format!("wait-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let queue = format!("{ns}_converter");
+    let sqs = aws_sdk_sqs::Client::new(moto.sdk());
+    sqs.create_queue().queue_name(&queue).send().await.expect("someone else's queue");
+
+    let file = stack.write("worker.yaml", &worker_yaml("converter", &ns, "ghcr.io/acme/proton-beam:0.9"));
+    server.cli(&["apply", "-f", file.to_str().expect("a UTF-8 path")]).await.success();
+    server
+        .cli(&["wait", "worker", "converter", "-n", &ns, "--for", "condition=Ready", "--timeout", "3m"])
+        .await
+        .code_is(1)
+        .stderr_has(&format!("worker.mooring/{ns}/converter will not become Ready=True until something changes"))
+        .stderr_has("Synced=False (Conflict)")
+        .stderr_has("mooring/adopt");
+}
