@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::error::ApiError;
 use super::plan::ApplyOutcome;
 use super::server_url::{ServerUrlError, parse_server_url, tls_mistake};
+use super::sse::{Change, SseReader};
 
 /// How long one request may take end to end. Generous, because a bulk apply writes
 /// every document in one transaction.
@@ -22,6 +23,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long to wait for a TCP (and TLS) connection before saying the server is unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a watch stream may stay open (the request timeout would end it after a minute).
+const WATCH_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// At most this many list pages are followed, so a server handing out the same
 /// `continue` token forever cannot loop the CLI.
@@ -263,6 +267,32 @@ impl ApiClient {
             .ok_or_else(|| ClientError::Decode { url, reason: "no info.version in the OpenAPI document".to_string() })
     }
 
+    /// Opens the change stream (`GET /v1/watch`) for `kind`, in `namespace` or in
+    /// every namespace the token may read, from now on.
+    pub async fn watch(&self, kind: Kind, namespace: Option<&str>) -> Result<Watch, ClientError> {
+        let url = format!("{}/v1/watch", self.base);
+        let mut query = vec![("kind", kind.as_str())];
+        if let Some(ns) = namespace {
+            query.push(("namespace", ns));
+        }
+        let req = self.request(Method::GET, &url).query(&query).timeout(WATCH_TIMEOUT);
+        let response = self.send(req, &url).await?;
+        Ok(Watch { client: self.clone(), url, response, reader: SseReader::default(), ready: Default::default() })
+    }
+
+    /// Replaces a resource with a YAML document (`PUT`), which must carry the
+    /// `metadata.resourceVersion` it was read at; returns the stored resource.
+    pub async fn replace_yaml(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        yaml: String,
+    ) -> Result<Value, ClientError> {
+        let url = self.resource_url(kind, namespace, name, "");
+        self.call(Method::PUT, &url, |r| r.header(reqwest::header::CONTENT_TYPE, "application/yaml").body(yaml)).await
+    }
+
     /// Creates an API token; the answer carries the secret once.
     pub async fn create_token(&self, name: &str, scopes: &[String]) -> Result<Value, ClientError> {
         let url = format!("{}/v1/tokens", self.base);
@@ -345,6 +375,35 @@ impl ApiClient {
             ClientError::Unreachable { server: self.base.clone(), cause: root_cause(e) }
         } else {
             ClientError::Request { url: url.to_string(), cause: root_cause(e) }
+        }
+    }
+}
+
+/// An open change stream, read one change at a time.
+pub struct Watch {
+    client: ApiClient,
+    url: String,
+    response: Response,
+    reader: SseReader,
+    ready: std::collections::VecDeque<Change>,
+}
+
+impl Watch {
+    /// The next change; `None` when the server ended the stream (it shuts down).
+    pub async fn next(&mut self) -> Result<Option<Change>, ClientError> {
+        loop {
+            if let Some(change) = self.ready.pop_front() {
+                return Ok(Some(change));
+            }
+            let Some(chunk) = self.response.chunk().await.map_err(|e| self.client.transport_error(&self.url, &e))?
+            else {
+                return Ok(None);
+            };
+            for data in self.reader.push(&chunk) {
+                let change = serde_json::from_str(&data)
+                    .map_err(|e| ClientError::Decode { url: self.url.clone(), reason: e.to_string() })?;
+                self.ready.push_back(change);
+            }
         }
     }
 }

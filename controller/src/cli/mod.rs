@@ -42,6 +42,7 @@ mod output;
 mod plan;
 mod resource;
 mod server_url;
+mod sse;
 mod terminal;
 
 use std::process::ExitCode;
@@ -106,6 +107,8 @@ pub enum ClientCommand {
     Get(GetArgs),
     /// Show a resource in detail: metadata, spec, status, conditions, events.
     Describe(Target),
+    /// Edit a resource's document in $VISUAL / $EDITOR and write it back (refused if it changed meanwhile).
+    Edit(Target),
     /// Request deletion of a resource.
     Delete(DeleteArgs),
     /// Show the revision history of a resource, or (`--revision N`) one revision's spec.
@@ -171,6 +174,7 @@ async fn dispatch(mut cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<E
         ClientCommand::Get(args) => commands::get::run(&client, args).await,
         ClientCommand::Describe(target) => commands::describe::run(&client, target).await,
         ClientCommand::Delete(args) => commands::delete::run(&client, args).await,
+        ClientCommand::Edit(target) => commands::edit::run(&client, target).await,
         ClientCommand::History(args) => commands::history::run(&client, args).await,
         ClientCommand::Rollback(args) => commands::rollback::run(&client, args).await,
         ClientCommand::Wait(args) => commands::wait::run(&client, args).await,
@@ -202,7 +206,7 @@ fn default_namespace(cmd: &mut ClientCommand, ns: &str) {
         {
             args.namespace = Some(ns.to_string());
         }
-        ClientCommand::Describe(target) => fill(target),
+        ClientCommand::Describe(target) | ClientCommand::Edit(target) => fill(target),
         ClientCommand::History(args) => fill(&mut args.target),
         ClientCommand::Delete(args) => fill(&mut args.target),
         ClientCommand::Rollback(args) => fill(&mut args.target),

@@ -147,3 +147,82 @@ async fn wait_stops_on_a_terminal_failure() {
         .stderr_has("Synced=False (Conflict)")
         .stderr_has("mooring/adopt");
 }
+
+/// `get -w` prints the list, then a row each time a resource changes, read
+/// from the API's change stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_watch_prints_changes() {
+    use tokio::io::AsyncBufReadExt;
+
+    let stack = Stack::new("get_watch").await;
+    let server = stack.server().start().await;
+    let first = stack.write("first.yaml", &relay_yaml("first", "default", IMAGE_1));
+    server.cli(&["apply", "-f", first.to_str().expect("a UTF-8 path")]).await.success();
+
+    let mut watcher = tokio::process::Command::new(tests::mooring_bin())
+        .args(["get", "relays", "-w", "-o", "name"])
+        .env("MOORING_SERVER", server.url(""))
+        .env("MOORING_TOKEN", server.token())
+        .env_remove("MOORING_CONTEXT")
+        .env_remove("MOORING_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("mooring get -w");
+    let mut lines = tokio::io::BufReader::new(watcher.stdout.take().expect("stdout")).lines();
+    let mut next_line =
+        async || tokio::time::timeout(tests::WAIT, lines.next_line()).await.expect("a line from get -w").expect("read");
+    assert_eq!(next_line().await.as_deref(), Some("relay.mooring/first"), "the list comes first");
+
+    let second = stack.write("second.yaml", &relay_yaml("second", "default", IMAGE_1));
+    server.cli(&["apply", "-f", second.to_str().expect("a UTF-8 path")]).await.success();
+    assert_eq!(next_line().await.as_deref(), Some("relay.mooring/second"), "then each change");
+
+    server.cli(&["delete", "relay", "second", "--wait", "--timeout", "2m"]).await.success();
+    loop {
+        match next_line().await.as_deref() {
+            Some("second deleted") => break,
+            Some(line) => assert!(line.starts_with("relay.mooring/"), "unexpected line {line:?}"),
+            None => panic!("get -w ended before the deletion was shown"),
+        }
+    }
+    watcher.kill().await.expect("stop get -w");
+}
+
+/// `edit` opens the document in `$EDITOR` (here a scripted `sed`) and writes
+/// the result back with the resourceVersion it read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edit_with_a_scripted_editor() {
+    let stack = Stack::new("edit_scripted").await;
+    let server = stack.server().start().await;
+    let file = stack.write("gateway.yaml", &relay_yaml("gateway", "default", IMAGE_1));
+    server.cli(&["apply", "-f", file.to_str().expect("a UTF-8 path")]).await.success();
+    let client = [("MOORING_SERVER", server.url("")), ("MOORING_TOKEN", server.token().to_string())];
+    let env = |editor: &'static str| {
+        let mut vars: Vec<(&str, &str)> = client.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        vars.push(("EDITOR", editor));
+        vars
+    };
+
+    // An editor that changes nothing: nothing is written.
+    stack.run_with(&env("true"), &["edit", "relay", "gateway"]).await.success().stdout_has("Edit cancelled");
+
+    // A new image.
+    stack
+        .run_with(&env("sed -i s/gateway:2.1.0/gateway:2.2.0/"), &["edit", "relay", "gateway"])
+        .await
+        .success()
+        .stdout_has("relay.mooring/default/gateway edited (generation 2)");
+    let image = server.cli(&["get", "relay", "gateway", "-o", "jsonpath={.spec.containers[0].image}"]).await;
+    assert_eq!(image.success().stdout, format!("{IMAGE_2}\n"));
+
+    // An edit the server refuses keeps the file and says where it is.
+    stack
+        .run_with(&env("sed -i s/cpu:\\ 512/cpu:\\ 3/"), &["edit", "relay", "gateway"])
+        .await
+        .code_is(1)
+        .stderr_has("spec.cpu")
+        .stderr_has("your edit is kept in");
+}

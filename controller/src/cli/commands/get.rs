@@ -1,5 +1,8 @@
-//! `mooring get`: list resources or show one, as a table, YAML or JSON.
+//! `mooring get`: list resources or show one, as a table, YAML, JSON, names or
+//! JSONPath; with `-w`, then print each change as it happens (from the API's
+//! change stream).
 
+use std::collections::HashMap;
 use std::process::ExitCode;
 
 use api_types::{API_VERSION, Kind};
@@ -8,7 +11,7 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cli::client::ApiClient;
+use crate::cli::client::{ApiClient, Watch};
 use crate::cli::commands::namespace_or_default;
 use crate::cli::output::{self, OutputFormat};
 use crate::cli::resource::{condition, condition_status, name, namespace, replicas, str_at, text_at};
@@ -30,6 +33,10 @@ pub struct GetArgs {
     /// Label selector (`app=gw,tier!=edge`, `env in (a,b)`, `!legacy`).
     #[arg(short = 'l', long, conflicts_with = "name")]
     pub selector: Option<String>,
+    /// After printing, watch: print the resource again each time it changes
+    /// (created, updated, new status, deleted) until interrupted.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
     /// Output format: table, wide, yaml, json, name, or jsonpath=QUERY
     /// (`jsonpath={.items[*].metadata.name}` or RFC 9535 `$.items[*].metadata.name`).
     #[arg(short, long, default_value = "table")]
@@ -42,6 +49,11 @@ pub async fn run(client: &ApiClient, args: GetArgs) -> anyhow::Result<ExitCode> 
     let namespace = namespace_or_default(args.kind, args.namespace.as_deref());
     // Listing policies without -n lists them all, cluster-scoped and namespaced.
     let everywhere = args.all_namespaces || namespace.is_empty();
+    // Open the stream before reading, so no change between the two is missed.
+    let mut watch = match args.watch {
+        true => Some(client.watch(args.kind, (!everywhere).then_some(namespace)).await?),
+        false => None,
+    };
     let (items, single) = match &args.name {
         Some(name) => (vec![client.get(args.kind, namespace, name).await?], true),
         None => {
@@ -49,6 +61,14 @@ pub async fn run(client: &ApiClient, args: GetArgs) -> anyhow::Result<ExitCode> 
             (client.list(args.kind, ns, args.selector.as_deref()).await?, false)
         }
     };
+    // What -w compares its first changes with (the list is moved into the output below).
+    let mut shown: HashMap<(String, String), String> = HashMap::new();
+    if args.watch {
+        for item in &items {
+            let key = (crate::cli::resource::namespace(item).to_string(), name(item).to_string());
+            shown.insert(key, render_one(&args, item, everywhere)?);
+        }
+    }
     let text = match &args.output {
         OutputFormat::Name => items
             .iter()
@@ -71,13 +91,64 @@ pub async fn run(client: &ApiClient, args: GetArgs) -> anyhow::Result<ExitCode> 
             if items.is_empty() {
                 let place = if everywhere { String::new() } else { format!(" in {namespace} namespace") };
                 eprintln!("No resources found{place}.");
-                return Ok(ExitCode::SUCCESS);
+                String::new()
+            } else {
+                render_table(args.kind, &items, everywhere, args.output == OutputFormat::Wide, now)
             }
-            render_table(args.kind, &items, everywhere, args.output == OutputFormat::Wide, now)
         }
     };
     output::print(&text)?;
+    if let Some(watch) = watch.as_mut() {
+        follow(client, &args, everywhere, watch, shown).await?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `get -w`: prints the resource each time the stream says it changed, in the
+/// output format asked for (a table row without its header); a row equal to the
+/// last one printed for that resource (`last`, seeded with the list) is not repeated.
+async fn follow(
+    client: &ApiClient,
+    args: &GetArgs,
+    everywhere: bool,
+    watch: &mut Watch,
+    mut last: HashMap<(String, String), String>,
+) -> anyhow::Result<()> {
+    while let Some(change) = watch.next().await? {
+        let wanted = args.name.as_ref().is_none_or(|n| *n == change.name);
+        if !wanted || change.op == "event" || Kind::from_any_name(&change.kind) != Some(args.kind) {
+            continue;
+        }
+        let text = match client.get(args.kind, &change.namespace, &change.name).await {
+            Ok(item) => render_one(args, &item, everywhere)?,
+            Err(e) if e.is_not_found() => {
+                let place = if everywhere { format!("{}/", change.namespace) } else { String::new() };
+                format!("{place}{} deleted\n", change.name)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let key = (change.namespace, change.name);
+        if last.get(&key) != Some(&text) {
+            output::print(&text)?;
+            last.insert(key, text);
+        }
+    }
+    Ok(())
+}
+
+/// One resource in the output format of `args`, for `get -w`.
+fn render_one(args: &GetArgs, item: &Value, everywhere: bool) -> anyhow::Result<String> {
+    Ok(match &args.output {
+        OutputFormat::Name => format!("{}.mooring/{}\n", args.kind.as_str().to_ascii_lowercase(), name(item)),
+        OutputFormat::JsonPath(query) => query.render(item),
+        OutputFormat::Yaml => format!("---\n{}", output::to_yaml(item)?),
+        OutputFormat::Json => output::to_json(item)?,
+        OutputFormat::Table | OutputFormat::Wide => {
+            let wide = args.output == OutputFormat::Wide;
+            let table = render_table(args.kind, std::slice::from_ref(item), everywhere, wide, Utc::now());
+            table.lines().skip(1).map(|l| format!("{l}\n")).collect()
+        }
+    })
 }
 
 /// Several resources as one document (`kind: List`), as `kubectl get -o yaml` prints

@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod delete;
 pub mod describe;
+pub mod edit;
 pub mod get;
 pub mod history;
 pub mod policy;
