@@ -226,3 +226,46 @@ async fn edit_with_a_scripted_editor() {
         .stderr_has("spec.cpu")
         .stderr_has("your edit is kept in");
 }
+
+/// The demo on moto: `scripts/moto-demo.sh` creates what the examples name
+/// (clusters, role, secret, target group; the default VPC's subnet and
+/// security group) and rewrites them with moto's identifiers; from an empty
+/// database every example then reaches `Synced=True`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_examples_sync_on_moto() {
+    let moto = Moto::connect().await;
+    let stack = Stack::new("examples_on_moto").await;
+    let out = stack.dir.join("demo");
+    let prepared = std::process::Command::new(tests::workspace_root().join("scripts/moto-demo.sh"))
+        .arg(&out)
+        .env("MOORING_AWS_ENDPOINT", &moto.endpoint)
+        .output()
+        .expect("run scripts/moto-demo.sh");
+    assert!(prepared.status.success(), "{}", String::from_utf8_lossy(&prepared.stderr));
+    // A namespace of its own, so earlier runs' services and queues in moto are not this run's.
+    let ns = format!("demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    for entry in std::fs::read_dir(&out).expect("the prepared examples") {
+        let path = entry.expect("an entry").path();
+        let text = std::fs::read_to_string(&path).expect("an example");
+        assert!(!text.contains("0a1b2c3d"), "a placeholder identifier is left in {}", path.display());
+        std::fs::write(&path, text.replacen("metadata:\n", &format!("metadata:\n  namespace: {ns}\n"), 1))
+            .expect("write");
+    }
+    let server = stack
+        .server()
+        .env("MOORING_CLOUD", "aws")
+        .env("MOORING_AWS_ENDPOINT", &moto.endpoint)
+        .env("MOORING_NODE_BUILDS", "local")
+        .env("MOORING_NODE_HEALTH_HOST", "127.0.0.1")
+        .env("MOORING_POLL_SECONDS", "1")
+        .start()
+        .await;
+    server.cli(&["apply", "-f", out.to_str().expect("a UTF-8 path")]).await.success();
+    for (kind, name) in [("relay", "gateway"), ("worker", "converter"), ("node", "pulse-1")] {
+        server
+            .cli(&["wait", kind, name, "-n", &ns, "--for", "condition=Synced", "--timeout", "3m"])
+            .await
+            .success()
+            .stdout_has("condition met");
+    }
+}
