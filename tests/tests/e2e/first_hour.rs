@@ -269,3 +269,30 @@ async fn the_examples_sync_on_moto() {
             .stdout_has("condition met");
     }
 }
+
+/// A cluster that does not exist is named, with what to do, and `wait` stops on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_cluster_is_named() {
+    let moto = Moto::connect().await;
+    let stack = Stack::new("missing_cluster").await;
+    let server = stack
+        .server()
+        .env("MOORING_CLOUD", "aws")
+        .env("MOORING_AWS_ENDPOINT", &moto.endpoint)
+        .env("MOORING_POLL_SECONDS", "1")
+        .start()
+        .await;
+    let ns = format!("nocl-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let cluster = format!("gone-{ns}");
+    let yaml = worker_yaml("converter", &ns, "ghcr.io/acme/proton-beam:0.9")
+        .replace("cluster: batch", &format!("cluster: {cluster}"));
+    assert!(yaml.contains(&cluster), "the worker names the cluster");
+    let file = stack.write("worker.yaml", &yaml);
+    server.cli(&["apply", "-f", file.to_str().expect("a UTF-8 path")]).await.success();
+    server
+        .cli(&["wait", "worker", "converter", "-n", &ns, "--for", "condition=Ready", "--timeout", "3m"])
+        .await
+        .code_is(1)
+        .stderr_has("Synced=False (InvalidReference)")
+        .stderr_has(&format!("cluster \"{cluster}\" does not exist; Mooring uses existing ECS clusters"));
+}
