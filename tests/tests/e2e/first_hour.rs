@@ -29,6 +29,21 @@ async fn first_hour_cli() {
     stack.write("gateway.yaml", &relay_yaml("gateway", "default", IMAGE_2));
     server.cli(&["apply", "-f", file]).await.success();
 
+    // apply -n puts documents that name no namespace in it.
+    let elsewhere =
+        stack.write("elsewhere.yaml", &relay_yaml("gateway", "default", IMAGE_1).replace("  namespace: default\n", ""));
+    server
+        .cli(&["apply", "-n", "team-b", "-f", elsewhere.to_str().expect("a UTF-8 path")])
+        .await
+        .success()
+        .stdout_has("relay.mooring/team-b/gateway created");
+    server
+        .cli(&["apply", "-n", "team-c", "-f", file])
+        .await
+        .code_is(1)
+        .stderr_has("is in namespace \"default\", not \"team-c\"");
+    server.cli(&["delete", "relay", "gateway", "-n", "team-b"]).await.success();
+
     // -o name and -o jsonpath, in kubectl's and RFC 9535's spelling.
     server.cli(&["get", "relays", "-o", "name"]).await.success().stdout_has("relay.mooring/gateway\n");
     let names = server.cli(&["get", "relays", "-o", "jsonpath={.items[*].metadata.name}"]).await;
