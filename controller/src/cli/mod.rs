@@ -278,7 +278,7 @@ mod tests {
     fn get_arguments() {
         let cli = parse(&["get", "Relay", "-A", "-l", "app=gw", "-o", "wide"]).unwrap();
         let ClientCommand::Get(args) = cli.command else { panic!("not get") };
-        assert_eq!(args.kind, Kind::Relay);
+        assert_eq!(args.kind, commands::get::Kinds::One(Kind::Relay));
         assert!(args.all_namespaces);
         assert_eq!(args.selector.as_deref(), Some("app=gw"));
         assert_eq!(args.output, OutputFormat::Wide);
@@ -319,7 +319,12 @@ mod tests {
         assert!(parse(&["policy", "audit", "-n", "team-a"]).is_ok());
         let cli = parse(&["get", "policies"]).unwrap();
         let ClientCommand::Get(args) = cli.command else { panic!("not get") };
-        assert_eq!(commands::namespace_or_default(args.kind, args.namespace.as_deref()), "");
+        let commands::get::Kinds::One(kind) = args.kind else { panic!("one kind") };
+        assert_eq!(commands::namespace_or_default(kind, args.namespace.as_deref()), "");
+        assert!(matches!(
+            parse(&["get", "all"]).unwrap().command,
+            ClientCommand::Get(GetArgs { kind: commands::get::Kinds::All, .. })
+        ));
         assert_eq!(commands::namespace_or_default(Kind::Relay, None), "default");
 
         let cli =

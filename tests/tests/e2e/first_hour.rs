@@ -52,6 +52,19 @@ async fn first_hour_cli() {
     assert_eq!(max.success().stdout, "8\n");
     server.cli(&["get", "relays", "-o", "jsonpath={.items[}"]).await.code_is(1).stderr_has("invalid JSONPath");
 
+    // get all: every reconciled kind, names that say their kind.
+    let worker = stack.write("worker.yaml", &worker_yaml("converter", "default", "ghcr.io/acme/proton-beam:0.9"));
+    server.cli(&["apply", "-f", worker.to_str().expect("a UTF-8 path")]).await.success();
+    server
+        .cli(&["get", "all"])
+        .await
+        .success()
+        .stdout_has("relay.mooring/gateway")
+        .stdout_has("worker.mooring/converter");
+    let names = server.cli(&["get", "all", "-o", "name"]).await;
+    assert_eq!(names.success().stdout, "relay.mooring/gateway\nworker.mooring/converter\n");
+    server.cli(&["get", "all", "-w"]).await.code_is(1).stderr_has("need one kind");
+
     // history --revision shows what a rollback would restore.
     server.cli(&["history", "relay", "gateway", "--revision", "1"]).await.success().stdout_has(IMAGE_1);
     server.cli(&["history", "relay", "gateway", "--revision", "2"]).await.success().stdout_has(IMAGE_2);
