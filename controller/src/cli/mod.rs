@@ -353,7 +353,7 @@ mod tests {
         let ClientCommand::History(h) = parse(&["history", "relay", "gw", "--revision", "2"]).unwrap().command else {
             panic!("not history")
         };
-        assert_eq!(h.revision, Some(2));
+        assert_eq!(h.revision, Some(commands::history::Revisions::One(2)));
         assert!(parse(&["history", "relay", "gw", "--revision", "0"]).is_err());
         let ClientCommand::Get(g) =
             parse(&["get", "relays", "-o", "jsonpath={.items[*].metadata.name}"]).unwrap().command

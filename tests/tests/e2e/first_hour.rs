@@ -69,6 +69,12 @@ async fn first_hour_cli() {
     server.cli(&["history", "relay", "gateway", "--revision", "1"]).await.success().stdout_has(IMAGE_1);
     server.cli(&["history", "relay", "gateway", "--revision", "2"]).await.success().stdout_has(IMAGE_2);
     server
+        .cli(&["history", "relay", "gateway", "--revision", "1..2"])
+        .await
+        .success()
+        .stdout_has("relay \"gateway\" from revision 1 to 2:\n")
+        .stdout_has(&format!("~ spec.containers[0].image: \"{IMAGE_1}\" → \"{IMAGE_2}\""));
+    server
         .cli(&["history", "relay", "gateway", "--revision", "9"])
         .await
         .code_is(1)
