@@ -302,6 +302,20 @@ async fn the_examples_sync_on_moto() {
             .success()
             .stdout_has("condition met");
     }
+
+    // The node's build log (a local build here) is plain text: no colour codes.
+    let log = tests::eventually("the node's build to finish", tests::WAIT, async || {
+        let node = server.get_json(&format!("/v1/namespaces/{ns}/nodes/pulse-1")).await?;
+        let build = &node["status"]["build"];
+        match (build["state"].as_str(), build["logs"].as_str()) {
+            (Some("SUCCEEDED" | "FAILED"), Some(path)) => Ok(path.to_string()),
+            _ => Err(format!("{build}")),
+        }
+    })
+    .await;
+    let text = std::fs::read_to_string(&log).expect("the build log");
+    assert!(!text.trim().is_empty(), "the build log {log} is empty");
+    assert!(!text.contains('\u{1b}'), "colour codes in the build log {log}:\n{text}");
 }
 
 /// A cluster that does not exist is named, with what to do, and `wait` stops on it.
