@@ -57,6 +57,14 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 "$MOORING" apply -f "$EXAMPLES" || true
+if [ "$MOORING_CLOUD" = aws ]; then
+  cat >&2 <<MSG
+
+On moto every example reaches Synced=True. moto starts no ECS tasks, so the relay and the
+worker stay Ready=False (TasksStarting); that is moto, not Mooring. Watch them with
+  $MOORING get all; $MOORING get relays -w
+MSG
+fi
 cat >&2 <<MSG
 
 Mooring is running (cloud: $MOORING_CLOUD, database: ${DATABASE_URL##*/}, examples: $EXAMPLES).
