@@ -61,7 +61,7 @@ if [ "$MOORING_CLOUD" = aws ]; then
   cat >&2 <<MSG
 
 On moto every example reaches Synced=True. moto starts no ECS tasks, so the relay and the
-worker stay Ready=False (TasksStarting); that is moto, not Mooring. Watch them with
+worker do not become Ready; that is moto, not Mooring. Watch them with
   $MOORING get all; $MOORING get relays -w
 MSG
 fi
