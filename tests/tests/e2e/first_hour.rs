@@ -18,6 +18,9 @@ async fn first_hour_cli() {
     // What Mooring is, before any command.
     server.cli(&["--help"]).await.success().stdout_has("reconciling operator for AWS").stdout_has("explain");
 
+    // A mistyped kind gets a suggestion.
+    server.cli(&["get", "relya"]).await.code_is(1).stderr_has("(did you mean \"relay\"?)");
+
     // A condition no resource reports is refused at once, with the known ones.
     server.cli(&["wait", "relay", "gateway", "--for", "condition=Healthy"]).await.code_is(1).stderr_has(
         "unknown condition type \"Healthy\"; the known ones are Ready, Synced, Progressing, Degraded, Drifted",
