@@ -183,6 +183,27 @@ async fn wait_stops_on_a_terminal_failure() {
         .stderr_has(&format!("worker.mooring/{ns}/converter will not become Ready=True until something changes"))
         .stderr_has("Synced=False (Conflict)")
         .stderr_has("mooring/adopt");
+
+    // A sync wave stops on the same failure, before the next wave is written.
+    let queue = format!("{ns}_waved");
+    sqs.create_queue().queue_name(&queue).send().await.expect("someone else's queue");
+    let waved = worker_yaml("waved", &ns, "ghcr.io/acme/proton-beam:0.9").replacen(
+        "metadata:\n",
+        "metadata:\n  annotations:\n    mooring/sync-wave: \"-1\"\n",
+        1,
+    );
+    stack.write("waves/1-worker.yaml", &waved);
+    stack.write("waves/2-relay.yaml", &tests::relay_yaml("after", &ns, "public.ecr.aws/acme/gateway:2.1.0"));
+    let dir = stack.dir.join("waves");
+    let revision = "aaaaaaa1111111111111111111111111111111aa";
+    server
+        .cli(&["sync", "--dir", dir.to_str().expect("a UTF-8 path"), "--revision", revision, "--source", "waves"])
+        .await
+        .code_is(1)
+        .stderr_has("wave -1 cannot become Ready")
+        .stderr_has("Synced=False (Conflict)");
+    let after = server.get_json(&format!("/v1/namespaces/{ns}/relays/after")).await;
+    assert!(after.is_err(), "the next wave must not be written: {after:?}");
 }
 
 /// `get -w` prints the list, then a row each time a resource changes, read
