@@ -1,5 +1,5 @@
 # The two commands of the README, and a few conveniences.
-.PHONY: run test stack stack-down schemas bench iam-policy
+.PHONY: run test stack stack-down schemas iam-policy
 
 ## Bring up Postgres, Redis and moto, then run Mooring with the example charts.
 run:

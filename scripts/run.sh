@@ -6,9 +6,12 @@
 #
 # MOORING_CLOUD=sim (the default here) runs the examples against the in-process
 # simulated cloud, where they converge to Ready; MOORING_CLOUD=aws runs them
-# against moto (clusters `prod` and `batch` are created there; nodes build
-# locally with `mooring-provisioner`; moto never starts ECS tasks, so relays and
-# workers reach Synced but not Ready).
+# against moto: scripts/moto-demo.sh creates what they name there (clusters,
+# role, secret, target group; the default VPC's subnet and security group) and
+# rewrites them with moto's identifiers, and every example reaches Synced. Nodes
+# build locally with `mooring-provisioner`; moto never starts ECS tasks, so
+# relays and workers are not Ready. Each cloud has its own database
+# (`<db>` for sim, `<db>_moto` for aws), so their state never mixes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/env.sh
@@ -21,14 +24,16 @@ if [ "$MOORING_CLOUD" = aws ]; then
   export MOORING_NODE_BUILDS="${MOORING_NODE_BUILDS:-local}"
   # moto's instances are not reachable: check node health on this machine.
   export MOORING_NODE_HEALTH_HOST="${MOORING_NODE_HEALTH_HOST:-127.0.0.1}"
-  # The clusters the examples name; Mooring never creates clusters itself.
-  "$MOORING_CACHE_DIR/moto-venv/bin/python" - <<PY
-import boto3
-ecs = boto3.client("ecs", endpoint_url="$MOORING_AWS_ENDPOINT", region_name="us-east-1",
-                   aws_access_key_id="testing", aws_secret_access_key="testing")
-for name in ("prod", "batch"):
-    ecs.create_cluster(clusterName=name)
-PY
+  # What the examples name (Mooring never creates clusters itself), and the
+  # examples rewritten with moto's identifiers.
+  EXAMPLES="$(scripts/moto-demo.sh "$MOORING_CACHE_DIR/demo-moto")"
+  # moto's state must not mix with the simulated cloud's: a database of its own.
+  MOTO_DB="${DATABASE_URL##*/}_moto"
+  psql "$DATABASE_URL" -tAc "SELECT 1 FROM pg_database WHERE datname = '$MOTO_DB'" | grep -q 1 \
+    || psql "$DATABASE_URL" -qc "CREATE DATABASE \"$MOTO_DB\""
+  export DATABASE_URL="${DATABASE_URL%/*}/$MOTO_DB"
+else
+  EXAMPLES=examples/
 fi
 
 LISTEN="${MOORING_LISTEN:-127.0.0.1:8080}"
@@ -51,10 +56,18 @@ for _ in $(seq 1 100); do
   kill -0 $SERVER 2>/dev/null || { echo "mooring serve exited; see the log above" >&2; exit 1; }
   sleep 0.2
 done
-"$MOORING" apply -f examples/ || true
+"$MOORING" apply -f "$EXAMPLES" || true
+if [ "$MOORING_CLOUD" = aws ]; then
+  cat >&2 <<MSG
+
+On moto every example reaches Synced=True. moto starts no ECS tasks, so the relay and the
+worker do not become Ready; that is moto, not Mooring. Watch them with
+  $MOORING get all; $MOORING get relays -w
+MSG
+fi
 cat >&2 <<MSG
 
-Mooring is running (cloud: $MOORING_CLOUD).
+Mooring is running (cloud: $MOORING_CLOUD, database: ${DATABASE_URL##*/}, examples: $EXAMPLES).
   API:    http://$LISTEN   (OpenAPI document: http://$LISTEN/openapi.json)
   Token:  $MOORING_BOOTSTRAP_TOKEN
 In another shell:

@@ -106,10 +106,20 @@ impl fmt::Display for Kind {
     }
 }
 
-/// Error for a string that names no kind.
+/// Error for a string that names no kind; says which kind a typo probably meant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown kind {0:?}: expected one of Node, Relay, Worker, Policy")]
 pub struct UnknownKind(pub String);
+
+impl fmt::Display for UnknownKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown kind {:?}", self.0)?;
+        let names = Kind::ALL.into_iter().flat_map(|k| [k.as_str(), k.plural()]);
+        if let Some(near) = crate::validate::did_you_mean(&self.0, names) {
+            write!(f, " (did you mean {:?}?)", near.to_lowercase())?;
+        }
+        f.write_str(": expected one of Node, Relay, Worker, Policy")
+    }
+}
 
 /// Reads a stored kind (the store keeps kinds as text).
 impl TryFrom<String> for Kind {
@@ -201,5 +211,25 @@ mod tests {
             assert_eq!(s.parse::<Kind>().unwrap(), k);
         }
         assert!("pods".parse::<Kind>().is_err());
+    }
+}
+
+#[cfg(test)]
+mod unknown_kind_tests {
+    use super::*;
+
+    #[test]
+    fn a_mistyped_kind_gets_a_suggestion() {
+        let cases = [
+            ("relya", "unknown kind \"relya\" (did you mean \"relay\"?): expected one of Node, Relay, Worker, Policy"),
+            (
+                "wrokers",
+                "unknown kind \"wrokers\" (did you mean \"workers\"?): expected one of Node, Relay, Worker, Policy",
+            ),
+            ("pods", "unknown kind \"pods\": expected one of Node, Relay, Worker, Policy"),
+        ];
+        for (given, expected) in cases {
+            assert_eq!(given.parse::<Kind>().unwrap_err().to_string(), expected, "{given}");
+        }
     }
 }

@@ -6,6 +6,11 @@
 //!    enums, string shapes), the same schema the API serves to editors;
 //! 2. the rules a schema cannot say (`min ≤ max`, Fargate cpu/memory pairs, a load
 //!    balancer port that some container listens on, ...), written per kind.
+//!
+//! Rules run even when the schema found unknown fields (the fields are left out
+//! for them), so one round trip shows everything; an unknown field or kind comes
+//! with the closest known name ("did you mean `scaling`?"); `kind` is read in any
+//! case and in plural (`relay`, `relays`), as the CLI reads it.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -14,7 +19,7 @@ use std::sync::{LazyLock, Mutex};
 use jsonschema::error::ValidationErrorKind;
 use jsonschema::paths::LocationSegment;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::document::AnyResource;
 use crate::meta::{API_VERSION, Kind};
@@ -112,10 +117,12 @@ pub fn validate_document(mut doc: Value) -> Result<AnyResource, ValidationErrors
         None => v.push("apiVersion", format!("is required (use {API_VERSION:?})")),
     }
     let kind = match obj.get("kind") {
-        Some(Value::String(s)) => match Kind::ALL.into_iter().find(|k| k.as_str() == s) {
+        Some(Value::String(s)) => match Kind::from_any_name(s) {
             Some(k) => Some(k),
             None => {
-                v.push("kind", format!("unknown kind {s:?}; expected one of Node, Relay, Worker, Policy"));
+                let names = Kind::ALL.map(Kind::as_str);
+                let hint = did_you_mean(s, names).map(|k| format!(" (did you mean {k:?}?)")).unwrap_or_default();
+                v.push("kind", format!("unknown kind {s:?}{hint}; expected one of Node, Relay, Worker, Policy"));
                 None
             }
         },
@@ -131,10 +138,18 @@ pub fn validate_document(mut doc: Value) -> Result<AnyResource, ValidationErrors
     let Some(kind) = kind else {
         return Err(ValidationErrors(v.into_vec()));
     };
+    // `relay` and `relays` mean Relay, as on the command line.
+    if let Some(obj) = doc.as_object_mut() {
+        obj.insert("kind".into(), Value::String(kind.as_str().to_string()));
+    }
 
-    schema_violations(kind, &doc, &mut v);
+    let unknown = schema_violations(kind, &doc, &mut v);
     // A Policy without a namespace is cluster-scoped; other kinds default to `default`.
     let cluster_scoped = kind.may_be_cluster_scoped() && doc.pointer("/metadata/namespace").is_none();
+    // Unknown fields were reported; leave them out so the rules still run.
+    for pointer in unknown.iter().rev() {
+        remove_at(&mut doc, pointer);
+    }
     match AnyResource::from_value(kind, doc) {
         Ok(mut res) => {
             if cluster_scoped {
@@ -206,12 +221,129 @@ static VALIDATORS: LazyLock<HashMap<Kind, jsonschema::Validator>> = LazyLock::ne
         .collect()
 });
 
-fn schema_violations(kind: Kind, doc: &Value, v: &mut Violations) {
+/// The kinds' schemas, for the field names an unknown field is compared with.
+static SCHEMAS: LazyLock<HashMap<Kind, Value>> =
+    LazyLock::new(|| Kind::ALL.into_iter().map(|k| (k, crate::schema::schema_for_kind(k))).collect());
+
+/// One step of a path into a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Field(String),
+    Index(usize),
+}
+
+/// Records the schema's violations; returns the JSON pointers of the unknown
+/// fields. `apiVersion` and `kind` were checked already (and said better).
+fn schema_violations(kind: Kind, doc: &Value, v: &mut Violations) -> Vec<String> {
     let validator = &VALIDATORS[&kind];
+    let mut unknown = Vec::new();
     for err in validator.iter_errors(doc) {
         let path = dotted(err.instance_path().segments());
+        if path == "apiVersion" || path == "kind" {
+            continue;
+        }
+        let steps = steps(err.instance_path().segments());
+        if let ValidationErrorKind::AdditionalProperties { unexpected } = err.kind() {
+            let known = known_fields(&SCHEMAS[&kind], &steps);
+            for name in unexpected {
+                let hint = did_you_mean(name, known.iter().map(String::as_str))
+                    .map(|k| format!(" (did you mean {k:?}?)"))
+                    .unwrap_or_default();
+                v.push(join(&path, name), format!("unknown field{hint}"));
+                unknown.push(pointer(&steps, name));
+            }
+            continue;
+        }
         push_error(&path, err.kind(), &err.to_string(), v);
     }
+    unknown
+}
+
+fn steps<'a>(segments: impl Iterator<Item = LocationSegment<'a>>) -> Vec<Step> {
+    segments
+        .map(|s| match s {
+            LocationSegment::Property(p) => Step::Field(p.to_string()),
+            LocationSegment::Index(i) => Step::Index(i),
+        })
+        .collect()
+}
+
+/// The JSON pointer of field `name` under `steps`.
+fn pointer(steps: &[Step], name: &str) -> String {
+    let escape = |s: &str| s.replace('~', "~0").replace('/', "~1");
+    let mut out = String::new();
+    for step in steps {
+        match step {
+            Step::Field(f) => out.push_str(&format!("/{}", escape(f))),
+            Step::Index(i) => out.push_str(&format!("/{i}")),
+        }
+    }
+    out.push_str(&format!("/{}", escape(name)));
+    out
+}
+
+/// Removes the value at a JSON pointer (an unknown field), if there.
+fn remove_at(doc: &mut Value, pointer: &str) {
+    let Some((parent, last)) = pointer.rsplit_once('/') else { return };
+    let last = last.replace("~1", "/").replace("~0", "~");
+    if let Some(Value::Object(m)) = doc.pointer_mut(parent) {
+        m.remove(&last);
+    }
+}
+
+/// The field names the schema allows in the object at `steps`.
+fn known_fields(schema: &Value, steps: &[Step]) -> Vec<String> {
+    let defs = schema.get("$defs").and_then(Value::as_object);
+    let resolve = |node: &'_ Value| -> Value {
+        let target = node
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix("#/$defs/"))
+            .and_then(|name| defs.and_then(|d| d.get(name)));
+        target.unwrap_or(node).clone()
+    };
+    let properties = |node: &Value| -> Option<Map<String, Value>> {
+        let node = resolve(node);
+        if let Some(p) = node.get("properties").and_then(Value::as_object) {
+            return Some(p.clone());
+        }
+        // A tagged enum: the fields of every branch.
+        let branches = node.get("oneOf").or_else(|| node.get("anyOf")).and_then(Value::as_array)?;
+        let mut all = Map::new();
+        for b in branches {
+            if let Some(p) = resolve(b).get("properties").and_then(Value::as_object) {
+                all.extend(p.clone());
+            }
+        }
+        Some(all)
+    };
+    let mut node = schema.clone();
+    for step in steps {
+        let next = match step {
+            Step::Field(f) => properties(&node)
+                .and_then(|p| p.get(f).cloned())
+                .or_else(|| resolve(&node).get("additionalProperties").filter(|a| a.is_object()).cloned()),
+            Step::Index(_) => resolve(&node).get("items").cloned(),
+        };
+        match next {
+            Some(n) => node = n,
+            None => return Vec::new(),
+        }
+    }
+    properties(&node).map(|p| p.keys().cloned().collect()).unwrap_or_default()
+}
+
+/// The known name closest to `given`, when close enough to be a likely typo:
+/// the same name in another case, or within a third of its length in edits.
+pub fn did_you_mean<'a>(given: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = given.to_lowercase();
+    let limit = (given.chars().count() / 3).max(1);
+    known
+        .into_iter()
+        .map(|k| (strsim::damerau_levenshtein(&lower, &k.to_lowercase()), k))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
 }
 
 fn push_error(path: &str, kind: &ValidationErrorKind, display: &str, v: &mut Violations) {
@@ -382,4 +514,34 @@ pub fn validate_update(
 /// `7.1.0` → `[7, 1, 0]`, for ordering versions.
 fn version_key(v: &str) -> Vec<u64> {
     v.split('.').map(|p| p.parse().unwrap_or(0)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_only_close_names() {
+        let known = ["scaling", "cluster", "containers", "healthCheck", "cpu"];
+        let cases = [
+            ("scalling", Some("scaling")),
+            ("Scaling", Some("scaling")),
+            ("healthcheck", Some("healthCheck")),
+            ("containres", Some("containers")),
+            ("cpus", Some("cpu")),
+            ("memory", None),
+            ("x", None),
+        ];
+        for (given, expected) in cases {
+            assert_eq!(did_you_mean(given, known), expected, "{given}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_removed_by_pointer() {
+        let mut doc = serde_json::json!({"spec": {"a/b": 1, "c": [{"d": 2, "e": 3}]}});
+        remove_at(&mut doc, &pointer(&[Step::Field("spec".into())], "a/b"));
+        remove_at(&mut doc, &pointer(&[Step::Field("spec".into()), Step::Field("c".into()), Step::Index(0)], "d"));
+        assert_eq!(doc, serde_json::json!({"spec": {"c": [{"e": 3}]}}));
+    }
 }

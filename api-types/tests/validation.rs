@@ -498,3 +498,38 @@ fn strings_postgres_cannot_store_are_refused_with_their_path() {
     }
     assert!(errors.iter().any(|e| e.message.contains("NUL")), "{errors:?}");
 }
+
+#[test]
+fn messages_that_help() {
+    // A mistyped field names the field it probably meant.
+    let errs = errors(with(relay(), json!({"spec": {"scalling": {"max": 3}}})));
+    assert!(
+        errs.iter().any(|e| e.field == "spec.scalling" && e.message == "unknown field (did you mean \"scaling\"?)"),
+        "{errs:?}"
+    );
+    let errs = errors(with(relay(), json!({"spec": {"scaling": {"maximum": 3}}})));
+    assert!(errs.iter().any(|e| e.field == "spec.scaling.maximum" && e.message == "unknown field"), "{errs:?}");
+    let mut d = relay();
+    d["spec"]["containers"][0]["imagee"] = json!("x");
+    let errs = errors(d);
+    assert!(
+        errs.iter().any(|e| e.field == "spec.containers[0].imagee" && e.message.contains("did you mean \"image\"")),
+        "{errs:?}"
+    );
+
+    // An unknown field does not hide the rule errors of the same document.
+    let errs = errors(with(relay(), json!({"spec": {"bogus": true, "scaling": {"min": 9, "max": 2}}})));
+    let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+    assert!(fields.contains(&"spec.bogus") && fields.contains(&"spec.scaling.max"), "{errs:?}");
+
+    // Each error once: a wrong apiVersion is reported by one message, not also by the schema.
+    let errs = errors(with(relay(), json!({"apiVersion": "mooring/v2"})));
+    assert_eq!(errs.iter().filter(|e| e.field == "apiVersion").count(), 1, "{errs:?}");
+
+    // `kind` in any case or plural, as the CLI reads it; a typo gets a suggestion.
+    for kind in ["relay", "RELAY", "relays"] {
+        let r = validate_document(with(relay(), json!({"kind": kind}))).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert_eq!(r.kind(), api_types::Kind::Relay);
+    }
+    assert_refused(with(relay(), json!({"kind": "Relya"})), "kind", "unknown kind \"Relya\" (did you mean \"Relay\"?)");
+}

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use api_types::Kind;
 
@@ -12,13 +12,34 @@ mod serve;
 
 /// Mooring keeps AWS equal to versioned spec documents.
 #[derive(Parser)]
-#[command(name = "mooring", version, about, propagate_version = true)]
+#[command(name = "mooring", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP, propagate_version = true)]
 struct Cli {
     #[command(flatten)]
     client: cli::ClientOpts,
     #[command(subcommand)]
     command: Command,
 }
+
+/// The first line of `--help`: what Mooring is.
+const ABOUT: &str = "Mooring: a reconciling operator for AWS. Declare relays (ECS services), workers \
+(queue-driven ECS services) and nodes (EC2 instances) as versioned YAML documents; \
+the controller keeps AWS equal to them.";
+
+/// `--help`'s longer version of [`ABOUT`].
+const LONG_ABOUT: &str = "Mooring: a reconciling operator for AWS.\n\n\
+Declare relays (ECS services), workers (queue-driven ECS services) and nodes (EC2 \
+instances built by CodeBuild) as versioned YAML documents. `mooring serve` stores them \
+in Postgres and reconciles AWS to match them; every other command is a client of its \
+HTTP API, in the manner of kubectl.";
+
+/// Where to start, under the command list.
+const AFTER_HELP: &str = "Getting started:\n  \
+mooring apply -f examples/            create or update resources\n  \
+mooring get relays                    list them\n  \
+mooring wait relay NAME --for condition=Ready\n  \
+mooring explain relay.spec            what a field means\n\n\
+The server is --server, MOORING_SERVER or the configuration file's context \
+(default http://127.0.0.1:8080).";
 
 #[derive(Subcommand)]
 enum Command {
@@ -35,6 +56,11 @@ enum Command {
     Schema {
         /// The kind, by name or plural.
         kind: Kind,
+    },
+    /// Print a shell completion script: `mooring completion bash > /etc/bash_completion.d/mooring`.
+    Completion {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
     #[command(flatten)]
     Client(cli::ClientCommand),
@@ -70,6 +96,10 @@ fn main() -> ExitCode {
             Command::Schema { kind } => {
                 let schema = api_types::schema::schema_for_kind(kind);
                 cli::print_json(&schema).map(|()| ExitCode::SUCCESS)
+            }
+            Command::Completion { shell } => {
+                clap_complete::generate(shell, &mut Cli::command(), "mooring", &mut std::io::stdout());
+                Ok(ExitCode::SUCCESS)
             }
             Command::Client(cmd) => cli::run(cmd, &cli.client).await,
         }

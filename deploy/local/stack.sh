@@ -374,7 +374,11 @@ cmd_up() {
     else
         moto_up
     fi
-    log "stack is up; exports:"
+    if [ -t 1 ]; then
+        log "stack is up; exports:"
+    else
+        log "stack is up; its exports are on stdout (for eval)"
+    fi
     print_env
 }
 

@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::plan::ApplyOutcome;
+use super::server_url::{ServerUrlError, parse_server_url, tls_mistake};
+use super::sse::{Change, SseReader};
 
 /// How long one request may take end to end. Generous, because a bulk apply writes
 /// every document in one transaction.
@@ -22,6 +24,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long to wait for a TCP (and TLS) connection before saying the server is unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a watch stream may stay open (the request timeout would end it after a minute).
+const WATCH_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// At most this many list pages are followed, so a server handing out the same
 /// `continue` token forever cannot loop the CLI.
 const MAX_PAGES: usize = 10_000;
@@ -29,12 +34,23 @@ const MAX_PAGES: usize = 10_000;
 /// Why a request to the API did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// `--server` is not an http(s) URL.
-    #[error("invalid server URL {url:?}: {reason}")]
-    InvalidServer { url: String, reason: String },
+    /// `--server` is not an http(s) URL (with what was probably meant).
+    #[error(transparent)]
+    InvalidServer(#[from] ServerUrlError),
+    /// No HTTP client could be built (the TLS backend failed to start).
+    #[error("cannot start an HTTP client: {0}")]
+    Setup(String),
     /// No connection could be made (refused, DNS, TLS).
     #[error("could not reach the Mooring server at {server}: {cause}")]
     Unreachable { server: String, cause: String },
+    /// An `https://` address names a server that speaks plain HTTP.
+    #[error("{0}")]
+    TlsToPlainServer(String),
+    /// Something answered, but not the Mooring API: a 404 without the API's error body.
+    #[error(
+        "{server} answered {status} to {path}, without the Mooring API's error body: it does not look like a Mooring server (check --server or the context's server)"
+    )]
+    NotMooring { server: String, status: u16, path: String },
     /// The server did not answer in time.
     #[error("the Mooring server at {server} did not answer within {}s", REQUEST_TIMEOUT.as_secs())]
     Timeout { server: String },
@@ -56,7 +72,11 @@ impl ClientError {
         match self {
             ClientError::Unreachable { .. } | ClientError::Timeout { .. } | ClientError::Request { .. } => true,
             ClientError::Api(e) => e.is_transient(),
-            ClientError::InvalidServer { .. } | ClientError::Decode { .. } => false,
+            ClientError::InvalidServer(_)
+            | ClientError::Setup(_)
+            | ClientError::TlsToPlainServer(_)
+            | ClientError::NotMooring { .. }
+            | ClientError::Decode { .. } => false,
         }
     }
 
@@ -107,19 +127,16 @@ pub struct ApiClient {
 impl ApiClient {
     /// A client for `server` (`http://127.0.0.1:8080`), authenticating with `token` when given.
     pub fn new(server: &str, token: Option<&str>) -> Result<Self, ClientError> {
-        let invalid = |reason: String| ClientError::InvalidServer { url: server.to_string(), reason };
-        let url = Url::parse(server).map_err(|e| invalid(e.to_string()))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(invalid(format!("scheme {:?} is not http or https", url.scheme())));
-        }
+        let url: Url = parse_server_url(server)?;
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
             .user_agent(concat!("mooring-cli/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| invalid(root_cause(&e)))?;
+            .map_err(|e| ClientError::Setup(root_cause(&e)))?;
         let token = token.map(str::trim).filter(|t| !t.is_empty()).map(str::to_string);
-        Ok(ApiClient { http, base: server.trim_end_matches('/').to_string(), token })
+        let base = url.as_str().trim_end_matches('/').to_string();
+        Ok(ApiClient { http, base, token })
     }
 
     /// The server this client talks to, for messages.
@@ -239,6 +256,43 @@ impl ApiClient {
         self.call(Method::POST, &url, |r| r.json(&body)).await
     }
 
+    /// The server's version, as its OpenAPI document (`/openapi.json`, no token
+    /// needed) states it.
+    pub async fn server_version(&self) -> Result<String, ClientError> {
+        let url = format!("{}/openapi.json", self.base);
+        let doc: Value = self.call(Method::GET, &url, |r| r).await?;
+        doc.pointer("/info/version")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| ClientError::Decode { url, reason: "no info.version in the OpenAPI document".to_string() })
+    }
+
+    /// Opens the change stream (`GET /v1/watch`) for `kind`, in `namespace` or in
+    /// every namespace the token may read, from now on.
+    pub async fn watch(&self, kind: Kind, namespace: Option<&str>) -> Result<Watch, ClientError> {
+        let url = format!("{}/v1/watch", self.base);
+        let mut query = vec![("kind", kind.as_str())];
+        if let Some(ns) = namespace {
+            query.push(("namespace", ns));
+        }
+        let req = self.request(Method::GET, &url).query(&query).timeout(WATCH_TIMEOUT);
+        let response = self.send(req, &url).await?;
+        Ok(Watch { client: self.clone(), url, response, reader: SseReader::default(), ready: Default::default() })
+    }
+
+    /// Replaces a resource with a YAML document (`PUT`), which must carry the
+    /// `metadata.resourceVersion` it was read at; returns the stored resource.
+    pub async fn replace_yaml(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        yaml: String,
+    ) -> Result<Value, ClientError> {
+        let url = self.resource_url(kind, namespace, name, "");
+        self.call(Method::PUT, &url, |r| r.header(reqwest::header::CONTENT_TYPE, "application/yaml").body(yaml)).await
+    }
+
     /// Creates an API token; the answer carries the secret once.
     pub async fn create_token(&self, name: &str, scopes: &[String]) -> Result<Value, ClientError> {
         let url = format!("{}/v1/tokens", self.base);
@@ -300,6 +354,10 @@ impl ApiClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
         let body = resp.bytes().await.unwrap_or_default();
+        if status == reqwest::StatusCode::NOT_FOUND && !ApiError::is_api_body(&body) {
+            let path = url.strip_prefix(self.base.as_str()).unwrap_or(url).to_string();
+            return Err(ClientError::NotMooring { server: self.base.clone(), status: status.as_u16(), path });
+        }
         let mut err = ApiError::from_body(status.as_u16(), &body);
         err.retry_after = retry_after;
         if status == reqwest::StatusCode::UNAUTHORIZED && self.token.is_none() {
@@ -311,10 +369,41 @@ impl ApiClient {
     fn transport_error(&self, url: &str, e: &reqwest::Error) -> ClientError {
         if e.is_timeout() {
             ClientError::Timeout { server: self.base.clone() }
+        } else if let Some(explained) = tls_mistake(&self.base, &root_cause(e)) {
+            ClientError::TlsToPlainServer(explained)
         } else if e.is_connect() {
             ClientError::Unreachable { server: self.base.clone(), cause: root_cause(e) }
         } else {
             ClientError::Request { url: url.to_string(), cause: root_cause(e) }
+        }
+    }
+}
+
+/// An open change stream, read one change at a time.
+pub struct Watch {
+    client: ApiClient,
+    url: String,
+    response: Response,
+    reader: SseReader,
+    ready: std::collections::VecDeque<Change>,
+}
+
+impl Watch {
+    /// The next change; `None` when the server ended the stream (it shuts down).
+    pub async fn next(&mut self) -> Result<Option<Change>, ClientError> {
+        loop {
+            if let Some(change) = self.ready.pop_front() {
+                return Ok(Some(change));
+            }
+            let Some(chunk) = self.response.chunk().await.map_err(|e| self.client.transport_error(&self.url, &e))?
+            else {
+                return Ok(None);
+            };
+            for data in self.reader.push(&chunk) {
+                let change = serde_json::from_str(&data)
+                    .map_err(|e| ClientError::Decode { url: self.url.clone(), reason: e.to_string() })?;
+                self.ready.push_back(change);
+            }
         }
     }
 }
@@ -353,8 +442,8 @@ mod tests {
 
     #[test]
     fn rejects_a_server_that_is_not_http() {
-        assert!(matches!(ApiClient::new("ftp://x", None), Err(ClientError::InvalidServer { .. })));
-        assert!(matches!(ApiClient::new("not a url", None), Err(ClientError::InvalidServer { .. })));
+        assert!(matches!(ApiClient::new("ftp://x", None), Err(ClientError::InvalidServer(_))));
+        assert!(matches!(ApiClient::new("not a url", None), Err(ClientError::InvalidServer(_))));
         let c = ApiClient::new("http://127.0.0.1:8080/", Some("  ")).unwrap();
         assert_eq!(c.server(), "http://127.0.0.1:8080");
         assert!(c.token.is_none());

@@ -84,6 +84,12 @@ impl ApiError {
         ApiError { status, code: reason.replace(' ', ""), message, details: Vec::new(), retry_after: None }
     }
 
+    /// Whether `body` is in the API's error shape: a 404 without it came from
+    /// something that is not a Mooring server (or a proxy in front of nothing).
+    pub fn is_api_body(body: &[u8]) -> bool {
+        serde_json::from_slice::<Envelope>(body).is_ok()
+    }
+
     /// Whether the resource (or path) does not exist.
     pub fn is_not_found(&self) -> bool {
         self.status == 404

@@ -36,9 +36,14 @@ pub mod config;
 mod documents;
 mod duration;
 mod error;
+mod explain;
+mod jsonpath;
 mod output;
 mod plan;
 mod resource;
+mod server_url;
+mod sse;
+mod terminal;
 
 use std::process::ExitCode;
 
@@ -50,12 +55,14 @@ pub use commands::Target;
 pub use commands::apply::{ApplyArgs, DiffArgs};
 pub use commands::delete::DeleteArgs;
 pub use commands::get::GetArgs;
+pub use commands::history::HistoryArgs;
 pub use commands::policy::PolicyCommand;
 pub use commands::release::ReleaseArgs;
 pub use commands::rollback::RollbackArgs;
 pub use commands::sync::SyncArgs;
 pub use commands::token::TokenCommand;
 pub use commands::wait::WaitArgs;
+pub use explain::ExplainArgs;
 
 /// Where the server is and how to authenticate: options every client command
 /// shares. Each falls back to the configuration file's context, then to the
@@ -100,10 +107,12 @@ pub enum ClientCommand {
     Get(GetArgs),
     /// Show a resource in detail: metadata, spec, status, conditions, events.
     Describe(Target),
+    /// Edit a resource's document in $VISUAL / $EDITOR and write it back (refused if it changed meanwhile).
+    Edit(Target),
     /// Request deletion of a resource.
     Delete(DeleteArgs),
-    /// Show the revision history of a resource.
-    History(Target),
+    /// Show the revision history of a resource, or (`--revision N`) one revision's spec.
+    History(HistoryArgs),
     /// Restore the spec of an earlier revision as a new generation.
     Rollback(RollbackArgs),
     /// Wait until a resource reaches a condition (or is deleted).
@@ -126,6 +135,10 @@ pub enum ClientCommand {
     Chart(ChartCommand),
     /// Show the configuration in use: file, context, server, namespace (never the token).
     Config,
+    /// Document a kind or a field (`relay.spec.scaling`) from its schema (no server needed).
+    Explain(ExplainArgs),
+    /// Print the client's version and the server's.
+    Version,
 }
 
 /// Runs a client command against the server in `opts`. Returns the exit code on
@@ -143,6 +156,9 @@ async fn dispatch(mut cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<E
     if let ClientCommand::Chart(cmd) = cmd {
         return chart::run(cmd);
     }
+    if let ClientCommand::Explain(args) = &cmd {
+        return explain::run(args);
+    }
     let resolved = opts.resolve()?;
     if let ClientCommand::Config = cmd {
         output::print(&config_summary(&resolved))?;
@@ -158,14 +174,16 @@ async fn dispatch(mut cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<E
         ClientCommand::Get(args) => commands::get::run(&client, args).await,
         ClientCommand::Describe(target) => commands::describe::run(&client, target).await,
         ClientCommand::Delete(args) => commands::delete::run(&client, args).await,
-        ClientCommand::History(target) => commands::history::run(&client, target).await,
+        ClientCommand::Edit(target) => commands::edit::run(&client, target).await,
+        ClientCommand::History(args) => commands::history::run(&client, args).await,
         ClientCommand::Rollback(args) => commands::rollback::run(&client, args).await,
         ClientCommand::Wait(args) => commands::wait::run(&client, args).await,
         ClientCommand::Token(cmd) => commands::token::run(&client, cmd).await,
         ClientCommand::Policy(cmd) => commands::policy::run(&client, cmd).await,
         ClientCommand::Release(args) => commands::release::run(&client, args).await,
         ClientCommand::Sync(args) => commands::sync::run(&client, args).await,
-        ClientCommand::Chart(_) | ClientCommand::Config => unreachable_command(),
+        ClientCommand::Version => commands::version::run(&client).await,
+        ClientCommand::Chart(_) | ClientCommand::Config | ClientCommand::Explain(_) => unreachable_command(),
     }
 }
 
@@ -188,7 +206,8 @@ fn default_namespace(cmd: &mut ClientCommand, ns: &str) {
         {
             args.namespace = Some(ns.to_string());
         }
-        ClientCommand::Describe(target) | ClientCommand::History(target) => fill(target),
+        ClientCommand::Describe(target) | ClientCommand::Edit(target) => fill(target),
+        ClientCommand::History(args) => fill(&mut args.target),
         ClientCommand::Delete(args) => fill(&mut args.target),
         ClientCommand::Rollback(args) => fill(&mut args.target),
         ClientCommand::Wait(args) => fill(&mut args.target),
@@ -259,7 +278,7 @@ mod tests {
     fn get_arguments() {
         let cli = parse(&["get", "Relay", "-A", "-l", "app=gw", "-o", "wide"]).unwrap();
         let ClientCommand::Get(args) = cli.command else { panic!("not get") };
-        assert_eq!(args.kind, Kind::Relay);
+        assert_eq!(args.kind, commands::get::Kinds::One(Kind::Relay));
         assert!(args.all_namespaces);
         assert_eq!(args.selector.as_deref(), Some("app=gw"));
         assert_eq!(args.output, OutputFormat::Wide);
@@ -300,7 +319,12 @@ mod tests {
         assert!(parse(&["policy", "audit", "-n", "team-a"]).is_ok());
         let cli = parse(&["get", "policies"]).unwrap();
         let ClientCommand::Get(args) = cli.command else { panic!("not get") };
-        assert_eq!(commands::namespace_or_default(args.kind, args.namespace.as_deref()), "");
+        let commands::get::Kinds::One(kind) = args.kind else { panic!("one kind") };
+        assert_eq!(commands::namespace_or_default(kind, args.namespace.as_deref()), "");
+        assert!(matches!(
+            parse(&["get", "all"]).unwrap().command,
+            ClientCommand::Get(GetArgs { kind: commands::get::Kinds::All, .. })
+        ));
         assert_eq!(commands::namespace_or_default(Kind::Relay, None), "default");
 
         let cli =
@@ -324,6 +348,22 @@ mod tests {
         default_namespace(&mut cmd, "payments");
         let ClientCommand::Describe(t) = cmd else { panic!("not describe") };
         assert_eq!(t.ns(), "payments");
+        let cli = parse(&["history", "relay", "gw", "--revision", "2", "-o", "jsonpath={.x}"]);
+        assert!(cli.is_err(), "history has no -o");
+        let ClientCommand::History(h) = parse(&["history", "relay", "gw", "--revision", "2"]).unwrap().command else {
+            panic!("not history")
+        };
+        assert_eq!(h.revision, Some(commands::history::Revisions::One(2)));
+        assert!(parse(&["history", "relay", "gw", "--revision", "0"]).is_err());
+        let ClientCommand::Get(g) =
+            parse(&["get", "relays", "-o", "jsonpath={.items[*].metadata.name}"]).unwrap().command
+        else {
+            panic!("not get")
+        };
+        assert!(matches!(g.output, OutputFormat::JsonPath(_)));
+        assert!(parse(&["get", "relays", "-o", "name"]).is_ok());
+        assert!(parse(&["get", "relays", "-o", "jsonpath={.items[}"]).is_err());
+        assert!(parse(&["get", "relays", "-o", "xml"]).is_err());
 
         let cli =
             parse(&["sync", "--dir", "specs", "--revision", "abc1234", "--source", "platform", "--prune"]).unwrap();

@@ -10,8 +10,10 @@ use chrono::{DateTime, Utc};
 use comfy_table::{Table, presets};
 use serde::Serialize;
 
+use super::jsonpath::JsonPathQuery;
+
 /// `-o` of `get`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum OutputFormat {
     /// Columns for people.
     #[default]
@@ -22,6 +24,30 @@ pub enum OutputFormat {
     Yaml,
     /// The documents as JSON.
     Json,
+    /// `kind.mooring/name`, one a line, for scripts (`xargs`).
+    Name,
+    /// The values a JSONPath query picks out of the JSON output.
+    JsonPath(JsonPathQuery),
+}
+
+/// The `-o` values, for messages and help.
+pub const OUTPUT_FORMATS: &str = "table, wide, yaml, json, name, jsonpath=QUERY";
+
+impl std::str::FromStr for OutputFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(query) = s.strip_prefix("jsonpath=") {
+            return JsonPathQuery::parse(query).map(OutputFormat::JsonPath);
+        }
+        match s {
+            "table" => Ok(OutputFormat::Table),
+            "wide" => Ok(OutputFormat::Wide),
+            "yaml" => Ok(OutputFormat::Yaml),
+            "json" => Ok(OutputFormat::Json),
+            "name" => Ok(OutputFormat::Name),
+            other => Err(format!("unknown output format {other:?}; use one of {OUTPUT_FORMATS}")),
+        }
+    }
 }
 
 /// What kubectl prints for a missing value.

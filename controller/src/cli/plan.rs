@@ -179,6 +179,11 @@ pub fn resource_ref(kind: &str, namespace: &str, name: &str) -> String {
     if namespace.is_empty() { format!("{kind}.mooring/{name}") } else { format!("{kind}.mooring/{namespace}/{name}") }
 }
 
+/// What an apply did, after it did it (a plan line would read as if nothing had happened yet).
+pub fn applied_line(s: &Summary) -> String {
+    format!("Applied: {} created, {} changed, {} destroyed, {} unchanged.", s.create, s.update, s.delete, s.unchanged)
+}
+
 /// The Terraform-style summary line.
 pub fn plan_line(s: &Summary) -> String {
     format!("Plan: {} to create, {} to change, {} to destroy, {} unchanged.", s.create, s.update, s.delete, s.unchanged)
@@ -205,7 +210,8 @@ pub fn render_apply(outcome: &ApplyOutcome) -> String {
             }
         }
     }
-    let _ = writeln!(out, "{}", plan_line(&outcome.summary()));
+    let summary = outcome.summary();
+    let _ = writeln!(out, "{}", if outcome.dry_run { plan_line(&summary) } else { applied_line(&summary) });
     out
 }
 
@@ -345,7 +351,7 @@ mod tests {
              relay.mooring/default/gw configured\n\
              worker.mooring/default/conv unchanged\n\
              node.mooring/chain/n1 deleted\n\
-             Plan: 1 to create, 1 to change, 1 to destroy, 1 unchanged.\n"
+             Applied: 1 created, 1 changed, 1 destroyed, 1 unchanged.\n"
         );
     }
 

@@ -1,5 +1,7 @@
 //! Kubernetes-style events: what happened to a resource, for humans. Repeats of
-//! the same (type, reason, message) bump a count instead of adding rows.
+//! the same (type, reason, message) bump a count instead of adding rows; AWS
+//! request ids are taken out of the message first, or no two AWS failures
+//! would ever be the same.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -29,7 +31,7 @@ pub struct Event {
 }
 
 impl Store {
-    /// Records an event about a resource.
+    /// Records an event about a resource (its message without AWS request ids).
     pub async fn record_event(
         &self,
         resource: &StoredResource,
@@ -47,7 +49,7 @@ impl Store {
         .bind(&resource.name)
         .bind(type_.as_str())
         .bind(reason)
-        .bind(message)
+        .bind(api_types::event::without_request_ids(message).as_ref())
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::types as ecs;
 
-use super::error::cloud_error;
+use super::error::{cloud_error, in_cluster};
 use crate::cloud::ecs::{
     ContainerDefinition, Deployment, DeploymentConfig, Ecs, LoadBalancerRef, MAX_DESCRIBE_SERVICES, MAX_LISTED_TASKS,
     MAX_TASK_PROTECTION, NetworkConfig, RolloutState, Service, ServiceInput, ServiceState, ServiceUpdate,
@@ -250,7 +250,7 @@ impl Ecs for SdkEcs {
             .include(ecs::ServiceField::Tags)
             .send()
             .await
-            .map_err(|e| cloud_error(&op, e))?;
+            .map_err(|e| in_cluster(cloud_error(&op, e), cluster))?;
         // MISSING means "no such service", which the contract expresses by
         // omission; any other failure says nothing about existence.
         if let Some(f) = out.failures().iter().find(|f| f.reason.as_deref() != Some("MISSING")) {
@@ -294,7 +294,7 @@ impl Ecs for SdkEcs {
             .propagate_tags(ecs::PropagateTags::Service)
             .send()
             .await
-            .map_err(|e| cloud_error(&op, e))?;
+            .map_err(|e| in_cluster(cloud_error(&op, e), &input.cluster))?;
         out.service().map(|s| service_of(&input.cluster, s)).ok_or_else(|| no_service(&op))
     }
 
@@ -319,7 +319,7 @@ impl Ecs for SdkEcs {
             .force_new_deployment(false)
             .send()
             .await
-            .map_err(|e| cloud_error(&op, e))?;
+            .map_err(|e| in_cluster(cloud_error(&op, e), &update.cluster))?;
         out.service().map(|s| service_of(&update.cluster, s)).ok_or_else(|| no_service(&op))
     }
 
@@ -332,7 +332,7 @@ impl Ecs for SdkEcs {
             .force(force)
             .send()
             .await
-            .map_err(|e| cloud_error(&op, e))?;
+            .map_err(|e| in_cluster(cloud_error(&op, e), cluster))?;
         Ok(())
     }
 
@@ -455,7 +455,7 @@ impl Ecs for SdkEcs {
             .max_results(MAX_LISTED_TASKS as i32)
             .send()
             .await
-            .map_err(|e| cloud_error(&op, e))?;
+            .map_err(|e| in_cluster(cloud_error(&op, e), cluster))?;
         Ok(out.task_arns().to_vec())
     }
 

@@ -179,6 +179,19 @@ where
     }
 }
 
+/// Names the cluster when ECS says a cluster does not exist (AWS's message does
+/// not), and says what to do: Mooring never creates clusters.
+pub fn in_cluster(mut err: CloudError, cluster: &str) -> CloudError {
+    if err.message.starts_with("ClusterNotFoundException") {
+        err.message = format!(
+            "cluster {cluster:?} does not exist; Mooring uses existing ECS clusters and never creates one: \
+             create it, or fix spec.cluster ({})",
+            err.message
+        );
+    }
+    err
+}
+
 /// The [`ErrorKind`] of a failed SDK call.
 pub fn kind_of<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> ErrorKind {
     match err {
@@ -306,5 +319,21 @@ mod tests {
             SdkError::dispatch_failure(ConnectorError::io("connection refused (os error 111)".into()));
         let e = cloud_error(&ops::GET_QUEUE_URL, io);
         assert_eq!(e.message, "dispatch failure: io error: connection refused (os error 111)");
+    }
+
+    #[test]
+    fn a_missing_cluster_is_named() {
+        let e = in_cluster(
+            cloud_error(&ops::CREATE_SERVICE, service("ClusterNotFoundException", "Cluster not found.", 400)),
+            "prod",
+        );
+        assert_eq!(e.kind, ErrorKind::MissingReference);
+        assert_eq!(
+            e.message,
+            "cluster \"prod\" does not exist; Mooring uses existing ECS clusters and never creates one: create it, or fix spec.cluster (ClusterNotFoundException: Cluster not found.)"
+        );
+        let other =
+            in_cluster(cloud_error(&ops::CREATE_SERVICE, service("InvalidParameterException", "bad", 400)), "prod");
+        assert_eq!(other.message, "InvalidParameterException: bad");
     }
 }

@@ -39,7 +39,9 @@ fn finish(result: &BuildResult) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
+    // The build log is a file (CodeBuild's, or a local build's): colour codes only on a terminal.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).with_ansi(ansi).init();
     let vars: BTreeMap<String, String> = std::env::vars().collect();
     let req = match ProvisionRequest::from_env(&vars) {
         Ok(r) => r,

@@ -9,6 +9,7 @@ mod aws_identity;
 mod cli;
 mod commands;
 mod deploy;
+mod first_hour;
 mod fleet;
 mod hardening;
 mod nodes;

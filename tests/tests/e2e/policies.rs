@@ -101,7 +101,7 @@ async fn guardrails_over_http_and_the_cli() {
         .cli_as(&team_a, &["apply", "-f", &path(&bad)])
         .await
         .failure()
-        .stderr_has("[policy guardrails] items[0].spec.executionRoleArn");
+        .stderr_has("[policy guardrails] spec.executionRoleArn");
     // Inside the lists: accepted, dry run and for real.
     let good = stack.write("good.yaml", &relay("gw", "team-a-exec", "team-a/db", "team-a-gw"));
     server.cli_as(&team_a, &["apply", "-f", &path(&good), "--dry-run"]).await.success();

@@ -1,5 +1,8 @@
-//! `mooring get`: list resources or show one, as a table, YAML or JSON.
+//! `mooring get`: list resources or show one, as a table, YAML, JSON, names or
+//! JSONPath; with `-w`, then print each change as it happens (from the API's
+//! change stream).
 
+use std::collections::HashMap;
 use std::process::ExitCode;
 
 use api_types::{API_VERSION, Kind};
@@ -8,7 +11,7 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cli::client::ApiClient;
+use crate::cli::client::{ApiClient, Watch};
 use crate::cli::commands::namespace_or_default;
 use crate::cli::output::{self, OutputFormat};
 use crate::cli::resource::{condition, condition_status, name, namespace, replicas, str_at, text_at};
@@ -16,8 +19,9 @@ use crate::cli::resource::{condition, condition_status, name, namespace, replica
 /// Arguments of `get`.
 #[derive(Args, Debug, Clone)]
 pub struct GetArgs {
-    /// The kind: node, relay, worker or policy (singular, plural or capitalised).
-    pub kind: Kind,
+    /// The kind: node, relay, worker or policy (singular, plural or capitalised),
+    /// or `all` for nodes, relays and workers together.
+    pub kind: Kinds,
     /// One resource by name; all of the namespace when omitted.
     pub name: Option<String>,
     /// The namespace to look in [default: `default`; for policies, the
@@ -30,25 +34,155 @@ pub struct GetArgs {
     /// Label selector (`app=gw,tier!=edge`, `env in (a,b)`, `!legacy`).
     #[arg(short = 'l', long, conflicts_with = "name")]
     pub selector: Option<String>,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    /// After printing, watch: print the resource again each time it changes
+    /// (created, updated, new status, deleted) until interrupted.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+    /// Output format: table, wide, yaml, json, name, or jsonpath=QUERY
+    /// (`jsonpath={.items[*].metadata.name}` or RFC 9535 `$.items[*].metadata.name`).
+    #[arg(short, long, default_value = "table")]
     pub output: OutputFormat,
+}
+
+/// What `get` lists: one kind, or `all` (the reconciled kinds: nodes, relays, workers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kinds {
+    /// Nodes, relays and workers, as `kubectl get all` lists the workloads.
+    All,
+    /// One kind.
+    One(Kind),
+}
+
+impl Kinds {
+    /// Whether a `get` without `-n` may mean cluster-scoped resources (policies).
+    pub fn may_be_cluster_scoped(self) -> bool {
+        matches!(self, Kinds::One(k) if k.may_be_cluster_scoped())
+    }
+}
+
+impl std::str::FromStr for Kinds {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("all") {
+            return Ok(Kinds::All);
+        }
+        s.parse::<Kind>().map(Kinds::One).map_err(|e| format!("{e}; or `all`"))
+    }
 }
 
 /// Runs `get`.
 pub async fn run(client: &ApiClient, args: GetArgs) -> anyhow::Result<ExitCode> {
-    let now = Utc::now();
-    let namespace = namespace_or_default(args.kind, args.namespace.as_deref());
-    // Listing policies without -n lists them all, cluster-scoped and namespaced.
-    let everywhere = args.all_namespaces || namespace.is_empty();
-    let (items, single) = match &args.name {
-        Some(name) => (vec![client.get(args.kind, namespace, name).await?], true),
-        None => {
-            let ns = (!everywhere).then_some(namespace);
-            (client.list(args.kind, ns, args.selector.as_deref()).await?, false)
+    match args.kind {
+        Kinds::One(kind) => run_kind(client, args, kind).await,
+        Kinds::All => run_all(client, &args).await,
+    }
+}
+
+/// `get all`: every reconciled kind, a table each (names as `relay.mooring/NAME`),
+/// or one list in the other formats.
+async fn run_all(client: &ApiClient, args: &GetArgs) -> anyhow::Result<ExitCode> {
+    if args.watch || args.name.is_some() {
+        anyhow::bail!("`get all` lists; -w and a NAME need one kind (get relays -w, get relay NAME)");
+    }
+    let namespace = namespace_or_default(Kind::Relay, args.namespace.as_deref());
+    let ns = (!args.all_namespaces).then_some(namespace);
+    let mut groups = Vec::new();
+    for kind in Kind::ALL.into_iter().filter(|k| k.is_reconciled()) {
+        let items = client.list(kind, ns, args.selector.as_deref()).await?;
+        if !items.is_empty() {
+            groups.push((kind, items));
+        }
+    }
+    let text = match &args.output {
+        OutputFormat::Table | OutputFormat::Wide => {
+            if groups.is_empty() {
+                let place = if args.all_namespaces { String::new() } else { format!(" in {namespace} namespace") };
+                eprintln!("No resources found{place}.");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let wide = args.output == OutputFormat::Wide;
+            let tables: Vec<String> = groups
+                .iter()
+                .map(|(kind, items)| {
+                    let named: Vec<Value> = items.iter().map(|item| qualified(*kind, item)).collect();
+                    render_table(*kind, &named, args.all_namespaces, wide, Utc::now())
+                })
+                .collect();
+            tables.join("\n")
+        }
+        OutputFormat::Name => groups
+            .iter()
+            .flat_map(|(kind, items)| items.iter().map(move |item| qualified_name(*kind, item)))
+            .map(|n| format!("{n}\n"))
+            .collect(),
+        other => {
+            let all: Vec<Value> = groups.into_iter().flat_map(|(_, items)| items).collect();
+            let list = serde_json::to_value(list_document(all))?;
+            match other {
+                OutputFormat::Yaml => output::to_yaml(&list)?,
+                OutputFormat::JsonPath(query) => query.render(&list),
+                _ => output::to_json(&list)?,
+            }
         }
     };
-    let text = match args.output {
+    output::print(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `relay.mooring/gateway`: a name that says its kind, for lists of several kinds.
+fn qualified_name(kind: Kind, item: &Value) -> String {
+    format!("{}.mooring/{}", kind.as_str().to_ascii_lowercase(), name(item))
+}
+
+/// A copy of `item` whose name says its kind, for the tables of `get all`.
+fn qualified(kind: Kind, item: &Value) -> Value {
+    let mut item = item.clone();
+    if let Some(meta) = item.get_mut("metadata").and_then(Value::as_object_mut) {
+        let display = format!(
+            "{}.mooring/{}",
+            kind.as_str().to_ascii_lowercase(),
+            meta.get("name").and_then(Value::as_str).unwrap_or_default()
+        );
+        meta.insert("name".into(), Value::String(display));
+    }
+    item
+}
+
+/// `get` of one kind.
+async fn run_kind(client: &ApiClient, args: GetArgs, kind: Kind) -> anyhow::Result<ExitCode> {
+    let now = Utc::now();
+    let namespace = namespace_or_default(kind, args.namespace.as_deref());
+    // Listing policies without -n lists them all, cluster-scoped and namespaced.
+    let everywhere = args.all_namespaces || namespace.is_empty();
+    // Open the stream before reading, so no change between the two is missed.
+    let mut watch = match args.watch {
+        true => Some(client.watch(kind, (!everywhere).then_some(namespace)).await?),
+        false => None,
+    };
+    let (items, single) = match &args.name {
+        Some(name) => (vec![client.get(kind, namespace, name).await?], true),
+        None => {
+            let ns = (!everywhere).then_some(namespace);
+            (client.list(kind, ns, args.selector.as_deref()).await?, false)
+        }
+    };
+    // What -w compares its first changes with (the list is moved into the output below).
+    let mut shown: HashMap<(String, String), String> = HashMap::new();
+    if args.watch {
+        for item in &items {
+            let key = (crate::cli::resource::namespace(item).to_string(), name(item).to_string());
+            shown.insert(key, render_one(&args, kind, item, everywhere)?);
+        }
+    }
+    let text = match &args.output {
+        OutputFormat::Name => items
+            .iter()
+            .map(|item| format!("{}.mooring/{}\n", kind.as_str().to_ascii_lowercase(), name(item)))
+            .collect(),
+        OutputFormat::JsonPath(query) => match (single, items.first()) {
+            (true, Some(item)) => query.render(item),
+            _ => query.render(&serde_json::to_value(list_document(items))?),
+        },
         OutputFormat::Yaml | OutputFormat::Json => {
             let yaml = args.output == OutputFormat::Yaml;
             match (single, items.first()) {
@@ -62,13 +196,65 @@ pub async fn run(client: &ApiClient, args: GetArgs) -> anyhow::Result<ExitCode> 
             if items.is_empty() {
                 let place = if everywhere { String::new() } else { format!(" in {namespace} namespace") };
                 eprintln!("No resources found{place}.");
-                return Ok(ExitCode::SUCCESS);
+                String::new()
+            } else {
+                render_table(kind, &items, everywhere, args.output == OutputFormat::Wide, now)
             }
-            render_table(args.kind, &items, everywhere, args.output == OutputFormat::Wide, now)
         }
     };
     output::print(&text)?;
+    if let Some(watch) = watch.as_mut() {
+        follow(client, &args, kind, everywhere, watch, shown).await?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `get -w`: prints the resource each time the stream says it changed, in the
+/// output format asked for (a table row without its header); a row equal to the
+/// last one printed for that resource (`last`, seeded with the list) is not repeated.
+async fn follow(
+    client: &ApiClient,
+    args: &GetArgs,
+    kind: Kind,
+    everywhere: bool,
+    watch: &mut Watch,
+    mut last: HashMap<(String, String), String>,
+) -> anyhow::Result<()> {
+    while let Some(change) = watch.next().await? {
+        let wanted = args.name.as_ref().is_none_or(|n| *n == change.name);
+        if !wanted || change.op == "event" || Kind::from_any_name(&change.kind) != Some(kind) {
+            continue;
+        }
+        let text = match client.get(kind, &change.namespace, &change.name).await {
+            Ok(item) => render_one(args, kind, &item, everywhere)?,
+            Err(e) if e.is_not_found() => {
+                let place = if everywhere { format!("{}/", change.namespace) } else { String::new() };
+                format!("{place}{} deleted\n", change.name)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let key = (change.namespace, change.name);
+        if last.get(&key) != Some(&text) {
+            output::print(&text)?;
+            last.insert(key, text);
+        }
+    }
+    Ok(())
+}
+
+/// One resource in the output format of `args`, for `get -w`.
+fn render_one(args: &GetArgs, kind: Kind, item: &Value, everywhere: bool) -> anyhow::Result<String> {
+    Ok(match &args.output {
+        OutputFormat::Name => format!("{}.mooring/{}\n", kind.as_str().to_ascii_lowercase(), name(item)),
+        OutputFormat::JsonPath(query) => query.render(item),
+        OutputFormat::Yaml => format!("---\n{}", output::to_yaml(item)?),
+        OutputFormat::Json => output::to_json(item)?,
+        OutputFormat::Table | OutputFormat::Wide => {
+            let wide = args.output == OutputFormat::Wide;
+            let table = render_table(kind, std::slice::from_ref(item), everywhere, wide, Utc::now());
+            table.lines().skip(1).map(|l| format!("{l}\n")).collect()
+        }
+    })
 }
 
 /// Several resources as one document (`kind: List`), as `kubectl get -o yaml` prints

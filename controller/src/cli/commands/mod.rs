@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod delete;
 pub mod describe;
+pub mod edit;
 pub mod get;
 pub mod history;
 pub mod policy;
@@ -12,6 +13,7 @@ pub mod release;
 pub mod rollback;
 pub mod sync;
 pub mod token;
+pub mod version;
 pub mod wait;
 
 use api_types::Kind;

@@ -239,7 +239,7 @@ async fn wait_ready(client: &ApiClient, part: &Documents, wave: i32, timeout: Du
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message(wave.to_string());
-    let ready = WaitFor::Condition { type_: "Ready".into(), status: "True".into() };
+    let ready = WaitFor::Condition { type_: api_types::condition::ConditionType::Ready, status: "True".into() };
     let deadline = Instant::now() + timeout;
     let mut pending: Vec<(Target, String)> = targets.into_iter().map(|t| (t, "not read yet".to_string())).collect();
     loop {
@@ -248,6 +248,10 @@ async fn wait_ready(client: &ApiClient, part: &Documents, wave: i32, timeout: Du
             match check_once(client, &target, &ready).await {
                 Ok(Check::Done(_)) => bar.inc(1),
                 Ok(Check::Pending(state)) => still.push((target, state)),
+                Ok(Check::Failed(reason)) => {
+                    bar.abandon();
+                    bail!("wave {wave} cannot become Ready: {reason}; the sync stopped before the next wave");
+                }
                 Err(e) if e.is_transient() => still.push((target, last)),
                 Err(e) => return Err(e.into()),
             }

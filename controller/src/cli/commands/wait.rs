@@ -1,10 +1,15 @@
 //! `mooring wait`: poll a resource until a condition holds (or it is gone), with a
-//! spinner showing the current condition; also the polling loop `delete --wait` uses.
+//! spinner showing the current condition (or, when stderr is not a terminal, a line
+//! each time it changes); also the polling loop `delete --wait` uses. A wait stops
+//! early, with exit 1 and the reason, when the resource reports a failure that
+//! waiting alone cannot clear ([`crate::cli::terminal`]).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Duration;
 
+use api_types::condition::ConditionType;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
@@ -15,6 +20,7 @@ use crate::cli::client::{ApiClient, ClientError};
 use crate::cli::duration::{format_duration, parse_duration};
 use crate::cli::output;
 use crate::cli::resource::{condition, str_at};
+use crate::cli::terminal::terminal_failure;
 
 /// How often the resource is read.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -25,7 +31,8 @@ pub struct WaitArgs {
     /// The resource.
     #[command(flatten)]
     pub target: Target,
-    /// What to wait for: `condition=TYPE` (status True), `condition=TYPE=STATUS`, or `delete`.
+    /// What to wait for: `condition=TYPE` (status True), `condition=TYPE=STATUS`, or
+    /// `delete`. TYPE is one of Ready, Synced, Progressing, Degraded, Drifted.
     #[arg(long = "for", value_name = "CONDITION")]
     pub for_: WaitFor,
     /// Give up after this long (30s, 10m, 1h).
@@ -37,7 +44,7 @@ pub struct WaitArgs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WaitFor {
     /// A status condition (`Ready`) with a status (`True`).
-    Condition { type_: String, status: String },
+    Condition { type_: ConditionType, status: String },
     /// The resource no longer exists.
     Delete,
 }
@@ -58,14 +65,25 @@ impl FromStr for WaitFor {
         if type_.is_empty() || status.is_empty() {
             return Err(format!("{s:?}: expected condition=TYPE, condition=TYPE=STATUS or delete"));
         }
+        let type_ = condition_type(type_)?;
         let status = match status.to_ascii_lowercase().as_str() {
             "true" => "True",
             "false" => "False",
             "unknown" => "Unknown",
             _ => return Err(format!("{s:?}: the status must be True, False or Unknown")),
         };
-        Ok(WaitFor::Condition { type_: type_.to_string(), status: status.to_string() })
+        Ok(WaitFor::Condition { type_, status: status.to_string() })
     }
+}
+
+/// The condition type named `name` (any case); an unknown name is refused with
+/// the list of known ones, so `wait` never waits out its timeout for a condition
+/// no resource ever reports.
+fn condition_type(name: &str) -> Result<ConditionType, String> {
+    ConditionType::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(name)).ok_or_else(|| {
+        let known: Vec<&str> = ConditionType::ALL.iter().map(|t| t.as_str()).collect();
+        format!("unknown condition type {name:?}; the known ones are {}", known.join(", "))
+    })
 }
 
 /// One look at the resource.
@@ -75,13 +93,15 @@ pub enum Check {
     Done(String),
     /// Not yet; the text says where things stand (shown by the spinner, and on timeout).
     Pending(String),
+    /// Never, unless someone acts: the text says why (a terminal failure).
+    Failed(String),
 }
 
 /// Runs `wait`: exit 0 when the state is reached; an error on timeout naming the last status.
 pub async fn run(client: &ApiClient, args: WaitArgs) -> anyhow::Result<ExitCode> {
     let target = &args.target;
     let what = match &args.for_ {
-        WaitFor::Condition { type_, status } => format!("{} to be {type_}={status}", target.display()),
+        WaitFor::Condition { type_, status } => format!("{} to be {}={status}", target.display(), type_.as_str()),
         WaitFor::Delete => format!("{} to be deleted", target.display()),
     };
     let message = wait_until(&what, args.timeout, async || check_once(client, target, &args.for_).await).await?;
@@ -94,7 +114,7 @@ pub async fn check_once(client: &ApiClient, target: &Target, for_: &WaitFor) -> 
     let reference = target.reference();
     match client.get(target.kind, target.ns(), &target.name).await {
         Ok(res) => Ok(match for_ {
-            WaitFor::Condition { type_, status } => evaluate(&res, type_, status, &reference),
+            WaitFor::Condition { type_, status } => evaluate(&res, type_.as_str(), status, &reference),
             WaitFor::Delete => deletion_pending(&res),
         }),
         Err(e) if e.is_not_found() && *for_ == WaitFor::Delete => Ok(Check::Done(format!("{reference} deleted"))),
@@ -104,8 +124,22 @@ pub async fn check_once(client: &ApiClient, target: &Target, for_: &WaitFor) -> 
 
 /// Whether `res` has condition `type_` at `status` for its current generation. A
 /// condition computed for an older generation does not count: right after an
-/// apply, `Ready=True` may still describe the previous spec.
+/// apply, `Ready=True` may still describe the previous spec. When the condition
+/// does not hold and the resource reports a terminal failure, the wait is over.
 pub fn evaluate(res: &Value, type_: &str, status: &str, reference: &str) -> Check {
+    match holds(res, type_, status, reference) {
+        Check::Pending(state) => match terminal_failure(res) {
+            Some(failure) => Check::Failed(format!(
+                "{reference} will not become {type_}={status} until something changes: {failure}"
+            )),
+            None => Check::Pending(state),
+        },
+        done => done,
+    }
+}
+
+/// Whether the condition holds for the current generation (without looking at failures).
+fn holds(res: &Value, type_: &str, status: &str, reference: &str) -> Check {
     let Some(cond) = condition(res, type_) else {
         return Check::Pending(format!("{type_} not reported yet"));
     };
@@ -148,7 +182,8 @@ fn deletion_pending(res: &Value) -> Check {
 
 /// Calls `check` every second until it says done, it fails for good, or `timeout`
 /// passes. Transient failures (server unreachable, 429, 503) are shown and retried,
-/// no sooner than a `Retry-After` asks.
+/// no sooner than a `Retry-After` asks. Progress goes to stderr: a spinner on a
+/// terminal, else one line each time the status changes.
 /// On timeout the error names the last status seen.
 pub async fn wait_until(
     what: &str,
@@ -157,11 +192,14 @@ pub async fn wait_until(
 ) -> anyhow::Result<String> {
     let deadline = Instant::now() + timeout;
     let spinner = spinner(what);
-    let mut last: String;
+    let interactive = std::io::stderr().is_terminal();
+    let mut last = String::new();
     let result = loop {
         let mut pause = POLL_INTERVAL;
+        let previous = std::mem::take(&mut last);
         match check().await {
             Ok(Check::Done(message)) => break Ok(message),
+            Ok(Check::Failed(reason)) => break Err(anyhow::anyhow!(reason)),
             Ok(Check::Pending(state)) => last = state,
             Err(e) if e.is_transient() => {
                 pause = pause.max(e.retry_after().unwrap_or_default());
@@ -170,6 +208,9 @@ pub async fn wait_until(
             Err(e) => break Err(e.into()),
         }
         spinner.set_message(format!("waiting for {what}: {last}"));
+        if !interactive && last != previous {
+            eprintln!("waiting for {what}: {last}");
+        }
         let now = Instant::now();
         if now >= deadline {
             break Err(anyhow::anyhow!(
@@ -202,11 +243,20 @@ mod tests {
 
     #[test]
     fn parses_what_to_wait_for() {
-        let ready = WaitFor::Condition { type_: "Ready".into(), status: "True".into() };
+        let ready = WaitFor::Condition { type_: ConditionType::Ready, status: "True".into() };
         assert_eq!("condition=Ready".parse::<WaitFor>(), Ok(ready));
         assert_eq!(
             "condition=Degraded=false".parse::<WaitFor>(),
-            Ok(WaitFor::Condition { type_: "Degraded".into(), status: "False".into() })
+            Ok(WaitFor::Condition { type_: ConditionType::Degraded, status: "False".into() })
+        );
+        assert_eq!(
+            "condition=synced".parse::<WaitFor>(),
+            Ok(WaitFor::Condition { type_: ConditionType::Synced, status: "True".into() })
+        );
+        assert_eq!(
+            "condition=Healthy".parse::<WaitFor>(),
+            Err("unknown condition type \"Healthy\"; the known ones are Ready, Synced, Progressing, Degraded, Drifted"
+                .into())
         );
         assert_eq!("delete".parse::<WaitFor>(), Ok(WaitFor::Delete));
         assert!("Ready".parse::<WaitFor>().is_err());
