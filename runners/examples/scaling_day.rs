@@ -27,19 +27,7 @@ fn main() {
     }
     for seed in seeds {
         let c = DayConfig { seed, ..DayConfig::default() };
-        let mooring = Mooring::new(
-            Policy {
-                min: c.min,
-                max: c.max,
-                cpu_target: None,
-                queue_target: Some(c.queue_target),
-                scale_in_after: Duration::from_secs(600),
-                tolerance: 0.1,
-                step_period: Duration::from_secs(60),
-                max_gap: Duration::from_secs(60),
-            },
-            15,
-        );
+        let mooring = Mooring::defaults(&c);
         let same_idle = CooldownTimer::new(c.min, c.max, c.queue_target, 30, 600);
         let keda = CooldownTimer::new(c.min, c.max, c.queue_target, 30, 300);
         // What each of Mooring's rules costs: the same decision without it.

@@ -66,6 +66,12 @@ impl<'a> ServerBuilder<'a> {
         self
     }
 
+    /// Acts on moto through the AWS SDK (not the simulated cloud), looking
+    /// again every second while something is in flight.
+    pub fn on_moto(self, moto: &crate::Moto) -> Self {
+        self.env("MOORING_CLOUD", "aws").env("MOORING_AWS_ENDPOINT", &moto.endpoint).env("MOORING_POLL_SECONDS", "1")
+    }
+
     /// Removes a variable the test process has from the server's environment
     /// (`AWS_REGION` in a test about where the region comes from); a value
     /// given with [`ServerBuilder::env`] wins.

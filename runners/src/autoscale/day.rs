@@ -91,6 +91,22 @@ pub struct Mooring {
 }
 
 impl Mooring {
+    /// Mooring's defaults on the day's queue: the 600 s window, the 10 % band,
+    /// the per-minute step bound, a decision every 15 s.
+    pub fn defaults(c: &DayConfig) -> Mooring {
+        let policy = Policy {
+            min: c.min,
+            max: c.max,
+            cpu_target: None,
+            queue_target: Some(c.queue_target),
+            scale_in_after: Duration::from_secs(600),
+            tolerance: 0.1,
+            step_period: super::STEP_PERIOD,
+            max_gap: Duration::from_secs(60),
+        };
+        Mooring::new(policy, 15)
+    }
+
     pub fn new(policy: Policy, interval: u64) -> Mooring {
         Mooring { policy, interval, memory: None, start: Instant::now(), variant: None }
     }
@@ -277,19 +293,7 @@ mod tests {
     }
 
     fn mooring(c: &DayConfig) -> Mooring {
-        Mooring::new(
-            Policy {
-                min: c.min,
-                max: c.max,
-                cpu_target: None,
-                queue_target: Some(c.queue_target),
-                scale_in_after: Duration::from_secs(600),
-                tolerance: 0.1,
-                step_period: Duration::from_secs(60),
-                max_gap: Duration::from_secs(60),
-            },
-            15,
-        )
+        Mooring::defaults(c)
     }
 
     #[test]

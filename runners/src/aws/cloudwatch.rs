@@ -13,8 +13,8 @@ use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, 
 use aws_smithy_types::DateTime;
 
 use super::error::cloud_error;
-use crate::cloud::metrics::{MAX_METRIC_QUERIES, Metrics, ServiceKey};
-use crate::cloud::{CloudError, CloudResult, ErrorKind, ops};
+use crate::cloud::metrics::{Metrics, ServiceKey, check_batch};
+use crate::cloud::{CloudResult, ops};
 
 /// How far back a datapoint may be (ECS publishes every minute).
 const LOOKBACK: Duration = Duration::from_secs(300);
@@ -50,13 +50,7 @@ fn query(i: usize, s: &ServiceKey) -> MetricDataQuery {
 impl Metrics for SdkMetrics {
     async fn service_cpu(&self, services: &[ServiceKey]) -> CloudResult<Vec<Option<f64>>> {
         let op = ops::GET_METRIC_DATA;
-        if services.len() > MAX_METRIC_QUERIES {
-            return Err(CloudError::new(
-                &op,
-                ErrorKind::Invalid,
-                format!("{} queries; GetMetricData takes at most {MAX_METRIC_QUERIES}", services.len()),
-            ));
-        }
+        check_batch(services)?;
         let mut out = vec![None; services.len()];
         if services.is_empty() {
             return Ok(out);

@@ -12,6 +12,18 @@ use super::CloudResult;
 /// GetMetricData takes at most this many queries.
 pub const MAX_METRIC_QUERIES: usize = 500;
 
+/// The contract's batch limit, refused the way GetMetricData refuses it.
+pub fn check_batch(services: &[ServiceKey]) -> CloudResult<()> {
+    if services.len() > MAX_METRIC_QUERIES {
+        return Err(super::CloudError::new(
+            &super::ops::GET_METRIC_DATA,
+            super::ErrorKind::Invalid,
+            format!("ValidationError: {} queries; GetMetricData takes at most {MAX_METRIC_QUERIES}", services.len()),
+        ));
+    }
+    Ok(())
+}
+
 /// An ECS service, as CloudWatch's `AWS/ECS` dimensions name it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServiceKey {

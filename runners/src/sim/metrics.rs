@@ -8,8 +8,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::Inner;
-use crate::cloud::metrics::{MAX_METRIC_QUERIES, Metrics, ServiceKey};
-use crate::cloud::{CloudError, CloudResult, ErrorKind, ops};
+use crate::cloud::metrics::{Metrics, ServiceKey, check_batch};
+use crate::cloud::{CloudResult, ops};
 
 /// The CloudWatch facade of a [`super::SimCloud`].
 pub(super) struct SimMetrics(pub(super) Arc<Inner>);
@@ -24,13 +24,7 @@ pub(super) struct MetricsState {
 impl Metrics for SimMetrics {
     async fn service_cpu(&self, services: &[ServiceKey]) -> CloudResult<Vec<Option<f64>>> {
         let op = ops::GET_METRIC_DATA;
-        if services.len() > MAX_METRIC_QUERIES {
-            return Err(CloudError::new(
-                &op,
-                ErrorKind::Invalid,
-                format!("ValidationError: {} queries; at most {MAX_METRIC_QUERIES}", services.len()),
-            ));
-        }
+        check_batch(services)?;
         self.0
             .call(op, "cpu", |st, ctx| {
                 Ok(services

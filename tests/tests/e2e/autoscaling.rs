@@ -89,14 +89,7 @@ async fn worker_follows_its_backlog_on_moto() {
     let moto = Moto::connect().await;
     moto.ensure_cluster("batch").await;
     let stack = Stack::new("autoscaling_worker").await;
-    let server = stack
-        .server()
-        .env("MOORING_CLOUD", "aws")
-        .env("MOORING_AWS_ENDPOINT", &moto.endpoint)
-        .env("MOORING_POLL_SECONDS", "1")
-        .env("MOORING_SCALE_INTERVAL_SECONDS", "1")
-        .start()
-        .await;
+    let server = stack.server().on_moto(&moto).env("MOORING_SCALE_INTERVAL_SECONDS", "1").start().await;
     let ns = unique("scale");
     let file = stack.write("worker.yaml", &worker(&ns, "ghcr.io/acme/proton-beam:0.9"));
     let path = file.to_str().expect("a UTF-8 path");
@@ -135,14 +128,7 @@ async fn relay_follows_its_cpu_on_moto() {
     let moto = Moto::connect().await;
     moto.ensure_cluster("prod").await;
     let stack = Stack::new("autoscaling_relay").await;
-    let server = stack
-        .server()
-        .env("MOORING_CLOUD", "aws")
-        .env("MOORING_AWS_ENDPOINT", &moto.endpoint)
-        .env("MOORING_POLL_SECONDS", "1")
-        .env("MOORING_SCALE_INTERVAL_SECONDS", "1")
-        .start()
-        .await;
+    let server = stack.server().on_moto(&moto).env("MOORING_SCALE_INTERVAL_SECONDS", "1").start().await;
     let ns = unique("cpu");
     let file = stack.write("relay.yaml", &relay_yaml("gateway", &ns, "ghcr.io/acme/gateway:2.0"));
     server.cli(&["apply", "-f", file.to_str().expect("a UTF-8 path")]).await.success();
@@ -175,13 +161,7 @@ async fn aws_native_scaling_lives_in_application_auto_scaling_on_moto() {
     let moto = Moto::connect().await;
     moto.ensure_cluster("batch").await;
     let stack = Stack::new("autoscaling_native").await;
-    let server = stack
-        .server()
-        .env("MOORING_CLOUD", "aws")
-        .env("MOORING_AWS_ENDPOINT", &moto.endpoint)
-        .env("MOORING_POLL_SECONDS", "1")
-        .start()
-        .await;
+    let server = stack.server().on_moto(&moto).start().await;
     let ns = unique("native");
     let yaml = worker(&ns, "ghcr.io/acme/proton-beam:0.9")
         .replace("    scaleInAfterIdleSeconds: 3\n", "    mode: aws-native\n");

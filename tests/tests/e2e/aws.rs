@@ -35,13 +35,7 @@ async fn relay_and_worker_on_moto() {
     moto.ensure_cluster("batch").await;
     let stack = Stack::new("relay_and_worker_on_moto").await;
     let ns = format!("moto-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let server = stack
-        .server()
-        .env("MOORING_CLOUD", "aws")
-        .env("MOORING_AWS_ENDPOINT", &moto.endpoint)
-        .env("MOORING_POLL_SECONDS", "1")
-        .start()
-        .await;
+    let server = stack.server().on_moto(&moto).start().await;
     let docs = |image: &str| {
         format!(
             "{}---\n{}",

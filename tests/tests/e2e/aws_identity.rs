@@ -19,9 +19,7 @@ fn profile_files(stack: &Stack, region: &str) -> (String, String) {
 fn profile_server<'a>(stack: &'a Stack, moto: &Moto, config: &str, credentials: &str) -> tests::ServerBuilder<'a> {
     stack
         .server()
-        .env("MOORING_CLOUD", "aws")
-        .env("MOORING_AWS_ENDPOINT", &moto.endpoint)
-        .env("MOORING_POLL_SECONDS", "1")
+        .on_moto(moto)
         .env("AWS_CONFIG_FILE", config)
         .env("AWS_SHARED_CREDENTIALS_FILE", credentials)
         .env("AWS_PROFILE", "prod")

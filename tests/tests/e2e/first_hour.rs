@@ -162,13 +162,7 @@ async fn wait_stops_on_a_terminal_failure() {
     let moto = Moto::connect().await;
     moto.ensure_cluster("batch").await;
     let stack = Stack::new("wait_terminal_failure").await;
-    let server = stack
-        .server()
-        .env("MOORING_CLOUD", "aws")
-        .env("MOORING_AWS_ENDPOINT", &moto.endpoint)
-        .env("MOORING_POLL_SECONDS", "1")
-        .start()
-        .await;
+    let server = stack.server().on_moto(&moto).start().await;
     let ns = format!("wait-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let queue = format!("{ns}_converter");
     let sqs = aws_sdk_sqs::Client::new(moto.sdk());
@@ -347,13 +341,7 @@ async fn the_examples_sync_on_moto() {
 async fn a_missing_cluster_is_named() {
     let moto = Moto::connect().await;
     let stack = Stack::new("missing_cluster").await;
-    let server = stack
-        .server()
-        .env("MOORING_CLOUD", "aws")
-        .env("MOORING_AWS_ENDPOINT", &moto.endpoint)
-        .env("MOORING_POLL_SECONDS", "1")
-        .start()
-        .await;
+    let server = stack.server().on_moto(&moto).start().await;
     let ns = format!("nocl-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let cluster = format!("gone-{ns}");
     let yaml = worker_yaml("converter", &ns, "ghcr.io/acme/proton-beam:0.9")

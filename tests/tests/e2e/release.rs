@@ -14,13 +14,7 @@ async fn release_all_deletes_everything_per_its_deletion_policy() {
     moto.ensure_cluster("batch").await;
     let stack = Stack::new("release_all").await;
     let ns = format!("rel-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let server = stack
-        .server()
-        .env("MOORING_CLOUD", "aws")
-        .env("MOORING_AWS_ENDPOINT", &moto.endpoint)
-        .env("MOORING_POLL_SECONDS", "1")
-        .start()
-        .await;
+    let server = stack.server().on_moto(&moto).start().await;
     let kept = worker_yaml("kept", &ns, "ghcr.io/acme/proton-beam:0.9")
         .replace("spec:\n", "spec:\n  deletionPolicy: Retain\n");
     let docs = format!(
