@@ -17,6 +17,7 @@ pub mod keys;
 pub mod lease;
 pub mod metrics;
 pub mod reconcile;
+pub mod resource_metrics;
 pub mod runtime;
 pub mod slots;
 pub mod workloads;

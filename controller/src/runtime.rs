@@ -105,6 +105,11 @@ impl Controller {
         // judged at admission, and the controller has nothing to do with them.
         let queues = Kind::RECONCILED.into_iter().map(|k| (k, WorkQueue::new(config.backoff))).collect();
         let announced = Default::default();
+        metrics.max_concurrent_reconciles.set(config.workers_per_kind.max(1) as i64);
+        for kind in Kind::RECONCILED {
+            metrics.init_kind(kind.as_str());
+        }
+        metrics.shards.set(i64::from(leases.config().shards));
         Arc::new(Controller { store, feed, leases, reconcilers, gate, metrics, config, queues, announced })
     }
 
@@ -125,6 +130,7 @@ impl Controller {
     fn enqueue(&self, key: ResourceKey, lane: Lane) {
         if let Some(queue) = self.queues.get(&key.kind) {
             queue.add_in(key, lane);
+            self.metrics.queued(false);
             self.update_depth();
         }
     }
@@ -286,14 +292,14 @@ impl Controller {
             self.metrics.waited(wait.waited);
             self.update_depth();
             let span = tracing::info_span!("reconcile", resource = %key);
-            self.metrics.active_reconciles.inc();
+            self.metrics.active_workers.inc();
             let started = tokio::time::Instant::now();
             let (result, lane) = {
                 // The shard is not handed back while this reconcile runs.
                 let _in_flight = self.leases.in_flight().enter(key.shard(self.shards()));
                 self.reconcile_key(&key).instrument(span).await
             };
-            self.metrics.active_reconciles.dec();
+            self.metrics.active_workers.dec();
             self.metrics.reconciled(kind.as_str(), result.label(), started.elapsed());
             match result {
                 Next::Done => queue.forget(&key),
@@ -302,7 +308,10 @@ impl Controller {
                     queue.add_after_in(key.clone(), d, lane);
                 }
                 Next::Later(d) => queue.add_after_in(key.clone(), d, lane),
-                Next::Retry => queue.add_rate_limited_in(key.clone(), lane),
+                Next::Retry => {
+                    queue.add_rate_limited_in(key.clone(), lane);
+                    self.metrics.queued(true);
+                }
                 Next::Drop => {}
             }
             queue.done(&key);
@@ -413,6 +422,7 @@ impl Controller {
 
     async fn record_events(&self, r: &StoredResource, events: &[Event]) {
         for e in events {
+            self.metrics.event(r.kind.as_str(), e.type_.as_str(), &e.reason);
             if let Err(err) = self.store.record_event(r, e.type_, &e.reason, &e.message).await {
                 tracing::warn!(error = %err, "cannot record event");
             }

@@ -21,6 +21,7 @@ use controller::keys::KeySettings;
 use controller::lease::{LeaseConfig, ShardLeases};
 use controller::metrics::ControllerMetrics;
 use controller::reconcile::Reconcilers;
+use controller::resource_metrics::{ResourceGauges, ResourceMetricsRefresh};
 use controller::runtime::{Controller, ControllerConfig};
 use runners::autoscale::ScaleConfig;
 use runners::aws::sqs::SqsQueue;
@@ -134,6 +135,11 @@ pub struct ServeArgs {
     /// Address of the HTTP API.
     #[arg(long, env = "MOORING_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// A second address serving `/metrics` (and `/healthz`) without a token,
+    /// for a Prometheus scraper on a private network; on `--listen`,
+    /// `/metrics` needs a token with the `metrics` scope.
+    #[arg(long, env = "MOORING_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub store: StoreArgs,
     /// Redis URL (leases, rate limits); `rediss://` for TLS (ElastiCache with
@@ -268,6 +274,11 @@ pub struct ServeArgs {
     /// resources not Ready; the install's alarms read them); 0: none.
     #[arg(long, env = "MOORING_FLEET_REPORT_SECONDS", default_value_t = 60.0)]
     pub fleet_report_seconds: f64,
+    /// Seconds between refreshes of the per-resource gauges on `/metrics`
+    /// (conditions, replicas, generations of the resources in this replica's
+    /// shards, read from the store); 0: none.
+    #[arg(long, env = "MOORING_RESOURCE_METRICS_SECONDS", default_value_t = 15.0)]
+    pub resource_metrics_seconds: f64,
     /// Seconds in-flight reconciles may run after SIGTERM.
     #[arg(long, env = "MOORING_SHUTDOWN_GRACE_SECONDS", default_value_t = 30.0)]
     pub shutdown_grace_seconds: f64,
@@ -450,15 +461,43 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             };
             tokio::spawn(report.run(stop_rx.clone()))
         });
+        let gauges = (args.resource_metrics_seconds > 0.0).then(|| {
+            let gauges = Arc::new(ResourceGauges::default());
+            state
+                .metrics
+                .registry
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .register_collector(Box::new(gauges.clone()));
+            let refresh = ResourceMetricsRefresh {
+                store: store.dedicated(1),
+                leases: leases.clone(),
+                gauges,
+                every: Duration::from_secs_f64(args.resource_metrics_seconds),
+            };
+            tokio::spawn(refresh.run(stop_rx.clone()))
+        });
         // The controller has its own connections: API bursts do not delay reconciles.
         let c = Controller::new(store.dedicated(16), feed, leases, reconcilers, gate, metrics, config);
-        Some((tokio::spawn(c.run(stop_rx.clone())), events, fleet))
+        Some((tokio::spawn(c.run(stop_rx.clone())), events, fleet, gauges))
     };
 
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(address = %listener.local_addr()?, api = !args.controller_only, "listening");
     let app = if args.controller_only { api::ops_router(state.clone()) } else { api::router(state.clone()) };
+    let metrics_server = match args.metrics_listen {
+        Some(address) => {
+            let listener =
+                tokio::net::TcpListener::bind(address).await.with_context(|| format!("binding {address}"))?;
+            tracing::info!(address = %listener.local_addr()?, "serving /metrics without a token");
+            let mut stop = stop_rx.clone();
+            Some(tokio::spawn(api::serve_router(listener, api::metrics_router(state.clone()), async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })))
+        }
+        None => None,
+    };
     let mut server_stop = stop_rx.clone();
     let server = tokio::spawn(api::serve_router(listener, app, async move {
         let _ = server_stop.wait_for(|s| *s).await;
@@ -467,13 +506,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }));
     shutdown_signal().await;
     let _ = stop_tx.send(true);
-    if let Some((c, events, fleet)) = controller {
+    if let Some((c, events, fleet, gauges)) = controller {
         let _ = c.await;
-        for task in [events, fleet].into_iter().flatten() {
+        for task in [events, fleet, gauges].into_iter().flatten() {
             let _ = task.await;
         }
     }
     server.await.context("API task")?.context("serving the API")?;
+    if let Some(m) = metrics_server {
+        m.await.context("metrics task")?.context("serving /metrics")?;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -3,7 +3,8 @@
 //! A caller presents a bearer token: an API token (looked up by its SHA-256) or,
 //! when OIDC is configured, a JWT from the issuer (for example a Cognito user
 //! pool). Either way the caller becomes a [`Principal`] with scopes
-//! `ROLE:NAMESPACE`, where `read < write < admin` and `*` is every namespace.
+//! `ROLE:NAMESPACE`, where `read < write < admin` and `*` is every namespace,
+//! or `metrics`: only `/metrics` (for a Prometheus scraper).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -22,6 +23,10 @@ use crate::store::{Store, StoreError, token_hash_of};
 /// What a scope lets a caller do; each role includes the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
+    /// Scrape `/metrics`, nothing else. The metrics name resources of every
+    /// namespace, so only a cluster-wide scope grants it: `metrics`, or any
+    /// other role on `*`.
+    Metrics,
     Read,
     Write,
     Admin,
@@ -30,6 +35,7 @@ pub enum Role {
 impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
+            Role::Metrics => "metrics",
             Role::Read => "read",
             Role::Write => "write",
             Role::Admin => "admin",
@@ -47,7 +53,10 @@ pub struct Scope {
 
 /// A scope string that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid scope {0:?}: use ROLE:NAMESPACE with ROLE read, write or admin and NAMESPACE a namespace or *")]
+#[error(
+    "invalid scope {0:?}: use ROLE:NAMESPACE with ROLE read, write or admin and NAMESPACE a namespace or *, \
+     or `metrics` (cluster-wide only)"
+)]
 pub struct ScopeError(pub String);
 
 impl FromStr for Scope {
@@ -55,6 +64,7 @@ impl FromStr for Scope {
     fn from_str(s: &str) -> Result<Scope, ScopeError> {
         let (role, ns) = s.split_once(':').unwrap_or((s, "*"));
         let role = match role {
+            "metrics" if ns == "*" => Role::Metrics,
             "read" => Role::Read,
             "write" => Role::Write,
             "admin" => Role::Admin,
@@ -348,7 +358,15 @@ mod tests {
         assert_eq!(p.namespaces(Role::Read), None);
         assert_eq!(p.namespaces(Role::Write), Some(vec!["payments".to_string()]));
         assert_eq!("admin".parse::<Scope>().unwrap().to_string(), "admin:*");
-        for bad in ["root:*", "write:", "write:Payments", "write:a b"] {
+        let scraper = Principal { name: "prom".into(), scopes: vec!["metrics".parse().unwrap()] };
+        assert!(scraper.allows_everywhere(Role::Metrics));
+        assert!(!scraper.allows(Role::Read, "default"));
+        assert_eq!(scraper.namespaces(Role::Read), Some(vec![]));
+        assert!(p.allows_everywhere(Role::Metrics), "read:* sees every namespace anyway");
+        let team = Principal { name: "team".into(), scopes: vec!["admin:payments".parse().unwrap()] };
+        assert!(!team.allows_everywhere(Role::Metrics), "metrics name resources of other namespaces");
+        assert_eq!("metrics".parse::<Scope>().unwrap().to_string(), "metrics:*");
+        for bad in ["root:*", "write:", "write:Payments", "write:a b", "metrics:payments"] {
             assert!(bad.parse::<Scope>().is_err(), "{bad}");
         }
     }

@@ -553,6 +553,35 @@ async fn health_readiness_metrics_and_schemas(pool: PgPool) {
     );
 }
 
+/// `/metrics` names resources of every namespace: it needs a cluster-wide
+/// scope, and a `metrics` token reads nothing else.
+#[sqlx::test(migrations = false)]
+async fn metrics_need_a_cluster_wide_token(pool: PgPool) {
+    let api: TestApi = start(pool).await;
+    let scraper = api.token("prometheus", &["metrics"]).await;
+    let team = api.token("team", &["admin:payments"]).await;
+    let reader = api.token("reader", &["read:*"]).await;
+    let cases = [
+        (None, "/metrics", StatusCode::UNAUTHORIZED),
+        (Some(team.as_str()), "/metrics", StatusCode::FORBIDDEN),
+        (Some(scraper.as_str()), "/metrics", StatusCode::OK),
+        (Some(reader.as_str()), "/metrics", StatusCode::OK),
+        (Some(api.admin.as_str()), "/metrics", StatusCode::OK),
+        (Some(scraper.as_str()), RELAYS, StatusCode::FORBIDDEN),
+        (Some(scraper.as_str()), "/v1/policies", StatusCode::FORBIDDEN),
+        (Some(scraper.as_str()), "/v1/tokens", StatusCode::FORBIDDEN),
+    ];
+    for (token, path, want) in cases {
+        let r = api.call(Method::GET, path, token, None).await;
+        assert_eq!(r.status, want, "{path} with {token:?}: {}", r.text);
+    }
+    let listed = api.call(Method::GET, "/v1/relays", Some(&scraper), None).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+    assert_eq!(listed.body["items"], serde_json::json!([]), "a metrics token lists nothing");
+    let refused = api.call(Method::GET, "/metrics", Some(&team), None).await;
+    assert!(refused.text.contains("metrics"), "the refusal names the scope: {}", refused.text);
+}
+
 #[sqlx::test(migrations = false)]
 async fn two_documents_never_map_to_one_aws_resource(pool: PgPool) {
     let api = start(pool).await;

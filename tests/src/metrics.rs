@@ -49,12 +49,12 @@ mod tests {
     #[test]
     fn reads_series() {
         let text = "# HELP mooring_leases_held x\n# TYPE mooring_leases_held gauge\nmooring_leases_held 4\n\
-                    mooring_reconciles_total{kind=\"Relay\",result=\"success\"} 7\n\
-                    mooring_reconciles_total{kind=\"Worker\",result=\"success\"} 2\n";
+                    mooring_reconcile_total{kind=\"Relay\",result=\"success\"} 7\n\
+                    mooring_reconcile_total{kind=\"Worker\",result=\"success\"} 2\n";
         assert_eq!(metric_value(text, "mooring_leases_held", &[]), Some(4.0));
-        assert_eq!(metric_value(text, "mooring_reconciles_total", &[("kind", "Relay")]), Some(7.0));
-        assert_eq!(metric_value(text, "mooring_reconciles_total", &[]), Some(9.0));
-        assert_eq!(metric_value(text, "mooring_reconciles_total", &[("kind", "Node")]), None);
+        assert_eq!(metric_value(text, "mooring_reconcile_total", &[("kind", "Relay")]), Some(7.0));
+        assert_eq!(metric_value(text, "mooring_reconcile_total", &[]), Some(9.0));
+        assert_eq!(metric_value(text, "mooring_reconcile_total", &[("kind", "Node")]), None);
         assert_eq!(metric_value(text, "mooring_leases", &[]), None);
     }
 }

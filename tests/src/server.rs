@@ -284,10 +284,10 @@ impl Server {
         serde_json::from_str(&body).map_err(|e| format!("GET {path}: not JSON ({e}): {body}"))
     }
 
-    /// The Prometheus text of `/metrics`.
+    /// The Prometheus text of `/metrics` (with the bootstrap token).
     pub async fn metrics(&self) -> Result<String, String> {
         let resp =
-            self.http.get(self.url("/metrics")).send().await.map_err(|e| format!("{}: /metrics: {e}", self.name))?;
+            self.api(Method::GET, "/metrics").send().await.map_err(|e| format!("{}: /metrics: {e}", self.name))?;
         if !resp.status().is_success() {
             return Err(format!("{}: /metrics: {}", self.name, resp.status()));
         }

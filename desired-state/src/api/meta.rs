@@ -1,5 +1,6 @@
 //! Endpoints about the API itself: schemas, OpenAPI, health, metrics.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -8,6 +9,7 @@ use serde_json::json;
 use super::SharedState;
 use super::body::P;
 use super::error::ApiError;
+use crate::auth::{Principal, Role};
 
 pub async fn schema(P(kind): P<String>) -> Result<Response, ApiError> {
     let kind: api_types::Kind =
@@ -47,6 +49,22 @@ pub async fn readyz(State(state): State<SharedState>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// `/metrics` for a caller with a cluster-wide scope (`metrics`, or any role
+/// on `*`): the series name resources of every namespace.
+pub async fn metrics_authorized(
+    State(state): State<SharedState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Response, ApiError> {
+    if !principal.allows_everywhere(Role::Metrics) {
+        return Err(ApiError::forbidden(format!(
+            "token {:?} may not read metrics (needs the `metrics` scope, or a role on every namespace)",
+            principal.name
+        )));
+    }
+    Ok(metrics(State(state)).await)
+}
+
+/// The Prometheus text of every metric this replica exports.
 pub async fn metrics(State(state): State<SharedState>) -> Response {
     let mut r = state.metrics.encode().into_response();
     r.headers_mut().insert(

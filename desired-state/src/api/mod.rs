@@ -131,6 +131,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/sources/{name}/resume", post(sources::resume))
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/v1/tokens/{name}", axum::routing::delete(tokens::delete))
+        .route("/metrics", get(meta::metrics_authorized))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .merge(authenticated)
@@ -138,18 +139,30 @@ pub fn router(state: SharedState) -> Router {
         .route("/openapi.json", get(meta::openapi))
         .route("/healthz", get(meta::healthz))
         .route("/readyz", get(meta::readyz))
-        .route("/metrics", get(meta::metrics))
         .fallback(meta::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
-/// Only `/healthz`, `/readyz` and `/metrics`: what a controller-only replica serves.
+/// `/healthz`, `/readyz` and `/metrics` (with a token, as on the API): what a
+/// controller-only replica serves.
 pub fn ops_router(state: SharedState) -> Router {
     Router::new()
+        .route("/metrics", get(meta::metrics_authorized))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .route("/healthz", get(meta::healthz))
         .route("/readyz", get(meta::readyz))
+        .fallback(meta::not_found)
+        .with_state(state)
+}
+
+/// `/metrics` without a token, and `/healthz`: what `--metrics-listen` serves,
+/// on an address only the scraper reaches (the metrics name every namespace's
+/// resources, so on the API's own address they need a `metrics` token).
+pub fn metrics_router(state: SharedState) -> Router {
+    Router::new()
         .route("/metrics", get(meta::metrics))
+        .route("/healthz", get(meta::healthz))
         .fallback(meta::not_found)
         .with_state(state)
 }
@@ -201,6 +214,7 @@ pub(crate) fn require(principal: &Principal, role: crate::auth::Role, namespace:
         return Ok(());
     }
     let verb = match role {
+        crate::auth::Role::Metrics => "read metrics",
         crate::auth::Role::Read => "read",
         crate::auth::Role::Write => "write",
         crate::auth::Role::Admin => "administer",

@@ -89,11 +89,11 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/v1/tokens", "List API tokens (admin)", Body::None, 200),
     op("post", "/v1/tokens", "Create an API token (admin)", Body::Token, 201),
     op("delete", "/v1/tokens/{name}", "Delete an API token (admin)", Body::None, 200),
+    op("get", "/metrics", "Prometheus metrics (the `metrics` scope, or a role on every namespace)", Body::None, 200),
     public("get", "/v1/schemas/{kind}", "JSON Schema of a kind"),
     public("get", "/openapi.json", "This document"),
     public("get", "/healthz", "Liveness"),
     public("get", "/readyz", "Readiness: Postgres and Redis answer"),
-    public("get", "/metrics", "Prometheus metrics"),
 ];
 
 const fn op(method: &'static str, path: &'static str, summary: &'static str, body: Body, success: u16) -> Operation {

@@ -46,7 +46,9 @@ fn authorize(principal: &Principal, plural: &str, namespace: &str, role: Role) -
 /// read them (they judge everyone's writes), only `admin:*` may write them.
 fn authorize_cluster(principal: &Principal, role: Role) -> Result<(), ApiError> {
     match role {
-        Role::Read => Ok(()),
+        // A scraper's `metrics` token reads nothing but `/metrics`.
+        Role::Metrics | Role::Read if principal.scopes.iter().any(|s| s.role >= Role::Read) => Ok(()),
+        Role::Metrics | Role::Read => require(principal, Role::Read, CLUSTER_NAMESPACE),
         _ => require(principal, Role::Admin, CLUSTER_NAMESPACE),
     }
 }
@@ -90,6 +92,7 @@ pub async fn list_policies(
     Q(params): Q<ListParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    authorize_cluster(&principal, Role::Read)?;
     let allowed = principal.namespaces(Role::Read).map(|mut ns| {
         ns.push(CLUSTER_NAMESPACE.to_string());
         ns

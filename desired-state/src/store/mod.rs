@@ -18,6 +18,7 @@ mod events;
 mod resources;
 mod revisions;
 mod sources;
+mod summaries;
 mod tokens;
 
 use std::sync::Arc;
@@ -37,6 +38,7 @@ pub use events::{Event, EventType};
 pub use resources::{ListPage, ListQuery, WriteAction, WriteMode, WriteOutcome};
 pub use revisions::Revision;
 pub use sources::GitopsSource;
+pub use summaries::ResourceSummary;
 pub use tokens::{TokenRecord, token_hash as token_hash_of};
 
 use crate::signing::Signer;

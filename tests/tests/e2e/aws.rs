@@ -80,10 +80,10 @@ async fn relay_and_worker_on_moto() {
     // polling (moto's rollouts never complete) make no mutating call.
     let writes = metric(&server, "mooring_aws_calls_total", &[("access", "write")]).await;
     assert!(writes > 0.0);
-    let reconciles = metric(&server, "mooring_reconciles_total", &[("kind", "Relay")]).await;
+    let reconciles = metric(&server, "mooring_reconcile_total", &[("kind", "Relay")]).await;
     server.cli(&["apply", "-f", file]).await.success().stdout_has("unchanged");
     eventually("three more relay reconciles", WAIT, async || {
-        let now = metric(&server, "mooring_reconciles_total", &[("kind", "Relay")]).await;
+        let now = metric(&server, "mooring_reconcile_total", &[("kind", "Relay")]).await;
         if now >= reconciles + 3.0 { Ok(()) } else { Err(format!("{now} reconciles")) }
     })
     .await;

@@ -110,7 +110,7 @@ async fn wait_reconciled(api: &Server, names: &[String]) {
 /// Successful Relay reconciles a replica has done.
 async fn relay_reconciles(replica: &Server) -> f64 {
     let text = replica.metrics().await.unwrap_or_else(|e| panic!("{e}"));
-    metric_value(&text, "mooring_reconciles_total", &[("kind", "Relay"), ("result", "success")]).unwrap_or(0.0)
+    metric_value(&text, "mooring_reconcile_total", &[("kind", "Relay"), ("result", "success")]).unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
