@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use api_types::Kind;
 use controller::budget::{Budgets, RedisGate};
 use controller::lease::{LeaseConfig, ShardLeases};
-use controller::metrics::ControllerMetrics;
+use controller::metrics::{AwsCallMetrics, ControllerMetrics};
 use controller::reconcile::{Context, DynReconciler, Step};
 use controller::runtime::{Controller, ControllerConfig, ResourceKey};
 use desired_state::api::{self, ApiConfig, AppState};
@@ -101,7 +101,8 @@ async fn main() {
         redis.clone(),
         "bench",
     ));
-    let gate = Arc::new(RedisGate::new(redis.clone(), &prefix, Budgets::default(), metrics.clone()));
+    let gate =
+        Arc::new(RedisGate::new(redis.clone(), &prefix, Budgets::default(), Arc::new(AwsCallMetrics::unregistered())));
     let rec: Arc<dyn DynReconciler> = stopwatch.clone();
     let reconcilers = Kind::RECONCILED.into_iter().map(|k| (k, rec.clone())).collect();
     let ctl = Controller::new(

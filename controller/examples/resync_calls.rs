@@ -27,7 +27,7 @@ use anyhow::{Context as _, Result, bail};
 use api_types::{Kind, validate_document};
 use controller::budget::{Budgets, RedisGate};
 use controller::lease::{LeaseConfig, ShardLeases};
-use controller::metrics::ControllerMetrics;
+use controller::metrics::{AwsCallMetrics, ControllerMetrics};
 use controller::retry::BackoffPolicy;
 use controller::runtime::{Controller, ControllerConfig};
 use desired_state::redis::RedisHandle;
@@ -160,7 +160,8 @@ impl Replica {
             redis.clone(),
             "bench-replica",
         ));
-        let gate = Arc::new(RedisGate::new(redis, prefix, Budgets::unlimited(), metrics.clone()));
+        let gate =
+            Arc::new(RedisGate::new(redis, prefix, Budgets::unlimited(), Arc::new(AwsCallMetrics::unregistered())));
         let config = ControllerConfig {
             workers_per_kind: args.workers,
             resync: Duration::from_secs(3600),

@@ -10,7 +10,7 @@ use desired_state::ratelimit::{RateLimiter, TokenBucket};
 use desired_state::redis::RedisHandle;
 use runners::gate::{ApiFamily, Budget, CallGate, GateError, Priority};
 
-use crate::metrics::ControllerMetrics;
+use crate::metrics::AwsCallMetrics;
 
 /// Budgets per family; defaults are half of AWS's published buckets.
 #[derive(Debug, Clone)]
@@ -59,7 +59,7 @@ pub const URGENT_WAIT_FACTOR: u32 = 10;
 pub struct RedisGate {
     limiter: RateLimiter,
     budgets: Budgets,
-    metrics: Arc<ControllerMetrics>,
+    metrics: Arc<AwsCallMetrics>,
     /// The longest a call waits for its token; a longer wait is not taken
     /// (`GateError::OverBudget`), so the reconcile gives its worker back.
     /// `None`: always wait.
@@ -67,7 +67,7 @@ pub struct RedisGate {
 }
 
 impl RedisGate {
-    pub fn new(redis: Arc<RedisHandle>, prefix: &str, budgets: Budgets, metrics: Arc<ControllerMetrics>) -> RedisGate {
+    pub fn new(redis: Arc<RedisHandle>, prefix: &str, budgets: Budgets, metrics: Arc<AwsCallMetrics>) -> RedisGate {
         RedisGate { limiter: RateLimiter::new(redis, format!("{prefix}:aws-budget")), budgets, metrics, max_wait: None }
     }
 

@@ -15,6 +15,7 @@ pub mod fleet;
 pub mod iam;
 pub mod keys;
 pub mod lease;
+pub mod logs;
 pub mod metrics;
 pub mod reconcile;
 pub mod resource_metrics;

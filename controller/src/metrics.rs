@@ -58,7 +58,7 @@ fn latency_buckets() -> Histogram {
     Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
 }
 
-/// Reconciles, work queue, leases, AWS calls, budget waits and events.
+/// Reconciles, work queue, leases and events.
 pub struct ControllerMetrics {
     reconciles: Family<KindResult, Counter>,
     reconcile_errors: Family<KindLabel, Counter>,
@@ -77,8 +77,6 @@ pub struct ControllerMetrics {
     /// Shards there are (the same on every replica): `sum(leases_held) <
     /// max(shards)` means a shard has no controller.
     pub shards: Gauge,
-    aws_calls: Family<Call, Counter>,
-    budget_wait: Family<FamilyLabel, Histogram>,
     events: Family<EventLabels, Counter>,
 }
 
@@ -97,8 +95,6 @@ impl ControllerMetrics {
             queue_duration: latency_buckets(),
             leases_held: Gauge::default(),
             shards: Gauge::default(),
-            aws_calls: Family::default(),
-            budget_wait: Family::new_with_constructor(latency_buckets),
             events: Family::default(),
         };
         registry.register(
@@ -124,8 +120,6 @@ impl ControllerMetrics {
         );
         registry.register("leases_held", "Shard leases held by this replica", m.leases_held.clone());
         registry.register("shards", "Shards the resources are spread over (every replica)", m.shards.clone());
-        registry.register("aws_calls", "AWS calls by operation, access (read/write) and outcome", m.aws_calls.clone());
-        registry.register("aws_budget_wait_seconds", "Time AWS calls waited for their budget", m.budget_wait.clone());
         registry.register(
             "events",
             "Events the controller recorded, by kind, type and reason (ScaledOut, ScaledIn: scaling decisions)",
@@ -175,6 +169,40 @@ impl ControllerMetrics {
         }
     }
 
+    /// Counts one recorded event.
+    pub fn event(&self, kind: &str, type_: &str, reason: &str) {
+        self.events
+            .get_or_create(&EventLabels {
+                kind: kind.into(),
+                event: EventKind { r#type: type_.into(), reason: reason.into() },
+            })
+            .inc();
+    }
+}
+
+/// Every AWS call this process makes, and its wait for a budget token: on
+/// every replica that calls AWS (the controller's reconciles, and the API's
+/// `logs` reads), registered once per process.
+pub struct AwsCallMetrics {
+    aws_calls: Family<Call, Counter>,
+    budget_wait: Family<FamilyLabel, Histogram>,
+}
+
+impl AwsCallMetrics {
+    /// Creates the metrics and registers them.
+    pub fn new(registry: &mut Registry) -> AwsCallMetrics {
+        let m =
+            AwsCallMetrics { aws_calls: Family::default(), budget_wait: Family::new_with_constructor(latency_buckets) };
+        registry.register("aws_calls", "AWS calls by operation, access (read/write) and outcome", m.aws_calls.clone());
+        registry.register("aws_budget_wait_seconds", "Time AWS calls waited for their budget", m.budget_wait.clone());
+        m
+    }
+
+    /// Metrics registered nowhere (tests).
+    pub fn unregistered() -> AwsCallMetrics {
+        AwsCallMetrics::new(&mut Registry::default())
+    }
+
     /// Counts one AWS call.
     pub fn aws_call(&self, op: &runners::cloud::Op, outcome: &str) {
         self.aws_calls.get_or_create(&Self::call_labels(op, outcome)).inc();
@@ -196,16 +224,6 @@ impl ControllerMetrics {
     /// Time an AWS call waited for a token of `family`'s budget.
     pub fn observe_budget_wait(&self, family: &str, wait: Duration) {
         self.budget_wait.get_or_create(&FamilyLabel { family: family.into() }).observe(wait.as_secs_f64());
-    }
-
-    /// Counts one recorded event.
-    pub fn event(&self, kind: &str, type_: &str, reason: &str) {
-        self.events
-            .get_or_create(&EventLabels {
-                kind: kind.into(),
-                event: EventKind { r#type: type_.into(), reason: reason.into() },
-            })
-            .inc();
     }
 }
 

@@ -19,14 +19,15 @@ use controller::budget::{Budgets, RedisGate};
 use controller::events::EventTrigger;
 use controller::keys::KeySettings;
 use controller::lease::{LeaseConfig, ShardLeases};
-use controller::metrics::ControllerMetrics;
+use controller::logs::WorkloadLogs;
+use controller::metrics::{AwsCallMetrics, ControllerMetrics};
 use controller::reconcile::Reconcilers;
 use controller::resource_metrics::{ResourceGauges, ResourceMetricsRefresh};
 use controller::runtime::{Controller, ControllerConfig};
 use runners::autoscale::ScaleConfig;
 use runners::aws::sqs::SqsQueue;
 use runners::aws::{AwsContext, AwsIdentity, AwsSettings};
-use runners::cloud::NodeCloud;
+use runners::cloud::{Cloud, NodeCloud};
 use runners::provision::ProvisionExecutor;
 use runners::provision::local::LocalBuilds;
 use runners::sim::{SimCloud, SimConfig};
@@ -404,6 +405,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         principal: i.arn.clone(),
         region: i.region.clone(),
     });
+    // Every AWS call of this process, the API's `logs` reads included, draws
+    // from the same budgets and is counted in the same metrics.
+    let aws_metrics =
+        Arc::new(AwsCallMetrics::new(&mut app.metrics.registry.lock().unwrap_or_else(|e| e.into_inner())));
+    let budgets = Budgets::default().with_overrides(&args.aws_budgets)?;
+    let gate = Arc::new(
+        RedisGate::new(redis.clone(), &args.redis_prefix, budgets, aws_metrics)
+            .with_max_wait(Duration::from_secs_f64(args.budget_max_wait_seconds.max(0.0))),
+    );
+    let (cloud, node_cloud, region) = clouds(&args, &aws, identity.as_ref()).await;
+    app.logs = Some(Arc::new(WorkloadLogs { logs: cloud.logs.clone(), gate: gate.clone() }));
     let state = Arc::new(app);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
@@ -414,11 +426,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             let mut registry = state.metrics.registry.lock().unwrap_or_else(|e| e.into_inner());
             Arc::new(ControllerMetrics::new(&mut registry))
         };
-        let budgets = Budgets::default().with_overrides(&args.aws_budgets)?;
-        let gate = Arc::new(
-            RedisGate::new(redis.clone(), &args.redis_prefix, budgets, metrics.clone())
-                .with_max_wait(Duration::from_secs_f64(args.budget_max_wait_seconds.max(0.0))),
-        );
         let replica = args.replica_id.clone().unwrap_or_else(default_replica_id);
         let lease = Duration::from_secs_f64(args.lease_seconds.max(1.0));
         let leases = Arc::new(ShardLeases::new(
@@ -431,7 +438,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             redis.clone(),
             replica.clone(),
         ));
-        let reconcilers = reconcilers(&args, &store, &aws, identity.as_ref()).await;
+        let reconcilers = reconcilers(&args, &store, cloud, node_cloud, region);
         let config = ControllerConfig {
             workers_per_kind: args.workers.max(1),
             resync: Duration::from_secs_f64(args.resync_seconds.max(1.0)),
@@ -535,10 +542,10 @@ fn node_config(args: &ServeArgs) -> NodeConfig {
     c
 }
 
-/// The reconciler of each kind, over the chosen cloud: the AWS SDK (one
+/// The clients of the chosen cloud and its region: the AWS SDK (one
 /// configuration for every client) or one simulated account; node builds in
 /// CodeBuild, as local subprocesses, or inside the simulated account.
-async fn reconcilers(args: &ServeArgs, store: &Store, aws: &AwsContext, identity: Option<&AwsIdentity>) -> Reconcilers {
+async fn clouds(args: &ServeArgs, aws: &AwsContext, identity: Option<&AwsIdentity>) -> (Cloud, NodeCloud, String) {
     let (cloud, node_cloud, region) = match (args.cloud, identity) {
         (CloudKind::Aws, Some(identity)) => {
             let sdk = aws.config().await;
@@ -572,6 +579,11 @@ async fn reconcilers(args: &ServeArgs, store: &Store, aws: &AwsContext, identity
         }
         _ => node_cloud,
     };
+    (cloud, node_cloud, region)
+}
+
+/// The reconciler of each kind, over the cloud's clients.
+fn reconcilers(args: &ServeArgs, store: &Store, cloud: Cloud, node_cloud: NodeCloud, region: String) -> Reconcilers {
     let config = WorkloadConfig {
         region,
         poll_in_flight: Duration::from_secs_f64(args.poll_seconds.max(0.1)),

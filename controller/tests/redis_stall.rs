@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use controller::budget::{Budgets, RedisGate};
 use controller::lease::{LeaseConfig, ShardLeases};
-use controller::metrics::ControllerMetrics;
+use controller::metrics::AwsCallMetrics;
 use desired_state::redis::{RedisHandle, RedisSettings};
 use runners::gate::{ApiFamily, CallGate, GateError};
 
@@ -28,8 +28,7 @@ async fn leases_and_budgets_fail_closed_on_a_silent_redis() {
     let url = silent_redis().await;
     let settings = RedisSettings { op_timeout: Duration::from_millis(200), connect_timeout: Duration::from_secs(1) };
     let redis = Arc::new(RedisHandle::with_settings(&url, settings).unwrap());
-    let metrics = Arc::new(ControllerMetrics::unregistered());
-    let gate = RedisGate::new(redis.clone(), "stall", Budgets::default(), metrics);
+    let gate = RedisGate::new(redis.clone(), "stall", Budgets::default(), Arc::new(AwsCallMetrics::unregistered()));
     let leases = ShardLeases::new(LeaseConfig { prefix: "stall".into(), ..Default::default() }, redis, "r1");
 
     // Bounded well below the connection timeout of a real outage: each answer

@@ -17,6 +17,7 @@ pub enum ApiFamily {
     CodeBuild,
     Sqs,
     CloudWatch,
+    CloudWatchLogs,
     ElastiCache,
     AutoScaling,
     ElasticLoadBalancing,
@@ -31,7 +32,7 @@ pub struct Budget {
 
 impl ApiFamily {
     /// Every family.
-    pub const ALL: [ApiFamily; 13] = [
+    pub const ALL: [ApiFamily; 14] = [
         ApiFamily::Ec2Describe,
         ApiFamily::Ec2Mutate,
         ApiFamily::Ec2RunInstances,
@@ -42,6 +43,7 @@ impl ApiFamily {
         ApiFamily::CodeBuild,
         ApiFamily::Sqs,
         ApiFamily::CloudWatch,
+        ApiFamily::CloudWatchLogs,
         ApiFamily::ElastiCache,
         ApiFamily::AutoScaling,
         ApiFamily::ElasticLoadBalancing,
@@ -60,6 +62,7 @@ impl ApiFamily {
             ApiFamily::CodeBuild => "codebuild",
             ApiFamily::Sqs => "sqs",
             ApiFamily::CloudWatch => "cloudwatch",
+            ApiFamily::CloudWatchLogs => "logs",
             ApiFamily::ElastiCache => "elasticache",
             ApiFamily::AutoScaling => "autoscaling",
             ApiFamily::ElasticLoadBalancing => "elasticloadbalancing",
@@ -80,6 +83,8 @@ impl ApiFamily {
             ApiFamily::CodeBuild => (20.0, 2.0),
             ApiFamily::Sqs => (200.0, 100.0),
             ApiFamily::CloudWatch => (50.0, 20.0),
+            // FilterLogEvents: 25 requests per second per account and Region.
+            ApiFamily::CloudWatchLogs => (25.0, 25.0),
             ApiFamily::ElastiCache => (20.0, 2.0),
             ApiFamily::AutoScaling => (20.0, 2.0),
             ApiFamily::ElasticLoadBalancing => (40.0, 10.0),

@@ -73,6 +73,7 @@ fn prefix_of(sdk: &str) -> &'static str {
         "secretsmanager" => "secretsmanager",
         "sts" => "sts",
         "cloudwatch" => "cloudwatch",
+        "cloudwatchlogs" => "logs",
         "applicationautoscaling" => "application-autoscaling",
         other => panic!("no IAM prefix known for aws-sdk-{other}: add it to this test"),
     }

@@ -206,6 +206,28 @@ impl ApiClient {
         list_items(body, &url)
     }
 
+    /// One page of a relay's or worker's container logs.
+    pub async fn logs<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        query: &LogsQuery,
+    ) -> Result<T, ClientError> {
+        let url = self.resource_url(kind, namespace, name, "/logs");
+        let mut params: Vec<(&str, String)> = Vec::new();
+        if let Some(c) = &query.container {
+            params.push(("container", c.clone()));
+        }
+        if let Some(t) = query.since_time {
+            params.push(("sinceTime", t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
+        }
+        if let Some(n) = &query.next {
+            params.push(("next", n.clone()));
+        }
+        self.call(Method::GET, &url, |r| r.query(&params)).await
+    }
+
     /// Writes a new generation with the spec of `revision`; returns the resource.
     pub async fn rollback(&self, kind: Kind, namespace: &str, name: &str, revision: i64) -> Result<Value, ClientError> {
         let url = self.resource_url(kind, namespace, name, "/rollback");
@@ -478,4 +500,12 @@ mod tests {
         assert!(err.is_transient());
         assert!(err.to_string().starts_with(&format!("could not reach the Mooring server at {server}: ")), "{err}");
     }
+}
+
+/// What `logs` asks the server for.
+#[derive(Debug, Clone, Default)]
+pub struct LogsQuery {
+    pub container: Option<String>,
+    pub since_time: Option<chrono::DateTime<chrono::Utc>>,
+    pub next: Option<String>,
 }

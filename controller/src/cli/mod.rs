@@ -56,6 +56,7 @@ pub use commands::apply::{ApplyArgs, DiffArgs};
 pub use commands::delete::DeleteArgs;
 pub use commands::get::GetArgs;
 pub use commands::history::HistoryArgs;
+pub use commands::logs::LogsArgs;
 pub use commands::policy::PolicyCommand;
 pub use commands::release::ReleaseArgs;
 pub use commands::rollback::RollbackArgs;
@@ -113,6 +114,8 @@ pub enum ClientCommand {
     Delete(DeleteArgs),
     /// Show the revision history of a resource, or (`--revision N`) one revision's spec.
     History(HistoryArgs),
+    /// Print a relay's or worker's container logs (read by the server from CloudWatch Logs).
+    Logs(LogsArgs),
     /// Restore the spec of an earlier revision as a new generation.
     Rollback(RollbackArgs),
     /// Wait until a resource reaches a condition (or is deleted).
@@ -176,6 +179,7 @@ async fn dispatch(mut cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<E
         ClientCommand::Delete(args) => commands::delete::run(&client, args).await,
         ClientCommand::Edit(target) => commands::edit::run(&client, target).await,
         ClientCommand::History(args) => commands::history::run(&client, args).await,
+        ClientCommand::Logs(args) => commands::logs::run(&client, args).await,
         ClientCommand::Rollback(args) => commands::rollback::run(&client, args).await,
         ClientCommand::Wait(args) => commands::wait::run(&client, args).await,
         ClientCommand::Token(cmd) => commands::token::run(&client, cmd).await,
@@ -208,6 +212,7 @@ fn default_namespace(cmd: &mut ClientCommand, ns: &str) {
         }
         ClientCommand::Describe(target) | ClientCommand::Edit(target) => fill(target),
         ClientCommand::History(args) => fill(&mut args.target),
+        ClientCommand::Logs(args) => fill(&mut args.target),
         ClientCommand::Delete(args) => fill(&mut args.target),
         ClientCommand::Rollback(args) => fill(&mut args.target),
         ClientCommand::Wait(args) => fill(&mut args.target),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use api_types::Kind;
 use controller::budget::{Budgets, RedisGate};
 use controller::lease::{LeaseConfig, ShardLeases};
-use controller::metrics::ControllerMetrics;
+use controller::metrics::{AwsCallMetrics, ControllerMetrics};
 use controller::reconcile::{Context, DynReconciler, Reconcilers, Step};
 use controller::retry::BackoffPolicy;
 use controller::runtime::{Controller, ControllerConfig};
@@ -202,7 +202,7 @@ pub fn start_replica_with(
         redis.clone(),
         name,
     ));
-    let mut gate = RedisGate::new(redis, prefix, opts.budgets.clone(), metrics.clone());
+    let mut gate = RedisGate::new(redis, prefix, opts.budgets.clone(), Arc::new(AwsCallMetrics::unregistered()));
     if let Some(max) = opts.budget_max_wait {
         gate = gate.with_max_wait(max);
     }

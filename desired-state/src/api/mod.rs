@@ -5,6 +5,7 @@ mod admit;
 mod apply;
 mod body;
 pub mod error;
+pub mod logs;
 mod meta;
 pub mod metrics;
 pub mod openapi;
@@ -76,6 +77,8 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// Where this replica acts in AWS (`None` on the simulated cloud).
     pub cloud: Option<CloudIdentity>,
+    /// Reads workloads' container logs (`None`: `/logs` answers 404).
+    pub logs: Option<logs::SharedLogReader>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -98,6 +101,7 @@ impl AppState {
             metrics: metrics::Metrics::new(),
             shutdown: tokio::sync::watch::channel(false).0,
             cloud: None,
+            logs: None,
         }
     }
 }
@@ -112,6 +116,7 @@ pub fn router(state: SharedState) -> Router {
         .route(&format!("{resource}/revisions"), get(resources::revisions))
         .route(&format!("{resource}/rollback"), post(resources::rollback))
         .route(&format!("{resource}/events"), get(resources::events))
+        .route(&format!("{resource}/logs"), get(logs::logs))
         .route("/v1/policies", get(resources::list_policies).post(resources::create_cluster))
         .route(
             "/v1/policies/{name}",

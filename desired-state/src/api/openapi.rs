@@ -80,6 +80,13 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     op("post", "/v1/policies/{name}/rollback", "Roll a cluster-scoped policy back (admin:*)", Body::Rollback, 200),
     op("get", "/v1/policies/{name}/events", "Events of a cluster-scoped policy", Body::None, 200),
+    op(
+        "get",
+        "/v1/namespaces/{namespace}/{plural}/{name}/logs",
+        "Container logs of a relay or worker, from CloudWatch Logs (container, sinceSeconds|sinceTime, next, limit)",
+        Body::None,
+        200,
+    ),
     op("post", "/v1/apply", "Create or update many documents; plan with dryRun", Body::Documents, 200),
     op("get", "/v1/watch", "Change feed as Server-Sent Events", Body::None, 200),
     op("get", "/v1/sources", "List GitOps sources: last commit synced, suspension", Body::None, 200),

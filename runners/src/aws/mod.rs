@@ -8,6 +8,7 @@ pub mod codebuild;
 pub mod ec2;
 pub mod ecs;
 pub mod error;
+pub mod logs;
 pub mod queues;
 pub mod scaling;
 pub mod secrets;
@@ -157,6 +158,7 @@ pub fn cloud_from(config: &aws_config::SdkConfig) -> crate::cloud::Cloud {
         caches: Arc::new(caches::SdkCaches::new(config)),
         metrics: Arc::new(cloudwatch::SdkMetrics::new(config)),
         scaling: Arc::new(scaling::SdkAppScaling::new(config)),
+        logs: Arc::new(logs::SdkLogs::new(config)),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod codebuild;
 pub mod ec2;
 pub mod ecs;
 pub mod gated;
+pub mod logs;
 pub mod metrics;
 pub mod ops;
 pub mod queues;
@@ -26,6 +27,7 @@ pub use caches::Caches;
 pub use codebuild::Builds;
 pub use ec2::Ec2;
 pub use ecs::Ecs;
+pub use logs::Logs;
 pub use metrics::Metrics;
 pub use ops::Op;
 pub use queues::Queues;
@@ -52,6 +54,8 @@ pub struct Cloud {
     pub metrics: Arc<dyn Metrics>,
     /// Application Auto Scaling, for `scaling.mode: aws-native`.
     pub scaling: Arc<dyn AppScaling>,
+    /// CloudWatch Logs, for `mooring logs`.
+    pub logs: Arc<dyn Logs>,
 }
 
 /// The clients a node needs: EC2 for the instance and volume, builds (CodeBuild

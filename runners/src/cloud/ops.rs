@@ -58,6 +58,7 @@ pub const INCREASE_REPLICA_COUNT: Op = write("elasticache:IncreaseReplicaCount",
 pub const DECREASE_REPLICA_COUNT: Op = write("elasticache:DecreaseReplicaCount", ElastiCache);
 
 pub const GET_METRIC_DATA: Op = read("cloudwatch:GetMetricData", CloudWatch);
+pub const FILTER_LOG_EVENTS: Op = read("logs:FilterLogEvents", CloudWatchLogs);
 
 pub const DESCRIBE_SCALABLE_TARGETS: Op = read("application-autoscaling:DescribeScalableTargets", AutoScaling);
 pub const REGISTER_SCALABLE_TARGET: Op = write("application-autoscaling:RegisterScalableTarget", AutoScaling);
@@ -126,6 +127,7 @@ pub const ALL: &[Op] = &[
     INCREASE_REPLICA_COUNT,
     DECREASE_REPLICA_COUNT,
     GET_METRIC_DATA,
+    FILTER_LOG_EVENTS,
     DESCRIBE_SCALABLE_TARGETS,
     REGISTER_SCALABLE_TARGET,
     DEREGISTER_SCALABLE_TARGET,

@@ -297,6 +297,7 @@ fn sid(s: &Statement) -> String {
         "iam" => "Iam",
         "application-autoscaling" => "AppAutoScaling",
         "cloudwatch" => "CloudWatch",
+        "logs" => "Logs",
         other => other,
     };
     let what = match (s.condition, s.resources) {

@@ -74,6 +74,8 @@ const ELASTICACHE_SERVICE_LINKED_ROLE: &[Arn] = &[Arn {
 // scaling), and the alarms target tracking makes on the caller's behalf.
 const SCALABLE_TARGETS: &[Arn] = &[arn("application-autoscaling", "scalable-target/*")];
 const TARGET_TRACKING_ALARMS: &[Arn] = &[arn("cloudwatch", "alarm:TargetTracking-*")];
+// CloudWatch Logs: the log groups Mooring's task definitions name.
+const WORKLOAD_LOG_GROUPS: &[Arn] = &[arn("logs", "log-group:/mooring/*")];
 const APP_AUTOSCALING_SERVICE_LINKED_ROLE: &[Arn] = &[Arn {
     service: "iam",
     resource: "role/aws-service-role/ecs.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_ECSService",
@@ -270,6 +272,12 @@ pub const TABLE: &[Scoping] = &[
         CONTROLLER,
         &[any(&["cloudwatch:GetMetricData"])],
         "service CPU for the autoscaler (GetMetricData has no resource-level permissions)",
+    ),
+    entry(
+        "logs:FilterLogEvents",
+        CONTROLLER,
+        &[read(&["logs:FilterLogEvents"], WORKLOAD_LOG_GROUPS)],
+        "`mooring logs`: the log groups of relays and workers (/mooring/NAMESPACE/NAME)",
     ),
     entry(
         "application-autoscaling:DescribeScalableTargets",

@@ -36,6 +36,7 @@ mod codebuild;
 mod ec2;
 mod ecs;
 mod faults;
+mod logs;
 mod metrics;
 mod queues;
 mod scaling;
@@ -228,6 +229,7 @@ struct State {
     elb: targets::ElbState,
     metrics: metrics::MetricsState,
     scaling: scaling::ScalingState,
+    logs: logs::LogsState,
 }
 
 /// What a state operation needs to know about the moment and the call.
@@ -438,6 +440,7 @@ impl SimCloud {
             caches: Arc::new(caches::SimCaches(self.inner.clone())),
             metrics: Arc::new(metrics::SimMetrics(self.inner.clone())),
             scaling: Arc::new(scaling::SimAppScaling(self.inner.clone())),
+            logs: Arc::new(logs::SimLogs(self.inner.clone())),
         }
     }
 
@@ -682,6 +685,14 @@ impl SimCloud {
     /// running tasks share it (CloudWatch reports `load / running`, at most 100).
     pub fn set_service_load(&self, cluster: &str, name: &str, load: f64) {
         self.inner.lock().metrics.load.insert((cluster.to_owned(), name.to_owned()), load);
+    }
+
+    /// Writes a line to a log group, as a container's `awslogs` driver would
+    /// (creating the group on the first line).
+    pub fn write_log(&self, group: &str, stream: &str, timestamp_ms: i64, message: &str) {
+        let event =
+            crate::cloud::logs::LogEvent { timestamp_ms, stream: stream.to_owned(), message: message.to_owned() };
+        self.inner.lock().logs.groups.entry(group.to_owned()).or_default().push(event);
     }
 
     /// Creates a queue without Mooring's tags, as someone else would (an

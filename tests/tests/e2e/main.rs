@@ -12,6 +12,7 @@ mod deploy;
 mod first_hour;
 mod fleet;
 mod hardening;
+mod logs;
 mod metrics;
 mod nodes;
 mod ownership;

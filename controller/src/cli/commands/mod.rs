@@ -8,6 +8,7 @@ pub mod describe;
 pub mod edit;
 pub mod get;
 pub mod history;
+pub mod logs;
 pub mod policy;
 pub mod release;
 pub mod rollback;

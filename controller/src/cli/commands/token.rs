@@ -17,7 +17,8 @@ pub enum TokenCommand {
         /// A name for the token, shown in history as the actor.
         #[arg(long)]
         name: String,
-        /// ROLE:NAMESPACE, ROLE one of read, write, admin; NAMESPACE a namespace or `*`. Repeatable.
+        /// ROLE:NAMESPACE, ROLE one of read, write, admin; NAMESPACE a namespace or `*`; or `metrics`
+        /// (a scraper's token: `/metrics` only). Repeatable.
         #[arg(long = "scope", value_name = "SCOPE", required = true)]
         scopes: Vec<String>,
     },
