@@ -16,6 +16,7 @@ pub mod iam;
 pub mod keys;
 pub mod lease;
 pub mod metrics;
+pub mod preview;
 pub mod reconcile;
 pub mod runtime;
 pub mod slots;

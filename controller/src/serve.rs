@@ -362,6 +362,9 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
+/// The Region the simulated cloud says it is in.
+const SIM_REGION: &str = "us-east-1";
+
 /// Runs `mooring serve`.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let api_config = args.api_config()?;
@@ -393,6 +396,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         principal: i.arn.clone(),
         region: i.region.clone(),
     });
+    app.preview = Some(Arc::new(controller::preview::Renderer {
+        region: identity.as_ref().map(|i| i.region.clone()).unwrap_or_else(|| SIM_REGION.to_string()),
+    }));
     let state = Arc::new(app);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
@@ -514,7 +520,7 @@ async fn reconcilers(args: &ServeArgs, store: &Store, aws: &AwsContext, identity
                 clusters: args.sim_clusters.clone(),
                 ..Default::default()
             });
-            (sim.cloud(), ProvisionExecutor::simulated(&sim, Default::default()), "us-east-1".to_string())
+            (sim.cloud(), ProvisionExecutor::simulated(&sim, Default::default()), SIM_REGION.to_string())
         }
     };
     let node_cloud = match (args.node_builds, args.cloud) {

@@ -61,6 +61,13 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/v1/namespaces/{namespace}/{plural}/{name}/events", "Events of a resource", Body::None, 200),
     op(
         "get",
+        "/v1/namespaces/{namespace}/{plural}/{name}/rendered",
+        "What the controller hands AWS: a relay's or worker's task definition, a node's user data",
+        Body::None,
+        200,
+    ),
+    op(
+        "get",
         "/v1/policies",
         "List cluster-scoped policies and the namespaced ones the caller may read",
         Body::None,
@@ -94,6 +101,7 @@ pub const OPERATIONS: &[Operation] = &[
     public("get", "/healthz", "Liveness"),
     public("get", "/readyz", "Readiness: Postgres and Redis answer"),
     public("get", "/metrics", "Prometheus metrics"),
+    public("get", "/", "The status page (HTML shell; its data comes from the authenticated API)"),
 ];
 
 const fn op(method: &'static str, path: &'static str, summary: &'static str, body: Body, success: u16) -> Operation {
@@ -221,6 +229,8 @@ fn operation(o: &Operation) -> Value {
         json!({"text/event-stream": {"schema": {"type": "string"}}})
     } else if o.path == "/metrics" {
         json!({"application/openmetrics-text": {"schema": {"type": "string"}}})
+    } else if o.path == "/" {
+        json!({"text/html": {"schema": {"type": "string"}}})
     } else {
         json!({"application/json": {"schema": {}}})
     };

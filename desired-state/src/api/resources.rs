@@ -35,7 +35,7 @@ fn needed(kind: Kind, role: Role) -> Role {
 
 /// Resolves the kind and checks the namespace and the caller's right to act
 /// with `role` there: the prologue of every namespaced handler.
-fn authorize(principal: &Principal, plural: &str, namespace: &str, role: Role) -> Result<Kind, ApiError> {
+pub(crate) fn authorize(principal: &Principal, plural: &str, namespace: &str, role: Role) -> Result<Kind, ApiError> {
     let kind = kind_of(plural)?;
     check_namespace(namespace)?;
     require(principal, needed(kind, role), namespace)?;
