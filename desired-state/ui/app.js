@@ -191,7 +191,9 @@
     // What was known before the lists were read and is not in them is gone;
     // what the watch added meanwhile stays.
     const before = new Set(resources.keys());
+    const t0 = performance.now();
     const lists = await Promise.all(KINDS.map(listAll));
+    const t1 = performance.now();
     const fresh = new Set();
     for (const items of lists) {
       for (const doc of items) {
@@ -205,6 +207,7 @@
     renderAllGroups();
     refreshNamespaces();
     applyFilters();
+    window.mooringStatus.lastLoad = { startedAt: t0, fetchMs: t1 - t0, renderMs: performance.now() - t1 };
   }
 
   function rv(doc) {
