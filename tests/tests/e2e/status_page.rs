@@ -17,7 +17,7 @@ const HOSTILE: &str = "<script>alert(1)</script>";
 async fn status_page() {
     let stack = Stack::new("status_page").await;
     // The API alone first: nothing makes the relay Ready until the controller starts.
-    let api = stack.server().name("api").arg("--api-only").start().await;
+    let mut api = stack.server().name("api").arg("--api-only").start().await;
 
     // The shell is public and strict.
     let shell = api.http(Method::GET, "/").send().await.expect("GET /");
@@ -232,6 +232,31 @@ async fn status_page() {
     eventually("the worker's row to go once it is deleted", WAIT, async || {
         let n = browser.js("return document.querySelectorAll(\"tr[data-key='Worker/batch/converter']\").length").await;
         if n == json!(0) { Ok(()) } else { Err(n.to_string()) }
+    })
+    .await;
+    assert_eq!(browser.js("return window.__testMarker").await, json!("same page"));
+
+    // The server goes away: the page says so, comes back on its own, and shows
+    // what changed meanwhile, still without a reload.
+    api.kill();
+    eventually("the page to say it lost the stream", WAIT, async || {
+        let t = browser.text("#live").await.unwrap_or_default();
+        if t.starts_with("disconnected — retrying") { Ok(()) } else { Err(t) }
+    })
+    .await;
+    api.restart().await;
+    let patched = api
+        .api(Method::PATCH, "/v1/namespaces/shop/relays/gateway")
+        .header("content-type", "application/merge-patch+json")
+        .body(json!({"metadata": {"labels": {"note": "after-restart"}}}).to_string())
+        .send()
+        .await
+        .expect("patch");
+    assert!(patched.status().is_success(), "{}", patched.status());
+    eventually("the page live again, with the change", WAIT, async || {
+        let live = browser.text("#live").await.unwrap_or_default();
+        let labels = browser.text("tr[data-key='Relay/shop/gateway'] td.labels").await.unwrap_or_default();
+        if live == "live" && labels.contains("note=after-restart") { Ok(()) } else { Err(format!("{live}; {labels}")) }
     })
     .await;
     assert_eq!(browser.js("return window.__testMarker").await, json!("same page"));
