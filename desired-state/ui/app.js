@@ -114,16 +114,17 @@
     return body;
   }
 
-  async function listAll(kind) {
-    const items = [];
+  // Reads every page of a kind, handing each page over as it arrives (so
+  // the page renders while the next one is on its way).
+  async function listAll(kind, onPage) {
     let cont = "";
     for (;;) {
       let path = "/v1/" + PLURALS[kind] + "?limit=" + PAGE;
       if (cont) path += "&continue=" + encodeURIComponent(cont);
       const page = await apiJson(path);
-      items.push(...(page.items || []));
+      onPage(page.items || []);
       cont = page.metadata && page.metadata.continue;
-      if (!cont) return items;
+      if (!cont) return;
     }
   }
 
@@ -191,23 +192,57 @@
     // What was known before the lists were read and is not in them is gone;
     // what the watch added meanwhile stays.
     const before = new Set(resources.keys());
-    const t0 = performance.now();
-    const lists = await Promise.all(KINDS.map(listAll));
-    const t1 = performance.now();
     const fresh = new Set();
-    for (const items of lists) {
-      for (const doc of items) {
-        fresh.add(docKey(doc));
-        upsert(doc, false);
-      }
-    }
+    const t0 = performance.now();
+    let building = 0;
+    const onPage = (items) => {
+      const t = performance.now();
+      for (const doc of items) fresh.add(docKey(doc));
+      addPage(items);
+      building += performance.now() - t;
+    };
+    await Promise.all(KINDS.map((kind) => listAll(kind, onPage)));
+    const t1 = performance.now();
     for (const key of before) {
-      if (!fresh.has(key)) remove(key, false);
+      if (!fresh.has(key)) remove(key, true);
     }
-    renderAllGroups();
     refreshNamespaces();
     applyFilters();
-    window.mooringStatus.lastLoad = { startedAt: t0, fetchMs: t1 - t0, renderMs: performance.now() - t1 };
+    window.mooringStatus.lastLoad = { startedAt: t0, fetchMs: t1 - t0, renderMs: building + performance.now() - t1 };
+  }
+
+  // Puts one page of a list on the page: rows built into one fragment per
+  // table and appended at once (pages come sorted by namespace and name).
+  function addPage(items) {
+    const batches = new Map();
+    for (const doc of items) {
+      const key = docKey(doc);
+      const old = resources.get(key);
+      if (old && rv(old) > rv(doc)) continue;
+      resources.set(key, doc);
+      const row = buildRow(doc);
+      filterRow(row, doc);
+      const prev = rows.get(key);
+      rows.set(key, row);
+      if (prev) {
+        prev.replaceWith(row);
+        continue;
+      }
+      const g = group(doc.kind, doc.metadata.namespace);
+      let batch = batches.get(g);
+      if (!batch) batches.set(g, (batch = { frag: document.createDocumentFragment(), first: doc.metadata.name }));
+      batch.frag.append(row);
+    }
+    for (const [g, batch] of batches) {
+      const last = g.tbody.lastElementChild;
+      if (!last || last.dataset.name < batch.first) {
+        g.tbody.append(batch.frag);
+      } else {
+        // Rows the watch added meanwhile: keep the order by name.
+        for (const row of Array.from(batch.frag.children)) insertRow(g, row, row.dataset.name);
+      }
+    }
+    updateCounts();
   }
 
   function rv(doc) {
@@ -297,33 +332,6 @@
     g.tbody.insertBefore(row, before);
   }
 
-  function renderAllGroups() {
-    clear($("tables"));
-    rows.clear();
-    groups.clear();
-    const byGroup = new Map();
-    for (const doc of resources.values()) {
-      const gk = doc.kind + "/" + doc.metadata.namespace;
-      if (!byGroup.has(gk)) byGroup.set(gk, []);
-      byGroup.get(gk).push(doc);
-    }
-    const frag = document.createDocumentFragment();
-    for (const gk of Array.from(byGroup.keys()).sort(groupOrder)) {
-      const docs = byGroup.get(gk).sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1));
-      const g = buildGroup(docs[0].kind, docs[0].metadata.namespace);
-      const body = document.createDocumentFragment();
-      for (const doc of docs) {
-        const row = buildRow(doc);
-        rows.set(docKey(doc), row);
-        body.append(row);
-      }
-      g.tbody.append(body);
-      groups.set(gk, g);
-      frag.append(g.section);
-    }
-    $("tables").append(frag);
-  }
-
   function badge(doc, type) {
     const c = condition(doc, type);
     const status = c ? c.status : "Unknown";
@@ -404,7 +412,9 @@
   }
 
   function filterRow(row, doc) {
-    row.hidden = !matches(doc);
+    // Only a real change touches the DOM (and invalidates its style).
+    const hide = !matches(doc);
+    if (row.hidden !== hide) row.hidden = hide;
   }
 
   function applyFilters() {
@@ -446,7 +456,7 @@
           break;
         }
       }
-      g.section.hidden = !any;
+      if (g.section.hidden === any) g.section.hidden = !any;
     }
   }
 
