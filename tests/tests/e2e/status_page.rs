@@ -103,6 +103,7 @@ async fn status_page() {
     assert!(label.as_array().expect("a list").contains(&json!(format!("note={HOSTILE}"))), "{label}");
     assert_eq!(browser.js("return document.querySelectorAll('main script').length").await, json!(0));
     assert_eq!(browser.js("return document.querySelectorAll('script').length").await, json!(1));
+    assert!(browser.client.get_alert_text().await.is_err(), "an alert is open");
 
     // The controller starts; the simulated cloud makes the relay Ready, and the
     // row changes in place.
