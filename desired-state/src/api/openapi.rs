@@ -245,6 +245,9 @@ fn operation(o: &Operation) -> Value {
     if o.path == "/readyz" {
         codes.push("503");
     }
+    if o.path.ends_with("/rendered") {
+        codes.push("409");
+    }
     if o.method == "delete" && (o.path.contains("{plural}") || o.path.starts_with("/v1/policies")) {
         responses.insert("200".into(), json!({"description": "deleted at once (no finalizers)"}));
     }

@@ -27,6 +27,9 @@ struct RenderedResource<'a> {
     rendered: Rendered,
 }
 
+/// The rendering of one resource; the read role is enough. 404 for a kind
+/// without a rendering and on a server without a renderer; 409 when the stored
+/// spec or status no longer reads as the kind's.
 pub async fn rendered(
     State(state): State<SharedState>,
     Extension(principal): Extension<Principal>,
