@@ -211,8 +211,9 @@
     window.mooringStatus.lastLoad = { startedAt: t0, fetchMs: t1 - t0, renderMs: building + performance.now() - t1 };
   }
 
-  // Puts one page of a list on the page: rows built into one fragment per
-  // table and appended at once (pages come sorted by namespace and name).
+  // Puts one page of a list on the page, each table's new rows in name order
+  // (the server's order depends on its database's collation): appended at
+  // once when they all come after the rows there, else merged in one pass.
   function addPage(items) {
     const batches = new Map();
     for (const doc of items) {
@@ -229,17 +230,22 @@
         continue;
       }
       const g = group(doc.kind, doc.metadata.namespace);
-      let batch = batches.get(g);
-      if (!batch) batches.set(g, (batch = { frag: document.createDocumentFragment(), first: doc.metadata.name }));
-      batch.frag.append(row);
+      if (!batches.has(g)) batches.set(g, []);
+      batches.get(g).push(row);
     }
     for (const [g, batch] of batches) {
+      batch.sort((a, b) => (a.dataset.name < b.dataset.name ? -1 : 1));
       const last = g.tbody.lastElementChild;
-      if (!last || last.dataset.name < batch.first) {
-        g.tbody.append(batch.frag);
+      if (!last || last.dataset.name < batch[0].dataset.name) {
+        const frag = document.createDocumentFragment();
+        frag.append(...batch);
+        g.tbody.append(frag);
       } else {
-        // Rows the watch added meanwhile: keep the order by name.
-        for (const row of Array.from(batch.frag.children)) insertRow(g, row, row.dataset.name);
+        let cursor = g.tbody.firstElementChild;
+        for (const row of batch) {
+          while (cursor && cursor.dataset.name <= row.dataset.name) cursor = cursor.nextElementSibling;
+          g.tbody.insertBefore(row, cursor);
+        }
       }
     }
     updateCounts();
