@@ -46,6 +46,12 @@ pub fn log_group(namespace: &str, name: &str) -> String {
     format!("/mooring/{namespace}/{name}")
 }
 
+/// The `awslogs-stream-prefix` of a container: its name, so its streams are
+/// `<container>/<container>/<task id>` and `mooring logs --container` finds them.
+pub fn log_stream_prefix(container: &str) -> &str {
+    container
+}
+
 /// The worker's queue name: `spec.queue.name`, or derived (room is left for
 /// the `-dlq` and `.fifo` suffixes).
 pub fn queue_name(namespace: &str, name: &str, explicit: Option<&str>, fifo: bool) -> String {

@@ -95,7 +95,7 @@ async fn main() -> Result<()> {
             builder.push(&r);
         }
         drop(rows);
-        gauges.replace(builder.finish());
+        gauges.replace(builder.finish(chrono::Utc::now()));
         let read = t.elapsed();
         let rss_held = memory_mib("VmRSS");
         let t = Instant::now();

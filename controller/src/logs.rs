@@ -14,7 +14,9 @@ use runners::gate::CallGate;
 
 /// Reads logs with `logs`, drawing tokens from `gate`.
 pub struct WorkloadLogs {
+    /// The cloud's CloudWatch Logs facade.
     pub logs: Arc<dyn Logs>,
+    /// The process's AWS budgets and call metrics.
     pub gate: Arc<dyn CallGate>,
 }
 
@@ -34,6 +36,7 @@ impl LogReader for WorkloadLogs {
                         .events
                         .into_iter()
                         .map(|e| LogLine {
+                            id: e.id,
                             time: Utc.timestamp_millis_opt(e.timestamp_ms).single().unwrap_or_default(),
                             container: container_of(&e.stream).map(str::to_string),
                             stream: e.stream,
@@ -50,7 +53,8 @@ impl LogReader for WorkloadLogs {
 }
 
 /// What a failed read means for the caller: a group that does not exist yet
-/// is an empty page with a notice, waiting is 429, the rest 503.
+/// is an empty page with a notice, a refused request 400, waiting 429, the
+/// rest 503.
 fn answer_to(group: &str, e: CloudError) -> Result<LogPage, LogReadError> {
     match e.kind {
         ErrorKind::NotFound => Ok(LogPage {
@@ -59,6 +63,7 @@ fn answer_to(group: &str, e: CloudError) -> Result<LogPage, LogReadError> {
             )),
             ..LogPage::default()
         }),
+        ErrorKind::Invalid => Err(LogReadError::BadRequest(e.message)),
         ErrorKind::Throttled | ErrorKind::OverBudget | ErrorKind::BudgetUnavailable => {
             Err(LogReadError::Busy { retry_after_secs: e.retry_after.map_or(1, |d| d.as_secs().max(1)) })
         }
@@ -76,6 +81,7 @@ mod tests {
         let error = |kind| CloudError::new(&ops::FILTER_LOG_EVENTS, kind, "x");
         let missing = answer_to(group, error(ErrorKind::NotFound)).unwrap();
         assert!(missing.events.is_empty() && missing.notice.is_some_and(|n| n.contains(group)));
+        assert!(matches!(answer_to(group, error(ErrorKind::Invalid)), Err(LogReadError::BadRequest(_))));
         for kind in [ErrorKind::Throttled, ErrorKind::OverBudget] {
             assert!(matches!(answer_to(group, error(kind)), Err(LogReadError::Busy { .. })), "{kind:?}");
         }

@@ -6,6 +6,10 @@
 //! shard nobody holds has no gauges (the `shards` / `leases_held` alert says
 //! so). A resource's series go with it: each refresh replaces the whole set.
 //!
+//! `mooring_resource_metrics_refreshed_timestamp_seconds` says when the
+//! exported set was read: a refresh that fails keeps the last set, and the
+//! timestamp shows it is stale.
+//!
 //! A condition is one series with its current status and the value 1, not
 //! kube-state-metrics' three series (True, False, Unknown, two of them 0): a
 //! third of the series at fleet scale, and `== 1` queries read the same. A
@@ -39,6 +43,8 @@ pub struct ResourceGauges {
 pub struct Snapshot {
     strings: Vec<Box<str>>,
     rows: Vec<Row>,
+    /// When it was read from the store (seconds since the epoch; 0: never).
+    taken_at: f64,
 }
 
 #[derive(Debug)]
@@ -102,9 +108,10 @@ impl SnapshotBuilder {
         self.snapshot.rows.push(row);
     }
 
-    /// The snapshot built.
-    pub fn finish(mut self) -> Snapshot {
+    /// The snapshot built, read from the store at `taken_at`.
+    pub fn finish(mut self, taken_at: chrono::DateTime<chrono::Utc>) -> Snapshot {
         self.snapshot.rows.shrink_to_fit();
+        self.snapshot.taken_at = taken_at.timestamp_millis() as f64 / 1000.0;
         self.snapshot
     }
 }
@@ -211,6 +218,15 @@ impl Collector for ResourceGauges {
             count.metric_type(),
         )?;
         count.encode(family)?;
+
+        let taken = ConstGauge::new(snapshot.taken_at);
+        let family = encoder.encode_descriptor(
+            "resource_metrics_refreshed_timestamp_seconds",
+            "When this replica last read the resource gauges from the store (stale: the refresh fails)",
+            None,
+            taken.metric_type(),
+        )?;
+        taken.encode(family)?;
         Ok(())
     }
 }
@@ -218,9 +234,13 @@ impl Collector for ResourceGauges {
 /// Refreshes [`ResourceGauges`] from the store every `every`, keeping the
 /// resources of the shards this replica holds.
 pub struct ResourceMetricsRefresh {
+    /// Where the resources are read.
     pub store: Store,
+    /// Which shards this replica holds.
     pub leases: Arc<ShardLeases>,
+    /// What `/metrics` exports.
     pub gauges: Arc<ResourceGauges>,
+    /// How often.
     pub every: Duration,
 }
 
@@ -231,14 +251,18 @@ impl ResourceMetricsRefresh {
         let kinds: Vec<&str> = Kind::RECONCILED.iter().map(|k| k.as_str()).collect();
         let held: BTreeSet<u32> = self.leases.owned().shard_ids().collect();
         let shards = self.leases.config().shards;
-        let mut rows = self.store.resource_summaries(&kinds);
+        let taken_at = chrono::Utc::now();
         let mut builder = SnapshotBuilder::default();
-        while let Some(r) = rows.try_next().await? {
-            if is_held(&r, &held, shards) {
-                builder.push(&r);
+        // A replica that holds no shard exports nothing, and reads nothing for it.
+        if !held.is_empty() {
+            let mut rows = self.store.resource_summaries(&kinds);
+            while let Some(r) = rows.try_next().await? {
+                if is_held(&r, &held, shards) {
+                    builder.push(&r);
+                }
             }
         }
-        self.gauges.replace(builder.finish());
+        self.gauges.replace(builder.finish(taken_at));
         Ok(())
     }
 
@@ -284,7 +308,7 @@ mod tests {
     fn snapshot_of(rows: &[ResourceSummary]) -> Snapshot {
         let mut builder = SnapshotBuilder::default();
         rows.iter().for_each(|r| builder.push(r));
-        builder.finish()
+        builder.finish(chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap())
     }
 
     fn encoded(rows: Vec<ResourceSummary>) -> String {
@@ -311,6 +335,7 @@ mod tests {
             "mooring_resource_observed_generation{namespace=\"default\",kind=\"Relay\",name=\"api\"} 2",
             // api: 2 conditions + 2 replicas + 2 generations; new: Ready + 2 generations.
             "mooring_resource_metric_series 9",
+            "mooring_resource_metrics_refreshed_timestamp_seconds 1700000000.0",
         ];
         for line in expected {
             assert!(text.contains(line), "{line} missing in\n{text}");

@@ -374,6 +374,9 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
+/// The Region the simulated cloud says it is in.
+const SIM_REGION: &str = "us-east-1";
+
 /// Runs `mooring serve`.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let api_config = args.api_config()?;
@@ -416,6 +419,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     let (cloud, node_cloud, region) = clouds(&args, &aws, identity.as_ref()).await;
     app.logs = Some(Arc::new(WorkloadLogs { logs: cloud.logs.clone(), gate: gate.clone() }));
+    app.preview = Some(Arc::new(controller::preview::Renderer {
+        region: identity.as_ref().map(|i| i.region.clone()).unwrap_or_else(|| SIM_REGION.to_string()),
+    }));
     let state = Arc::new(app);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
@@ -563,7 +569,7 @@ async fn clouds(args: &ServeArgs, aws: &AwsContext, identity: Option<&AwsIdentit
                 clusters: args.sim_clusters.clone(),
                 ..Default::default()
             });
-            (sim.cloud(), ProvisionExecutor::simulated(&sim, Default::default()), "us-east-1".to_string())
+            (sim.cloud(), ProvisionExecutor::simulated(&sim, Default::default()), SIM_REGION.to_string())
         }
     };
     let node_cloud = match (args.node_builds, args.cloud) {

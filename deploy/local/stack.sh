@@ -5,7 +5,8 @@
 # Usage: deploy/local/stack.sh up|down [--all]|status|env|help
 #
 #   up          reuse running services, start installed ones, install missing
-#               ones (Debian/Ubuntu apt, moto in a virtualenv), wait until each
+#               ones (Debian/Ubuntu apt, moto in a virtualenv; chromium and
+#               chromium-driver for the browser tests), wait until each
 #               answers, then print the export lines on stdout:
 #                 eval "$(deploy/local/stack.sh up)"
 #   down        stop the moto server this script started (by pidfile)
@@ -16,6 +17,8 @@
 # Environment overrides:
 #   MOORING_PG_PORT (5432)  MOORING_REDIS_PORT (6379)  MOORING_MOTO_PORT (4566)
 #   MOORING_CACHE_DIR ($HOME/.cache/mooring)  MOORING_SKIP_MOTO=1 (no moto)
+#   MOORING_SKIP_BROWSER=1 (do not install chromium + chromium-driver, which the
+#   status page's browser tests need)
 #   MOORING_STACK_TIMEOUT (30, seconds to wait for each service)
 set -euo pipefail
 
@@ -117,6 +120,11 @@ ensure_packages() {
     if ! moto_skipped; then
         have curl || pkgs+=(curl)
         have python3 || pkgs+=(python3 python3-venv)
+    fi
+    # The status page's browser tests drive Debian's Chromium through its WebDriver.
+    if [[ "${MOORING_SKIP_BROWSER:-0}" != 1 ]]; then
+        have chromium || pkgs+=(chromium)
+        have chromedriver || pkgs+=(chromium-driver)
     fi
     if ((${#pkgs[@]} > 0)); then apt_install "${pkgs[@]}"; fi
 }

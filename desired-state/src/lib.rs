@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod gitops;
 pub mod plan;
+pub mod preview;
 pub mod ratelimit;
 pub mod redis;
 pub mod selector;

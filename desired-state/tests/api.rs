@@ -711,3 +711,27 @@ async fn a_suspended_source_refuses_syncs_and_only_its_writers_may_suspend_it(po
     let bad = api.call(Method::POST, "/v1/sources/not%20a%20label/suspend", Some(&api.admin), None).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
 }
+
+#[sqlx::test(migrations = false)]
+async fn the_status_page_shell_is_public_and_the_rendering_needs_a_renderer(pool: PgPool) {
+    let api = start(pool).await;
+    // The shell and its files need no token and carry the page's headers.
+    for (path, content_type) in [("/", "text/html"), ("/ui/app.js", "text/javascript"), ("/ui/app.css", "text/css")] {
+        let r = api.call(Method::GET, path, None, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert!(r.headers["content-type"].to_str().unwrap().starts_with(content_type), "{path}");
+        assert_eq!(r.headers["content-security-policy"], desired_state::api::ui::CONTENT_SECURITY_POLICY, "{path}");
+        assert_eq!(r.headers["x-content-type-options"], "nosniff");
+        assert_eq!(r.headers["referrer-policy"], "no-referrer");
+    }
+    // The rendering: authenticated, and a clear 404 on a server without the runners.
+    let path = format!("{RELAYS}/gw/rendered");
+    assert_eq!(api.call(Method::GET, &path, None, None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.post_json(RELAYS, &relay("gw", "default", "nginx:1")).await.status, StatusCode::CREATED);
+    let r = api.get(&path).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("no renderer is configured"), "{}", r.text);
+    let missing = api.get(&format!("{RELAYS}/absent/rendered")).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(!missing.text.contains("renderer"), "a missing resource says so first: {}", missing.text);
+}

@@ -68,7 +68,7 @@ fn container(owner: &Owner<'_>, c: &Container, extra_env: &BTreeMap<String, Stri
         log: LogConfig {
             group: names::log_group(owner.namespace, owner.name),
             region: owner.region.to_string(),
-            stream_prefix: c.name.clone(),
+            stream_prefix: names::log_stream_prefix(&c.name).to_string(),
         },
     }
 }

@@ -502,10 +502,13 @@ mod tests {
     }
 }
 
-/// What `logs` asks the server for.
+/// What `logs` asks the server for (the query of `…/logs`).
 #[derive(Debug, Clone, Default)]
 pub struct LogsQuery {
+    /// One container's lines only.
     pub container: Option<String>,
+    /// Lines at or after this time.
     pub since_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// The token of the page before.
     pub next: Option<String>,
 }

@@ -41,37 +41,50 @@ pub struct LogRequest {
     pub since: Option<DateTime<Utc>>,
     /// The `next` token of the answer before (a following page).
     pub next: Option<String>,
+    /// The most lines to answer.
     pub limit: i32,
 }
 
-/// One line a container wrote.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One line a container wrote (the wire shape of `…/logs`, read back by
+/// `mooring logs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LogLine {
+    /// CloudWatch's id of the line: unique, so overlapping reads print it once.
+    pub id: String,
+    /// When it was written.
     pub time: DateTime<Utc>,
     /// The container that wrote it (from the stream name).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// The stream (`<container>/<container>/<task id>`).
     pub stream: String,
+    /// The line as written.
     pub message: String,
 }
 
 /// A page of lines.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct LogPage {
+    /// The lines, oldest first.
+    #[serde(default)]
     pub events: Vec<LogLine>,
     /// Pass as `next` for the following page; absent on the last one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
     /// Why there is nothing to read yet (the log group does not exist).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
 }
 
 /// Why logs could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum LogReadError {
+    /// CloudWatch Logs refused what was asked (a `next` token of another
+    /// read, or one that expired).
+    #[error("CloudWatch Logs refused the request: {0}")]
+    BadRequest(String),
     /// The AWS budget (or AWS itself) asks to wait.
     #[error("CloudWatch Logs is busy; retry in {retry_after_secs} s")]
     Busy { retry_after_secs: u64 },
@@ -82,12 +95,14 @@ pub enum LogReadError {
 
 /// Reads a workload's log group; set on [`super::AppState::logs`].
 pub trait LogReader: Send + Sync {
+    /// One page of the request's log group.
     fn read<'a>(&'a self, request: &'a LogRequest) -> BoxFuture<'a, Result<LogPage, LogReadError>>;
 }
 
 /// The type a reader is shared as.
 pub type SharedLogReader = Arc<dyn LogReader>;
 
+/// The query of `…/logs`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LogParams {
@@ -141,6 +156,7 @@ fn request(
         (Some(_), Some(_)) => return Err(ApiError::bad_request("give sinceSeconds or sinceTime, not both")),
         (Some(s), None) if s <= 0 => return Err(ApiError::bad_request("sinceSeconds must be > 0")),
         (Some(s), None) => Some(now - chrono::Duration::seconds(s.min(366 * 24 * 3600))),
+        (None, Some(t)) if t.timestamp() < 0 => return Err(ApiError::bad_request("sinceTime must be after 1970")),
         (None, t) => t,
     };
     let limit = params.limit.unwrap_or(200);
@@ -177,6 +193,7 @@ pub async fn logs(
         .ok_or_else(|| ApiError::not_found("this server reads no logs (it was started without a cloud)"))?;
     let page = reader.read(&request).await.map_err(|e| match e {
         LogReadError::Busy { retry_after_secs } => ApiError::too_many_requests(retry_after_secs),
+        LogReadError::BadRequest(_) => ApiError::bad_request(e.to_string()),
         LogReadError::Unavailable(_) => ApiError::unavailable(e.to_string()),
     })?;
     Ok(respond(&headers, StatusCode::OK, &page))
@@ -213,5 +230,7 @@ mod tests {
         assert_eq!(r.limit, 200);
         let both = LogParams { since_time: Some(now), ..params(None, Some(5), None) };
         assert!(request("team", "gw", &containers, both, now).is_err());
+        let ancient = LogParams { since_time: DateTime::from_timestamp(-5, 0), ..params(None, None, None) };
+        assert!(request("team", "gw", &containers, ancient, now).is_err());
     }
 }

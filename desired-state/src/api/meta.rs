@@ -66,7 +66,12 @@ pub async fn metrics_authorized(
 
 /// The Prometheus text of every metric this replica exports.
 pub async fn metrics(State(state): State<SharedState>) -> Response {
-    let mut r = state.metrics.encode().into_response();
+    // Encoding a large fleet's gauges takes a while: off the async workers.
+    let text = match tokio::task::spawn_blocking(move || state.metrics.encode()).await {
+        Ok(text) => text,
+        Err(e) => return ApiError::internal("encoding the metrics", &e).into_response(),
+    };
+    let mut r = text.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),

@@ -1,5 +1,5 @@
 //! The HTTP API (axum): CRUD per kind, bulk apply with plans, watch, history,
-//! schemas, OpenAPI, health and metrics. See `docs/api.md`.
+//! schemas, OpenAPI, health and metrics, and the status page. See `docs/api.md`.
 
 mod admit;
 mod apply;
@@ -9,9 +9,11 @@ pub mod logs;
 mod meta;
 pub mod metrics;
 pub mod openapi;
+mod rendered;
 mod resources;
 mod sources;
 mod tokens;
+pub mod ui;
 mod watch;
 
 use std::sync::Arc;
@@ -79,6 +81,9 @@ pub struct AppState {
     pub cloud: Option<CloudIdentity>,
     /// Reads workloads' container logs (`None`: `/logs` answers 404).
     pub logs: Option<logs::SharedLogReader>,
+    /// Renders resources the way the controller applies them (`…/rendered`);
+    /// `None` when the server was assembled without the runners.
+    pub preview: Option<Arc<dyn crate::preview::Preview>>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -102,6 +107,7 @@ impl AppState {
             shutdown: tokio::sync::watch::channel(false).0,
             cloud: None,
             logs: None,
+            preview: None,
         }
     }
 }
@@ -117,6 +123,7 @@ pub fn router(state: SharedState) -> Router {
         .route(&format!("{resource}/rollback"), post(resources::rollback))
         .route(&format!("{resource}/events"), get(resources::events))
         .route(&format!("{resource}/logs"), get(logs::logs))
+        .route(&format!("{resource}/rendered"), get(rendered::rendered))
         .route("/v1/policies", get(resources::list_policies).post(resources::create_cluster))
         .route(
             "/v1/policies/{name}",
@@ -140,6 +147,7 @@ pub fn router(state: SharedState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .merge(authenticated)
+        .merge(ui::routes())
         .route("/v1/schemas/{kind}", get(meta::schema))
         .route("/openapi.json", get(meta::openapi))
         .route("/healthz", get(meta::healthz))

@@ -61,6 +61,13 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/v1/namespaces/{namespace}/{plural}/{name}/events", "Events of a resource", Body::None, 200),
     op(
         "get",
+        "/v1/namespaces/{namespace}/{plural}/{name}/rendered",
+        "What the controller hands AWS: a relay's or worker's task definition, a node's user data",
+        Body::None,
+        200,
+    ),
+    op(
+        "get",
         "/v1/policies",
         "List cluster-scoped policies and the namespaced ones the caller may read",
         Body::None,
@@ -101,6 +108,7 @@ pub const OPERATIONS: &[Operation] = &[
     public("get", "/openapi.json", "This document"),
     public("get", "/healthz", "Liveness"),
     public("get", "/readyz", "Readiness: Postgres and Redis answer"),
+    public("get", "/", "The status page (HTML shell; its data comes from the authenticated API)"),
 ];
 
 const fn op(method: &'static str, path: &'static str, summary: &'static str, body: Body, success: u16) -> Operation {
@@ -228,6 +236,8 @@ fn operation(o: &Operation) -> Value {
         json!({"text/event-stream": {"schema": {"type": "string"}}})
     } else if o.path == "/metrics" {
         json!({"application/openmetrics-text": {"schema": {"type": "string"}}})
+    } else if o.path == "/" {
+        json!({"text/html": {"schema": {"type": "string"}}})
     } else {
         json!({"application/json": {"schema": {}}})
     };
@@ -241,6 +251,9 @@ fn operation(o: &Operation) -> Value {
     }
     if o.path == "/readyz" {
         codes.push("503");
+    }
+    if o.path.ends_with("/rendered") {
+        codes.push("409");
     }
     if o.method == "delete" && (o.path.contains("{plural}") || o.path.starts_with("/v1/policies")) {
         responses.insert("200".into(), json!({"description": "deleted at once (no finalizers)"}));

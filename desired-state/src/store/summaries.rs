@@ -11,8 +11,10 @@ use super::{Store, StoreError};
 /// One resource as the fleet gauges see it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ResourceSummary {
+    /// The kind (`Relay`, ...), as stored.
     pub kind: String,
     pub namespace: String,
+    /// The resource's name in its namespace and kind.
     pub name: String,
     /// The spec's generation.
     pub generation: i64,
@@ -28,21 +30,22 @@ pub struct ResourceSummary {
 impl Store {
     /// Every resource of `kinds` (including those being deleted), reduced to
     /// what the fleet gauges show, as a stream (a fleet of 100,000 is never
-    /// held twice). JSON fields of another type than expected read as absent.
+    /// held twice). JSON fields of another type than expected (a string, a
+    /// fraction, a number beyond 64 bits) read as absent.
     pub fn resource_summaries(&self, kinds: &[&str]) -> BoxStream<'_, Result<ResourceSummary, StoreError>> {
         let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
         sqlx::query_as(
             "SELECT kind, namespace, name, generation, \
-                 CASE WHEN jsonb_typeof(status->'observedGeneration') = 'number' \
+                 CASE WHEN (status->>'observedGeneration') ~ '^-?[0-9]{1,18}$' \
                      THEN (status->>'observedGeneration')::bigint END AS observed_generation, \
                  COALESCE((SELECT jsonb_agg(jsonb_build_array(c->>'type', c->>'status')) \
                      FROM jsonb_array_elements(CASE WHEN jsonb_typeof(status->'conditions') = 'array' \
                          THEN status->'conditions' ELSE '[]'::jsonb END) c \
                      WHERE jsonb_typeof(c->'type') = 'string' AND jsonb_typeof(c->'status') = 'string'), \
                      '[]'::jsonb) AS conditions, \
-                 CASE WHEN jsonb_typeof(status->'replicas'->'desired') = 'number' \
+                 CASE WHEN (status->'replicas'->>'desired') ~ '^-?[0-9]{1,18}$' \
                      THEN (status->'replicas'->>'desired')::bigint END AS replicas_desired, \
-                 CASE WHEN jsonb_typeof(status->'replicas'->'running') = 'number' \
+                 CASE WHEN (status->'replicas'->>'running') ~ '^-?[0-9]{1,18}$' \
                      THEN (status->'replicas'->>'running')::bigint END AS replicas_running \
              FROM resources WHERE kind = ANY($1) ORDER BY kind, namespace, name",
         )

@@ -13,6 +13,7 @@ pub struct SdkLogs {
 }
 
 impl SdkLogs {
+    /// A client from the process's one SDK configuration.
     pub fn new(config: &aws_config::SdkConfig) -> SdkLogs {
         SdkLogs { client: logs::Client::new(config) }
     }
@@ -48,10 +49,13 @@ impl Logs for SdkLogs {
             .filter(|e| {
                 query.stream_prefix.as_deref().is_none_or(|p| e.log_stream_name.as_deref().unwrap_or("").starts_with(p))
             })
-            .map(|e| LogEvent {
-                timestamp_ms: e.timestamp.unwrap_or_default(),
-                stream: e.log_stream_name.unwrap_or_default(),
-                message: e.message.unwrap_or_default(),
+            .map(|e| {
+                let timestamp_ms = e.timestamp.unwrap_or_default();
+                let stream = e.log_stream_name.unwrap_or_default();
+                let message = e.message.unwrap_or_default();
+                // AWS always sends an id; without one, the line itself is its identity.
+                let id = e.event_id.unwrap_or_else(|| format!("{stream}@{timestamp_ms}@{message}"));
+                LogEvent { id, timestamp_ms, stream, message }
             })
             .collect();
         Ok(LogPage { events, next_token: out.next_token })

@@ -7,6 +7,7 @@
 //! page, from `start_ms` on; a log group that does not exist (no task has
 //! started yet) is [`ErrorKind::NotFound`](super::ErrorKind::NotFound).
 
+use api_types::names;
 use async_trait::async_trait;
 
 use super::CloudResult;
@@ -14,6 +15,7 @@ use super::CloudResult;
 /// What to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogQuery {
+    /// The log group (`/mooring/<namespace>/<name>`).
     pub group: String,
     /// Only streams whose name starts with this (one container's).
     pub stream_prefix: Option<String>,
@@ -21,15 +23,21 @@ pub struct LogQuery {
     pub start_ms: Option<i64>,
     /// The token of the page before.
     pub next_token: Option<String>,
+    /// The most events to answer.
     pub limit: i32,
 }
 
 /// One line a container wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEvent {
+    /// CloudWatch's id of the event: unique, so a reader that asks again for
+    /// an overlapping window prints each line once.
+    pub id: String,
     /// Milliseconds since the epoch.
     pub timestamp_ms: i64,
+    /// The stream (`<container>/<container>/<task id>`).
     pub stream: String,
+    /// The line as the container wrote it.
     pub message: String,
 }
 
@@ -41,10 +49,10 @@ pub struct LogPage {
 }
 
 /// The stream prefix of one container's streams: the `awslogs` driver names
-/// them `<prefix>/<container>/<task id>`, and Mooring's prefix is the
-/// container's name.
+/// them `<prefix>/<container>/<task id>`, with the prefix
+/// [`names::log_stream_prefix`] gives it.
 pub fn container_stream_prefix(container: &str) -> String {
-    format!("{container}/{container}/")
+    format!("{}/{container}/", names::log_stream_prefix(container))
 }
 
 /// The container a stream belongs to (`None` for a stream of another shape).

@@ -690,9 +690,14 @@ impl SimCloud {
     /// Writes a line to a log group, as a container's `awslogs` driver would
     /// (creating the group on the first line).
     pub fn write_log(&self, group: &str, stream: &str, timestamp_ms: i64, message: &str) {
-        let event =
-            crate::cloud::logs::LogEvent { timestamp_ms, stream: stream.to_owned(), message: message.to_owned() };
-        self.inner.lock().logs.groups.entry(group.to_owned()).or_default().push(event);
+        let mut st = self.inner.lock();
+        let events = st.logs.groups.entry(group.to_owned()).or_default();
+        events.push(crate::cloud::logs::LogEvent {
+            id: events.len().to_string(),
+            timestamp_ms,
+            stream: stream.to_owned(),
+            message: message.to_owned(),
+        });
     }
 
     /// Creates a queue without Mooring's tags, as someone else would (an

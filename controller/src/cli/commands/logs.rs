@@ -4,14 +4,14 @@
 //! `-f`, follows: asks again every [`FOLLOW_EVERY`] for lines after the last
 //! one seen, like `aws logs tail --follow`.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::Args;
-use serde::Deserialize;
+use desired_state::api::logs::{LogLine, LogPage};
 
 use super::Target;
 use crate::cli::client::{ApiClient, LogsQuery};
@@ -44,46 +44,38 @@ fn since_parser(s: &str) -> Result<Duration, String> {
     parse_duration(s).map_err(|e| e.to_string())
 }
 
-/// One page as the API answers it.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LogPage {
-    #[serde(default)]
-    pub events: Vec<LogLine>,
-    pub next: Option<String>,
-    pub notice: Option<String>,
-}
+/// How far back each `-f` ask reaches before the newest line printed: the
+/// `awslogs` driver buffers, so one task's older lines can arrive after
+/// another's newer ones. Lines are printed once, by their id.
+pub const LATE_LINES: Duration = Duration::from_secs(10);
 
-/// One line.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Hash)]
-pub struct LogLine {
-    pub time: DateTime<Utc>,
-    pub container: Option<String>,
-    pub stream: String,
-    pub message: String,
-}
-
-/// Lines already printed at the newest time seen: the next ask starts at that
-/// time again (CloudWatch Logs' times are in milliseconds, and more lines may
-/// share the last one), and these are not printed twice.
+/// The ids of the lines printed, within [`LATE_LINES`] (and some) of the newest.
 #[derive(Default)]
 struct Seen {
     newest: Option<DateTime<Utc>>,
-    at_newest: HashSet<LogLine>,
+    ids: HashMap<String, DateTime<Utc>>,
 }
 
 impl Seen {
     /// Whether `line` is new; remembers it.
     fn admit(&mut self, line: &LogLine) -> bool {
-        match self.newest {
-            Some(t) if line.time < t => false,
-            Some(t) if line.time == t => self.at_newest.insert(line.clone()),
-            _ => {
-                self.newest = Some(line.time);
-                self.at_newest = HashSet::from([line.clone()]);
-                true
-            }
+        if self.ids.contains_key(&line.id) {
+            return false;
         }
+        self.ids.insert(line.id.clone(), line.time);
+        if self.newest.is_none_or(|t| line.time > t) {
+            self.newest = Some(line.time);
+        }
+        true
+    }
+
+    /// Where the next ask starts; forgets ids too old to be answered again.
+    fn next_since(&mut self, since: DateTime<Utc>) -> DateTime<Utc> {
+        let Some(newest) = self.newest else { return since };
+        let window = chrono::Duration::from_std(LATE_LINES).unwrap_or_else(|_| chrono::Duration::seconds(10));
+        let from = (newest - window).max(since);
+        self.ids.retain(|_, t| *t >= from - window);
+        from
     }
 }
 
@@ -97,19 +89,20 @@ pub async fn run(client: &ApiClient, args: LogsArgs) -> anyhow::Result<ExitCode>
         let mut next = None;
         loop {
             let query = LogsQuery { container: args.container.clone(), since_time: Some(since), next: next.clone() };
-            let page: LogPage = client.logs(target.kind, target.ns(), &target.name, &query).await?;
+            let page: LogPage = match client.logs(target.kind, target.ns(), &target.name, &query).await {
+                Ok(page) => page,
+                // Following, a busy or unreachable server is waited out.
+                Err(e) if args.follow && e.is_transient() => {
+                    tokio::time::sleep(e.retry_after().unwrap_or(FOLLOW_EVERY)).await;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             if let Some(notice) = page.notice.filter(|_| !noticed) {
                 eprintln!("{notice}");
                 noticed = true;
             }
-            let mut out = std::io::stdout().lock();
-            for line in page.events.iter().filter(|l| seen.admit(l)) {
-                match (&line.container, args.prefix) {
-                    (Some(c), true) => writeln!(out, "[{c}] {}", line.message.trim_end_matches('\n'))?,
-                    _ => writeln!(out, "{}", line.message.trim_end_matches('\n'))?,
-                }
-            }
-            out.flush()?;
+            print_lines(page.events.iter().filter(|l| seen.admit(l)), args.prefix)?;
             next = page.next;
             if next.is_none() {
                 break;
@@ -118,19 +111,31 @@ pub async fn run(client: &ApiClient, args: LogsArgs) -> anyhow::Result<ExitCode>
         if !args.follow {
             return Ok(ExitCode::SUCCESS);
         }
-        if let Some(t) = seen.newest {
-            since = t;
-        }
+        since = seen.next_since(since);
         tokio::time::sleep(FOLLOW_EVERY).await;
     }
+}
+
+/// Prints lines, each prefixed with `[container]` when asked.
+fn print_lines<'a>(lines: impl Iterator<Item = &'a LogLine>, prefix: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        let message = line.message.trim_end_matches('\n');
+        match (&line.container, prefix) {
+            (Some(c), true) => writeln!(out, "[{c}] {message}")?,
+            _ => writeln!(out, "{message}")?,
+        }
+    }
+    out.flush()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn line(ms: i64, message: &str) -> LogLine {
+    fn line(id: &str, ms: i64, message: &str) -> LogLine {
         LogLine {
+            id: id.into(),
             time: DateTime::from_timestamp_millis(ms).unwrap(),
             container: Some("app".into()),
             stream: "app/app/1".into(),
@@ -139,18 +144,24 @@ mod tests {
     }
 
     #[test]
-    fn follow_prints_each_line_once() {
+    fn follow_prints_each_line_once_late_ones_included() {
         let mut seen = Seen::default();
-        // Table: the lines of successive answers (each asks again from the newest time) → printed.
+        // Table: the lines of successive answers (each asks again from a little
+        // before the newest line) → printed. Same text twice is two lines.
         let answers = [
-            (vec![line(1, "a"), line(2, "b"), line(2, "c")], vec!["a", "b", "c"]),
-            (vec![line(2, "b"), line(2, "c"), line(2, "d")], vec!["d"]),
-            (vec![line(2, "d"), line(3, "e")], vec!["e"]),
-            (vec![line(1, "late"), line(3, "e")], vec![]),
+            (vec![line("1", 1_000, "a"), line("2", 2_000, "-"), line("3", 2_000, "-")], vec!["a", "-", "-"]),
+            (vec![line("2", 2_000, "-"), line("3", 2_000, "-"), line("4", 2_000, "d")], vec!["d"]),
+            (vec![line("5", 1_500, "late"), line("4", 2_000, "d"), line("6", 3_000, "e")], vec!["late", "e"]),
         ];
         for (lines, want) in answers {
             let printed: Vec<&str> = lines.iter().filter(|l| seen.admit(l)).map(|l| l.message.as_str()).collect();
             assert_eq!(printed, want);
         }
+        let start = DateTime::from_timestamp_millis(0).unwrap();
+        assert_eq!(seen.next_since(start), start, "never before where the reading began");
+        let later = DateTime::from_timestamp_millis(60_000).unwrap();
+        seen.admit(&line("7", 60_000, "f"));
+        assert_eq!(seen.next_since(start), later - chrono::Duration::from_std(LATE_LINES).unwrap());
+        assert_eq!(seen.ids.len(), 1, "ids far behind the window are forgotten");
     }
 }
