@@ -20,8 +20,11 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
 eval "$(deploy/local/stack.sh up)"
-# The workspace's settings, as every other cargo command here: no second build of the SDK.
-cargo build --workspace --bins
+# The binaries with exactly the units `make test` and the end-to-end tests build
+# (tests/src/bin.rs): `cargo build --workspace --bins` resolves features without the
+# dev-dependencies (tokio's `test-util` among them), which compiles tokio and the AWS SDK
+# a second time in the same target directory.
+cargo test --workspace --no-run --locked
 export MOORING="$CARGO_TARGET_DIR/debug/mooring"
 export MOORING_CLOUD="${MOORING_CLOUD:-sim}"
 SPECS="$MOORING_CACHE_DIR/demo-$MOORING_CLOUD"
