@@ -279,29 +279,86 @@ async fn edit_with_a_scripted_editor() {
         .stderr_has("your edit is kept in");
 }
 
-/// The demo on moto: `scripts/moto-demo.sh` creates what the examples name
-/// (clusters, role, secret, target group; the default VPC's subnet and
-/// security group) and rewrites them with moto's identifiers; from an empty
-/// database every example then reaches `Synced=True`.
+/// Every document of the demo: (kind, name, namespace) of what the charts in
+/// `charts/` render with their default values.
+const DEMO_DOCUMENTS: [(&str, &str, &str); 9] = [
+    ("relay", "gateway", "default"),
+    ("relay", "integration-service", "integrations"),
+    ("relay", "webhook-receiver", "integrations"),
+    ("worker", "integration-worker", "integrations"),
+    ("worker", "converter", "batch"),
+    ("node", "pulse-0", "chain"),
+    ("node", "pulse-1", "chain"),
+    ("node", "rln-alice", "rgb"),
+    ("node", "rln-bob", "rgb"),
+];
+
+/// The commit the demo's charts are synced at in these tests.
+const DEMO_REVISION: &str = "de705de705de705de705de705de705de705de705";
+
+/// Stands in for the nodes' software on loopback (moto's instances run nothing
+/// and are not reachable; the server checks health here with
+/// `--node-health-host 127.0.0.1`): 200 to every request. Returns the port.
+async fn serve_healthy() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let port = listener.local_addr().expect("an address").port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+            });
+        }
+    });
+    port
+}
+
+/// Runs one of the demo's scripts (`scripts/NAME`) with `args` and `env`; panics
+/// with its stderr when it fails.
+fn run_script(name: &str, args: &[&str], env: &[(&str, &str)]) {
+    let out = std::process::Command::new(tests::workspace_root().join("scripts").join(name))
+        .args(args)
+        .envs(env.iter().copied())
+        .env("MOORING", tests::mooring_bin())
+        .output()
+        .unwrap_or_else(|e| panic!("run scripts/{name}: {e}"));
+    assert!(out.status.success(), "scripts/{name} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The demo on moto, as `MOORING_CLOUD=aws make run` runs it: `scripts/moto-demo.sh`
+/// creates what the charts name (clusters, roles, secrets, target groups; the
+/// default VPC's subnet and security group) and writes values files with moto's
+/// identifiers, `scripts/render-charts.sh` renders every chart with them, and
+/// `mooring sync` applies the result. From an empty database every document
+/// reaches `Synced=True`, and the nodes (built locally by `mooring-provisioner`,
+/// their health port served by this test on 127.0.0.1) reach `Ready=True`, as
+/// does the converter (a worker at zero replicas wants no task). The other
+/// relays and workers are not asserted Ready: moto starts no ECS tasks, so their
+/// services never have a running task there (their readiness is tested on the
+/// simulated cloud, `the_demo_charts_become_ready_on_the_simulated_cloud`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_examples_sync_on_moto() {
     let moto = Moto::connect().await;
     let stack = Stack::new("examples_on_moto").await;
-    let out = stack.dir.join("demo");
-    let prepared = std::process::Command::new(tests::workspace_root().join("scripts/moto-demo.sh"))
-        .arg(&out)
-        .env("MOORING_AWS_ENDPOINT", &moto.endpoint)
-        .output()
-        .expect("run scripts/moto-demo.sh");
-    assert!(prepared.status.success(), "{}", String::from_utf8_lossy(&prepared.stderr));
+    let port = serve_healthy().await.to_string();
+    let values = stack.dir.join("demo/values");
+    let specs = stack.dir.join("demo/charts");
+    let (values, specs) = (values.to_str().expect("a UTF-8 path"), specs.to_str().expect("a UTF-8 path"));
+    run_script(
+        "moto-demo.sh",
+        &[values],
+        &[("MOORING_AWS_ENDPOINT", moto.endpoint.as_str()), ("MOORING_DEMO_NODE_PORT", port.as_str())],
+    );
     // A namespace of its own, so earlier runs' services and queues in moto are not this run's.
     let ns = format!("demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    for entry in std::fs::read_dir(&out).expect("the prepared examples") {
+    run_script("render-charts.sh", &[specs, values, "--set", &format!("namespace={ns}")], &[]);
+    for entry in std::fs::read_dir(specs).expect("the rendered charts") {
         let path = entry.expect("an entry").path();
-        let text = std::fs::read_to_string(&path).expect("an example");
-        assert!(!text.contains("0a1b2c3d"), "a placeholder identifier is left in {}", path.display());
-        std::fs::write(&path, text.replacen("metadata:\n", &format!("metadata:\n  namespace: {ns}\n"), 1))
-            .expect("write");
+        let text = std::fs::read_to_string(&path).expect("a rendered chart");
+        for placeholder in ["0a1b2c3d", "AbCdEf", "/0123456789abcdef"] {
+            assert!(!text.contains(placeholder), "a placeholder identifier is left in {}:\n{text}", path.display());
+        }
     }
     let server = stack
         .server()
@@ -312,28 +369,58 @@ async fn the_examples_sync_on_moto() {
         .env("MOORING_POLL_SECONDS", "1")
         .start()
         .await;
-    server.cli(&["apply", "-f", out.to_str().expect("a UTF-8 path")]).await.success();
-    for (kind, name) in [("relay", "gateway"), ("worker", "converter"), ("node", "pulse-1")] {
+    server
+        .cli(&["sync", "--dir", specs, "--revision", DEMO_REVISION, "--source", "demo"])
+        .await
+        .success()
+        .stdout_has("Plan: 9 to add")
+        .stdout_has("Apply complete!");
+    for (kind, name, _) in DEMO_DOCUMENTS {
+        // A worker that scales to zero wants no task, so it is Ready even on moto.
+        let ready = kind == "node" || name == "converter";
+        let condition = if ready { "condition=Ready" } else { "condition=Synced" };
         server
-            .cli(&["wait", kind, name, "-n", &ns, "--for", "condition=Synced", "--timeout", "3m"])
+            .cli(&["wait", kind, name, "-n", &ns, "--for", condition, "--timeout", "3m"])
             .await
             .success()
             .stdout_has("condition met");
     }
+    server
+        .cli(&["sync", "--dir", specs, "--revision", DEMO_REVISION, "--source", "demo"])
+        .await
+        .success()
+        .stdout_has("No changes");
 
-    // The node's build log (a local build here) is plain text: no colour codes.
-    let log = tests::eventually("the node's build to finish", tests::WAIT, async || {
-        let node = server.get_json(&format!("/v1/namespaces/{ns}/nodes/pulse-1")).await?;
-        let build = &node["status"]["build"];
-        match (build["state"].as_str(), build["logs"].as_str()) {
-            (Some("SUCCEEDED" | "FAILED"), Some(path)) => Ok(path.to_string()),
-            _ => Err(format!("{build}")),
-        }
-    })
-    .await;
+    // A node's build log (a local build here) is plain text: no colour codes.
+    let node = server.get_json(&format!("/v1/namespaces/{ns}/nodes/pulse-0")).await.expect("the node");
+    let log = node["status"]["build"]["logs"].as_str().expect("the build's log").to_string();
     let text = std::fs::read_to_string(&log).expect("the build log");
     assert!(!text.trim().is_empty(), "the build log {log} is empty");
     assert!(!text.contains('\u{1b}'), "colour codes in the build log {log}:\n{text}");
+}
+
+/// The demo on the simulated cloud, as `make run` runs it: every chart rendered
+/// with its default values by `scripts/render-charts.sh` and applied by
+/// `mooring sync`; from an empty database every document becomes `Ready`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_charts_become_ready_on_the_simulated_cloud() {
+    let stack = Stack::new("demo_on_sim").await;
+    let specs = stack.dir.join("demo/charts");
+    let specs = specs.to_str().expect("a UTF-8 path");
+    run_script("render-charts.sh", &[specs], &[]);
+    let server = stack.server().env("MOORING_SIM_CLUSTERS", "default,prod,batch,integrations").start().await;
+    server
+        .cli(&["sync", "--dir", specs, "--revision", DEMO_REVISION, "--source", "demo"])
+        .await
+        .success()
+        .stdout_has("Plan: 9 to add");
+    for (kind, name, ns) in DEMO_DOCUMENTS {
+        server
+            .cli(&["wait", kind, name, "-n", ns, "--for", "condition=Ready", "--timeout", "3m"])
+            .await
+            .success()
+            .stdout_has("condition met");
+    }
 }
 
 /// A cluster that does not exist is named, with what to do, and `wait` stops on it.
