@@ -56,7 +56,12 @@ async fn logs_are_read_through_the_server() {
     let reader_token = reader.stdout.trim().lines().last().expect("a token").trim().to_string();
     let all = server.cli_as(&reader_token, &["logs", "relay", "gw", "-n", &ns]).await;
     all.success().stdout_has("listening on :8000").stdout_has("opa: ready");
-    assert_eq!(all.stdout.matches("GET /healthz 200").count(), 2, "a line written twice is printed twice: {}", all.stdout);
+    assert_eq!(
+        all.stdout.matches("GET /healthz 200").count(),
+        2,
+        "a line written twice is printed twice: {}",
+        all.stdout
+    );
     server
         .cli_as(&reader_token, &["logs", "relay", "gw", "-n", &ns, "--container", "opa", "--prefix"])
         .await
