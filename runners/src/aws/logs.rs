@@ -1,7 +1,7 @@
 //! CloudWatch Logs through the AWS SDK (FilterLogEvents).
 
 use async_trait::async_trait;
-use aws_sdk_cloudwatchlogs as logs;
+use aws_sdk_cloudwatchlogs::Client;
 
 use super::error::cloud_error;
 use crate::cloud::logs::{LogEvent, LogPage, LogQuery, Logs};
@@ -9,13 +9,13 @@ use crate::cloud::{CloudResult, ErrorKind, ops};
 
 /// The CloudWatch Logs facade of the SDK.
 pub struct SdkLogs {
-    client: logs::Client,
+    client: Client,
 }
 
 impl SdkLogs {
     /// A client from the process's one SDK configuration.
     pub fn new(config: &aws_config::SdkConfig) -> SdkLogs {
-        SdkLogs { client: logs::Client::new(config) }
+        SdkLogs { client: Client::new(config) }
     }
 }
 
