@@ -262,6 +262,30 @@ impl Server {
         CliOutput::run(mooring_command(&vars).into(), args).await
     }
 
+    /// A long-running client command (`get -w`, `logs -f`) against this server
+    /// with the bootstrap token: its stdout is read line by line as it comes;
+    /// it is killed when dropped.
+    pub fn cli_lines(
+        &self,
+        args: &[&str],
+    ) -> (tokio::process::Child, tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>) {
+        use tokio::io::AsyncBufReadExt;
+        let mut vars = self.client_env.clone();
+        vars.push(("MOORING_SERVER".into(), self.url("")));
+        vars.push(("MOORING_TOKEN".into(), self.token.clone()));
+        let mut command: tokio::process::Command = mooring_command(&vars).into();
+        let mut child = command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("mooring {args:?}: {e}"));
+        let stdout = child.stdout.take().expect("a piped stdout");
+        (child, tokio::io::BufReader::new(stdout).lines())
+    }
+
     /// An HTTP request to this server with the bootstrap token.
     pub fn api(&self, method: Method, path: &str) -> RequestBuilder {
         self.http.request(method, self.url(path)).bearer_auth(&self.token)

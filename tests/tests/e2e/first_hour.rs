@@ -204,26 +204,12 @@ async fn wait_stops_on_a_terminal_failure() {
 /// from the API's change stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_watch_prints_changes() {
-    use tokio::io::AsyncBufReadExt;
-
     let stack = Stack::new("get_watch").await;
     let server = stack.server().start().await;
     let first = stack.write("first.yaml", &relay_yaml("first", "default", IMAGE_1));
     server.cli(&["apply", "-f", first.to_str().expect("a UTF-8 path")]).await.success();
 
-    let mut watcher = tokio::process::Command::new(tests::mooring_bin())
-        .args(["get", "relays", "-w", "-o", "name"])
-        .env("MOORING_SERVER", server.url(""))
-        .env("MOORING_TOKEN", server.token())
-        .env_remove("MOORING_CONTEXT")
-        .env_remove("MOORING_CONFIG")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("mooring get -w");
-    let mut lines = tokio::io::BufReader::new(watcher.stdout.take().expect("stdout")).lines();
+    let (mut watcher, mut lines) = server.cli_lines(&["get", "relays", "-w", "-o", "name"]);
     let mut next_line =
         async || tokio::time::timeout(tests::WAIT, lines.next_line()).await.expect("a line from get -w").expect("read");
     assert_eq!(next_line().await.as_deref(), Some("relay.mooring/first"), "the list comes first");

@@ -5,7 +5,6 @@
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use reqwest::{Method, StatusCode};
 use tests::{Moto, Stack, WAIT, relay_json};
-use tokio::io::AsyncBufReadExt;
 
 /// Writes `lines` to `group`'s stream (created with the group when missing).
 async fn write_lines(logs: &aws_sdk_cloudwatchlogs::Client, group: &str, stream: &str, lines: &[&str]) {
@@ -81,19 +80,7 @@ async fn logs_are_read_through_the_server() {
     server.cli_as(&other_token, &["logs", "relay", "gw", "-n", &ns]).await.failure().stderr_has("may not read");
 
     // -f prints what is there, then what comes.
-    let mut follower = tokio::process::Command::new(tests::mooring_bin())
-        .args(["logs", "relay", "gw", "-n", &ns, "-f", "--container", "app"])
-        .env("MOORING_SERVER", server.url(""))
-        .env("MOORING_TOKEN", server.token())
-        .env_remove("MOORING_CONTEXT")
-        .env_remove("MOORING_CONFIG")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("mooring logs -f");
-    let mut lines = tokio::io::BufReader::new(follower.stdout.take().expect("stdout")).lines();
+    let (mut follower, mut lines) = server.cli_lines(&["logs", "relay", "gw", "-n", &ns, "-f", "--container", "app"]);
     let mut next_line =
         async || tokio::time::timeout(WAIT, lines.next_line()).await.expect("a line from logs -f").expect("read");
     assert_eq!(next_line().await.as_deref(), Some("listening on :8000"));
