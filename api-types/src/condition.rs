@@ -153,6 +153,19 @@ pub mod reason {
     pub const ROLLOUT_COMPLETE: &str = "RolloutComplete";
     /// `Degraded=True`, `Progressing=False`: the circuit breaker stopped the rollout.
     pub const ROLLOUT_FAILED: &str = "RolloutFailed";
+    /// `Progressing=True`: Mooring runs its HTTP checks against the test listener.
+    pub const VERIFYING: &str = "Verifying";
+    /// `Progressing=True`: the deployment waits for `mooring rollout promote` (or `abort`).
+    pub const AWAITING_APPROVAL: &str = "AwaitingApproval";
+    /// `Progressing=True`: ECS moves production traffic to the new revision.
+    pub const TRAFFIC_SHIFTING: &str = "TrafficShifting";
+    /// `Progressing=True`: all traffic moved; both revisions are kept for the bake.
+    pub const BAKING: &str = "Baking";
+    /// `Progressing=True`: ECS is rolling the deployment back.
+    pub const ROLLING_BACK: &str = "RollingBack";
+    /// `Degraded=True`: a staged deployment rolled back (the message names the
+    /// failed check, the alarm, or who aborted it).
+    pub const ROLLED_BACK: &str = "RolledBack";
     /// `Ready=True`: running = desired, rollout complete.
     pub const SERVICE_STEADY: &str = "ServiceSteady";
     /// `Ready=True`: the desired count is zero.

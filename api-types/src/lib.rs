@@ -24,6 +24,7 @@ pub mod patterns;
 pub mod policy;
 pub mod references;
 pub mod relay;
+pub mod rollout;
 pub mod schema;
 pub mod status;
 pub mod validate;

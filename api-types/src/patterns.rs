@@ -38,6 +38,10 @@ pub const IMAGE: &str = r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-]
 pub const HTTP_PATH: &str = r"^/[^\s]*$";
 /// An ElastiCache node type.
 pub const CACHE_NODE_TYPE: &str = r"^cache\.[a-z0-9]+\.[a-z0-9]+$";
+/// An ELBv2 listener rule ARN.
+pub const LISTENER_RULE_ARN: &str = r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:[0-9]{12}:listener-rule/(app|net)/[A-Za-z0-9-]{1,32}/[0-9a-f]+/[0-9a-f]+/[0-9a-f]+$";
+/// An http(s) URL with a host (and optional port and path).
+pub const HTTP_URL: &str = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s]*)?$";
 
 /// What each pattern means, in the words of an error message.
 const DESCRIPTIONS: &[(&str, &str)] = &[
@@ -67,6 +71,11 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     (IMAGE, "must be a container image reference such as public.ecr.aws/org/app:1.2.3"),
     (HTTP_PATH, "must be an absolute HTTP path such as /health"),
     (CACHE_NODE_TYPE, "must be an ElastiCache node type such as cache.t4g.micro"),
+    (
+        LISTENER_RULE_ARN,
+        "must be an ELBv2 listener rule ARN (arn:aws:elasticloadbalancing:REGION:ACCOUNT:listener-rule/app/LB/ID/ID/ID)",
+    ),
+    (HTTP_URL, "must be an http:// or https:// URL such as http://internal-gw.example:8443"),
 ];
 
 /// The human sentence for a pattern, if it is one of ours.

@@ -60,6 +60,9 @@ impl AnyResource {
                 out.network(s.network.as_ref());
                 if let Some(lb) = &s.load_balancer {
                     out.push("spec.loadBalancer.targetGroupArn", ReferenceKind::TargetGroup, &lb.target_group_arn);
+                    let alternate = lb.alternate_target_group_arn.as_deref();
+                    out.opt("spec.loadBalancer.alternateTargetGroupArn", ReferenceKind::TargetGroup, alternate);
+                    out.opt("spec.loadBalancer.roleArn", ReferenceKind::Role, lb.role_arn.as_deref());
                 }
             }
             AnyResource::Worker(r) => {

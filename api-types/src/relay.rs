@@ -9,6 +9,7 @@ use crate::condition::Condition;
 use crate::document::{Resource, Spec};
 use crate::meta::Kind;
 use crate::patterns;
+use crate::rollout::{CanaryShift, DeploymentStrategy, LinearShift, RolloutStatus, Verify};
 use crate::status::{AppliedTags, CacheRef, ServiceRef};
 use crate::validate::{Validate, Violations};
 
@@ -83,6 +84,27 @@ pub struct LoadBalancer {
     pub container_name: Option<String>,
     #[schemars(range(min = 1, max = 65535))]
     pub container_port: u16,
+    /// The second target group of a blue/green, canary or linear rollout:
+    /// ECS registers the new revision's tasks here and moves traffic to it
+    /// (the two groups swap roles with every deployment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = patterns::TARGET_GROUP_ARN))]
+    pub alternate_target_group_arn: Option<String>,
+    /// The listener rule that carries production traffic; ECS rewrites its
+    /// weights during a rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = patterns::LISTENER_RULE_ARN))]
+    pub production_listener_rule_arn: Option<String>,
+    /// The listener rule of the test listener: the new revision gets its
+    /// traffic first, and Mooring's HTTP checks go through it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = patterns::LISTENER_RULE_ARN))]
+    pub test_listener_rule_arn: Option<String>,
+    /// The role ECS uses to change the listener rules (the managed policy
+    /// AmazonECSInfrastructureRolePolicyForLoadBalancers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = patterns::ROLE_ARN))]
+    pub role_arn: Option<String>,
 }
 
 /// An HTTP health check of the main container.
@@ -195,10 +217,14 @@ fn default_engine_version() -> String {
     "7.1".to_string()
 }
 
-/// How ECS rolls out a new task definition.
+/// How ECS rolls out a new task definition (see docs/rollouts.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Deployment {
+    /// `Rolling` (the default), or one of ECS's staged strategies, which need
+    /// a load balancer with an alternate target group.
+    #[serde(default)]
+    pub strategy: DeploymentStrategy,
     /// Stop a failing rollout (and roll back, with `rollback`).
     #[serde(default = "crate::common::yes")]
     pub circuit_breaker: bool,
@@ -210,6 +236,20 @@ pub struct Deployment {
     #[serde(default = "default_max_percent")]
     #[schemars(range(min = 100, max = 400))]
     pub max_percent: u32,
+    /// Staged strategies: how long both revisions are kept after all
+    /// production traffic moved, the window in which a rollback is instant.
+    #[serde(default = "default_bake")]
+    #[schemars(range(min = 0, max = 1440))]
+    pub bake_minutes: u32,
+    /// `strategy: Canary`: its share and bake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryShift>,
+    /// `strategy: Linear`: its steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linear: Option<LinearShift>,
+    /// Staged strategies: the gates Mooring runs (HTTP checks, alarms, approval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Verify>,
 }
 
 fn default_min_healthy() -> u32 {
@@ -218,14 +258,87 @@ fn default_min_healthy() -> u32 {
 fn default_max_percent() -> u32 {
     200
 }
+fn default_bake() -> u32 {
+    5
+}
 
 impl Default for Deployment {
     fn default() -> Self {
         Deployment {
+            strategy: DeploymentStrategy::Rolling,
             circuit_breaker: true,
             rollback: true,
             min_healthy_percent: default_min_healthy(),
             max_percent: default_max_percent(),
+            bake_minutes: default_bake(),
+            canary: None,
+            linear: None,
+            verify: None,
+        }
+    }
+}
+
+impl Deployment {
+    /// Every combination ECS or Mooring would refuse, with field paths.
+    fn validate(&self, lb: Option<&LoadBalancer>, path: &str, v: &mut Violations) {
+        if self.rollback && !self.circuit_breaker {
+            v.push(format!("{path}.rollback"), "needs circuitBreaker: true (ECS rolls back only a stopped rollout)");
+        }
+        let strategy = self.strategy;
+        if self.canary.is_some() && strategy != DeploymentStrategy::Canary {
+            v.push(format!("{path}.canary"), format!("is only for strategy Canary (strategy is {strategy:?})"));
+        }
+        if self.linear.is_some() && strategy != DeploymentStrategy::Linear {
+            v.push(format!("{path}.linear"), format!("is only for strategy Linear (strategy is {strategy:?})"));
+        }
+        if !strategy.staged() {
+            if self.verify.is_some() {
+                v.push(
+                    format!("{path}.verify"),
+                    "needs strategy BlueGreen, Canary or Linear (ECS runs lifecycle hooks only for those)",
+                );
+            }
+            return;
+        }
+        let lb_path = path.replace(".deployment", ".loadBalancer");
+        match lb {
+            None => v.push(
+                lb_path,
+                format!("is required with strategy {strategy:?} (with alternateTargetGroupArn, productionListenerRuleArn and roleArn)"),
+            ),
+            Some(lb) => {
+                let missing = [
+                    ("alternateTargetGroupArn", lb.alternate_target_group_arn.is_none()),
+                    ("productionListenerRuleArn", lb.production_listener_rule_arn.is_none()),
+                    ("roleArn", lb.role_arn.is_none()),
+                ];
+                for (field, absent) in missing {
+                    if absent {
+                        v.push(format!("{lb_path}.{field}"), format!("is required with strategy {strategy:?}"));
+                    }
+                }
+                if lb.alternate_target_group_arn.as_deref() == Some(lb.target_group_arn.as_str()) {
+                    v.push(format!("{lb_path}.alternateTargetGroupArn"), "must differ from targetGroupArn");
+                }
+                if lb.test_listener_rule_arn.is_some()
+                    && lb.test_listener_rule_arn == lb.production_listener_rule_arn
+                {
+                    v.push(format!("{lb_path}.testListenerRuleArn"), "must differ from productionListenerRuleArn");
+                }
+                if let Some(verify) = &self.verify
+                    && !verify.http.is_empty()
+                {
+                    if lb.test_listener_rule_arn.is_none() {
+                        v.push(
+                            format!("{lb_path}.testListenerRuleArn"),
+                            "is required for HTTP checks (they reach the new revision through the test listener)",
+                        );
+                    }
+                    if verify.test_url.is_none() {
+                        v.push(format!("{path}.verify.testUrl"), "is required for HTTP checks");
+                    }
+                }
+            }
         }
     }
 }
@@ -242,12 +355,7 @@ impl Validate for RelaySpec {
             self.containers.iter().enumerate().map(|(i, c)| (format!("{path}.containers[{i}]"), c)).collect();
         common::validate_containers(&containers, self.cpu, self.memory, &format!("{path}.containers"), v);
         validate_bounds(self.scaling.min, self.scaling.max, self.scaling.mode, &format!("{path}.scaling"), v);
-        if self.deployment.rollback && !self.deployment.circuit_breaker {
-            v.push(
-                format!("{path}.deployment.rollback"),
-                "needs circuitBreaker: true (ECS rolls back only a stopped rollout)",
-            );
-        }
+        self.deployment.validate(self.load_balancer.as_ref(), &format!("{path}.deployment"), v);
         if let Some(lb) = &self.load_balancer {
             let target = match &lb.container_name {
                 Some(name) => self.containers.iter().find(|c| &c.name == name),
@@ -364,6 +472,10 @@ pub struct RelayStatus {
     /// `spec.tags` as last propagated to the AWS resources.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub applied_tags: AppliedTags,
+    /// The service deployment of a staged strategy (BlueGreen, Canary,
+    /// Linear): stage, traffic, gate, verdict; kept once finished until the next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
 }
 
 crate::status::impl_status!(RelayStatus);

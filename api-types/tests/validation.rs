@@ -431,6 +431,106 @@ fn deployment_settings() {
     assert_accepted(with(relay(), json!({"spec": {"deployment": {"circuitBreaker": false, "rollback": false}}})));
 }
 
+const ALTERNATE_TG: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/gw-green/fedcba9876543210";
+const PROD_RULE: &str =
+    "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/gw/0123456789abcdef/0123456789abcdef/0000000000000001";
+const TEST_RULE: &str =
+    "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/gw/0123456789abcdef/0123456789abcdef/0000000000000002";
+
+/// The relay with a load balancer ready for a staged strategy.
+fn staged(deployment: Value) -> Value {
+    with(
+        relay(),
+        json!({"spec": {
+            "loadBalancer": {"alternateTargetGroupArn": ALTERNATE_TG, "productionListenerRuleArn": PROD_RULE,
+                             "testListenerRuleArn": TEST_RULE, "roleArn": "arn:aws:iam::123456789012:role/ecs-lb"},
+            "deployment": deployment}}),
+    )
+}
+
+#[test]
+fn rollout_strategies_and_their_gates() {
+    let checks = json!({"testUrl": "http://internal-gw.example:8443", "http": [{"path": "/health"}],
+                        "alarms": ["gw-5xx"], "approval": "Manual"});
+    // Accepted: each strategy with what it needs.
+    assert_accepted(staged(json!({"strategy": "BlueGreen", "bakeMinutes": 10, "verify": checks})));
+    assert_accepted(staged(json!({"strategy": "Canary", "canary": {"percent": 10.0, "bakeMinutes": 5}})));
+    assert_accepted(staged(json!({"strategy": "Linear", "linear": {"stepPercent": 25.0, "stepBakeMinutes": 2}})));
+    let doc = validate_document(staged(json!({"strategy": "Canary", "verify": {"alarms": ["a"]}}))).unwrap();
+    let api_types::AnyResource::Relay(r) = doc else { panic!("a relay") };
+    assert_eq!(r.spec.deployment.bake_minutes, 5, "the default bake");
+    let verify = r.spec.deployment.verify.unwrap();
+    assert_eq!((verify.timeout_minutes, verify.approval), (60, api_types::rollout::Approval::Automatic));
+
+    // (patch, field, message): every combination that cannot work.
+    let table: Vec<(Value, &str, &str)> = vec![
+        (
+            with(relay(), json!({"spec": {"loadBalancer": null, "deployment": {"strategy": "BlueGreen"}}})),
+            "spec.loadBalancer",
+            "is required with strategy BlueGreen",
+        ),
+        (
+            with(relay(), json!({"spec": {"deployment": {"strategy": "BlueGreen"}}})),
+            "spec.loadBalancer.alternateTargetGroupArn",
+            "is required with strategy BlueGreen",
+        ),
+        (
+            with(relay(), json!({"spec": {"deployment": {"strategy": "Linear"}}})),
+            "spec.loadBalancer.productionListenerRuleArn",
+            "is required",
+        ),
+        (with(relay(), json!({"spec": {"deployment": {"strategy": "Canary"}}})), "spec.loadBalancer.roleArn", "is required"),
+        (
+            with(staged(json!({"strategy": "BlueGreen"})), json!({"spec": {"loadBalancer": {"testListenerRuleArn": null}, "deployment": {"verify": {"testUrl": "http://t.example", "http": [{"path": "/"}]}}}})),
+            "spec.loadBalancer.testListenerRuleArn",
+            "HTTP checks",
+        ),
+        (
+            staged(json!({"strategy": "BlueGreen", "verify": {"http": [{"path": "/health"}]}})),
+            "spec.deployment.verify.testUrl",
+            "is required for HTTP checks",
+        ),
+        (
+            with(relay(), json!({"spec": {"deployment": {"verify": {"alarms": ["a"]}}}})),
+            "spec.deployment.verify",
+            "needs strategy BlueGreen, Canary or Linear",
+        ),
+        (
+            staged(json!({"strategy": "BlueGreen", "canary": {"percent": 5.0}})),
+            "spec.deployment.canary",
+            "only for strategy Canary",
+        ),
+        (staged(json!({"strategy": "Canary", "linear": {}})), "spec.deployment.linear", "only for strategy Linear"),
+        (staged(json!({"strategy": "Canary", "canary": {"percent": 0.0}})), "spec.deployment.canary.percent", "≥ 0.1"),
+        (staged(json!({"strategy": "Linear", "linear": {"stepPercent": 1.0}})), "spec.deployment.linear.stepPercent", "≥ 3"),
+        (staged(json!({"strategy": "BlueGreen", "bakeMinutes": 2000})), "spec.deployment.bakeMinutes", "≤ 1440"),
+        (staged(json!({"strategy": "Sideways"})), "spec.deployment.strategy", "Rolling"),
+        (
+            staged(json!({"strategy": "BlueGreen", "verify": {"testUrl": "ftp://x", "http": [{"path": "/"}]}})),
+            "spec.deployment.verify.testUrl",
+            "http:// or https://",
+        ),
+        (
+            staged(json!({"strategy": "BlueGreen", "verify": {"approval": "Maybe"}})),
+            "spec.deployment.verify.approval",
+            "Manual",
+        ),
+        (
+            with(staged(json!({"strategy": "BlueGreen"})), json!({"spec": {"loadBalancer": {"alternateTargetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/gw/0123456789abcdef"}}})),
+            "spec.loadBalancer.alternateTargetGroupArn",
+            "must differ",
+        ),
+        (
+            with(staged(json!({"strategy": "BlueGreen"})), json!({"spec": {"loadBalancer": {"productionListenerRuleArn": "rule-1"}}})),
+            "spec.loadBalancer.productionListenerRuleArn",
+            "listener rule ARN",
+        ),
+    ];
+    for (doc, field, needle) in table {
+        assert_refused(doc, field, needle);
+    }
+}
+
 #[test]
 fn every_violation_is_reported_at_once() {
     let d = with(

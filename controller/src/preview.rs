@@ -122,6 +122,7 @@ mod tests {
             status_fence: 0,
             revision_hash: None,
             applied_revision: None,
+            rollout_request: None,
         }
     }
 

@@ -133,6 +133,7 @@ fn target<'a, S, St>(
         status,
         fresh: ctx.fresh,
         now: ctx.now,
+        request: r.rollout_request.as_ref().map(|j| &j.0),
     }
 }
 
@@ -176,6 +177,7 @@ impl<R: Reconcile> DynReconciler for Typed<R> {
                 status: &status,
                 fresh: false,
                 now: ctx_now,
+                request: None,
             };
             self.0.expect(&t);
         }
@@ -279,6 +281,7 @@ mod tests {
             status_fence: 0,
             revision_hash: None,
             applied_revision: Some("abc1234".into()),
+            rollout_request: None,
         }
     }
 

@@ -7,12 +7,13 @@ mod common;
 
 use std::time::Duration;
 
-use api_types::{Kind, validate_document};
+use api_types::Kind;
+use common::sim::*;
 use common::*;
-use desired_state::store::{ChangeSource, ListQuery, Store, WriteMode};
+use desired_state::store::{ListQuery, Store};
 use runners::cloud::ops;
 use runners::sim::{FaultMix, SimCloud, SimConfig};
-use runners::workload::{WorkloadConfig, Workloads};
+use runners::workload::WorkloadConfig;
 use serde_json::{Value, json};
 
 fn seed() -> u64 {
@@ -38,32 +39,7 @@ fn sim(seed: u64, faults: FaultMix) -> SimCloud {
 /// A fresh controller process over `cloud`: new runners (empty caches), the
 /// shared store, Redis prefix and leases.
 fn start(store: &Store, prefix: &str, cloud: &SimCloud) -> Replica {
-    start_with(store, prefix, cloud, WorkloadConfig::default(), Options::default())
-}
-
-/// [`start`] with the workload settings and replica options a test needs
-/// (fast polls and a short lease are always set).
-fn start_with(store: &Store, prefix: &str, cloud: &SimCloud, config: WorkloadConfig, opts: Options) -> Replica {
-    let config = WorkloadConfig {
-        poll_in_flight: Duration::from_millis(40),
-        observe_max_age: Duration::from_secs(60),
-        ..config
-    };
-    let reconcilers = controller::workloads::reconcilers(Some(Workloads::new(cloud.cloud(), config)), None);
-    let opts = Options { lease: Duration::from_secs(2), renew: Duration::from_millis(500), workers: 8, ..opts };
-    start_replica_with(store, prefix, "sim-replica", reconcilers, &opts)
-}
-
-/// Simulates the process dying: its tasks stop at once and its leases are
-/// taken over as if they had expired.
-async fn crash(replica: Replica, prefix: &str) {
-    replica.crash();
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:lease:*")).query_async(&mut redis).await.unwrap();
-    for k in keys {
-        let _: () = redis::cmd("DEL").arg(k).query_async(&mut redis).await.unwrap();
-    }
+    start_workloads(store, prefix, cloud, WorkloadConfig::default(), Options::default())
 }
 
 fn relay(ns: &str, name: &str, image: &str, cache: bool) -> Value {
@@ -87,21 +63,6 @@ fn worker(ns: &str, name: &str, image: &str) -> Value {
         "spec": {"cluster": "batch", "container": {"name": "convert", "image": image},
                  "queue": {"visibilityTimeoutSeconds": 60, "deadLetter": {"maxReceiveCount": 4}},
                  "scaling": {"min": 1, "max": 5}}})
-}
-
-async fn apply(store: &Store, doc: Value) {
-    let doc = validate_document(doc).unwrap();
-    store.write(&doc, WriteMode::Upsert, &ChangeSource::api("test")).await.unwrap();
-}
-
-fn condition(status: &Value, type_: &str) -> Option<(String, String, i64)> {
-    status["conditions"].as_array()?.iter().find(|c| c["type"] == type_).map(|c| {
-        (
-            c["status"].as_str().unwrap_or_default().to_string(),
-            c["reason"].as_str().unwrap_or_default().to_string(),
-            c["observedGeneration"].as_i64().unwrap_or_default(),
-        )
-    })
 }
 
 /// Resources of `ns` that are not yet Synced and Ready at their generation.
@@ -610,7 +571,7 @@ async fn user_tags_go_on_everything_and_follow_the_spec(pool: sqlx::PgPool) {
 /// A replica that decides scaling every 100 ms.
 fn start_scaling(store: &Store, prefix: &str, cloud: &SimCloud) -> Replica {
     let scale = runners::autoscale::ScaleConfig { interval: Duration::from_millis(100), ..Default::default() };
-    start_with(store, prefix, cloud, WorkloadConfig { scale, ..Default::default() }, Options::default())
+    start_workloads(store, prefix, cloud, WorkloadConfig { scale, ..Default::default() }, Options::default())
 }
 
 fn scaling_worker(ns: &str, image: &str, min: u32, idle_seconds: u32) -> Value {
@@ -876,7 +837,7 @@ async fn a_change_to_an_existing_worker_goes_ahead_of_two_thousand_creates(pool:
         budget_max_wait: Some(Duration::from_secs(1)),
         ..Default::default()
     };
-    let replica = start_with(&store, &prefix, &cloud, WorkloadConfig::default(), opts);
+    let replica = start_workloads(&store, &prefix, &cloud, WorkloadConfig::default(), opts);
     let ns = "fair";
     apply(&store, worker(ns, "existing", "ghcr.io/acme/convert:1.0")).await;
     converge(&store, ns, Duration::from_secs(30)).await;

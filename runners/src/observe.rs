@@ -366,6 +366,7 @@ mod tests {
             deployment: None,
             health_check_grace_seconds: None,
             deployments: vec![],
+            current_service_deployment: None,
             tags: Tags::new(),
         }
     }
@@ -415,6 +416,23 @@ mod tests {
             unsupported()
         }
         async fn protected_tasks(&self, _: &str, _: &[String]) -> CloudResult<Vec<String>> {
+            unsupported()
+        }
+        async fn describe_service_deployment(
+            &self,
+            _: &str,
+        ) -> CloudResult<Option<crate::cloud::ecs::ServiceDeployment>> {
+            unsupported()
+        }
+        async fn continue_service_deployment(
+            &self,
+            _: &str,
+            _: &str,
+            _: crate::cloud::ecs::HookAction,
+        ) -> CloudResult<()> {
+            unsupported()
+        }
+        async fn stop_service_deployment(&self, _: &str, _: crate::cloud::ecs::StopKind) -> CloudResult<()> {
             unsupported()
         }
     }

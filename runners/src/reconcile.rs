@@ -39,6 +39,9 @@ pub struct Target<'a, S, St> {
     /// Observe AWS afresh (an AWS event announced a change).
     pub fresh: bool,
     pub now: chrono::DateTime<chrono::Utc>,
+    /// An operator's request about the resource's rollout (`mooring rollout
+    /// promote|abort`), if one was made.
+    pub request: Option<&'a api_types::rollout::RolloutRequest>,
 }
 
 impl<S, St: Clone> Target<'_, S, St> {

@@ -65,6 +65,7 @@ async fn start_build_request_and_provisioner_agree() {
         status: &status,
         fresh: true,
         now: chrono::Utc::now(),
+        request: None,
     };
     let request = Nodes::build_request(&target, &intent(Action::Apply, "tok-123"));
 
@@ -151,6 +152,7 @@ async fn provisioner_refuses_a_bad_request_and_names_aws_refusals() {
         status: &status,
         fresh: true,
         now: chrono::Utc::now(),
+        request: None,
     };
     env = Nodes::build_request(&target, &intent(Action::Apply, "tok-bad")).env;
     let out = run_provisioner(&env).await;

@@ -52,6 +52,7 @@ async fn create_service_carries_the_circuit_breaker_token_and_tags() {
         status,
         fresh: true,
         now: chrono::Utc::now(),
+        request: None,
     };
     let relays = workloads.relays();
     // The first pass records what it will create, and creates nothing.

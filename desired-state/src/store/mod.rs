@@ -200,6 +200,8 @@ pub struct StoredResource {
     /// The git commit whose documents last created or changed it through a
     /// GitOps sync (kept across later API edits); `metadata.appliedRevision`.
     pub applied_revision: Option<String>,
+    /// An operator's latest request about its rollout (`mooring rollout promote|abort`).
+    pub rollout_request: Option<sqlx::types::Json<api_types::rollout::RolloutRequest>>,
 }
 
 impl StoredResource {

@@ -15,7 +15,7 @@ use crate::selector::Selector;
 
 const COLUMNS: &str = "uid, kind, namespace, name, labels, annotations, spec, spec_hash, status, generation, \
      resource_version, finalizers, created_at, deletion_timestamp, source, source_actor, source_commit, status_fence, \
-     revision_hash, applied_revision";
+     revision_hash, applied_revision, rollout_request";
 
 /// How a spec write treats an existing resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -598,6 +598,36 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Records an operator's request about a resource's rollout (replacing
+    /// the previous one) and announces it on the change feed, so the replica
+    /// holding the resource acts on it. Neither spec nor status changes.
+    pub async fn request_rollout(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        request: &api_types::rollout::RolloutRequest,
+    ) -> Result<StoredResource, StoreError> {
+        let mut tx = self.begin().await?;
+        let old = select_for_update(&mut tx, kind, namespace, name).await?.ok_or_else(|| StoreError::NotFound {
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+        })?;
+        let rv = next_version(&mut tx).await?;
+        let row: StoredResource = sqlx::query_as(sql!(
+            "UPDATE resources SET rollout_request = $2, resource_version = $3 WHERE uid = $1 RETURNING {COLUMNS}"
+        ))
+        .bind(old.uid)
+        .bind(sqlx::types::Json(request))
+        .bind(rv)
+        .fetch_one(&mut *tx)
+        .await?;
+        append_change(&mut tx, &row, ChangeOp::Event).await?;
+        self.commit(tx).await?;
+        Ok(row)
     }
 
     /// Announces on the change feed that something happened to a resource

@@ -122,6 +122,9 @@ mod tests {
             self.largest.fetch_max(services.len(), Ordering::SeqCst);
             Ok(services.iter().map(|s| s.service.parse::<f64>().ok().map(|n| n * 10.0)).collect())
         }
+        async fn alarms_firing(&self, _: &[String]) -> CloudResult<Vec<String>> {
+            Ok(vec![])
+        }
     }
 
     fn key(n: usize) -> ServiceKey {

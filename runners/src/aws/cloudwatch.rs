@@ -1,5 +1,6 @@
 //! The CloudWatch facade over the AWS SDK: service CPU for the autoscaler,
-//! batched (up to 500 services per GetMetricData).
+//! batched (up to 500 services per GetMetricData), and the alarms a rollout
+//! watches (DescribeAlarms by name).
 //!
 //! `aws-sdk-cloudwatch` is pinned to `=1.99.0` in the workspace: newer versions
 //! speak Smithy RPC v2 CBOR, which moto (the local AWS of the tests) cannot
@@ -13,8 +14,8 @@ use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, 
 use aws_smithy_types::DateTime;
 
 use super::error::cloud_error;
-use crate::cloud::metrics::{Metrics, ServiceKey, check_batch};
-use crate::cloud::{CloudResult, ops};
+use crate::cloud::metrics::{MAX_ALARM_NAMES, Metrics, ServiceKey, check_batch};
+use crate::cloud::{CloudError, CloudResult, ErrorKind, ops};
 
 /// How far back a datapoint may be (ECS publishes every minute).
 const LOOKBACK: Duration = Duration::from_secs(300);
@@ -84,6 +85,34 @@ impl Metrics for SdkMetrics {
             match resp.next_token() {
                 Some(t) if !t.is_empty() => next = Some(t.to_string()),
                 _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn alarms_firing(&self, names: &[String]) -> CloudResult<Vec<String>> {
+        let op = ops::DESCRIBE_ALARMS;
+        if names.len() > MAX_ALARM_NAMES {
+            return Err(CloudError::new(&op, ErrorKind::Invalid, "ValidationError: at most 100 alarm names"));
+        }
+        if names.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut firing = vec![];
+        let mut next: Option<String> = None;
+        loop {
+            let resp = self
+                .client
+                .describe_alarms()
+                .set_alarm_names(Some(names.to_vec()))
+                .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| cloud_error(&op, e))?;
+            firing.extend(resp.metric_alarms().iter().filter_map(|a| a.alarm_name().map(str::to_string)));
+            match resp.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_string()),
+                _ => return Ok(firing),
             }
         }
     }

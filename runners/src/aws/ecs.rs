@@ -8,11 +8,15 @@ use async_trait::async_trait;
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::types as ecs;
 
+use super::ecs_rollout::{
+    advanced_configuration, advanced_of, continue_action, count, deployment_config_of, deployment_configuration, int,
+    service_deployment_of,
+};
 use super::error::{cloud_error, in_cluster};
 use crate::cloud::ecs::{
-    ContainerDefinition, Deployment, DeploymentConfig, Ecs, LoadBalancerRef, MAX_DESCRIBE_SERVICES, MAX_LISTED_TASKS,
-    MAX_TASK_PROTECTION, NetworkConfig, RolloutState, Service, ServiceInput, ServiceState, ServiceUpdate,
-    TaskDefinition, TaskDefinitionInput,
+    ContainerDefinition, Deployment, Ecs, HookAction, LoadBalancerRef, MAX_DESCRIBE_SERVICES, MAX_LISTED_TASKS,
+    MAX_TASK_PROTECTION, NetworkConfig, RolloutState, Service, ServiceDeployment, ServiceInput, ServiceState,
+    ServiceUpdate, StopKind, TaskDefinition, TaskDefinitionInput,
 };
 use crate::cloud::{CloudError, CloudResult, ErrorKind, Op, Tags, ops};
 
@@ -32,16 +36,6 @@ impl SdkEcs {
     pub fn from_client(client: Client) -> SdkEcs {
         SdkEcs { client }
     }
-}
-
-/// `value` as the `i32` the ECS API takes, or an `Invalid` error naming `what`.
-fn int(op: &Op, what: &str, value: u32) -> CloudResult<i32> {
-    i32::try_from(value).map_err(|_| CloudError::new(op, ErrorKind::Invalid, format!("{what} {value} is too large")))
-}
-
-/// A count or duration AWS reported, as the contract's `u32` (never negative in practice).
-fn count(value: i32) -> u32 {
-    u32::try_from(value).unwrap_or(0)
 }
 
 fn sdk_tags(tags: &Tags) -> Option<Vec<ecs::Tag>> {
@@ -110,19 +104,10 @@ fn load_balancers(lbs: &[LoadBalancerRef]) -> Vec<ecs::LoadBalancer> {
                 .target_group_arn(&lb.target_group_arn)
                 .container_name(&lb.container_name)
                 .container_port(i32::from(lb.container_port))
+                .set_advanced_configuration(lb.advanced.as_ref().map(advanced_configuration))
                 .build()
         })
         .collect()
-}
-
-fn deployment_configuration(op: &Op, d: &DeploymentConfig) -> CloudResult<ecs::DeploymentConfiguration> {
-    Ok(ecs::DeploymentConfiguration::builder()
-        .deployment_circuit_breaker(
-            ecs::DeploymentCircuitBreaker::builder().enable(d.circuit_breaker).rollback(d.rollback).build(),
-        )
-        .minimum_healthy_percent(int(op, "minimum healthy percent", d.min_healthy_percent)?)
-        .maximum_percent(int(op, "maximum percent", d.max_percent)?)
-        .build())
 }
 
 fn network_of(n: Option<&ecs::NetworkConfiguration>) -> Option<NetworkConfig> {
@@ -131,19 +116,6 @@ fn network_of(n: Option<&ecs::NetworkConfiguration>) -> Option<NetworkConfig> {
         subnets: vpc.subnets.clone(),
         security_groups: vpc.security_groups.clone().unwrap_or_default(),
         assign_public_ip: vpc.assign_public_ip == Some(ecs::AssignPublicIp::Enabled),
-    })
-}
-
-/// `Some` only when AWS reported a circuit breaker: moto drops the whole
-/// deployment configuration, and an absent one must not read as "disabled".
-fn deployment_config_of(d: Option<&ecs::DeploymentConfiguration>) -> Option<DeploymentConfig> {
-    let d = d?;
-    let breaker = d.deployment_circuit_breaker.as_ref()?;
-    Some(DeploymentConfig {
-        circuit_breaker: breaker.enable,
-        rollback: breaker.rollback,
-        min_healthy_percent: d.minimum_healthy_percent.map_or(100, count),
-        max_percent: d.maximum_percent.map_or(200, count),
     })
 }
 
@@ -191,12 +163,14 @@ fn service_of(cluster: &str, s: &ecs::Service) -> Service {
                     target_group_arn: lb.target_group_arn.clone()?,
                     container_name: lb.container_name.clone().unwrap_or_default(),
                     container_port: lb.container_port.and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
+                    advanced: advanced_of(lb.advanced_configuration.as_ref()),
                 })
             })
             .collect(),
         deployment: deployment_config_of(s.deployment_configuration.as_ref()),
         health_check_grace_seconds: s.health_check_grace_period_seconds.map(count),
         deployments: s.deployments.as_deref().unwrap_or_default().iter().map(deployment_of).collect(),
+        current_service_deployment: s.current_service_deployment.clone(),
         tags: tags_of(s.tags.as_deref()),
     }
 }
@@ -486,6 +460,47 @@ impl Ecs for SdkEcs {
             .filter_map(|t| t.task_arn().map(String::from))
             .collect())
     }
+
+    async fn describe_service_deployment(&self, arn: &str) -> CloudResult<Option<ServiceDeployment>> {
+        let op = ops::DESCRIBE_SERVICE_DEPLOYMENTS;
+        let out = self
+            .client
+            .describe_service_deployments()
+            .service_deployment_arns(arn)
+            .send()
+            .await
+            .map_err(|e| cloud_error(&op, e))?;
+        Ok(out.service_deployments().iter().filter_map(service_deployment_of).find(|d| d.arn == arn))
+    }
+
+    async fn continue_service_deployment(&self, arn: &str, hook_id: &str, action: HookAction) -> CloudResult<()> {
+        let op = ops::CONTINUE_SERVICE_DEPLOYMENT;
+        self.client
+            .continue_service_deployment()
+            .service_deployment_arn(arn)
+            .hook_id(hook_id)
+            .action(continue_action(action))
+            .send()
+            .await
+            .map_err(|e| cloud_error(&op, e))?;
+        Ok(())
+    }
+
+    async fn stop_service_deployment(&self, arn: &str, kind: StopKind) -> CloudResult<()> {
+        let op = ops::STOP_SERVICE_DEPLOYMENT;
+        let stop = match kind {
+            StopKind::Rollback => ecs::StopServiceDeploymentStopType::Rollback,
+            StopKind::Abort => ecs::StopServiceDeploymentStopType::Abort,
+        };
+        self.client
+            .stop_service_deployment()
+            .service_deployment_arn(arn)
+            .stop_type(stop)
+            .send()
+            .await
+            .map_err(|e| cloud_error(&op, e))?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -501,27 +516,6 @@ mod tests {
         );
         assert_eq!(family_of_arn("web"), None);
         assert_eq!(revision_of_arn("arn:aws:ecs:us-east-1:123456789012:task-definition/web:12"), Some(12));
-    }
-
-    #[test]
-    fn a_deployment_configuration_without_a_circuit_breaker_is_unknown() {
-        let moto = ecs::DeploymentConfiguration::builder().maximum_percent(200).build();
-        assert_eq!(deployment_config_of(Some(&moto)), None);
-        assert_eq!(deployment_config_of(None), None);
-        let aws = ecs::DeploymentConfiguration::builder()
-            .deployment_circuit_breaker(ecs::DeploymentCircuitBreaker::builder().enable(true).rollback(false).build())
-            .minimum_healthy_percent(50)
-            .maximum_percent(150)
-            .build();
-        assert_eq!(
-            deployment_config_of(Some(&aws)),
-            Some(DeploymentConfig {
-                circuit_breaker: true,
-                rollback: false,
-                min_healthy_percent: 50,
-                max_percent: 150
-            })
-        );
     }
 
     #[test]

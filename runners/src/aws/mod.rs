@@ -7,6 +7,7 @@ pub mod cloudwatch;
 pub mod codebuild;
 pub mod ec2;
 pub mod ecs;
+mod ecs_rollout;
 pub mod error;
 pub mod logs;
 pub mod queues;

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
+use api_types::rollout::{CanaryShift, DeploymentState, DeploymentStrategy, LinearShift, RolloutStage};
+
 use super::{CloudResult, Tags};
 
 /// AWS refuses a DescribeServices with more names than this.
@@ -80,23 +82,103 @@ pub struct LoadBalancerRef {
     pub target_group_arn: String,
     pub container_name: String,
     pub container_port: u16,
+    /// The second target group and the listener rules of a staged strategy
+    /// (`loadBalancers[].advancedConfiguration`).
+    pub advanced: Option<AdvancedLoadBalancer>,
 }
 
-/// Rolling deployment settings, with the circuit breaker.
+/// What ECS needs to shift traffic between two target groups itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdvancedLoadBalancer {
+    pub alternate_target_group_arn: String,
+    pub production_listener_rule: String,
+    pub test_listener_rule: Option<String>,
+    pub role_arn: String,
+}
+
+/// What ECS does when a hook answers (or times out).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookAction {
+    Continue,
+    Rollback,
+}
+
+/// A PAUSE lifecycle hook: the deployment stops at `stage` until
+/// ContinueServiceDeployment answers, or `timeout_minutes` pass and ECS takes
+/// `timeout_action`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleHook {
+    pub stage: RolloutStage,
+    pub timeout_minutes: u32,
+    pub timeout_action: HookAction,
+}
+
+/// Deployment settings: the strategy, the circuit breaker, the rolling
+/// percentages, and for the staged strategies their shift, bake and hooks.
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeploymentConfig {
+    pub strategy: DeploymentStrategy,
     pub circuit_breaker: bool,
     pub rollback: bool,
     pub min_healthy_percent: u32,
     pub max_percent: u32,
+    /// Staged strategies: minutes both revisions are kept after the shift.
+    pub bake_minutes: u32,
+    pub canary: Option<CanaryShift>,
+    pub linear: Option<LinearShift>,
+    pub hooks: Vec<LifecycleHook>,
 }
 
 impl Default for DeploymentConfig {
-    /// Mooring's default rollout: the circuit breaker with rollback, never below
-    /// the running count, up to double during a rollout (ECS's percentages).
+    /// Mooring's default rollout: rolling, the circuit breaker with rollback,
+    /// never below the running count, up to double during a rollout (ECS's
+    /// percentages).
     fn default() -> Self {
-        DeploymentConfig { circuit_breaker: true, rollback: true, min_healthy_percent: 100, max_percent: 200 }
+        DeploymentConfig {
+            strategy: DeploymentStrategy::Rolling,
+            circuit_breaker: true,
+            rollback: true,
+            min_healthy_percent: 100,
+            max_percent: 200,
+            bake_minutes: 0,
+            canary: None,
+            linear: None,
+            hooks: vec![],
+        }
     }
+}
+
+/// How StopServiceDeployment stops one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopKind {
+    /// Back to the previous revision.
+    Rollback,
+    /// Stop where it is.
+    Abort,
+}
+
+/// A lifecycle hook of a service deployment, as ECS reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookDetail {
+    pub hook_id: String,
+    /// `AWAITING_ACTION` for a PAUSE hook waiting for an answer.
+    pub awaiting: bool,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A service deployment (DescribeServiceDeployments), in the terms status uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceDeployment {
+    pub arn: String,
+    pub state: DeploymentState,
+    pub stage: Option<RolloutStage>,
+    pub status_reason: Option<String>,
+    /// The new revision's requested share of production and test traffic.
+    pub production_percent: Option<f64>,
+    pub test_percent: Option<f64>,
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub bake_minutes: Option<u32>,
+    pub hooks: Vec<HookDetail>,
 }
 
 /// What CreateService gets (launch type Fargate).
@@ -185,6 +267,9 @@ pub struct Service {
     pub deployment: Option<DeploymentConfig>,
     pub health_check_grace_seconds: Option<u32>,
     pub deployments: Vec<Deployment>,
+    /// The service deployment of the newest change (staged strategies are
+    /// followed through it).
+    pub current_service_deployment: Option<String>,
     pub tags: Tags,
 }
 
@@ -223,4 +308,10 @@ pub trait Ecs: Send + Sync {
     /// protection on: a busy worker sets it from inside its task, and ECS does
     /// not stop such a task when the desired count drops.
     async fn protected_tasks(&self, cluster: &str, tasks: &[String]) -> CloudResult<Vec<String>>;
+    /// One service deployment; `None` when ECS does not know the ARN.
+    async fn describe_service_deployment(&self, arn: &str) -> CloudResult<Option<ServiceDeployment>>;
+    /// Answers a PAUSE hook that is awaiting action.
+    async fn continue_service_deployment(&self, arn: &str, hook_id: &str, action: HookAction) -> CloudResult<()>;
+    /// Stops a deployment in progress (rolling back, or where it is).
+    async fn stop_service_deployment(&self, arn: &str, kind: StopKind) -> CloudResult<()>;
 }

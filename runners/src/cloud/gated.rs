@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use super::caches::{ReplicationGroup, ReplicationGroupChange, ReplicationGroupInput};
 use super::codebuild::{Build, BuildRequest, Project, ProjectInput};
 use super::ec2::{Instance, InstanceHealth, InstanceInput, Volume, VolumeInput};
-use super::ecs::{Service, ServiceInput, ServiceUpdate, TaskDefinition, TaskDefinitionInput};
+use super::ecs::{
+    HookAction, Service, ServiceDeployment, ServiceInput, ServiceUpdate, StopKind, TaskDefinition, TaskDefinitionInput,
+};
 use super::metrics::ServiceKey;
 use super::queues::QueueAttributes;
 use super::scaling::{AppScaling, ScalableTarget, TrackingPolicy};
@@ -80,6 +82,15 @@ impl Ecs for Gated<'_, dyn Ecs> {
     async fn protected_tasks(&self, cluster: &str, tasks: &[String]) -> CloudResult<Vec<String>> {
         self.call(ops::GET_TASK_PROTECTION, self.inner.protected_tasks(cluster, tasks)).await
     }
+    async fn describe_service_deployment(&self, arn: &str) -> CloudResult<Option<ServiceDeployment>> {
+        self.call(ops::DESCRIBE_SERVICE_DEPLOYMENTS, self.inner.describe_service_deployment(arn)).await
+    }
+    async fn continue_service_deployment(&self, arn: &str, hook_id: &str, action: HookAction) -> CloudResult<()> {
+        self.call(ops::CONTINUE_SERVICE_DEPLOYMENT, self.inner.continue_service_deployment(arn, hook_id, action)).await
+    }
+    async fn stop_service_deployment(&self, arn: &str, kind: StopKind) -> CloudResult<()> {
+        self.call(ops::STOP_SERVICE_DEPLOYMENT, self.inner.stop_service_deployment(arn, kind)).await
+    }
     async fn list_task_definitions(&self, family: &str) -> CloudResult<Vec<String>> {
         self.call(ops::LIST_TASK_DEFINITIONS, self.inner.list_task_definitions(family)).await
     }
@@ -149,6 +160,9 @@ impl Caches for Gated<'_, dyn Caches> {
 impl Metrics for Gated<'_, dyn Metrics> {
     async fn service_cpu(&self, services: &[ServiceKey]) -> CloudResult<Vec<Option<f64>>> {
         self.call(ops::GET_METRIC_DATA, self.inner.service_cpu(services)).await
+    }
+    async fn alarms_firing(&self, names: &[String]) -> CloudResult<Vec<String>> {
+        self.call(ops::DESCRIBE_ALARMS, self.inner.alarms_firing(names)).await
     }
 }
 

@@ -35,6 +35,9 @@ pub const DESCRIBE_TASK_DEFINITION: Op = read("ecs:DescribeTaskDefinition", EcsR
 pub const LIST_TASK_DEFINITIONS: Op = read("ecs:ListTaskDefinitions", EcsRead);
 pub const LIST_TASKS: Op = read("ecs:ListTasks", EcsRead);
 pub const GET_TASK_PROTECTION: Op = read("ecs:GetTaskProtection", EcsRead);
+pub const DESCRIBE_SERVICE_DEPLOYMENTS: Op = read("ecs:DescribeServiceDeployments", EcsRead);
+pub const CONTINUE_SERVICE_DEPLOYMENT: Op = write("ecs:ContinueServiceDeployment", EcsServiceWrite);
+pub const STOP_SERVICE_DEPLOYMENT: Op = write("ecs:StopServiceDeployment", EcsServiceWrite);
 
 pub const GET_QUEUE_URL: Op = read("sqs:GetQueueUrl", Sqs);
 pub const CREATE_QUEUE: Op = write("sqs:CreateQueue", Sqs);
@@ -58,6 +61,7 @@ pub const INCREASE_REPLICA_COUNT: Op = write("elasticache:IncreaseReplicaCount",
 pub const DECREASE_REPLICA_COUNT: Op = write("elasticache:DecreaseReplicaCount", ElastiCache);
 
 pub const GET_METRIC_DATA: Op = read("cloudwatch:GetMetricData", CloudWatch);
+pub const DESCRIBE_ALARMS: Op = read("cloudwatch:DescribeAlarms", CloudWatch);
 pub const FILTER_LOG_EVENTS: Op = read("logs:FilterLogEvents", CloudWatchLogs);
 
 pub const DESCRIBE_SCALABLE_TARGETS: Op = read("application-autoscaling:DescribeScalableTargets", AutoScaling);
@@ -107,6 +111,9 @@ pub const ALL: &[Op] = &[
     LIST_TASK_DEFINITIONS,
     LIST_TASKS,
     GET_TASK_PROTECTION,
+    DESCRIBE_SERVICE_DEPLOYMENTS,
+    CONTINUE_SERVICE_DEPLOYMENT,
+    STOP_SERVICE_DEPLOYMENT,
     GET_QUEUE_URL,
     CREATE_QUEUE,
     GET_QUEUE_ATTRIBUTES,
@@ -127,6 +134,7 @@ pub const ALL: &[Op] = &[
     INCREASE_REPLICA_COUNT,
     DECREASE_REPLICA_COUNT,
     GET_METRIC_DATA,
+    DESCRIBE_ALARMS,
     FILTER_LOG_EVENTS,
     DESCRIBE_SCALABLE_TARGETS,
     REGISTER_SCALABLE_TARGET,

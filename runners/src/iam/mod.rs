@@ -440,7 +440,8 @@ mod tests {
         // Every mutating operation is allowed under a tag condition, or only
         // on the install's own resources, or where the action has no
         // resource-level permission; only the provisioner projects and the
-        // target groups a spec names are held by name alone. (RunInstances
+        // target groups a spec names are held by name alone, and service
+        // deployments by ARN. (RunInstances
         // also uses AMIs, subnets and security groups without a condition:
         // it creates nothing there.)
         for op in ops::ALL.iter().filter(|o| o.mutating) {
@@ -448,7 +449,11 @@ mod tests {
             let held = s.grants.iter().filter(|g| g.actions.contains(&op.name)).any(|g| {
                 !matches!(g.condition, Condition::None) || matches!(g.resources, Resources::Install(_) | Resources::Any)
             });
-            let by_name = op.name.starts_with("codebuild:") || op.name.starts_with("elasticloadbalancing:");
+            // Service deployments carry no tags: held by ARN, and Mooring
+            // answers only the deployments of services its status records.
+            let untaggable = ["ecs:ContinueServiceDeployment", "ecs:StopServiceDeployment"].contains(&op.name);
+            let by_name =
+                op.name.starts_with("codebuild:") || op.name.starts_with("elasticloadbalancing:") || untaggable;
             let install = s.grants.iter().all(|g| matches!(g.resources, Resources::Install(_)));
             assert!(held || by_name || install, "{}: no grant of it is held to Mooring's resources", op.name);
         }

@@ -38,6 +38,10 @@ const fn arn(service: &'static str, resource: &'static str) -> Arn {
 const ECS_SERVICES: &[Arn] = &[arn("ecs", "service/*")];
 const ECS_TASK_DEFINITIONS: &[Arn] = &[arn("ecs", "task-definition/*")];
 const ECS_TASKS: &[Arn] = &[arn("ecs", "task/*")];
+/// Service deployments (`service-deployment/CLUSTER/SERVICE/ID`): they carry
+/// no tags, so they are held by ARN alone.
+const ECS_SERVICE_DEPLOYMENTS: &[Arn] = &[arn("ecs", "service-deployment/*")];
+const ALARMS: &[Arn] = &[arn("cloudwatch", "alarm:*")];
 const ECS_TAGGABLE: &[Arn] = &[arn("ecs", "service/*"), arn("ecs", "task-definition/*")];
 const ECS_SERVICE_LINKED_ROLE: &[Arn] = &[Arn {
     service: "iam",
@@ -162,6 +166,24 @@ pub const TABLE: &[Scoping] = &[
         "services are created with their mooring:uid tag; ECS's service-linked role is created on first use",
     ),
     entry("ecs:UpdateService", CONTROLLER, &[owned(&["ecs:UpdateService"], ECS_SERVICES)], "only Mooring's services"),
+    entry(
+        "ecs:DescribeServiceDeployments",
+        CONTROLLER,
+        &[read(&["ecs:DescribeServiceDeployments"], ECS_SERVICE_DEPLOYMENTS)],
+        "follow a staged rollout (blue/green, canary, linear)",
+    ),
+    entry(
+        "ecs:ContinueServiceDeployment",
+        CONTROLLER,
+        &[grant(&["ecs:ContinueServiceDeployment"], Resources::Arns(ECS_SERVICE_DEPLOYMENTS), Condition::None)],
+        "answer the PAUSE hooks of a rollout's gates; only deployments of services Mooring records (deployments carry no tags)",
+    ),
+    entry(
+        "ecs:StopServiceDeployment",
+        CONTROLLER,
+        &[grant(&["ecs:StopServiceDeployment"], Resources::Arns(ECS_SERVICE_DEPLOYMENTS), Condition::None)],
+        "roll a rollout back (an alarm fired, `mooring rollout abort`); only deployments of services Mooring records",
+    ),
     entry("ecs:DeleteService", CONTROLLER, &[owned(&["ecs:DeleteService"], ECS_SERVICES)], "only Mooring's services"),
     entry(
         "ecs:TagResource",
@@ -272,6 +294,12 @@ pub const TABLE: &[Scoping] = &[
         CONTROLLER,
         &[any(&["cloudwatch:GetMetricData"])],
         "service CPU for the autoscaler (GetMetricData has no resource-level permissions)",
+    ),
+    entry(
+        "cloudwatch:DescribeAlarms",
+        CONTROLLER,
+        &[read(&["cloudwatch:DescribeAlarms"], ALARMS)],
+        "the alarms a rollout's verify.alarms names, watched during the traffic shift and bake",
     ),
     entry(
         "logs:FilterLogEvents",

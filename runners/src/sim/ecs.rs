@@ -1,6 +1,9 @@
 //! Simulated ECS: clusters, task definition revisions, services with
 //! deployments that roll out, fail (deployment circuit breaker), roll back,
-//! scale and drain as time passes.
+//! scale and drain as time passes; staged (blue/green, canary, linear)
+//! service deployments live in [`staged`].
+
+mod staged;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -9,8 +12,9 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::{ACCOUNT, Ctx, Inner, REGION, Slot, check_tags, faults, valid_name};
+use self::staged::Staged;
 use crate::cloud::ecs::{
-    DeploymentConfig, Ecs, LoadBalancerRef, MAX_DESCRIBE_SERVICES, MAX_LISTED_TASKS, MAX_TASK_PROTECTION,
+    DeploymentConfig, Ecs, HookAction, LoadBalancerRef, ServiceDeployment, StopKind, MAX_DESCRIBE_SERVICES, MAX_LISTED_TASKS, MAX_TASK_PROTECTION,
     NetworkConfig, RolloutState, Service, ServiceInput, ServiceState, ServiceUpdate, TaskDefinition,
     TaskDefinitionInput,
 };
@@ -109,6 +113,8 @@ pub(super) struct SvcRec {
     /// How many of its tasks have scale-in protection on (set from inside
     /// the task; a test sets it with [`super::SimCloud::protect_tasks`]).
     protected: u32,
+    /// Service deployments of the staged strategies, oldest first.
+    staged: Vec<Staged>,
 }
 
 impl SvcRec {
@@ -129,6 +135,21 @@ impl SvcRec {
             _ => {}
         }
         let delay = ctx.cfg.task_start_delay;
+        if let Some(i) = self.staged.iter().rposition(Staged::advancing) {
+            // Green's tasks start after the delay; blue keeps its own until the clean-up.
+            let green = self.staged[i].green.clone();
+            if let Some(dep) = self.deployments.iter_mut().find(|x| x.id == green)
+                && !dep.failing
+                && dep.running != dep.target
+                && now >= dep.since + delay
+            {
+                dep.running = dep.target;
+            }
+            Staged::settle(self, i, ctx);
+            if self.staged[i].advancing() {
+                return;
+            }
+        }
         loop {
             let Some(p) = self.deployments.iter().position(|d| d.primary) else { return };
             let d = &mut self.deployments[p];
@@ -200,8 +221,9 @@ impl SvcRec {
                 .sum(),
             network: self.network.clone(),
             load_balancers: self.load_balancers.clone(),
-            deployment: Some(self.deployment),
+            deployment: Some(self.deployment.clone()),
             health_check_grace_seconds: self.grace,
+            current_service_deployment: self.staged.last().map(|d| d.arn.clone()),
             deployments: deployments
                 .into_iter()
                 .map(|d| crate::cloud::ecs::Deployment {
@@ -246,8 +268,41 @@ impl SvcRec {
             reason: None,
             failing,
         };
+        let green = dep.id.clone();
+        let blue = self.deployments.iter().find(|d| d.rollout != RolloutState::Failed).map(|d| d.id.clone());
         self.deployments.insert(0, dep);
         self.task_definition = task_definition;
+        if self.deployment.strategy.staged() {
+            self.start_staged(blue, green, ctx);
+        }
+    }
+
+    /// A staged service deployment to the new primary `green`: one still in
+    /// flight is superseded (its green stops; what served production keeps
+    /// serving as the new blue).
+    fn start_staged(&mut self, previous: Option<String>, green: String, ctx: &Ctx<'_>) {
+        let blue = match self.staged.iter().rposition(Staged::advancing) {
+            Some(i) => {
+                let serving = self.staged[i].serving().map(str::to_owned);
+                self.staged[i].supersede();
+                serving
+            }
+            None => previous,
+        };
+        self.deployments.retain(|d| d.id == green || Some(&d.id) == blue.as_ref());
+        let arn = format!(
+            "arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/{}/{}/{}",
+            self.cluster,
+            self.name,
+            green.rsplit('/').next().unwrap_or("0")
+        );
+        let config = self.deployment.clone();
+        self.staged.push(Staged::new(arn, &config, blue, green, ctx));
+    }
+
+    /// The index of service deployment `arn`.
+    fn staged_index(&self, arn: &str) -> Option<usize> {
+        self.staged.iter().position(|d| d.arn == arn)
     }
 
     /// Sets the desired count; the primary deployment follows after the delay.
@@ -470,7 +525,7 @@ impl EcsState {
             task_definition: td_arn.clone(),
             network: input.network.clone(),
             load_balancers: input.load_balancers.clone(),
-            deployment: input.deployment,
+            deployment: input.deployment.clone(),
             grace: input.health_check_grace_seconds,
             tags: input.tags.clone(),
             client_token: input.client_token.clone(),
@@ -479,6 +534,7 @@ impl EcsState {
             generation,
             deployments_started: 0,
             protected: 0,
+            staged: Vec::new(),
         };
         rec.start_deployment(td_arn, failing, ctx);
         rec.settle(ctx);
@@ -531,8 +587,8 @@ impl EcsState {
             rec.load_balancers = lbs.clone();
             redeploy = true;
         }
-        if let Some(d) = update.deployment {
-            rec.deployment = d;
+        if let Some(d) = &update.deployment {
+            rec.deployment = d.clone();
         }
         if let Some(g) = update.health_check_grace_seconds {
             rec.grace = Some(g);
@@ -764,6 +820,78 @@ impl EcsState {
         Ok(())
     }
 
+    /// The service a service deployment ARN belongs to, settled.
+    fn service_of_deployment(&mut self, op: &Op, arn: &str, ctx: &Ctx<'_>) -> CloudResult<&mut SvcRec> {
+        let prefix = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/");
+        let not_found = || CloudError::new(op, ErrorKind::NotFound, format!("ServiceDeploymentNotFoundException: {arn}"));
+        let mut parts = arn.strip_prefix(&prefix).ok_or_else(not_found)?.split('/');
+        let (Some(cluster), Some(name)) = (parts.next(), parts.next()) else { return Err(not_found()) };
+        let slot = self.settled(cluster, name, ctx).ok_or_else(not_found)?;
+        if slot.cur.as_ref().is_none_or(|r| r.staged_index(arn).is_none()) {
+            return Err(not_found());
+        }
+        slot.write(ctx.now).as_mut().ok_or_else(not_found)
+    }
+
+    pub(super) fn describe_service_deployment(
+        &mut self,
+        arn: &str,
+        ctx: &Ctx<'_>,
+    ) -> CloudResult<Option<ServiceDeployment>> {
+        match self.service_of_deployment(&ops::DESCRIBE_SERVICE_DEPLOYMENTS, arn, ctx) {
+            Ok(rec) => Ok(rec.staged_index(arn).map(|i| rec.staged[i].describe())),
+            Err(e) if e.is(ErrorKind::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(super) fn continue_service_deployment(
+        &mut self,
+        arn: &str,
+        hook_id: &str,
+        action: HookAction,
+        ctx: &Ctx<'_>,
+    ) -> CloudResult<()> {
+        let op = ops::CONTINUE_SERVICE_DEPLOYMENT;
+        let rec = self.service_of_deployment(&op, arn, ctx)?;
+        let i = rec.staged_index(arn).unwrap_or_default();
+        Staged::answer(rec, i, hook_id, action, ctx).map_err(|m| invalid(&op, m))?;
+        rec.settle(ctx);
+        Ok(())
+    }
+
+    pub(super) fn stop_service_deployment(&mut self, arn: &str, kind: StopKind, ctx: &Ctx<'_>) -> CloudResult<()> {
+        let op = ops::STOP_SERVICE_DEPLOYMENT;
+        let rec = self.service_of_deployment(&op, arn, ctx)?;
+        let i = rec.staged_index(arn).unwrap_or_default();
+        if !rec.staged[i].advancing() {
+            return Err(invalid(&op, "InvalidParameterException: the service deployment is not in progress."));
+        }
+        match kind {
+            StopKind::Rollback => {
+                Staged::roll_back(rec, i, "stopped with StopServiceDeployment (ROLLBACK)".to_owned(), ctx)
+            }
+            StopKind::Abort => rec.staged[i].supersede(),
+        }
+        rec.settle(ctx);
+        Ok(())
+    }
+
+    /// The ARNs of the service's staged deployments, oldest first.
+    pub(super) fn service_deployment_arns(&mut self, cluster: &str, name: &str, ctx: &Ctx<'_>) -> Vec<String> {
+        self.settled(cluster, name, ctx)
+            .and_then(|s| s.cur.as_ref())
+            .map_or_else(Vec::new, |r| r.staged.iter().map(|d| d.arn.clone()).collect())
+    }
+
+    /// Moments a staged deployment of the service sent production traffic to
+    /// a revision without a healthy task.
+    pub(super) fn dark_moments(&mut self, cluster: &str, name: &str, ctx: &Ctx<'_>) -> u32 {
+        self.settled(cluster, name, ctx)
+            .and_then(|s| s.cur.as_ref())
+            .map_or(0, |r| r.staged.iter().map(|d| d.dark_moments).sum())
+    }
+
     // ---- inspection and out-of-band --------------------------------------
 
     pub(super) fn all_services(&mut self, ctx: &Ctx<'_>) -> Vec<Service> {
@@ -880,5 +1008,23 @@ impl Ecs for SimEcs {
 
     async fn protected_tasks(&self, cluster: &str, tasks: &[String]) -> CloudResult<Vec<String>> {
         self.0.call(ops::GET_TASK_PROTECTION, cluster, |st, ctx| st.ecs.protected_tasks(cluster, tasks, ctx)).await
+    }
+
+    async fn describe_service_deployment(&self, arn: &str) -> CloudResult<Option<ServiceDeployment>> {
+        self.0
+            .call(ops::DESCRIBE_SERVICE_DEPLOYMENTS, arn, |st, ctx| st.ecs.describe_service_deployment(arn, ctx))
+            .await
+    }
+
+    async fn continue_service_deployment(&self, arn: &str, hook_id: &str, action: HookAction) -> CloudResult<()> {
+        self.0
+            .call(ops::CONTINUE_SERVICE_DEPLOYMENT, arn, |st, ctx| {
+                st.ecs.continue_service_deployment(arn, hook_id, action, ctx)
+            })
+            .await
+    }
+
+    async fn stop_service_deployment(&self, arn: &str, kind: StopKind) -> CloudResult<()> {
+        self.0.call(ops::STOP_SERVICE_DEPLOYMENT, arn, |st, ctx| st.ecs.stop_service_deployment(arn, kind, ctx)).await
     }
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::Inner;
-use crate::cloud::metrics::{Metrics, ServiceKey, check_batch};
-use crate::cloud::{CloudResult, ops};
+use crate::cloud::metrics::{MAX_ALARM_NAMES, Metrics, ServiceKey, check_batch};
+use crate::cloud::{CloudError, CloudResult, ErrorKind, ops};
 
 /// The CloudWatch facade of a [`super::SimCloud`].
 pub(super) struct SimMetrics(pub(super) Arc<Inner>);
@@ -18,6 +18,8 @@ pub(super) struct SimMetrics(pub(super) Arc<Inner>);
 #[derive(Default)]
 pub(super) struct MetricsState {
     pub(super) load: BTreeMap<(String, String), f64>,
+    /// Alarms in state `ALARM` (set by a test with [`super::SimCloud::set_alarm`]).
+    pub(super) firing: std::collections::BTreeSet<String>,
 }
 
 #[async_trait]
@@ -36,6 +38,16 @@ impl Metrics for SimMetrics {
                     })
                     .collect())
             })
+            .await
+    }
+
+    async fn alarms_firing(&self, names: &[String]) -> CloudResult<Vec<String>> {
+        let op = ops::DESCRIBE_ALARMS;
+        if names.len() > MAX_ALARM_NAMES {
+            return Err(CloudError::new(&op, ErrorKind::Invalid, "ValidationError: at most 100 alarm names"));
+        }
+        self.0
+            .call(op, "alarms", |st, _| Ok(names.iter().filter(|n| st.metrics.firing.contains(*n)).cloned().collect()))
             .await
     }
 }

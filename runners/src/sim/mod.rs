@@ -155,6 +155,9 @@ pub struct SimConfig {
     /// A registered target of a running instance is `initial` this long before
     /// it is `healthy`.
     pub target_healthy_delay: Duration,
+    /// How long one minute of ECS's rollout settings (bake times, hook
+    /// timeouts) lasts in the simulation.
+    pub minute: Duration,
 }
 
 impl Default for SimConfig {
@@ -182,6 +185,7 @@ impl Default for SimConfig {
             codebuild_concurrency: 20,
             target_groups: vec![DEFAULT_TARGET_GROUP_ARN.to_owned()],
             target_healthy_delay: Duration::from_millis(100),
+            minute: Duration::from_secs(60),
         }
     }
 }
@@ -679,6 +683,34 @@ impl SimCloud {
     /// desired count drops, until protection is off again.
     pub fn protect_tasks(&self, cluster: &str, name: &str, protected: u32) {
         self.now_ctx(|st, ctx| st.ecs.protect_tasks(cluster, name, protected, ctx));
+    }
+
+    /// Puts a CloudWatch alarm into state `ALARM` (`true`) or `OK`.
+    pub fn set_alarm(&self, name: &str, firing: bool) {
+        let mut st = self.inner.lock();
+        if firing {
+            st.metrics.firing.insert(name.to_owned());
+        } else {
+            st.metrics.firing.remove(name);
+        }
+    }
+
+    /// How many moments a staged deployment of the service sent production
+    /// traffic to a revision with no healthy task (a rollout that keeps its
+    /// promise makes none).
+    pub fn dark_moments(&self, cluster: &str, name: &str) -> u32 {
+        self.now_ctx(|st, ctx| st.ecs.dark_moments(cluster, name, ctx))
+    }
+
+    /// Every staged service deployment of a service, oldest first: one per
+    /// new revision (a second one for the same change is a duplicate).
+    pub fn service_deployment_arns(&self, cluster: &str, name: &str) -> Vec<String> {
+        self.now_ctx(|st, ctx| st.ecs.service_deployment_arns(cluster, name, ctx))
+    }
+
+    /// A service deployment, as DescribeServiceDeployments would answer now.
+    pub fn service_deployment(&self, arn: &str) -> Option<crate::cloud::ecs::ServiceDeployment> {
+        self.now_ctx(|st, ctx| st.ecs.describe_service_deployment(arn, ctx).ok().flatten())
     }
 
     /// Sets the CPU load of a service, in percent of one task's CPU: its

@@ -59,12 +59,7 @@ fn svc_input(name: &str, td: &str, desired: u32, token: &str) -> ServiceInput {
         desired_count: desired,
         network: None,
         load_balancers: vec![],
-        deployment: DeploymentConfig {
-            circuit_breaker: true,
-            rollback: true,
-            min_healthy_percent: 100,
-            max_percent: 200,
-        },
+        deployment: DeploymentConfig::default(),
         health_check_grace_seconds: None,
         tags: [("mooring:uid".to_string(), "u1".to_string())].into(),
         client_token: token.into(),
@@ -125,7 +120,7 @@ async fn create_service_is_idempotent_by_client_token_only() {
     // A load balancer must name a container port of the task definition.
     let mut input = svc_input("lb", &td.arn, 1, "t");
     input.load_balancers =
-        vec![LoadBalancerRef { target_group_arn: "tg".into(), container_name: "app".into(), container_port: 9 }];
+        vec![LoadBalancerRef { target_group_arn: "tg".into(), container_name: "app".into(), container_port: 9, advanced: None }];
     assert_eq!(cloud.ecs.create_service(&input).await.unwrap_err().kind, ErrorKind::Invalid);
     input.load_balancers[0].container_port = 8080;
     assert_eq!(cloud.ecs.create_service(&input).await.unwrap().load_balancers.len(), 1);
@@ -231,7 +226,7 @@ async fn a_failing_image_trips_the_circuit_breaker_and_rolls_back() {
 
     // Without the circuit breaker ECS keeps trying forever, as in AWS.
     let mut input = svc_input("nb", &bad.arn, 1, "t");
-    input.deployment = DeploymentConfig { circuit_breaker: false, rollback: false, ..input.deployment };
+    input.deployment = DeploymentConfig { circuit_breaker: false, rollback: false, ..input.deployment.clone() };
     cloud.ecs.create_service(&input).await.unwrap();
     tokio::time::sleep(ms(100)).await;
     let s = describe(&cloud, "nb").await.unwrap();

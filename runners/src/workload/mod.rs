@@ -13,6 +13,7 @@ mod native;
 mod node;
 mod ownership;
 mod relay;
+mod rollout;
 mod service;
 mod tags;
 mod worker;
@@ -66,6 +67,8 @@ pub struct Workloads {
     task_definitions: TaskDefinitions,
     scaler: Autoscaler,
     config: WorkloadConfig,
+    /// The client of a rollout's HTTP checks.
+    http: reqwest::Client,
 }
 
 /// The facades of one reconcile, behind its gate.
@@ -84,6 +87,7 @@ impl Workloads {
             observer: ServiceObserver::new(config.observe_max_age),
             task_definitions: TaskDefinitions::default(),
             scaler: Autoscaler::new(config.scale.clone()),
+            http: reqwest::Client::new(),
             cloud,
             config,
         })

@@ -18,10 +18,10 @@ use api_types::{Kind, RelaySpec as Spec};
 
 use super::ownership::{Claim, claim};
 use super::service::{EcsRecord, ServiceWant, ecs_intent, network};
-use super::{Calls, Workloads, native, tags};
+use super::{Calls, Workloads, native, rollout, tags};
 use crate::autoscale::{Policy, Reading, Rules, ScaleConfig};
 use crate::cloud::caches::{ReplicationGroup, ReplicationGroupChange, ReplicationGroupInput};
-use crate::cloud::ecs::{DeploymentConfig, LoadBalancerRef};
+use crate::cloud::ecs::{AdvancedLoadBalancer, LoadBalancerRef};
 use crate::cloud::{Caches, ErrorKind, TAG_NAME, TAG_UID, Tags};
 use crate::gate::CallGate;
 use crate::names;
@@ -36,6 +36,7 @@ pub type RelayTarget<'a> = Target<'a, RelaySpec, RelayStatus>;
 pub struct Relays(pub(super) Arc<Workloads>);
 
 fn want(spec: &RelaySpec) -> ServiceWant {
+    let staged = spec.deployment.strategy.staged();
     let load_balancers = spec
         .load_balancer
         .iter()
@@ -47,6 +48,15 @@ fn want(spec: &RelaySpec) -> ServiceWant {
                 .or_else(|| spec.containers.first().map(|c| c.name.clone()))
                 .unwrap_or_default(),
             container_port: lb.container_port,
+            advanced: match (staged, &lb.alternate_target_group_arn, &lb.production_listener_rule_arn, &lb.role_arn) {
+                (true, Some(alternate), Some(production), Some(role)) => Some(AdvancedLoadBalancer {
+                    alternate_target_group_arn: alternate.clone(),
+                    production_listener_rule: production.clone(),
+                    test_listener_rule: lb.test_listener_rule_arn.clone(),
+                    role_arn: role.clone(),
+                }),
+                _ => None,
+            },
         })
         .collect();
     ServiceWant {
@@ -54,12 +64,7 @@ fn want(spec: &RelaySpec) -> ServiceWant {
         max: spec.scaling.max,
         network: network(spec.network.as_ref()),
         load_balancers,
-        deployment: DeploymentConfig {
-            circuit_breaker: spec.deployment.circuit_breaker,
-            rollback: spec.deployment.rollback,
-            min_healthy_percent: spec.deployment.min_healthy_percent,
-            max_percent: spec.deployment.max_percent,
-        },
+        deployment: rollout::deployment_config(spec),
         grace: spec.health_check.as_ref().map(|h| h.grace_period_seconds),
     }
 }
@@ -210,6 +215,7 @@ impl Workloads {
                 &mut r.events,
             )
             .await?;
+        self.follow_rollout(&calls, t, &td_arn, &mut report, &mut r).await?;
         let paused = crate::autoscale::paused(t.annotations).is_some();
         match scaling(t.spec, self.scaler.config(), paused) {
             Some(policy) => {

@@ -107,6 +107,10 @@ pub(super) struct ServiceReport {
     pub replicas: Replicas,
     /// Running = desired and the rollout completed.
     pub steady: bool,
+    /// The service deployment of the newest change (staged strategies follow it).
+    pub current_service_deployment: Option<String>,
+    /// A new revision is replacing another (two task sets run): scale-in waits.
+    pub deploying: bool,
 }
 
 impl ServiceReport {
@@ -300,7 +304,7 @@ impl Workloads {
             desired_count: initial.clamp(want.min, want.max.max(want.min)),
             network: want.network.clone(),
             load_balancers: want.load_balancers.clone(),
-            deployment: want.deployment,
+            deployment: want.deployment.clone(),
             health_check_grace_seconds: want.grace,
             tags: service_tags(target, user_tags),
             client_token: names::client_token(target.uid, &format!("service/{cluster}"), target.generation, 36),
@@ -399,6 +403,8 @@ impl Workloads {
                 protected: (protected > 0).then_some(protected),
             },
             steady,
+            current_service_deployment: s.current_service_deployment.clone(),
+            deploying: s.deployments.iter().filter(|d| d.rollout != RolloutState::Failed).count() > 1,
         }
     }
 
@@ -499,7 +505,9 @@ impl Workloads {
             paused,
         };
         let d = self.scaler.decide(&calls.metrics, policy, inputs).await;
-        if !d.changes() {
+        // Zero downtime: no scale-in while a new revision replaces the old one
+        // (the decision is made again once the deployment is over).
+        if !d.changes() || (d.to < d.from && report.deploying) {
             return Ok(None);
         }
         let update = ServiceUpdate {
@@ -660,10 +668,10 @@ fn diff(s: &Service, want: &ServiceWant, td_arn: &str, failed: bool) -> ServiceU
     if s.load_balancers != want.load_balancers {
         update.load_balancers = Some(want.load_balancers.clone());
     }
-    if let Some(have) = s.deployment
-        && have != want.deployment
+    if let Some(have) = &s.deployment
+        && *have != want.deployment
     {
-        update.deployment = Some(want.deployment);
+        update.deployment = Some(want.deployment.clone());
     }
     if let (Some(w), Some(have)) = (want.grace, s.health_check_grace_seconds)
         && w != have
@@ -701,6 +709,7 @@ mod tests {
                 rollout: RolloutState::Completed,
                 rollout_reason: None,
             }],
+            current_service_deployment: None,
             tags: Tags::new(),
         }
     }
@@ -752,6 +761,7 @@ mod tests {
             status: &(),
             fresh: false,
             now: chrono::Utc::now(),
+            request: None,
         };
         let svc = |cluster: &str, arn: Option<&str>| ServiceRef {
             cluster: cluster.into(),
