@@ -234,6 +234,18 @@ impl ApiClient {
         self.call(Method::POST, &url, |r| r.json(&json!({ "revision": revision }))).await
     }
 
+    /// Answers a relay's rollout in progress (`promote` or `abort`).
+    pub async fn rollout(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        action: api_types::rollout::RolloutAction,
+    ) -> Result<Value, ClientError> {
+        let url = self.resource_url(kind, namespace, name, "/rollout");
+        self.call(Method::POST, &url, |r| r.json(&json!({ "action": action }))).await
+    }
+
     /// Sends a YAML stream to `POST /v1/apply` and returns the plan (and results).
     pub async fn apply(&self, yaml_stream: String, params: &ApplyParams) -> Result<ApplyOutcome, ClientError> {
         let url = format!("{}/v1/apply", self.base);

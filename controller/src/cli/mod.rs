@@ -118,6 +118,9 @@ pub enum ClientCommand {
     Logs(LogsArgs),
     /// Restore the spec of an earlier revision as a new generation.
     Rollback(RollbackArgs),
+    /// Follow and answer a relay's blue/green, canary or linear rollout.
+    #[command(subcommand)]
+    Rollout(commands::rollout::RolloutCommand),
     /// Wait until a resource reaches a condition (or is deleted).
     Wait(WaitArgs),
     /// Manage API tokens.
@@ -181,6 +184,7 @@ async fn dispatch(mut cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<E
         ClientCommand::History(args) => commands::history::run(&client, args).await,
         ClientCommand::Logs(args) => commands::logs::run(&client, args).await,
         ClientCommand::Rollback(args) => commands::rollback::run(&client, args).await,
+        ClientCommand::Rollout(cmd) => commands::rollout::run(&client, cmd).await,
         ClientCommand::Wait(args) => commands::wait::run(&client, args).await,
         ClientCommand::Token(cmd) => commands::token::run(&client, cmd).await,
         ClientCommand::Policy(cmd) => commands::policy::run(&client, cmd).await,
@@ -215,6 +219,7 @@ fn default_namespace(cmd: &mut ClientCommand, ns: &str) {
         ClientCommand::Logs(args) => fill(&mut args.target),
         ClientCommand::Delete(args) => fill(&mut args.target),
         ClientCommand::Rollback(args) => fill(&mut args.target),
+        ClientCommand::Rollout(cmd) => fill(cmd.target_mut()),
         ClientCommand::Wait(args) => fill(&mut args.target),
         _ => {}
     }

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod openapi;
 mod rendered;
 mod resources;
+mod rollout;
 mod sources;
 mod tokens;
 pub mod ui;
@@ -124,6 +125,7 @@ pub fn router(state: SharedState) -> Router {
         .route(&format!("{resource}/events"), get(resources::events))
         .route(&format!("{resource}/logs"), get(logs::logs))
         .route(&format!("{resource}/rendered"), get(rendered::rendered))
+        .route(&format!("{resource}/rollout"), post(rollout::rollout))
         .route("/v1/policies", get(resources::list_policies).post(resources::create_cluster))
         .route(
             "/v1/policies/{name}",

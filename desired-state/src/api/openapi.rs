@@ -25,6 +25,7 @@ pub enum Body {
     Documents,
     MergePatch,
     Rollback,
+    Rollout,
     Token,
     Suspend,
 }
@@ -59,6 +60,13 @@ pub const OPERATIONS: &[Operation] = &[
         200,
     ),
     op("get", "/v1/namespaces/{namespace}/{plural}/{name}/events", "Events of a resource", Body::None, 200),
+    op(
+        "post",
+        "/v1/namespaces/{namespace}/{plural}/{name}/rollout",
+        "Promote or abort a relay's blue/green, canary or linear rollout in progress",
+        Body::Rollout,
+        202,
+    ),
     op(
         "get",
         "/v1/namespaces/{namespace}/{plural}/{name}/rendered",
@@ -223,6 +231,9 @@ fn operation(o: &Operation) -> Value {
         Body::Rollback => Some(json!({"required": true, "content": {"application/json": {"schema": {
             "type": "object", "required": ["revision"], "additionalProperties": false,
             "properties": {"revision": {"type": "integer", "minimum": 1}}}}}})),
+        Body::Rollout => Some(json!({"required": true, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["action"], "additionalProperties": false,
+            "properties": {"action": {"type": "string", "enum": ["promote", "abort"]}}}}}})),
         Body::Suspend => Some(json!({"required": false, "content": {"application/json": {"schema": {
             "type": "object", "additionalProperties": false,
             "properties": {"reason": {"type": "string", "maxLength": super::sources::MAX_REASON}}}}}})),

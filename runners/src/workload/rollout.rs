@@ -268,7 +268,11 @@ impl Workloads {
                 }
             }
         }
-        self.rollout_conditions(t, &rollout, report, r);
+        // A finished deployment of a revision the spec no longer asks for is
+        // history: the service's own conditions speak for now.
+        if rollout.task_definition_arn == td_arn || !rollout.state.finished() {
+            self.rollout_conditions(t, &rollout, report, r);
+        }
         r.status.rollout = Some(rollout);
         Ok(())
     }

@@ -21,6 +21,7 @@ mod policies;
 mod redis_tls;
 mod release;
 mod replicas;
+mod rollouts;
 mod shutdown;
 mod status_page;
 mod status_page_bench;

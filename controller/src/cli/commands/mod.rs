@@ -12,6 +12,7 @@ pub mod logs;
 pub mod policy;
 pub mod release;
 pub mod rollback;
+pub mod rollout;
 pub mod sync;
 pub mod token;
 pub mod version;
