@@ -432,10 +432,8 @@ fn deployment_settings() {
 }
 
 const ALTERNATE_TG: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/gw-green/fedcba9876543210";
-const PROD_RULE: &str =
-    "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/gw/0123456789abcdef/0123456789abcdef/0000000000000001";
-const TEST_RULE: &str =
-    "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/gw/0123456789abcdef/0123456789abcdef/0000000000000002";
+const PROD_RULE: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/gw/0123456789abcdef/0123456789abcdef/0000000000000001";
+const TEST_RULE: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/gw/0123456789abcdef/0123456789abcdef/0000000000000002";
 
 /// The relay with a load balancer ready for a staged strategy.
 fn staged(deployment: Value) -> Value {
@@ -479,9 +477,16 @@ fn rollout_strategies_and_their_gates() {
             "spec.loadBalancer.productionListenerRuleArn",
             "is required",
         ),
-        (with(relay(), json!({"spec": {"deployment": {"strategy": "Canary"}}})), "spec.loadBalancer.roleArn", "is required"),
         (
-            with(staged(json!({"strategy": "BlueGreen"})), json!({"spec": {"loadBalancer": {"testListenerRuleArn": null}, "deployment": {"verify": {"testUrl": "http://t.example", "http": [{"path": "/"}]}}}})),
+            with(relay(), json!({"spec": {"deployment": {"strategy": "Canary"}}})),
+            "spec.loadBalancer.roleArn",
+            "is required",
+        ),
+        (
+            with(
+                staged(json!({"strategy": "BlueGreen"})),
+                json!({"spec": {"loadBalancer": {"testListenerRuleArn": null}, "deployment": {"verify": {"testUrl": "http://t.example", "http": [{"path": "/"}]}}}}),
+            ),
             "spec.loadBalancer.testListenerRuleArn",
             "HTTP checks",
         ),
@@ -502,7 +507,11 @@ fn rollout_strategies_and_their_gates() {
         ),
         (staged(json!({"strategy": "Canary", "linear": {}})), "spec.deployment.linear", "only for strategy Linear"),
         (staged(json!({"strategy": "Canary", "canary": {"percent": 0.0}})), "spec.deployment.canary.percent", "≥ 0.1"),
-        (staged(json!({"strategy": "Linear", "linear": {"stepPercent": 1.0}})), "spec.deployment.linear.stepPercent", "≥ 3"),
+        (
+            staged(json!({"strategy": "Linear", "linear": {"stepPercent": 1.0}})),
+            "spec.deployment.linear.stepPercent",
+            "≥ 3",
+        ),
         (staged(json!({"strategy": "BlueGreen", "bakeMinutes": 2000})), "spec.deployment.bakeMinutes", "≤ 1440"),
         (staged(json!({"strategy": "Sideways"})), "spec.deployment.strategy", "Rolling"),
         (
@@ -516,12 +525,18 @@ fn rollout_strategies_and_their_gates() {
             "Manual",
         ),
         (
-            with(staged(json!({"strategy": "BlueGreen"})), json!({"spec": {"loadBalancer": {"alternateTargetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/gw/0123456789abcdef"}}})),
+            with(
+                staged(json!({"strategy": "BlueGreen"})),
+                json!({"spec": {"loadBalancer": {"alternateTargetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/gw/0123456789abcdef"}}}),
+            ),
             "spec.loadBalancer.alternateTargetGroupArn",
             "must differ",
         ),
         (
-            with(staged(json!({"strategy": "BlueGreen"})), json!({"spec": {"loadBalancer": {"productionListenerRuleArn": "rule-1"}}})),
+            with(
+                staged(json!({"strategy": "BlueGreen"})),
+                json!({"spec": {"loadBalancer": {"productionListenerRuleArn": "rule-1"}}}),
+            ),
             "spec.loadBalancer.productionListenerRuleArn",
             "listener rule ARN",
         ),

@@ -23,10 +23,8 @@ use serde_json::{Value, json};
 
 const TARGET_GROUP: &str = "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/gw-blue/0123456789abcdef";
 const ALTERNATE: &str = "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/gw-green/fedcba9876543210";
-const PROD_RULE: &str =
-    "arn:aws:elasticloadbalancing:us-east-1:000000000000:listener-rule/app/gw/0123456789abcdef/0123456789abcdef/0000000000000001";
-const TEST_RULE: &str =
-    "arn:aws:elasticloadbalancing:us-east-1:000000000000:listener-rule/app/gw/0123456789abcdef/0123456789abcdef/0000000000000002";
+const PROD_RULE: &str = "arn:aws:elasticloadbalancing:us-east-1:000000000000:listener-rule/app/gw/0123456789abcdef/0123456789abcdef/0000000000000001";
+const TEST_RULE: &str = "arn:aws:elasticloadbalancing:us-east-1:000000000000:listener-rule/app/gw/0123456789abcdef/0123456789abcdef/0000000000000002";
 
 fn seed() -> u64 {
     let seed = std::env::var("MOORING_SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
@@ -81,16 +79,16 @@ impl TestListener {
 /// A relay rolled out with `deployment` (strategy and gates), image `image`.
 fn relay(ns: &str, name: &str, image: &str, deployment: Value) -> Value {
     json!({"apiVersion": "mooring/v1", "kind": "Relay", "metadata": {"name": name, "namespace": ns},
-        "spec": {
-            "cluster": "prod",
-            "containers": [{"name": "api", "image": image, "port": 8080}],
-            "network": {"subnets": ["subnet-0a1b2c3d"], "securityGroups": ["sg-0a1b2c3d"]},
-            "loadBalancer": {"targetGroupArn": TARGET_GROUP, "containerPort": 8080,
-                             "alternateTargetGroupArn": ALTERNATE, "productionListenerRuleArn": PROD_RULE,
-                             "testListenerRuleArn": TEST_RULE, "roleArn": "arn:aws:iam::000000000000:role/ecs-lb"},
-            "scaling": {"min": 2, "max": 4},
-            "deployment": deployment
-        }})
+    "spec": {
+        "cluster": "prod",
+        "containers": [{"name": "api", "image": image, "port": 8080}],
+        "network": {"subnets": ["subnet-0a1b2c3d"], "securityGroups": ["sg-0a1b2c3d"]},
+        "loadBalancer": {"targetGroupArn": TARGET_GROUP, "containerPort": 8080,
+                         "alternateTargetGroupArn": ALTERNATE, "productionListenerRuleArn": PROD_RULE,
+                         "testListenerRuleArn": TEST_RULE, "roleArn": "arn:aws:iam::000000000000:role/ecs-lb"},
+        "scaling": {"min": 2, "max": 4},
+        "deployment": deployment
+    }})
 }
 
 fn blue_green(test_url: &str) -> Value {
@@ -165,7 +163,10 @@ async fn blue_green_with_passing_checks_reaches_production_without_a_dark_moment
     let events = reasons(&store, ns, "gateway").await;
     assert!(events.iter().any(|(r, m)| r == "ChecksPassed" && m.contains("/health")), "{events:#?}");
     for stage in ["SCALE_UP", "TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP"] {
-        assert!(events.iter().any(|(r, m)| r == "RolloutStage" && m.contains(stage)), "no event for {stage}: {events:#?}");
+        assert!(
+            events.iter().any(|(r, m)| r == "RolloutStage" && m.contains(stage)),
+            "no event for {stage}: {events:#?}"
+        );
     }
     replica.shutdown().await;
 }
@@ -355,4 +356,41 @@ async fn a_crash_in_any_stage_resumes_the_same_deployment(pool: sqlx::PgPool) {
     let calls = points.len();
     eprintln!("{crashes} of {calls} crash points reached; each resumed the same deployment");
     assert!(crashes as f64 >= calls as f64 * 0.8, "only {crashes} of {calls} crash points were reached");
+}
+
+#[sqlx::test(migrations = false)]
+async fn scale_in_waits_while_a_new_revision_replaces_the_old(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let cloud = sim(seed());
+    let scale = runners::autoscale::ScaleConfig { interval: Duration::from_millis(100), ..Default::default() };
+    let replica =
+        start_workloads(&store, &prefix, &cloud, WorkloadConfig { scale, ..Default::default() }, Options::default());
+    let (ns, svc) = ("hold", "hold_gateway");
+    let manual = json!({"strategy": "BlueGreen", "bakeMinutes": 0, "verify": {"approval": "Manual"}});
+    let doc = |image: &str| {
+        let mut d = relay(ns, "gateway", image, manual.clone());
+        d["spec"]["scaling"] = json!({"min": 2, "max": 4, "scaleInAfterIdleSeconds": 0});
+        d
+    };
+    // Busy: 4 tasks' worth of CPU at 70 % each.
+    cloud.set_service_load("prod", svc, 4.0 * 90.0);
+    apply(&store, doc("ghcr.io/acme/api:1.0")).await;
+    until(&store, ns, "gateway", "v1 at the gate", |s| s["rollout"]["waitingFor"] == "Approval").await;
+    request(&store, ns, "gateway", RolloutAction::Promote).await;
+    until(&store, ns, "gateway", "v1 out and scaled to 4", |s| rolled_out(1)(s) && s["replicas"]["desired"] == 4).await;
+    // v2 waits for approval with both revisions running; the load goes away.
+    apply(&store, doc("ghcr.io/acme/api:2.0")).await;
+    until(&store, ns, "gateway", "v2 at the gate", |s| {
+        s["rollout"]["waitingFor"] == "Approval" && s["observedGeneration"] == 2
+    })
+    .await;
+    cloud.set_service_load("prod", svc, 0.0);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(cloud.service("prod", svc).unwrap().desired_count, 4, "scaled in during the deployment");
+    // Once the new revision serves alone, the idle service goes back to min.
+    request(&store, ns, "gateway", RolloutAction::Promote).await;
+    until(&store, ns, "gateway", "v2 out and scaled in", |s| rolled_out(2)(s) && s["replicas"]["desired"] == 2).await;
+    assert_eq!(cloud.dark_moments("prod", svc), 0);
+    replica.shutdown().await;
 }

@@ -204,7 +204,9 @@ async fn each_strategy_is_sent_with_its_shift_bake_hooks_and_listener_rules() {
                 "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/gw-green/fedcba9876543210",
                 "{lb:#}"
             );
-            assert!(lb["advancedConfiguration"]["productionListenerRule"].as_str().is_some_and(|r| r.ends_with("0001")));
+            assert!(
+                lb["advancedConfiguration"]["productionListenerRule"].as_str().is_some_and(|r| r.ends_with("0001"))
+            );
             assert!(lb["advancedConfiguration"]["testListenerRule"].as_str().is_some_and(|r| r.ends_with("0002")));
             assert_eq!(lb["advancedConfiguration"]["roleArn"], "arn:aws:iam::123456789012:role/ecs-lb");
         }
@@ -214,7 +216,11 @@ async fn each_strategy_is_sent_with_its_shift_bake_hooks_and_listener_rules() {
             let stages: Vec<&str> = hooks.iter().filter_map(|h| h["lifecycleStages"][0].as_str()).collect();
             assert_eq!(stages, ["POST_TEST_TRAFFIC_SHIFT", "PRE_PRODUCTION_TRAFFIC_SHIFT"], "{sent:#}");
             assert!(hooks.iter().all(|h| h["targetType"] == "PAUSE"), "{sent:#}");
-            assert!(hooks.iter().all(|h| h["timeoutConfiguration"] == json!({"timeoutInMinutes": 30, "action": "ROLLBACK"})));
+            assert!(
+                hooks
+                    .iter()
+                    .all(|h| h["timeoutConfiguration"] == json!({"timeoutInMinutes": 30, "action": "ROLLBACK"}))
+            );
         }
         // A new image: one UpdateService with the new task definition (moto
         // reports no service deployment, so nothing is followed there).

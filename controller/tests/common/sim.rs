@@ -15,7 +15,13 @@ use super::{Options, Replica, redis_url, start_replica_with};
 /// A replica running the relay and worker reconcilers over `cloud`, with the
 /// workload settings and replica options a test needs (fast polls and a short
 /// lease are always set).
-pub fn start_workloads(store: &Store, prefix: &str, cloud: &SimCloud, config: WorkloadConfig, opts: Options) -> Replica {
+pub fn start_workloads(
+    store: &Store,
+    prefix: &str,
+    cloud: &SimCloud,
+    config: WorkloadConfig,
+    opts: Options,
+) -> Replica {
     let config = WorkloadConfig {
         poll_in_flight: Duration::from_millis(40),
         observe_max_age: Duration::from_secs(60),

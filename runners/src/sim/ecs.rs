@@ -11,12 +11,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use super::{ACCOUNT, Ctx, Inner, REGION, Slot, check_tags, faults, valid_name};
 use self::staged::Staged;
+use super::{ACCOUNT, Ctx, Inner, REGION, Slot, check_tags, faults, valid_name};
 use crate::cloud::ecs::{
-    DeploymentConfig, Ecs, HookAction, LoadBalancerRef, ServiceDeployment, StopKind, MAX_DESCRIBE_SERVICES, MAX_LISTED_TASKS, MAX_TASK_PROTECTION,
-    NetworkConfig, RolloutState, Service, ServiceInput, ServiceState, ServiceUpdate, TaskDefinition,
-    TaskDefinitionInput,
+    DeploymentConfig, Ecs, HookAction, LoadBalancerRef, MAX_DESCRIBE_SERVICES, MAX_LISTED_TASKS, MAX_TASK_PROTECTION,
+    NetworkConfig, RolloutState, Service, ServiceDeployment, ServiceInput, ServiceState, ServiceUpdate, StopKind,
+    TaskDefinition, TaskDefinitionInput,
 };
 use crate::cloud::{CloudError, CloudResult, ErrorKind, Op, Tags, ops};
 
@@ -823,7 +823,8 @@ impl EcsState {
     /// The service a service deployment ARN belongs to, settled.
     fn service_of_deployment(&mut self, op: &Op, arn: &str, ctx: &Ctx<'_>) -> CloudResult<&mut SvcRec> {
         let prefix = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/");
-        let not_found = || CloudError::new(op, ErrorKind::NotFound, format!("ServiceDeploymentNotFoundException: {arn}"));
+        let not_found =
+            || CloudError::new(op, ErrorKind::NotFound, format!("ServiceDeploymentNotFoundException: {arn}"));
         let mut parts = arn.strip_prefix(&prefix).ok_or_else(not_found)?.split('/');
         let (Some(cluster), Some(name)) = (parts.next(), parts.next()) else { return Err(not_found()) };
         let slot = self.settled(cluster, name, ctx).ok_or_else(not_found)?;

@@ -119,8 +119,12 @@ async fn create_service_is_idempotent_by_client_token_only() {
     assert_eq!(err.kind, ErrorKind::Invalid);
     // A load balancer must name a container port of the task definition.
     let mut input = svc_input("lb", &td.arn, 1, "t");
-    input.load_balancers =
-        vec![LoadBalancerRef { target_group_arn: "tg".into(), container_name: "app".into(), container_port: 9, advanced: None }];
+    input.load_balancers = vec![LoadBalancerRef {
+        target_group_arn: "tg".into(),
+        container_name: "app".into(),
+        container_port: 9,
+        advanced: None,
+    }];
     assert_eq!(cloud.ecs.create_service(&input).await.unwrap_err().kind, ErrorKind::Invalid);
     input.load_balancers[0].container_port = 8080;
     assert_eq!(cloud.ecs.create_service(&input).await.unwrap().load_balancers.len(), 1);

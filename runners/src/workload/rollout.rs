@@ -24,8 +24,8 @@ use api_types::rollout::{
 use super::relay::RelayTarget;
 use super::service::ServiceReport;
 use super::{Calls, Workloads};
-use crate::cloud::{Ecs, ErrorKind, Metrics};
 use crate::cloud::ecs::{DeploymentConfig, HookAction, LifecycleHook, ServiceDeployment, StopKind};
+use crate::cloud::{Ecs, ErrorKind, Metrics};
 use crate::reconcile::{ReconcileError, Reconciled};
 use api_types::relay::RelayStatus;
 
@@ -218,7 +218,8 @@ impl Workloads {
         if let Some(sd) = &sd {
             self.observe_rollout(t, sd, &mut rollout, &mut r.events);
             let verify = t.spec.deployment.verify.as_ref();
-            let alarms: Vec<String> = verify.map(|v| v.alarms.iter().map(|a| a.0.clone()).collect()).unwrap_or_default();
+            let alarms: Vec<String> =
+                verify.map(|v| v.alarms.iter().map(|a| a.0.clone()).collect()).unwrap_or_default();
             let shifted = sd.stage.is_some_and(|s| s >= RolloutStage::ProductionTrafficShift);
             let firing = if shifted && sd.state.advancing() && !alarms.is_empty() {
                 calls.metrics.alarms_firing(&alarms).await?
@@ -330,9 +331,7 @@ impl Workloads {
     ) {
         let (g, now) = (t.generation, t.now);
         let c = &mut report.conditions;
-        let why = || {
-            rollout.rollback_reason.clone().unwrap_or_else(|| "ECS rolled the deployment back".to_string())
-        };
+        let why = || rollout.rollback_reason.clone().unwrap_or_else(|| "ECS rolled the deployment back".to_string());
         match rollout.state {
             s if s.advancing() => {
                 r.requeue(self.config.poll_in_flight);
@@ -340,10 +339,7 @@ impl Workloads {
                 let (reason, message) = match (rollout.waiting_for, rollout.stage) {
                     (Some(Gate::Approval), _) => (
                         reason::AWAITING_APPROVAL,
-                        format!(
-                            "checks passed; run `mooring rollout promote relay {}` (or `abort`) to go on",
-                            t.name
-                        ),
+                        format!("checks passed; run `mooring rollout promote relay {}` (or `abort`) to go on", t.name),
                     ),
                     (Some(Gate::HttpChecks), _) => {
                         (reason::VERIFYING, "running the HTTP checks against the test listener".to_string())
@@ -375,7 +371,8 @@ impl Workloads {
                 }
             }
             _ => {
-                if !c.iter().any(|x| x.type_ == ConditionType::Degraded && x.status == api_types::ConditionStatus::True) {
+                if !c.iter().any(|x| x.type_ == ConditionType::Degraded && x.status == api_types::ConditionStatus::True)
+                {
                     set(c, Condition::not_degraded(g, now));
                 }
             }

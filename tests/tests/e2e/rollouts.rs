@@ -10,19 +10,19 @@ use tests::{Server, Stack, WAIT, eventually};
 
 fn relay(ns: &str, image: &str) -> Value {
     json!({"apiVersion": "mooring/v1", "kind": "Relay", "metadata": {"name": "gw", "namespace": ns},
-        "spec": {
-            "cluster": "prod",
-            "containers": [{"name": "api", "image": image, "port": 8080}],
-            "network": {"subnets": ["subnet-0a1b2c3d"], "securityGroups": ["sg-0a1b2c3d"]},
-            "loadBalancer": {
-                "targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/gw-blue/0123456789abcdef",
-                "containerPort": 8080,
-                "alternateTargetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/gw-green/fedcba9876543210",
-                "productionListenerRuleArn": "arn:aws:elasticloadbalancing:us-east-1:000000000000:listener-rule/app/gw/0123456789abcdef/0123456789abcdef/0000000000000001",
-                "roleArn": "arn:aws:iam::000000000000:role/ecs-lb"},
-            "scaling": {"min": 1, "max": 2},
-            "deployment": {"strategy": "BlueGreen", "bakeMinutes": 0, "verify": {"approval": "Manual"}}
-        }})
+    "spec": {
+        "cluster": "prod",
+        "containers": [{"name": "api", "image": image, "port": 8080}],
+        "network": {"subnets": ["subnet-0a1b2c3d"], "securityGroups": ["sg-0a1b2c3d"]},
+        "loadBalancer": {
+            "targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/gw-blue/0123456789abcdef",
+            "containerPort": 8080,
+            "alternateTargetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/gw-green/fedcba9876543210",
+            "productionListenerRuleArn": "arn:aws:elasticloadbalancing:us-east-1:000000000000:listener-rule/app/gw/0123456789abcdef/0123456789abcdef/0000000000000001",
+            "roleArn": "arn:aws:iam::000000000000:role/ecs-lb"},
+        "scaling": {"min": 1, "max": 2},
+        "deployment": {"strategy": "BlueGreen", "bakeMinutes": 0, "verify": {"approval": "Manual"}}
+    }})
 }
 
 async fn put(server: &Server, ns: &str, image: &str) {
@@ -64,7 +64,8 @@ async fn a_manual_gate_is_promoted_and_aborted_from_the_cli() {
         .stdout_has("AwaitingApproval");
 
     server.cli(&["rollout", "promote", "relay", "gw", "-n", ns]).await.success().stdout_has("promoted");
-    let s = rollout_when(&server, ns, "v1 rolled out", |s| observed(s, 1) && s["rollout"]["state"] == "SUCCESSFUL").await;
+    let s =
+        rollout_when(&server, ns, "v1 rolled out", |s| observed(s, 1) && s["rollout"]["state"] == "SUCCESSFUL").await;
     assert_eq!(s["rollout"]["productionPercent"], 100.0, "{s:#}");
     // Over: nothing to answer any more.
     let out = server.cli(&["rollout", "abort", "relay", "gw", "-n", ns]).await;
@@ -93,7 +94,11 @@ async fn a_manual_gate_is_promoted_and_aborted_from_the_cli() {
 
     // undo: generation 3 carries revision 1's spec (v1 again, which serves
     // already): nothing to deploy, and the rolled-back v2 is history.
-    server.cli(&["rollout", "undo", "relay", "gw", "-n", ns]).await.success().stdout_has("generation 3 has the spec of revision 1");
+    server
+        .cli(&["rollout", "undo", "relay", "gw", "-n", ns])
+        .await
+        .success()
+        .stdout_has("generation 3 has the spec of revision 1");
     let resp = server.api(Method::GET, &format!("/v1/namespaces/{ns}/relays/gw")).send().await.expect("get");
     let doc: Value = resp.json().await.expect("json");
     assert_eq!(doc["metadata"]["generation"], 3, "{doc:#}");

@@ -144,11 +144,9 @@ fn render(t: &Target, doc: &Value, r: &RolloutStatus, now: chrono::DateTime<chro
     if let Some(gate) = r.waiting_for {
         let what = match gate {
             Gate::HttpChecks => "Mooring's HTTP checks against the test listener".to_string(),
-            Gate::Approval => format!(
-                "approval: `mooring rollout promote relay {} -n {ns}` (or `abort`)",
-                t.name,
-                ns = t.ns()
-            ),
+            Gate::Approval => {
+                format!("approval: `mooring rollout promote relay {} -n {ns}` (or `abort`)", t.name, ns = t.ns())
+            }
         };
         let expires = r.gate_expires_at.map(|at| format!(" (until {})", at.to_rfc3339())).unwrap_or_default();
         rows.push(("waiting for".into(), format!("{what}{expires}")));
@@ -222,7 +220,14 @@ mod tests {
 
     #[test]
     fn the_bar_fills_with_the_share() {
-        let table = [(0.0, "[----]"), (25.0, "[#---]"), (50.0, "[##--]"), (100.0, "[####]"), (140.0, "[####]"), (-3.0, "[----]")];
+        let table = [
+            (0.0, "[----]"),
+            (25.0, "[#---]"),
+            (50.0, "[##--]"),
+            (100.0, "[####]"),
+            (140.0, "[####]"),
+            (-3.0, "[----]"),
+        ];
         for (percent, want) in table {
             assert_eq!(bar(percent, 4), want, "{percent}");
         }

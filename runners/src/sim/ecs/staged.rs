@@ -21,7 +21,9 @@ use crate::cloud::ecs::{DeploymentConfig, HookAction, HookDetail, RolloutState, 
 enum HookState {
     /// Its stage has not been reached.
     Pending,
-    Awaiting { expires: Instant },
+    Awaiting {
+        expires: Instant,
+    },
     Done,
 }
 
@@ -323,9 +325,8 @@ impl Staged {
 
 /// Whether blue and green have healthy tasks.
 fn svc_health(svc: &SvcRec, d: &Staged) -> (bool, bool) {
-    let up = |id: Option<&str>| {
-        svc.deployments.iter().any(|x| Some(x.id.as_str()) == id && x.running > 0 && !x.failing)
-    };
+    let up =
+        |id: Option<&str>| svc.deployments.iter().any(|x| Some(x.id.as_str()) == id && x.running > 0 && !x.failing);
     (up(d.blue.as_deref()), up(Some(&d.green)))
 }
 
