@@ -474,8 +474,9 @@ pub struct RelayStatus {
     pub applied_tags: AppliedTags,
     /// The service deployment of a staged strategy (BlueGreen, Canary,
     /// Linear): stage, traffic, gate, verdict; kept once finished until the next.
+    /// (Boxed: most relays roll and have none.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollout: Option<RolloutStatus>,
+    pub rollout: Option<Box<RolloutStatus>>,
 }
 
 crate::status::impl_status!(RelayStatus);

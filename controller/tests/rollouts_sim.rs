@@ -373,7 +373,7 @@ async fn scale_in_waits_while_a_new_revision_replaces_the_old(pool: sqlx::PgPool
         d["spec"]["scaling"] = json!({"min": 2, "max": 4, "scaleInAfterIdleSeconds": 0});
         d
     };
-    // Busy: 4 tasks' worth of CPU at 70 % each.
+    // Busy: 360 % of one task's CPU, above the 70 % target even at 4 tasks (90 % each).
     cloud.set_service_load("prod", svc, 4.0 * 90.0);
     apply(&store, doc("ghcr.io/acme/api:1.0")).await;
     until(&store, ns, "gateway", "v1 at the gate", |s| s["rollout"]["waitingFor"] == "Approval").await;
@@ -392,5 +392,38 @@ async fn scale_in_waits_while_a_new_revision_replaces_the_old(pool: sqlx::PgPool
     request(&store, ns, "gateway", RolloutAction::Promote).await;
     until(&store, ns, "gateway", "v2 out and scaled in", |s| rolled_out(2)(s) && s["replicas"]["desired"] == 2).await;
     assert_eq!(cloud.dark_moments("prod", svc), 0);
+    replica.shutdown().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn undo_during_a_rollout_rolls_back_first_and_deploys_nothing_new(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let cloud = sim(seed());
+    let replica = start(&store, &prefix, &cloud);
+    let (ns, svc) = ("undo", "undo_gateway");
+    let manual = json!({"strategy": "BlueGreen", "bakeMinutes": 0, "verify": {"approval": "Manual"}});
+    apply(&store, relay(ns, "gateway", "ghcr.io/acme/api:1.0", manual.clone())).await;
+    until(&store, ns, "gateway", "v1 at the gate", |s| s["rollout"]["waitingFor"] == "Approval").await;
+    request(&store, ns, "gateway", RolloutAction::Promote).await;
+    until(&store, ns, "gateway", "v1 rolled out", rolled_out(1)).await;
+    let v1 = cloud.service("prod", svc).unwrap().task_definition;
+    apply(&store, relay(ns, "gateway", "ghcr.io/acme/api:2.0", manual.clone())).await;
+    until(&store, ns, "gateway", "v2 at the gate", |s| {
+        s["rollout"]["waitingFor"] == "Approval" && s["observedGeneration"] == 2
+    })
+    .await;
+    // What `mooring rollout undo` does: abort the rollout in progress, then
+    // write the previous spec as a new generation, back to back.
+    request(&store, ns, "gateway", RolloutAction::Abort).await;
+    apply(&store, relay(ns, "gateway", "ghcr.io/acme/api:1.0", manual)).await;
+    until(&store, ns, "gateway", "generation 3 ready on v1", |s| {
+        let at = |t| condition(s, t).is_some_and(|(st, _, g)| st == "True" && g == 3);
+        at("Ready") && at("Synced") && condition(s, "Degraded").is_some_and(|(st, _, g)| st == "False" && g == 3)
+    })
+    .await;
+    assert_eq!(cloud.service("prod", svc).unwrap().task_definition, v1);
+    let deployments = cloud.service_deployment_arns("prod", svc);
+    assert_eq!(deployments.len(), 2, "v1's and the aborted v2's; the undo deployed nothing new: {deployments:?}");
     replica.shutdown().await;
 }

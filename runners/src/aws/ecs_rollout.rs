@@ -5,7 +5,9 @@
 use api_types::rollout::{DeploymentState, DeploymentStrategy, RolloutStage};
 use aws_sdk_ecs::types as ecs;
 
-use crate::cloud::ecs::{AdvancedLoadBalancer, DeploymentConfig, HookAction, HookDetail, ServiceDeployment};
+use crate::cloud::ecs::{
+    AdvancedLoadBalancer, DeploymentConfig, HookAction, HookDetail, LifecycleHook, ServiceDeployment,
+};
 use crate::cloud::{CloudError, CloudResult, ErrorKind, Op};
 
 /// `value` as the `i32` the ECS API takes, or an `Invalid` error naming `what`.
@@ -71,8 +73,8 @@ pub(super) fn deployment_configuration(op: &Op, d: &DeploymentConfig) -> CloudRe
 
 /// `Some` only when AWS reported a circuit breaker: moto drops the whole
 /// deployment configuration, and an absent one must not read as "disabled".
-/// The hooks and shift are not compared (ECS may echo them rearranged): the
-/// strategy, bake and percentages are.
+/// PAUSE hooks are read back one per stage (the service diff compares them
+/// by stage, in any order).
 pub(super) fn deployment_config_of(d: Option<&ecs::DeploymentConfiguration>) -> Option<DeploymentConfig> {
     let d = d?;
     let breaker = d.deployment_circuit_breaker.as_ref()?;
@@ -97,8 +99,28 @@ pub(super) fn deployment_config_of(d: Option<&ecs::DeploymentConfiguration>) -> 
             step_percent: l.step_percent.unwrap_or_default(),
             step_bake_minutes: l.step_bake_time_in_minutes.map_or(0, count),
         }),
-        hooks: vec![],
+        hooks: d.lifecycle_hooks.as_deref().unwrap_or_default().iter().flat_map(hooks_of).collect(),
     })
+}
+
+/// A PAUSE hook as one [`LifecycleHook`] per stage it is registered for.
+fn hooks_of(h: &ecs::DeploymentLifecycleHook) -> Vec<LifecycleHook> {
+    if h.target_type.as_ref().map(|t| t.as_str()) != Some("PAUSE") {
+        return vec![];
+    }
+    let timeout = h.timeout_configuration.as_ref();
+    let minutes = timeout.and_then(|t| t.timeout_in_minutes).map_or(0, count);
+    let action = match timeout.and_then(|t| t.action.as_ref()).map(|a| a.as_str()) {
+        Some("CONTINUE") => HookAction::Continue,
+        _ => HookAction::Rollback,
+    };
+    h.lifecycle_stages
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|s| RolloutStage::from_ecs(s.as_str()))
+        .map(|stage| LifecycleHook { stage, timeout_minutes: minutes, timeout_action: action })
+        .collect()
 }
 
 /// `loadBalancers[].advancedConfiguration`.
@@ -162,7 +184,6 @@ pub(super) fn continue_action(a: HookAction) -> ecs::DeploymentLifecycleHookActi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cloud::ecs::LifecycleHook;
     use crate::cloud::ops;
 
     #[test]
@@ -204,8 +225,7 @@ mod tests {
         assert_eq!(sdk.strategy.as_ref().map(|s| s.as_str()), Some("CANARY"));
         let hook = &sdk.lifecycle_hooks.as_deref().unwrap()[0];
         assert_eq!(hook.target_type.as_ref().map(|t| t.as_str()), Some("PAUSE"));
-        let back = deployment_config_of(Some(&sdk)).unwrap();
-        assert_eq!(DeploymentConfig { hooks: d.hooks.clone(), ..back }, d);
+        assert_eq!(deployment_config_of(Some(&sdk)).unwrap(), d, "what AWS echoes reads back the same");
     }
 
     #[test]

@@ -100,7 +100,7 @@ pub enum Condition {
         actions: &'static [&'static str],
     },
     /// `iam:PassRole` to this service only.
-    PassedTo(&'static str),
+    PassedTo(&'static [&'static str]),
     /// `iam:CreateServiceLinkedRole` for this service only.
     ServiceLinkedRole(&'static str),
 }
@@ -366,7 +366,8 @@ fn condition(c: Condition) -> Option<Value> {
         }
         Condition::Adopt => json!({"Null": {request_tag: "false"}, "ForAllValues:StringLike": mooring_keys}),
         Condition::TagOnCreate { key, actions } => json!({"StringEquals": {key: actions}}),
-        Condition::PassedTo(service) => json!({"StringEquals": {"iam:PassedToService": service}}),
+        Condition::PassedTo([service]) => json!({"StringEquals": {"iam:PassedToService": service}}),
+        Condition::PassedTo(services) => json!({"StringEquals": {"iam:PassedToService": services}}),
         Condition::ServiceLinkedRole(service) => json!({"StringEquals": {"iam:AWSServiceName": service}}),
     })
 }

@@ -140,6 +140,14 @@ const fn entry(
     Scoping { op, principals, grants, why }
 }
 
+/// The roles the install allows, passed to ECS: task and execution roles (to
+/// `ecs-tasks`), and a staged rollout's load balancer role (to `ecs`).
+const PASS_WORKLOAD_ROLES: Grant = grant(
+    &["iam:PassRole"],
+    Resources::Install(InstallRef::PassRoles),
+    Condition::PassedTo(&["ecs-tasks.amazonaws.com", "ecs.amazonaws.com"]),
+);
+
 /// The scoping of every operation in the operation table.
 pub const TABLE: &[Scoping] = &[
     // ECS
@@ -162,10 +170,17 @@ pub const TABLE: &[Scoping] = &[
                 Resources::Arns(ECS_SERVICE_LINKED_ROLE),
                 Condition::ServiceLinkedRole("ecs.amazonaws.com"),
             ),
+            PASS_WORKLOAD_ROLES,
         ],
-        "services are created with their mooring:uid tag; ECS's service-linked role is created on first use",
+        "services are created with their mooring:uid tag; ECS's service-linked role is created on first use; \
+         a staged rollout passes its load balancer role (loadBalancer.roleArn) to ECS",
     ),
-    entry("ecs:UpdateService", CONTROLLER, &[owned(&["ecs:UpdateService"], ECS_SERVICES)], "only Mooring's services"),
+    entry(
+        "ecs:UpdateService",
+        CONTROLLER,
+        &[owned(&["ecs:UpdateService"], ECS_SERVICES), PASS_WORKLOAD_ROLES],
+        "only Mooring's services (and the load balancer role of a staged rollout, among those the install allows)",
+    ),
     entry(
         "ecs:DescribeServiceDeployments",
         CONTROLLER,
@@ -213,11 +228,7 @@ pub const TABLE: &[Scoping] = &[
                     actions: &["CreateService", "RegisterTaskDefinition"],
                 },
             ),
-            grant(
-                &["iam:PassRole"],
-                Resources::Install(InstallRef::PassRoles),
-                Condition::PassedTo("ecs-tasks.amazonaws.com"),
-            ),
+            PASS_WORKLOAD_ROLES,
         ],
         "task definitions carry mooring:uid; their task and execution roles must be ones the install allows",
     ),
@@ -538,7 +549,7 @@ pub const TABLE: &[Scoping] = &[
             grant(
                 &["iam:PassRole"],
                 Resources::Install(InstallRef::ProvisionerRole),
-                Condition::PassedTo("codebuild.amazonaws.com"),
+                Condition::PassedTo(&["codebuild.amazonaws.com"]),
             ),
         ],
         "a provisioner project runs as the install's provisioner role, and no other",
@@ -551,7 +562,7 @@ pub const TABLE: &[Scoping] = &[
             grant(
                 &["iam:PassRole"],
                 Resources::Install(InstallRef::ProvisionerRole),
-                Condition::PassedTo("codebuild.amazonaws.com"),
+                Condition::PassedTo(&["codebuild.amazonaws.com"]),
             ),
         ],
         "a provisioner project runs as the install's provisioner role, and no other",

@@ -274,6 +274,9 @@ impl SvcRec {
         self.task_definition = task_definition;
         if self.deployment.strategy.staged() {
             self.start_staged(blue, green, ctx);
+        } else if let Some(i) = self.staged.iter().rposition(Staged::advancing) {
+            // A rolling change ends a staged deployment in flight where it is.
+            self.staged[i].supersede();
         }
     }
 

@@ -190,6 +190,90 @@ async fn a_new_task_definition_rolls_out_and_the_old_deployment_goes() {
     assert_eq!(s.deployments.len(), 2);
 }
 
+/// A blue/green configuration whose minute lasts 10 ms.
+fn blue_green(bake_minutes: u32) -> DeploymentConfig {
+    DeploymentConfig {
+        strategy: api_types::rollout::DeploymentStrategy::BlueGreen,
+        bake_minutes,
+        ..DeploymentConfig::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_blue_green_deployment_keeps_blue_until_the_bake_ends_and_counts_dark_moments() {
+    use api_types::rollout::{DeploymentState, RolloutStage};
+    let sim = SimCloud::new(SimConfig { minute: ms(10), ..cfg() });
+    let cloud = sim.cloud();
+    let v1 = cloud.ecs.register_task_definition(&td_input("bg", "nginx:1")).await.unwrap();
+    let v2 = cloud.ecs.register_task_definition(&td_input("bg", "nginx:2")).await.unwrap();
+    let mut input = svc_input("bg", &v1.arn, 2, "t");
+    input.deployment = blue_green(10);
+    cloud.ecs.create_service(&input).await.unwrap();
+    tokio::time::sleep(ms(200)).await;
+    let first = describe(&cloud, "bg").await.unwrap().current_service_deployment.expect("a service deployment");
+    assert_eq!(sim.service_deployment(&first).unwrap().state, DeploymentState::Successful);
+
+    let to_v2 = ServiceUpdate { task_definition: Some(v2.arn.clone()), ..update("bg") };
+    cloud.ecs.update_service(&to_v2).await.unwrap();
+    tokio::time::sleep(ms(30)).await;
+    let arn = describe(&cloud, "bg").await.unwrap().current_service_deployment.unwrap();
+    assert_ne!(arn, first, "a new revision is a new service deployment");
+    let sd = sim.service_deployment(&arn).unwrap();
+    assert_eq!((sd.stage, sd.production_percent), (Some(RolloutStage::BakeTime), Some(100.0)), "{sd:?}");
+    let s = describe(&cloud, "bg").await.unwrap();
+    assert_eq!(s.running_count, 4, "blue and green both run during the bake: {s:?}");
+    assert_eq!(sim.dark_moments("default", "bg"), 0);
+
+    // Green scaled to nothing while production points at it: a dark moment.
+    let zero = ServiceUpdate { desired_count: Some(0), ..update("bg") };
+    cloud.ecs.update_service(&zero).await.unwrap();
+    tokio::time::sleep(ms(30)).await;
+    describe(&cloud, "bg").await.unwrap();
+    assert!(sim.dark_moments("default", "bg") > 0, "the counter sees production on a revision with no task");
+    tokio::time::sleep(ms(200)).await;
+    assert_eq!(sim.service_deployment(&arn).unwrap().state, DeploymentState::Successful);
+    let s = describe(&cloud, "bg").await.unwrap();
+    assert_eq!((s.deployments.len(), s.task_definition.as_str()), (1, v2.arn.as_str()), "blue is gone after the bake");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rollback_puts_blue_back_and_a_new_deployment_supersedes_one_in_flight() {
+    use crate::cloud::ecs::StopKind;
+    use api_types::rollout::DeploymentState;
+    let sim = SimCloud::new(SimConfig { minute: ms(10), ..cfg() });
+    let cloud = sim.cloud();
+    let v1 = cloud.ecs.register_task_definition(&td_input("rb", "nginx:1")).await.unwrap();
+    let v2 = cloud.ecs.register_task_definition(&td_input("rb", "nginx:2")).await.unwrap();
+    let mut input = svc_input("rb", &v1.arn, 2, "t");
+    input.deployment = blue_green(50);
+    cloud.ecs.create_service(&input).await.unwrap();
+    tokio::time::sleep(ms(700)).await;
+    cloud.ecs.update_service(&ServiceUpdate { task_definition: Some(v2.arn.clone()), ..update("rb") }).await.unwrap();
+    tokio::time::sleep(ms(30)).await;
+    let arn = describe(&cloud, "rb").await.unwrap().current_service_deployment.unwrap();
+    cloud.ecs.stop_service_deployment(&arn, StopKind::Rollback).await.unwrap();
+    let s = describe(&cloud, "rb").await.unwrap();
+    assert_eq!(s.task_definition, v1.arn, "blue serves again at once");
+    assert_eq!(sim.service_deployment(&arn).unwrap().state, DeploymentState::RollbackSuccessful);
+    let again = cloud.ecs.stop_service_deployment(&arn, StopKind::Rollback).await.unwrap_err();
+    assert!(again.is(crate::cloud::ErrorKind::Invalid), "{again:?}");
+
+    // A rolling change while a staged deployment is in flight ends that one.
+    cloud.ecs.update_service(&ServiceUpdate { task_definition: Some(v2.arn.clone()), ..update("rb") }).await.unwrap();
+    tokio::time::sleep(ms(30)).await;
+    let in_flight = describe(&cloud, "rb").await.unwrap().current_service_deployment.unwrap();
+    let rolling = ServiceUpdate {
+        task_definition: Some(v1.arn.clone()),
+        deployment: Some(DeploymentConfig::default()),
+        ..update("rb")
+    };
+    cloud.ecs.update_service(&rolling).await.unwrap();
+    assert_eq!(sim.service_deployment(&in_flight).unwrap().state, DeploymentState::Stopped);
+    tokio::time::sleep(ms(50)).await;
+    let s = describe(&cloud, "rb").await.unwrap();
+    assert_eq!((s.task_definition.as_str(), s.running_count), (v1.arn.as_str(), 2), "{s:?}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_failing_image_trips_the_circuit_breaker_and_rolls_back() {
     let sim = SimCloud::new(cfg());

@@ -89,6 +89,7 @@ fn record(status: &RelayStatus) -> EcsRecord<'_> {
         task_family: status.task_family.as_deref(),
         task_definition_arn: status.task_definition_arn.as_deref(),
         failed_task_definition_arn: status.failed_task_definition_arn.as_deref(),
+        hold_task_definition: false,
     }
 }
 
@@ -201,6 +202,10 @@ impl Workloads {
         let td_arn =
             self.task_definition(&calls, t, &input, t.status.task_definition_arn.as_deref(), &mut r.events).await?;
         let initial = self.initial_count(&calls, t, &intent.service, &intent.retiring, t.spec.scaling.min).await?;
+        let memory = EcsRecord {
+            hold_task_definition: rollout::hold_task_definition(t.status.rollout.as_deref(), t.request, &td_arn),
+            ..record(t.status)
+        };
         let mut report = self
             .ensure_service(
                 &calls,
@@ -209,7 +214,7 @@ impl Workloads {
                 &want(t.spec),
                 initial,
                 &td_arn,
-                &record(t.status),
+                &memory,
                 &t.status.conditions,
                 &t.spec.tags,
                 &mut r.events,

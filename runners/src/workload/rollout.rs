@@ -17,8 +17,8 @@ use api_types::Event;
 use api_types::condition::{Condition, ConditionType, reason};
 use api_types::relay::RelaySpec;
 use api_types::rollout::{
-    Approval, CanaryShift, DeploymentState, Gate, GateTimeout, LinearShift, RolloutAction, RolloutRequest,
-    RolloutStage, RolloutStatus, Verdict, Verify,
+    Approval, DeploymentState, Gate, GateTimeout, RolloutAction, RolloutRequest, RolloutStage, RolloutStatus, Verdict,
+    Verify,
 };
 
 use super::relay::RelayTarget;
@@ -56,10 +56,8 @@ pub(super) fn deployment_config(spec: &RelaySpec) -> DeploymentConfig {
         min_healthy_percent: d.min_healthy_percent,
         max_percent: d.max_percent,
         bake_minutes: if strategy.staged() { d.bake_minutes } else { 0 },
-        canary: (strategy == api_types::rollout::DeploymentStrategy::Canary)
-            .then(|| d.canary.unwrap_or_else(CanaryShift::default)),
-        linear: (strategy == api_types::rollout::DeploymentStrategy::Linear)
-            .then(|| d.linear.unwrap_or_else(LinearShift::default)),
+        canary: (strategy == api_types::rollout::DeploymentStrategy::Canary).then(|| d.canary.unwrap_or_default()),
+        linear: (strategy == api_types::rollout::DeploymentStrategy::Linear).then(|| d.linear.unwrap_or_default()),
         hooks,
     }
 }
@@ -104,6 +102,7 @@ pub(super) fn decide(
     sd: &ServiceDeployment,
     recorded: Option<&RolloutStatus>,
     request: Option<&RolloutRequest>,
+    manual: bool,
     firing: &[String],
 ) -> Step {
     if !sd.state.advancing() {
@@ -118,8 +117,9 @@ pub(super) fn decide(
             None => Step::Stop { why },
         };
     }
-    let shifted = sd.stage.is_some_and(|s| s >= RolloutStage::ProductionTrafficShift);
-    if shifted && let Some(alarm) = firing.first() {
+    if watching_alarms(sd)
+        && let Some(alarm) = firing.first()
+    {
         let stage = sd.stage.map_or("?", RolloutStage::as_ecs);
         return Step::Stop { why: format!("alarm {alarm} fired during {stage}") };
     }
@@ -134,11 +134,36 @@ pub(super) fn decide(
             Some(r) if r.action == RolloutAction::Promote => {
                 Step::Continue { hook_id, why: format!("promoted by {}", r.by) }
             }
+            // The spec no longer asks for a person (changed mid-rollout).
+            _ if !manual => Step::Continue { hook_id, why: "approval is no longer required by the spec".into() },
             _ => Step::Wait,
         },
-        // A hook at a stage Mooring no longer gates (the spec dropped it): let it go.
-        None => Step::Continue { hook_id, why: "no gate at this stage any more".into() },
+        // A hook at a known stage without a gate (a spec from before): let it go.
+        None if sd.stage.is_some() => Step::Continue { hook_id, why: "no gate at this stage".into() },
+        // A stage this version does not know: wait for its timeout rather than skip a gate.
+        None => Step::Wait,
     }
+}
+
+/// Production traffic is moving or baking: the alarms are watched.
+fn watching_alarms(sd: &ServiceDeployment) -> bool {
+    sd.state.advancing()
+        && sd.stage.is_some_and(|s| (RolloutStage::ProductionTrafficShift..=RolloutStage::BakeTime).contains(&s))
+}
+
+/// Whether the service must not be pointed at `td_arn` now: a staged
+/// deployment of it is in flight (ECS's to finish; pushing it again would
+/// start a second one), or the one in flight is being rolled back or aborted
+/// (its old revision serves again first).
+pub(super) fn hold_task_definition(
+    recorded: Option<&RolloutStatus>,
+    request: Option<&RolloutRequest>,
+    td_arn: &str,
+) -> bool {
+    let Some(r) = recorded.filter(|r| !r.state.finished()) else { return false };
+    let aborted = request
+        .is_some_and(|q| q.service_deployment_arn == r.service_deployment_arn && q.action == RolloutAction::Abort);
+    r.task_definition_arn == td_arn || r.state.rolling_back() || r.rollback_reason.is_some() || aborted
 }
 
 /// Sets `c`, replacing a condition of the same type.
@@ -147,9 +172,23 @@ fn set(conditions: &mut Vec<Condition>, c: Condition) {
     conditions.push(c);
 }
 
-/// Runs the checks against the test listener: each `count` answers in a row
-/// with the expected status.
+/// The longest a gate's checks may take together.
+const CHECKS_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Runs the checks against the test listener, within [`CHECKS_DEADLINE`].
 async fn run_checks(http: &reqwest::Client, verify: &Verify, hook_id: &str) -> Verdict {
+    match tokio::time::timeout(CHECKS_DEADLINE, checks(http, verify, hook_id)).await {
+        Ok(v) => v,
+        Err(_) => Verdict {
+            hook_id: hook_id.to_string(),
+            pass: false,
+            message: format!("the checks took longer than {} s", CHECKS_DEADLINE.as_secs()),
+        },
+    }
+}
+
+/// Each check: `count` answers in a row with the expected status.
+async fn checks(http: &reqwest::Client, verify: &Verify, hook_id: &str) -> Verdict {
     let base = verify.test_url.as_deref().unwrap_or_default().trim_end_matches('/');
     for check in &verify.http {
         let url = format!("{base}{}", check.path);
@@ -189,17 +228,29 @@ impl Workloads {
         r: &mut Reconciled<RelayStatus>,
     ) -> Result<(), ReconcileError> {
         let strategy = t.spec.deployment.strategy;
-        if !strategy.staged() {
-            r.status.rollout = None;
-            return Ok(());
-        }
-        let Some(arn) = report.current_service_deployment.clone() else { return Ok(()) };
-        let recorded = t.status.rollout.as_ref().filter(|x| x.service_deployment_arn == arn);
+        let unfinished = t.status.rollout.as_deref().filter(|x| !x.state.finished());
+        // A rolling relay has no staged rollout, unless one it started before
+        // the spec changed is still in flight: that one is followed to its end.
+        let arn = match (strategy.staged(), unfinished) {
+            (false, None) => {
+                r.status.rollout = None;
+                return Ok(());
+            }
+            (false, Some(rec)) => Some(rec.service_deployment_arn.clone()),
+            (true, _) => report.current_service_deployment.clone(),
+        };
+        let Some(arn) = arn else { return Ok(()) };
+        let recorded = t.status.rollout.as_deref().filter(|x| x.service_deployment_arn == arn);
         let sd = match recorded {
             // Over and recorded as over: nothing more to ask ECS.
             Some(rec) if rec.state.finished() => None,
             _ => calls.ecs.describe_service_deployment(&arn).await?,
         };
+        // ECS does not know it (yet): nothing to record or act on.
+        if recorded.is_none() && sd.is_none() {
+            return Ok(());
+        }
+        let strategy = recorded.map_or(strategy, |r| r.strategy);
         let mut rollout = recorded.cloned().unwrap_or_else(|| RolloutStatus {
             strategy,
             service_deployment_arn: arn.clone(),
@@ -220,13 +271,13 @@ impl Workloads {
             let verify = t.spec.deployment.verify.as_ref();
             let alarms: Vec<String> =
                 verify.map(|v| v.alarms.iter().map(|a| a.0.clone()).collect()).unwrap_or_default();
-            let shifted = sd.stage.is_some_and(|s| s >= RolloutStage::ProductionTrafficShift);
-            let firing = if shifted && sd.state.advancing() && !alarms.is_empty() {
+            let firing = if watching_alarms(sd) && !alarms.is_empty() {
                 calls.metrics.alarms_firing(&alarms).await?
             } else {
                 vec![]
             };
-            match decide(sd, Some(&rollout), t.request, &firing) {
+            let manual = verify.is_some_and(|v| v.approval == Approval::Manual);
+            match decide(sd, Some(&rollout), t.request, manual, &firing) {
                 Step::Wait => {}
                 Step::Check { hook_id } => {
                     let verdict = match verify {
@@ -244,29 +295,30 @@ impl Workloads {
                     r.requeue(Duration::ZERO);
                 }
                 Step::Continue { hook_id, why } => {
-                    answer(calls, &arn, &hook_id, HookAction::Continue).await?;
-                    r.events.push(Event::normal("RolloutContinued", format!("{}: {why}", stage_name(sd))));
-                    rollout.waiting_for = None;
-                    r.requeue(Duration::ZERO);
+                    if answer(calls, &arn, &hook_id, HookAction::Continue).await? {
+                        r.events.push(Event::normal("RolloutContinued", format!("{}: {why}", stage_name(sd))));
+                        rollout.waiting_for = None;
+                        r.requeue(Duration::ZERO);
+                    }
                 }
                 Step::RollBackAtHook { hook_id, why } => {
-                    rollout.rollback_reason = Some(why.clone());
-                    answer(calls, &arn, &hook_id, HookAction::Rollback).await?;
-                    r.events.push(Event::warning("RollingBack", format!("{}: {why}", stage_name(sd))));
-                    rollout.waiting_for = None;
-                    r.requeue(Duration::ZERO);
-                }
-                Step::Stop { why } => {
-                    rollout.rollback_reason = Some(why.clone());
-                    match calls.ecs.stop_service_deployment(&arn, StopKind::Rollback).await {
-                        Ok(()) => {}
-                        // Already over (it finished or rolled back meanwhile): the next look says which.
-                        Err(e) if e.is(ErrorKind::Invalid) => {}
-                        Err(e) => return Err(e.into()),
+                    if answer(calls, &arn, &hook_id, HookAction::Rollback).await? {
+                        r.events.push(Event::warning("RollingBack", format!("{}: {why}", stage_name(sd))));
+                        rollout.rollback_reason = Some(why);
+                        rollout.waiting_for = None;
+                        r.requeue(Duration::ZERO);
                     }
-                    r.events.push(Event::warning("RollingBack", format!("{}: {why}", stage_name(sd))));
-                    r.requeue(Duration::ZERO);
                 }
+                Step::Stop { why } => match calls.ecs.stop_service_deployment(&arn, StopKind::Rollback).await {
+                    Ok(()) => {
+                        r.events.push(Event::warning("RollingBack", format!("{}: {why}", stage_name(sd))));
+                        rollout.rollback_reason = Some(why);
+                        r.requeue(Duration::ZERO);
+                    }
+                    // Already over (it finished or rolled back meanwhile): the next look says which.
+                    Err(e) if e.is(ErrorKind::Invalid) => {}
+                    Err(e) => return Err(e.into()),
+                },
             }
         }
         // A finished deployment of a revision the spec no longer asks for is
@@ -274,7 +326,7 @@ impl Workloads {
         if rollout.task_definition_arn == td_arn || !rollout.state.finished() {
             self.rollout_conditions(t, &rollout, report, r);
         }
-        r.status.rollout = Some(rollout);
+        r.status.rollout = Some(Box::new(rollout));
         Ok(())
     }
 
@@ -311,6 +363,9 @@ impl Workloads {
         }
         if let Some(started) = sd.started_at {
             rollout.started = started;
+        }
+        if sd.state.rolling_back() && rollout.rollback_reason.is_none() {
+            rollout.rollback_reason = sd.status_reason.clone();
         }
         rollout.state = sd.state;
         rollout.stage = sd.stage;
@@ -361,14 +416,20 @@ impl Workloads {
                 set(c, Condition::progressing(reason, message, g, now));
             }
             s if s.rolling_back() => {
+                // Remembered at once, so the revision is not pushed again.
+                report.failed_task_definition_arn = Some(rollout.task_definition_arn.clone());
                 set(c, Condition::degraded(reason::ROLLED_BACK, why(), g, now));
                 if s.finished() {
                     set(c, Condition::settled(reason::ROLLED_BACK, why(), g, now));
-                    report.failed_task_definition_arn = Some(rollout.task_definition_arn.clone());
                 } else {
                     set(c, Condition::progressing(reason::ROLLING_BACK, why(), g, now));
                     r.requeue(self.config.poll_in_flight);
                 }
+            }
+            s if !s.finished() => {
+                // Stopping (STOP_REQUESTED): look again until it is over.
+                set(c, Condition::progressing(reason::ROLLING_OUT, format!("deployment {}", s.as_ecs()), g, now));
+                r.requeue(self.config.poll_in_flight);
             }
             _ => {
                 if !c.iter().any(|x| x.type_ == ConditionType::Degraded && x.status == api_types::ConditionStatus::True)
@@ -384,12 +445,13 @@ fn stage_name(sd: &ServiceDeployment) -> &'static str {
     sd.stage.map_or("PENDING", RolloutStage::as_ecs)
 }
 
-/// Answers a hook; one no longer awaiting (answered before a crash, or timed
-/// out) is not an error: the next look says where the deployment went.
-async fn answer(calls: &Calls<'_>, arn: &str, hook_id: &str, action: HookAction) -> Result<(), ReconcileError> {
+/// Answers a hook: `false` when ECS refused because it no longer awaits one
+/// (answered before a crash, or timed out), which is not an error: the next
+/// look says where the deployment went.
+async fn answer(calls: &Calls<'_>, arn: &str, hook_id: &str, action: HookAction) -> Result<bool, ReconcileError> {
     match calls.ecs.continue_service_deployment(arn, hook_id, action).await {
-        Ok(()) => Ok(()),
-        Err(e) if e.is(ErrorKind::Invalid) => Ok(()),
+        Ok(()) => Ok(true),
+        Err(e) if e.is(ErrorKind::Invalid) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
@@ -398,6 +460,7 @@ async fn answer(calls: &Calls<'_>, arn: &str, hook_id: &str, action: HookAction)
 mod tests {
     use super::*;
     use crate::cloud::ecs::HookDetail;
+    use api_types::rollout::CanaryShift;
 
     fn sd(state: DeploymentState, stage: RolloutStage, awaiting: bool) -> ServiceDeployment {
         ServiceDeployment {
@@ -451,7 +514,8 @@ mod tests {
         let alarm = vec!["gw-5xx".to_string()];
         let h = || "h1".to_string();
         // (deployment, recorded, request, alarms firing, expected)
-        let table: Vec<(ServiceDeployment, Option<RolloutStatus>, Option<&RolloutRequest>, &[String], Step)> = vec![
+        type Row<'a> = (ServiceDeployment, Option<RolloutStatus>, Option<&'a RolloutRequest>, &'a [String], Step);
+        let table: Vec<Row> = vec![
             (sd(InProgress, ScaleUp, false), None, None, &[], Step::Wait),
             (sd(InProgress, checks, true), None, None, &[], Step::Check { hook_id: h() }),
             (
@@ -506,11 +570,49 @@ mod tests {
                 None,
                 None,
                 &[],
-                Step::Continue { hook_id: h(), why: "no gate at this stage any more".into() },
+                Step::Continue { hook_id: h(), why: "no gate at this stage".into() },
             ),
+            // Clean-up: alarms no longer count (nothing left to roll back to).
+            (sd(InProgress, CleanUp, false), None, None, &alarm, Step::Wait),
         ];
         for (i, (d, rec, req, firing, want)) in table.into_iter().enumerate() {
-            assert_eq!(decide(&d, rec.as_ref(), req, firing), want, "row {i}");
+            assert_eq!(decide(&d, rec.as_ref(), req, true, firing), want, "row {i}");
+        }
+    }
+
+    #[test]
+    fn unknown_stages_wait_and_a_dropped_approval_lets_go() {
+        let mut unknown = sd(DeploymentState::InProgress, RolloutStage::PostScaleUp, true);
+        unknown.stage = None;
+        assert_eq!(decide(&unknown, None, None, true, &[]), Step::Wait, "never skip a gate it cannot see");
+        let gate = sd(DeploymentState::InProgress, RolloutStage::PreProductionTrafficShift, true);
+        assert_eq!(decide(&gate, None, None, true, &[]), Step::Wait);
+        assert!(matches!(decide(&gate, None, None, false, &[]), Step::Continue { .. }));
+    }
+
+    #[test]
+    fn a_revision_is_held_while_its_deployment_or_a_rollback_is_in_flight() {
+        let abort = request(RolloutAction::Abort, "arn:sd:1");
+        let other_abort = request(RolloutAction::Abort, "arn:sd:0");
+        let mut rolling_back = recorded(None);
+        rolling_back.state = DeploymentState::RollbackInProgress;
+        let mut decided = recorded(None);
+        decided.rollback_reason = Some("alarm".into());
+        let mut over = recorded(None);
+        over.state = DeploymentState::Successful;
+        // (recorded, request, wanted task definition, held)
+        let table = [
+            (None, None, "arn:td:2", false),
+            (Some(recorded(None)), None, "arn:td:2", true),
+            (Some(recorded(None)), None, "arn:td:3", false),
+            (Some(recorded(None)), Some(&abort), "arn:td:1", true),
+            (Some(recorded(None)), Some(&other_abort), "arn:td:1", false),
+            (Some(rolling_back), None, "arn:td:1", true),
+            (Some(decided), None, "arn:td:3", true),
+            (Some(over), None, "arn:td:2", false),
+        ];
+        for (i, (rec, req, td, held)) in table.into_iter().enumerate() {
+            assert_eq!(hold_task_definition(rec.as_ref(), req, td), held, "row {i}");
         }
     }
 

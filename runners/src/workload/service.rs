@@ -18,8 +18,8 @@ use super::ownership::{Claim, claim};
 use super::{Calls, Workloads};
 use crate::autoscale::{self, Policy, Reading, Reason};
 use crate::cloud::ecs::{
-    DeploymentConfig, LoadBalancerRef, NetworkConfig, RolloutState, Service, ServiceInput, ServiceState, ServiceUpdate,
-    TaskDefinitionInput,
+    DeploymentConfig, HookAction, LoadBalancerRef, NetworkConfig, RolloutState, Service, ServiceInput, ServiceState,
+    ServiceUpdate, TaskDefinitionInput,
 };
 use crate::cloud::metrics::ServiceKey;
 use crate::cloud::{Ecs, ErrorKind, TAG_NAME, TAG_RENDER_HASH, TAG_UID, Tags};
@@ -48,6 +48,9 @@ pub(super) struct EcsRecord<'a> {
     pub task_family: Option<&'a str>,
     pub task_definition_arn: Option<&'a str>,
     pub failed_task_definition_arn: Option<&'a str>,
+    /// Do not point the service at a new task definition now (a staged
+    /// deployment of it, or a rollback, is in flight).
+    pub hold_task_definition: bool,
 }
 
 /// What the intent step decided about the ECS identities.
@@ -246,7 +249,7 @@ impl Workloads {
                     events.push(Event::normal("Adopted", format!("adopted {what} ({})", s.arn)));
                 }
                 let failed = rollout_failed(&s, td_arn) || memory.failed_task_definition_arn == Some(td_arn);
-                let update = diff(&s, want, td_arn, failed);
+                let update = diff(&s, want, td_arn, failed || memory.hold_task_definition);
                 if let Some(td) = &update.task_definition
                     && memory.task_definition_arn == Some(td_arn)
                     && s.task_definition != td_arn
@@ -648,6 +651,45 @@ fn rollout_failed(s: &Service, td_arn: &str) -> bool {
     s.deployments.iter().any(|d| d.task_definition == td_arn && d.rollout == RolloutState::Failed)
 }
 
+/// Equal load balancers, where the two target groups of a staged strategy
+/// count as a pair: ECS swaps which one serves with every deployment.
+fn same_load_balancers(have: &[LoadBalancerRef], want: &[LoadBalancerRef]) -> bool {
+    let key = |lb: &LoadBalancerRef| {
+        let mut groups = vec![lb.target_group_arn.clone()];
+        let mut rest = None;
+        if let Some(a) = &lb.advanced {
+            groups.push(a.alternate_target_group_arn.clone());
+            rest = Some((a.production_listener_rule.clone(), a.test_listener_rule.clone(), a.role_arn.clone()));
+        }
+        groups.sort();
+        (groups, lb.container_name.clone(), lb.container_port, rest)
+    };
+    have.len() == want.len() && have.iter().zip(want).all(|(h, w)| key(h) == key(w))
+}
+
+/// Equal deployment settings as far as the strategy uses them: a rolling
+/// service has no bake, shift or hooks to compare; hooks compare by stage.
+fn same_deployment(have: &DeploymentConfig, want: &DeploymentConfig) -> bool {
+    let rolling =
+        |d: &DeploymentConfig| (d.strategy, d.circuit_breaker, d.rollback, d.min_healthy_percent, d.max_percent);
+    if rolling(have) != rolling(want) {
+        return false;
+    }
+    if !want.strategy.staged() {
+        return true;
+    }
+    let hooks = |d: &DeploymentConfig| {
+        let mut h: Vec<_> =
+            d.hooks.iter().map(|h| (h.stage, h.timeout_minutes, h.timeout_action == HookAction::Rollback)).collect();
+        h.sort();
+        h
+    };
+    have.bake_minutes == want.bake_minutes
+        && have.canary == want.canary
+        && have.linear == want.linear
+        && hooks(have) == hooks(want)
+}
+
 /// The smallest update that makes `s` what `want` says. The desired count is
 /// the autoscaler's and only clamped into [min, max]; fields the endpoint does
 /// not report (`None`) are left alone rather than rewritten on every pass.
@@ -665,11 +707,11 @@ fn diff(s: &Service, want: &ServiceWant, td_arn: &str, failed: bool) -> ServiceU
     {
         update.network = Some(w.clone());
     }
-    if s.load_balancers != want.load_balancers {
+    if !same_load_balancers(&s.load_balancers, &want.load_balancers) {
         update.load_balancers = Some(want.load_balancers.clone());
     }
     if let Some(have) = &s.deployment
-        && *have != want.deployment
+        && !same_deployment(have, &want.deployment)
     {
         update.deployment = Some(want.deployment.clone());
     }
@@ -749,6 +791,58 @@ mod tests {
     }
 
     #[test]
+    fn a_staged_service_as_aws_echoes_it_needs_no_update() {
+        use crate::cloud::ecs::{AdvancedLoadBalancer, LifecycleHook};
+        use api_types::rollout::{DeploymentStrategy, RolloutStage};
+        let hook =
+            |stage, minutes| LifecycleHook { stage, timeout_minutes: minutes, timeout_action: HookAction::Rollback };
+        let lb = |serving: &str, alternate: &str| LoadBalancerRef {
+            target_group_arn: serving.into(),
+            container_name: "api".into(),
+            container_port: 8080,
+            advanced: Some(AdvancedLoadBalancer {
+                alternate_target_group_arn: alternate.into(),
+                production_listener_rule: "rule/prod".into(),
+                test_listener_rule: Some("rule/test".into()),
+                role_arn: "role".into(),
+            }),
+        };
+        let mut w = want();
+        w.deployment = DeploymentConfig {
+            strategy: DeploymentStrategy::BlueGreen,
+            bake_minutes: 5,
+            hooks: vec![
+                hook(RolloutStage::PostTestTrafficShift, 60),
+                hook(RolloutStage::PreProductionTrafficShift, 60),
+            ],
+            ..DeploymentConfig::default()
+        };
+        w.load_balancers = vec![lb("tg/blue", "tg/green")];
+        let mut s = service();
+        // After a deployment ECS swapped the groups and lists the hooks in another order.
+        s.load_balancers = vec![lb("tg/green", "tg/blue")];
+        let mut echoed = w.deployment.clone();
+        echoed.hooks.reverse();
+        s.deployment = Some(echoed);
+        assert!(diff(&s, &w, "arn:td:1", false).is_empty(), "{:?}", diff(&s, &w, "arn:td:1", false));
+        // A real change is sent: a hook's timeout, another listener rule.
+        let mut longer = w.deployment.clone();
+        longer.hooks[0].timeout_minutes = 30;
+        s.deployment = Some(longer);
+        assert_eq!(diff(&s, &w, "arn:td:1", false).deployment, Some(w.deployment.clone()));
+        let mut moved = lb("tg/blue", "tg/green");
+        if let Some(a) = moved.advanced.as_mut() {
+            a.production_listener_rule = "rule/other".into();
+        }
+        s.load_balancers = vec![moved];
+        assert!(diff(&s, &w, "arn:td:1", false).load_balancers.is_some());
+        // A rolling service compares only what rolling uses.
+        let mut rolling = service();
+        rolling.deployment = Some(DeploymentConfig { bake_minutes: 7, ..DeploymentConfig::default() });
+        assert!(diff(&rolling, &want(), "arn:td:1", false).is_empty());
+    }
+
+    #[test]
     fn the_intent_records_identities_and_migrations() {
         let annotations = std::collections::BTreeMap::new();
         let target = Target {
@@ -774,6 +868,7 @@ mod tests {
             task_family: family,
             task_definition_arn: None,
             failed_task_definition_arn: None,
+            hold_task_definition: false,
         };
         let mut events = vec![];
         // First reconcile: everything is new.

@@ -79,6 +79,7 @@ fn record(status: &WorkerStatus) -> EcsRecord<'_> {
         task_family: status.task_family.as_deref(),
         task_definition_arn: status.task_definition_arn.as_deref(),
         failed_task_definition_arn: status.failed_task_definition_arn.as_deref(),
+        hold_task_definition: false,
     }
 }
 
