@@ -24,16 +24,21 @@ pub enum ConditionType {
     /// changed outside git (through the API, or a rollback), so the next sync
     /// restores git's version; `False` when the spec is the one git applied.
     Drifted,
+    /// Advice that does not stop anything from working (as ACK's
+    /// `ACK.Advisory`): `True` with what to change, e.g. a target group that
+    /// deregisters tasks sooner than they drain. Set only where checked.
+    Advisory,
 }
 
 impl ConditionType {
     /// Every condition type, in the order dashboards show them.
-    pub const ALL: [ConditionType; 5] = [
+    pub const ALL: [ConditionType; 6] = [
         ConditionType::Ready,
         ConditionType::Synced,
         ConditionType::Progressing,
         ConditionType::Degraded,
         ConditionType::Drifted,
+        ConditionType::Advisory,
     ];
 
     /// The name in documents.
@@ -44,6 +49,7 @@ impl ConditionType {
             ConditionType::Progressing => "Progressing",
             ConditionType::Degraded => "Degraded",
             ConditionType::Drifted => "Drifted",
+            ConditionType::Advisory => "Advisory",
         }
     }
 }
@@ -153,6 +159,8 @@ pub mod reason {
     pub const ROLLOUT_COMPLETE: &str = "RolloutComplete";
     /// `Degraded=True`, `Progressing=False`: the circuit breaker stopped the rollout.
     pub const ROLLOUT_FAILED: &str = "RolloutFailed";
+    /// `Advisory=True`: a target group deregisters tasks sooner than `deployment.drainSeconds`.
+    pub const DEREGISTRATION_DELAY_SHORT: &str = "DeregistrationDelayShort";
     /// `Progressing=True`: Mooring runs its HTTP checks against the test listener.
     pub const VERIFYING: &str = "Verifying";
     /// `Progressing=True`: the deployment waits for `mooring rollout promote` (or `abort`).
@@ -239,6 +247,14 @@ impl Condition {
     /// `Degraded=False`, reason `AsExpected`.
     pub fn not_degraded(generation: i64, now: DateTime<Utc>) -> Condition {
         Condition::new(ConditionType::Degraded, false, reason::AS_EXPECTED, "", Some(generation), now)
+    }
+
+    /// `Advisory=True` with what to change, or `False` when there is nothing to advise.
+    pub fn advisory(advice: Option<(&str, String)>, generation: i64, now: DateTime<Utc>) -> Condition {
+        match advice {
+            Some((why, message)) => Condition::new(ConditionType::Advisory, true, why, message, Some(generation), now),
+            None => Condition::new(ConditionType::Advisory, false, reason::AS_EXPECTED, "", Some(generation), now),
+        }
     }
 }
 

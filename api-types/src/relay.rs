@@ -250,6 +250,13 @@ pub struct Deployment {
     /// Staged strategies: the gates Mooring runs (HTTP checks, alarms, approval).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<Verify>,
+    /// How long a task gets to finish in-flight requests once ECS stops it
+    /// (the containers' `stopTimeout`). The target groups' deregistration
+    /// delay should be at least this long; Mooring reads it (never changes
+    /// it) and says so in an `Advisory` condition when it is shorter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 2, max = 120))]
+    pub drain_seconds: Option<u32>,
 }
 
 fn default_min_healthy() -> u32 {
@@ -274,6 +281,7 @@ impl Default for Deployment {
             canary: None,
             linear: None,
             verify: None,
+            drain_seconds: None,
         }
     }
 }

@@ -42,6 +42,7 @@ fn sim(seed: u64) -> SimCloud {
         drain_delay: Duration::from_millis(20),
         consistency_window: Duration::from_millis(100),
         clusters: vec!["prod".into()],
+        target_groups: vec![TARGET_GROUP.into(), ALTERNATE.into()],
         minute: Duration::from_millis(50),
         ..Default::default()
     })
@@ -425,5 +426,34 @@ async fn undo_during_a_rollout_rolls_back_first_and_deploys_nothing_new(pool: sq
     assert_eq!(cloud.service("prod", svc).unwrap().task_definition, v1);
     let deployments = cloud.service_deployment_arns("prod", svc);
     assert_eq!(deployments.len(), 2, "v1's and the aborted v2's; the undo deployed nothing new: {deployments:?}");
+    replica.shutdown().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_target_group_that_deregisters_sooner_than_tasks_drain_is_advised(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let cloud = sim(seed());
+    let replica = start(&store, &prefix, &cloud);
+    let ns = "drain";
+    cloud.set_deregistration_delay(ALTERNATE, 10);
+    let deployment = |drain: u32| json!({"strategy": "BlueGreen", "bakeMinutes": 0, "drainSeconds": drain});
+    apply(&store, relay(ns, "gateway", "ghcr.io/acme/api:1.0", deployment(60))).await;
+    let s = until(&store, ns, "gateway", "advised", |s| {
+        condition(s, "Advisory").is_some_and(|(st, r, g)| st == "True" && r == "DeregistrationDelayShort" && g == 1)
+    })
+    .await;
+    let advisory = s["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Advisory").unwrap().clone();
+    let message = advisory["message"].as_str().unwrap();
+    assert!(message.contains("gw-green") && message.contains("(10 s)") && !message.contains("gw-blue"), "{message}");
+    // The relay works all the same: advice, not a failure.
+    until(&store, ns, "gateway", "rolled out", rolled_out(1)).await;
+    assert_eq!(cloud.dark_moments("prod", "drain_gateway"), 0);
+    // The group is the user's: Mooring changed nothing; a drain time within it clears the advice.
+    apply(&store, relay(ns, "gateway", "ghcr.io/acme/api:1.0", deployment(5))).await;
+    until(&store, ns, "gateway", "no advice", |s| {
+        condition(s, "Advisory").is_some_and(|(st, _, g)| st == "False" && g == 2)
+    })
+    .await;
     replica.shutdown().await;
 }

@@ -65,6 +65,7 @@ fn container(owner: &Owner<'_>, c: &Container, extra_env: &BTreeMap<String, Stri
         environment,
         secrets: c.secrets.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect(),
         essential: c.essential,
+        stop_timeout: None,
         log: LogConfig {
             group: names::log_group(owner.namespace, owner.name),
             region: owner.region.to_string(),
@@ -102,11 +103,17 @@ pub fn render_hash(input: &TaskDefinitionInput) -> String {
 }
 
 /// The task definition of a relay; `cache_endpoint` is injected as
-/// [`CACHE_ENDPOINT_ENV`] into every container once the cache is available.
+/// [`CACHE_ENDPOINT_ENV`] into every container once the cache is available,
+/// and `deployment.drainSeconds` becomes every container's `stopTimeout`.
 pub fn relay_task(owner: &Owner<'_>, spec: &RelaySpec, cache_endpoint: Option<&str>) -> TaskDefinitionInput {
     let extra: BTreeMap<String, String> =
         cache_endpoint.map(|e| (CACHE_ENDPOINT_ENV.to_string(), e.to_string())).into_iter().collect();
-    let containers = spec.containers.iter().map(|c| container(owner, c, &extra)).collect();
+    let drain = spec.deployment.drain_seconds;
+    let containers = spec
+        .containers
+        .iter()
+        .map(|c| ContainerDefinition { stop_timeout: drain, ..container(owner, c, &extra) })
+        .collect();
     task_definition(
         owner,
         spec.cpu,
@@ -159,6 +166,19 @@ mod tests {
             user_tags: &NO_TAGS,
             region: "us-east-1",
         }
+    }
+
+    #[test]
+    fn drain_seconds_become_every_containers_stop_timeout_and_change_the_hash() {
+        let plain = relay_task(&owner(), &relay(), None);
+        assert!(plain.containers.iter().all(|c| c.stop_timeout.is_none()));
+        let json = serde_json::to_string(&plain).unwrap();
+        assert!(!json.contains("stop_timeout"), "unset, it is not rendered (existing hashes stay): {json}");
+        let mut spec = relay();
+        spec.deployment.drain_seconds = Some(60);
+        let draining = relay_task(&owner(), &spec, None);
+        assert!(draining.containers.iter().all(|c| c.stop_timeout == Some(60)));
+        assert_ne!(render_hash(&draining), render_hash(&plain), "a new drain time is a new revision");
     }
 
     #[test]

@@ -61,6 +61,7 @@ fn task_definition_input(family: &str, image: &str, tags: Tags) -> TaskDefinitio
                     "arn:aws:secretsmanager:us-east-1:123456789012:secret:token-AbCdEf".to_string(),
                 )]),
                 essential: true,
+                stop_timeout: None,
                 log: log.clone(),
             },
             ContainerDefinition {
@@ -73,6 +74,7 @@ fn task_definition_input(family: &str, image: &str, tags: Tags) -> TaskDefinitio
                 environment: BTreeMap::new(),
                 secrets: BTreeMap::new(),
                 essential: false,
+                stop_timeout: None,
                 log: LogConfig { stream_prefix: "sidecar".into(), ..log },
             },
         ],

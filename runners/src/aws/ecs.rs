@@ -81,6 +81,7 @@ fn container(op: &Op, c: &ContainerDefinition) -> CloudResult<ecs::ContainerDefi
         .set_environment((!environment.is_empty()).then_some(environment))
         .set_secrets((!secrets.is_empty()).then_some(secrets))
         .essential(c.essential)
+        .set_stop_timeout(c.stop_timeout.map(|s| int(op, "stop timeout", s)).transpose()?)
         .log_configuration(log)
         .build())
 }

@@ -160,6 +160,7 @@ pub fn cloud_from(config: &aws_config::SdkConfig) -> crate::cloud::Cloud {
         metrics: Arc::new(cloudwatch::SdkMetrics::new(config)),
         scaling: Arc::new(scaling::SdkAppScaling::new(config)),
         logs: Arc::new(logs::SdkLogs::new(config)),
+        targets: Arc::new(targets::SdkTargetGroups::new(config)),
     }
 }
 

@@ -10,7 +10,7 @@ use aws_sdk_elasticloadbalancingv2::types as elb;
 
 use super::error::cloud_error;
 use crate::cloud::targets::{TargetGroups, TargetHealth};
-use crate::cloud::{CloudResult, ops};
+use crate::cloud::{CloudResult, ErrorKind, ops};
 
 /// ELBv2 through the SDK; the implementation of [`TargetGroups`] that talks to AWS (or moto).
 #[derive(Clone, Debug)]
@@ -93,6 +93,25 @@ impl TargetGroups for SdkTargetGroups {
             .await
             .map_err(|e| cloud_error(&op, e))?;
         Ok(out.target_health_descriptions().iter().map(health_of).collect())
+    }
+
+    async fn deregistration_delay(&self, target_group_arn: &str) -> CloudResult<Option<u32>> {
+        let op = ops::DESCRIBE_TARGET_GROUP_ATTRIBUTES;
+        let out = match self.client.describe_target_group_attributes().target_group_arn(target_group_arn).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let e = cloud_error(&op, e);
+                // A group that does not exist: nothing to check against.
+                return if e.is(ErrorKind::NotFound) || e.is(ErrorKind::MissingReference) { Ok(None) } else { Err(e) };
+            }
+        };
+        Ok(Some(
+            out.attributes()
+                .iter()
+                .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
+                .and_then(|a| a.value()?.parse().ok())
+                .unwrap_or(300),
+        ))
     }
 }
 

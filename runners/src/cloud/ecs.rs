@@ -43,6 +43,10 @@ pub struct ContainerDefinition {
     pub secrets: BTreeMap<String, String>,
     pub essential: bool,
     pub log: LogConfig,
+    /// Seconds between SIGTERM and SIGKILL when ECS stops the task (a relay's
+    /// `deployment.drainSeconds`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<u32>,
 }
 
 /// What RegisterTaskDefinition gets: always Fargate, network mode `awsvpc`.

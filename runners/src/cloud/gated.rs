@@ -270,4 +270,7 @@ impl TargetGroups for Gated<'_, dyn TargetGroups> {
     async fn target_health(&self, target_group_arn: &str) -> CloudResult<Vec<TargetHealth>> {
         self.call(ops::DESCRIBE_TARGET_HEALTH, self.inner.target_health(target_group_arn)).await
     }
+    async fn deregistration_delay(&self, target_group_arn: &str) -> CloudResult<Option<u32>> {
+        self.call(ops::DESCRIBE_TARGET_GROUP_ATTRIBUTES, self.inner.deregistration_delay(target_group_arn)).await
+    }
 }

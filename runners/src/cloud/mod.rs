@@ -56,6 +56,8 @@ pub struct Cloud {
     pub scaling: Arc<dyn AppScaling>,
     /// CloudWatch Logs, for `mooring logs`.
     pub logs: Arc<dyn Logs>,
+    /// ELBv2 target groups, read (never changed) for a relay's drain check.
+    pub targets: Arc<dyn TargetGroups>,
 }
 
 /// The clients a node needs: EC2 for the instance and volume, builds (CodeBuild

@@ -96,6 +96,8 @@ pub const BATCH_GET_BUILDS: Op = read("codebuild:BatchGetBuilds", CodeBuild);
 pub const REGISTER_TARGETS: Op = write("elasticloadbalancing:RegisterTargets", ElasticLoadBalancing);
 pub const DEREGISTER_TARGETS: Op = write("elasticloadbalancing:DeregisterTargets", ElasticLoadBalancing);
 pub const DESCRIBE_TARGET_HEALTH: Op = read("elasticloadbalancing:DescribeTargetHealth", ElasticLoadBalancing);
+pub const DESCRIBE_TARGET_GROUP_ATTRIBUTES: Op =
+    read("elasticloadbalancing:DescribeTargetGroupAttributes", ElasticLoadBalancing);
 
 /// Every operation above (metrics pre-registration, docs).
 pub const ALL: &[Op] = &[
@@ -165,6 +167,7 @@ pub const ALL: &[Op] = &[
     REGISTER_TARGETS,
     DEREGISTER_TARGETS,
     DESCRIBE_TARGET_HEALTH,
+    DESCRIBE_TARGET_GROUP_ATTRIBUTES,
 ];
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! ELBv2 target groups: nodes behind an ALB (as in the Pulse deployment).
+//! ELBv2 target groups: nodes behind an ALB (as in the Pulse deployment), and
+//! the deregistration delay a relay's drain time is checked against.
 
 use async_trait::async_trait;
 
@@ -23,4 +24,7 @@ pub trait TargetGroups: Send + Sync {
     async fn deregister_targets(&self, target_group_arn: &str, targets: &[(String, Option<u16>)]) -> CloudResult<()>;
     /// Health of every registered target.
     async fn target_health(&self, target_group_arn: &str) -> CloudResult<Vec<TargetHealth>>;
+    /// How long the group keeps a deregistered target draining
+    /// (`deregistration_delay.timeout_seconds`); `None` when the group does not exist.
+    async fn deregistration_delay(&self, target_group_arn: &str) -> CloudResult<Option<u32>>;
 }

@@ -593,6 +593,12 @@ pub const TABLE: &[Scoping] = &[
         &[any(&["elasticloadbalancing:DescribeTargetHealth"])],
         "no resource-level permission exists for this action",
     ),
+    entry(
+        "elasticloadbalancing:DescribeTargetGroupAttributes",
+        CONTROLLER,
+        &[any(&["elasticloadbalancing:DescribeTargetGroupAttributes"])],
+        "a relay's drain check reads the deregistration delay (no resource-level permission exists)",
+    ),
 ];
 
 /// Calls the process makes outside the facades (at start-up), not in the

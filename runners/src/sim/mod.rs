@@ -445,6 +445,7 @@ impl SimCloud {
             metrics: Arc::new(metrics::SimMetrics(self.inner.clone())),
             scaling: Arc::new(scaling::SimAppScaling(self.inner.clone())),
             logs: Arc::new(logs::SimLogs(self.inner.clone())),
+            targets: self.target_groups(),
         }
     }
 
@@ -683,6 +684,11 @@ impl SimCloud {
     /// desired count drops, until protection is off again.
     pub fn protect_tasks(&self, cluster: &str, name: &str, protected: u32) {
         self.now_ctx(|st, ctx| st.ecs.protect_tasks(cluster, name, protected, ctx));
+    }
+
+    /// Sets a target group's `deregistration_delay.timeout_seconds`.
+    pub fn set_deregistration_delay(&self, target_group_arn: &str, seconds: u32) {
+        self.inner.lock().elb.delays.insert(target_group_arn.to_owned(), seconds);
     }
 
     /// Puts a CloudWatch alarm into state `ALARM` (`true`) or `OK`.

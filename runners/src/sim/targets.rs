@@ -33,7 +33,12 @@ struct TargetRec {
 #[derive(Default)]
 pub(super) struct ElbState {
     groups: BTreeMap<String, Slot<BTreeMap<TargetKey, TargetRec>>>,
+    /// `deregistration_delay.timeout_seconds` set on a group (AWS's default, 300, otherwise).
+    pub(super) delays: BTreeMap<String, u32>,
 }
+
+/// ELBv2's default deregistration delay.
+const DEFAULT_DEREGISTRATION_DELAY: u32 = 300;
 
 fn no_group(op: &Op, arn: &str) -> CloudError {
     CloudError::new(
@@ -183,6 +188,15 @@ impl TargetGroups for SimTargets {
         self.0
             .call(ops::DESCRIBE_TARGET_HEALTH, target_group_arn, |st, ctx| {
                 st.elb.health(target_group_arn, &mut st.ec2, ctx)
+            })
+            .await
+    }
+
+    async fn deregistration_delay(&self, target_group_arn: &str) -> CloudResult<Option<u32>> {
+        self.0
+            .call(ops::DESCRIBE_TARGET_GROUP_ATTRIBUTES, target_group_arn, |st, _| {
+                let exists = st.elb.groups.get(target_group_arn).is_some_and(|g| g.cur.is_some());
+                Ok(exists.then(|| st.elb.delays.get(target_group_arn).copied().unwrap_or(DEFAULT_DEREGISTRATION_DELAY)))
             })
             .await
     }

@@ -45,6 +45,7 @@ fn td_input(family: &str, image: &str) -> TaskDefinitionInput {
             environment: BTreeMap::new(),
             secrets: BTreeMap::new(),
             essential: true,
+            stop_timeout: None,
             log: LogConfig { group: "g".into(), region: "us-east-1".into(), stream_prefix: "p".into() },
         }],
         tags: Tags::new(),

@@ -9,6 +9,7 @@
 //! created), and takes over an untagged resource only when the resource asks
 //! to (`mooring/adopt: "true"`), recording an `Adopted` event.
 
+mod drain;
 mod native;
 mod node;
 mod ownership;
@@ -30,7 +31,7 @@ use api_types::condition::{Condition, ConditionStatus, ConditionType};
 
 use crate::autoscale::{Autoscaler, ScaleConfig};
 use crate::cloud::gated::Gated;
-use crate::cloud::{AppScaling, Caches, Cloud, Ecs, Metrics, Queues};
+use crate::cloud::{AppScaling, Caches, Cloud, Ecs, Metrics, Queues, TargetGroups};
 use crate::gate::CallGate;
 use crate::observe::{ServiceObserver, TaskDefinitions};
 
@@ -78,6 +79,7 @@ struct Calls<'a> {
     caches: Gated<'a, dyn Caches>,
     metrics: Gated<'a, dyn Metrics>,
     scaling: Gated<'a, dyn AppScaling>,
+    targets: Gated<'a, dyn TargetGroups>,
 }
 
 impl Workloads {
@@ -110,6 +112,7 @@ impl Workloads {
             caches: Gated::new(self.cloud.caches.as_ref(), gate),
             metrics: Gated::new(self.cloud.metrics.as_ref(), gate),
             scaling: Gated::new(self.cloud.scaling.as_ref(), gate),
+            targets: Gated::new(self.cloud.targets.as_ref(), gate),
         }
     }
 }

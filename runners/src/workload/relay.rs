@@ -221,6 +221,7 @@ impl Workloads {
             )
             .await?;
         self.follow_rollout(&calls, t, &td_arn, &mut report, &mut r).await?;
+        self.drain_check(&calls, t, &mut r).await?;
         let paused = crate::autoscale::paused(t.annotations).is_some();
         match scaling(t.spec, self.scaler.config(), paused) {
             Some(policy) => {
