@@ -255,7 +255,7 @@ mod tests {
         );
         assert_eq!(
             "condition=Healthy".parse::<WaitFor>(),
-            Err("unknown condition type \"Healthy\"; the known ones are Ready, Synced, Progressing, Degraded, Drifted"
+            Err("unknown condition type \"Healthy\"; the known ones are Ready, Synced, Progressing, Degraded, Drifted, Advisory"
                 .into())
         );
         assert_eq!("delete".parse::<WaitFor>(), Ok(WaitFor::Delete));
