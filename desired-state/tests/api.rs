@@ -735,3 +735,63 @@ async fn the_status_page_shell_is_public_and_the_rendering_needs_a_renderer(pool
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert!(!missing.text.contains("renderer"), "a missing resource says so first: {}", missing.text);
 }
+
+/// A staged relay (blue/green; `approval` as given) whose status says a
+/// rollout is in `state`, written through the controller's status path.
+async fn relay_in_rollout(api: &TestApi, name: &str, approval: &str, state: &str) -> String {
+    let mut doc = relay(name, "default", "nginx:1");
+    doc["spec"]["network"] = json!({"subnets": ["subnet-0a1b2c3d"], "securityGroups": []});
+    doc["spec"]["loadBalancer"] = json!({
+        "targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/gw-blue/0123456789abcdef",
+        "containerPort": 80,
+        "alternateTargetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/gw-green/fedcba9876543210",
+        "productionListenerRuleArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/gw/0123456789abcdef/0123456789abcdef/0000000000000001",
+        "roleArn": "arn:aws:iam::123456789012:role/ecs-lb"});
+    doc["spec"]["containers"][0]["port"] = json!(80);
+    doc["spec"]["deployment"] = json!({"strategy": "BlueGreen", "verify": {"approval": approval}});
+    let r = api.post_json(RELAYS, &doc).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let arn = format!("arn:aws:ecs:us-east-1:123456789012:service-deployment/prod/default_{name}/1");
+    let stored = api.store.get(api_types::Kind::Relay, "default", name).await.unwrap();
+    let status = json!({"rollout": {"strategy": "BlueGreen", "serviceDeploymentArn": arn,
+        "taskDefinitionArn": "arn:td:2", "state": state, "started": "2026-11-30T12:00:00Z", "waitingFor": "Approval"}});
+    api.store.write_status(api_types::Kind::Relay, "default", name, stored.uid, &status, None).await.unwrap();
+    arn
+}
+
+#[sqlx::test(migrations = false)]
+async fn rollout_answers_are_kept_beside_the_resource_for_the_deployment_in_progress(pool: PgPool) {
+    let api = start(pool).await;
+    let arn = relay_in_rollout(&api, "gw", "Manual", "IN_PROGRESS").await;
+    let before = api.get(&format!("{RELAYS}/gw")).await.body;
+    let r = api.post_json(&format!("{RELAYS}/gw/rollout"), &json!({"action": "promote"})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert_eq!(r.body["request"]["serviceDeploymentArn"], arn.as_str());
+    assert_eq!(r.body["gateWaiting"], true);
+    // Neither spec nor generation moved: GitOps sees no drift.
+    let after = api.get(&format!("{RELAYS}/gw")).await.body;
+    assert_eq!(after["spec"], before["spec"]);
+    assert_eq!(after["metadata"]["generation"], before["metadata"]["generation"]);
+    let stored = api.store.get(api_types::Kind::Relay, "default", "gw").await.unwrap();
+    let request = stored.rollout_request.expect("the request is kept").0;
+    assert_eq!(
+        (request.action, request.service_deployment_arn.as_str()),
+        (api_types::rollout::RolloutAction::Promote, arn.as_str())
+    );
+    let events = api.get(&format!("{RELAYS}/gw/events")).await;
+    assert!(events.text.contains("RolloutPromoteRequested"), "{}", events.text);
+
+    // (relay, approval, state, action, status, code in the answer)
+    let table = [
+        ("auto", "Automatic", "IN_PROGRESS", "promote", StatusCode::CONFLICT, "NoManualGate"),
+        ("auto2", "Automatic", "IN_PROGRESS", "abort", StatusCode::ACCEPTED, ""),
+        ("done", "Manual", "SUCCESSFUL", "abort", StatusCode::CONFLICT, "NoRolloutInProgress"),
+        ("back", "Manual", "ROLLBACK_SUCCESSFUL", "promote", StatusCode::CONFLICT, "NoRolloutInProgress"),
+    ];
+    for (name, approval, state, action, status, code) in table {
+        relay_in_rollout(&api, name, approval, state).await;
+        let r = api.post_json(&format!("{RELAYS}/{name}/rollout"), &json!({ "action": action })).await;
+        assert_eq!(r.status, status, "{name}: {}", r.text);
+        assert!(r.text.contains(code), "{name}: {}", r.text);
+    }
+}

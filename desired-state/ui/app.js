@@ -724,6 +724,14 @@
     if (rep) add("Replicas", rep.running + " running of " + rep.desired + " desired");
     const ls = doc.status && doc.status.lastScaling;
     if (ls) add("Last scaling", ls.from + "→" + ls.to + " " + ls.reason + " at " + ls.time);
+    const ro = doc.status && doc.status.rollout;
+    if (ro) {
+      let text = ro.strategy + " " + ro.state + (ro.stage ? " at " + ro.stage : "");
+      text += ", " + Math.round(ro.productionPercent || 0) + "% of production on the new revision";
+      if (ro.waitingFor) text += ", waiting for " + (ro.waitingFor === "Approval" ? "approval (mooring rollout promote)" : "the HTTP checks");
+      if (ro.rollbackReason) text += "; rolled back: " + ro.rollbackReason;
+      add("Rollout", text);
+    }
   }
 
   function renderConditions(doc) {

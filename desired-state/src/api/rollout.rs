@@ -27,7 +27,8 @@ struct RolloutBody {
 
 /// Records `promote` or `abort` for the relay's rollout in progress. The write
 /// role on the namespace is needed. 404 for a kind without rollouts; 409 when
-/// no rollout is in progress (nothing to answer).
+/// no rollout is in progress (nothing to answer), or for `promote` when the
+/// spec has no manual gate.
 pub async fn rollout(
     State(state): State<SharedState>,
     Extension(principal): Extension<Principal>,
@@ -55,6 +56,21 @@ pub async fn rollout(
             ),
         ));
     };
+    let manual = current
+        .spec
+        .pointer("/deployment/verify/approval")
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|a| a == "Manual");
+    if req.action == RolloutAction::Promote && !manual {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "NoManualGate",
+            format!(
+                "relay {namespace}/{name} has no manual gate to promote (spec.deployment.verify.approval is not \
+                 Manual): its rollout goes on by itself; `abort` rolls it back"
+            ),
+        ));
+    }
     let request = RolloutRequest {
         action: req.action,
         service_deployment_arn: rollout.service_deployment_arn.clone(),

@@ -104,12 +104,15 @@ impl Metrics for SdkMetrics {
                 .client
                 .describe_alarms()
                 .set_alarm_names(Some(names.to_vec()))
+                .alarm_types(aws_sdk_cloudwatch::types::AlarmType::MetricAlarm)
+                .alarm_types(aws_sdk_cloudwatch::types::AlarmType::CompositeAlarm)
                 .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
                 .set_next_token(next.take())
                 .send()
                 .await
                 .map_err(|e| cloud_error(&op, e))?;
             firing.extend(resp.metric_alarms().iter().filter_map(|a| a.alarm_name().map(str::to_string)));
+            firing.extend(resp.composite_alarms().iter().filter_map(|a| a.alarm_name().map(str::to_string)));
             match resp.next_token() {
                 Some(t) if !t.is_empty() => next = Some(t.to_string()),
                 _ => return Ok(firing),
