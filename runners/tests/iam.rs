@@ -110,9 +110,10 @@ fn sdk_operations() -> BTreeMap<String, PathBuf> {
 fn op_constants() -> BTreeMap<String, String> {
     let text = read(&src().join("cloud/ops.rs"));
     let mut out = BTreeMap::new();
-    for line in text.lines().filter(|l| l.starts_with("pub const ") && l.contains(": Op =")) {
-        let name = line["pub const ".len()..].split(':').next().expect("a name").trim().to_string();
-        let op = line.split('"').nth(1).expect("a quoted operation name").to_string();
+    // One definition per `pub const … ;`, which rustfmt may wrap over lines.
+    for def in text.split("\npub const ").skip(1).filter_map(|d| d.split(';').next()).filter(|d| d.contains(": Op =")) {
+        let name = def.split(':').next().expect("a name").trim().to_string();
+        let op = def.split('"').nth(1).expect("a quoted operation name").to_string();
         out.insert(name, op);
     }
     out
