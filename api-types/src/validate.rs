@@ -455,6 +455,8 @@ pub(crate) fn matches(pattern: &'static str, value: &str) -> bool {
 /// - `Worker.spec.queue.name` (the effective name, so spelling out the default
 ///   is not a change) and `Worker.spec.queue.fifo`: the queue holds the
 ///   messages; a new queue would strand them in the old one.
+/// - `Worker.spec.capacity`: ECS does not move a service between launch type
+///   FARGATE and the FARGATE_SPOT capacity provider.
 /// - `Relay.spec.cache.engineVersion` may only go up.
 ///
 /// `spec.cluster` is not immutable: the service migrates (created in the new
@@ -470,6 +472,16 @@ pub fn validate_update(
     match (kind, new) {
         (Kind::Worker, AnyResource::Worker(w)) => {
             if let Ok(old) = serde_json::from_value::<crate::worker::WorkerSpec>(old_spec.clone()) {
+                if old.capacity != w.spec.capacity {
+                    v.push(
+                        "spec.capacity",
+                        format!(
+                            "cannot change (was {:?}): ECS does not move a service between its launch type and \
+                             capacity providers; delete the Worker and create it again, or create a new one",
+                            old.capacity
+                        ),
+                    );
+                }
                 let (a, b) = (&old.queue, &w.spec.queue);
                 let queue =
                     |q: &crate::worker::Queue| crate::names::queue_name(namespace, name, q.name.as_deref(), q.fifo);

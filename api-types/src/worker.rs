@@ -56,6 +56,33 @@ pub struct WorkerSpec {
     /// `mooring:*` tags are Mooring's own and cannot be set here.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub tags: crate::common::UserTags,
+    /// Where the tasks run: `FARGATE` (on demand), or `FARGATE_SPOT` (up to
+    /// 70% cheaper; AWS may reclaim a task with two minutes' notice, and its
+    /// message returns to the queue after the visibility timeout). Fixed once
+    /// the service exists.
+    #[serde(default)]
+    pub capacity: Capacity,
+    /// With `FARGATE_SPOT`: this many tasks always run on `FARGATE`, the rest on spot.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 5000))]
+    pub on_demand_base: u32,
+    /// Task storage in GiB (ECS gives 20 without it): room for the files a
+    /// batch job downloads and converts.
+    #[serde(default, rename = "ephemeralStorageGiB", skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 21, max = 200))]
+    pub ephemeral_storage_gib: Option<u32>,
+}
+
+/// The Fargate capacity a worker's tasks run on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Capacity {
+    /// On demand (launch type FARGATE).
+    #[default]
+    Fargate,
+    /// Spot capacity (the FARGATE_SPOT capacity provider, with `onDemandBase`
+    /// tasks on FARGATE); the cluster must have both capacity providers.
+    FargateSpot,
 }
 
 fn default_cpu() -> u32 {
@@ -194,6 +221,12 @@ impl Validate for WorkerSpec {
             && name.ends_with(".fifo") != self.queue.fifo
         {
             v.push(format!("{path}.queue.name"), "must end in .fifo exactly when queue.fifo is true");
+        }
+        if self.on_demand_base > 0 && self.capacity != Capacity::FargateSpot {
+            v.push(
+                format!("{path}.onDemandBase"),
+                "is only for capacity FARGATE_SPOT (every task is on demand already)",
+            );
         }
     }
 }

@@ -648,3 +648,31 @@ fn messages_that_help() {
     }
     assert_refused(with(relay(), json!({"kind": "Relya"})), "kind", "unknown kind \"Relya\" (did you mean \"Relay\"?)");
 }
+
+#[test]
+fn worker_capacity_and_storage() {
+    assert_accepted(with(
+        worker(),
+        json!({"spec": {"capacity": "FARGATE_SPOT", "onDemandBase": 1, "ephemeralStorageGiB": 100}}),
+    ));
+    let doc = validate_document(with(worker(), json!({"spec": {"capacity": "FARGATE_SPOT"}}))).unwrap();
+    let api_types::AnyResource::Worker(w) = doc else { panic!("a worker") };
+    assert_eq!((w.spec.on_demand_base, w.spec.ephemeral_storage_gib), (0, None), "defaults");
+    // (patch, field, message)
+    let table = [
+        (json!({"spec": {"onDemandBase": 2}}), "spec.onDemandBase", "only for capacity FARGATE_SPOT"),
+        (json!({"spec": {"capacity": "SPOT"}}), "spec.capacity", "FARGATE_SPOT"),
+        (json!({"spec": {"ephemeralStorageGiB": 20}}), "spec.ephemeralStorageGiB", "≥ 21"),
+        (json!({"spec": {"ephemeralStorageGiB": 500}}), "spec.ephemeralStorageGiB", "≤ 200"),
+    ];
+    for (patch, field, needle) in table {
+        assert_refused(with(worker(), patch), field, needle);
+    }
+    // Fixed once created: ECS does not move a service between launch type and capacity providers.
+    let old = worker()["spec"].clone();
+    let new = validate_document(with(worker(), json!({"spec": {"capacity": "FARGATE_SPOT"}}))).unwrap();
+    let errs = api_types::validate::validate_update(Kind::Worker, "default", "converter", &old, &new).unwrap_err();
+    assert!(errs.0.iter().any(|e| e.field == "spec.capacity" && e.message.contains("cannot change")), "{errs:?}");
+    let same = validate_document(with(worker(), json!({"spec": {"ephemeralStorageGiB": 50}}))).unwrap();
+    assert!(api_types::validate::validate_update(Kind::Worker, "default", "converter", &old, &same).is_ok());
+}

@@ -879,3 +879,33 @@ async fn a_change_to_an_existing_worker_goes_ahead_of_two_thousand_creates(pool:
     );
     replica.shutdown().await;
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_spot_worker_runs_on_spot_and_its_on_demand_base_follows_the_spec(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let cloud = sim(seed(), FaultMix::none());
+    let replica = start(&store, &prefix, &cloud);
+    let ns = "spot";
+    let spot = |base: u32| {
+        let mut w = worker(ns, "converter", "ghcr.io/acme/convert:1.0");
+        w["spec"]["capacity"] = json!("FARGATE_SPOT");
+        w["spec"]["onDemandBase"] = json!(base);
+        w
+    };
+    apply(&store, spot(1)).await;
+    converge(&store, ns, Duration::from_secs(30)).await;
+    let svc = format!("{ns}_converter");
+    let s = cloud.service("batch", &svc).unwrap();
+    assert_eq!(s.spot.map(|c| c.on_demand_base), Some(1), "{s:?}");
+    let updates = cloud.call_count(&ops::UPDATE_SERVICE);
+    apply(&store, spot(2)).await;
+    eventually(Duration::from_secs(30), "the new base applied", || {
+        let cloud = cloud.clone();
+        let svc = svc.clone();
+        async move { cloud.service("batch", &svc).unwrap().spot.map(|c| c.on_demand_base) == Some(2) }
+    })
+    .await;
+    assert_eq!(cloud.call_count(&ops::UPDATE_SERVICE), updates + 1, "one UpdateService for the base");
+    replica.shutdown().await;
+}

@@ -367,6 +367,7 @@ mod tests {
             health_check_grace_seconds: None,
             deployments: vec![],
             current_service_deployment: None,
+            spot: None,
             tags: Tags::new(),
         }
     }

@@ -74,10 +74,12 @@ fn container(owner: &Owner<'_>, c: &Container, extra_env: &BTreeMap<String, Stri
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn task_definition(
     owner: &Owner<'_>,
     cpu: u32,
     memory: u32,
+    ephemeral_storage_gib: Option<u32>,
     task_role: Option<&String>,
     execution_role: Option<&String>,
     containers: Vec<ContainerDefinition>,
@@ -89,6 +91,7 @@ fn task_definition(
         task_role_arn: task_role.cloned(),
         execution_role_arn: execution_role.cloned(),
         containers,
+        ephemeral_storage_gib,
         tags: owner.tags(),
     };
     let hash = render_hash(&input);
@@ -118,6 +121,7 @@ pub fn relay_task(owner: &Owner<'_>, spec: &RelaySpec, cache_endpoint: Option<&s
         owner,
         spec.cpu,
         spec.memory,
+        None,
         spec.task_role_arn.as_ref(),
         spec.execution_role_arn.as_ref(),
         containers,
@@ -134,6 +138,7 @@ pub fn worker_task(owner: &Owner<'_>, spec: &WorkerSpec, queue_url: &str) -> Tas
         owner,
         spec.cpu,
         spec.memory,
+        spec.ephemeral_storage_gib,
         spec.task_role_arn.as_ref(),
         spec.execution_role_arn.as_ref(),
         containers,

@@ -78,6 +78,7 @@ fn task_definition_input(family: &str, image: &str, tags: Tags) -> TaskDefinitio
                 log: LogConfig { stream_prefix: "sidecar".into(), ..log },
             },
         ],
+        ephemeral_storage_gib: None,
         tags,
     }
 }
@@ -165,6 +166,7 @@ async fn services_create_describe_update_delete() {
         }],
         deployment: DeploymentConfig::default(),
         health_check_grace_seconds: Some(30),
+        spot: None,
         tags: labels.clone(),
         client_token: uuid::Uuid::new_v4().to_string(),
     };
@@ -265,6 +267,7 @@ async fn ecs_errors_say_what_is_missing() {
         load_balancers: vec![],
         deployment: DeploymentConfig::default(),
         health_check_grace_seconds: None,
+        spot: None,
         tags: Tags::new(),
         client_token: uuid::Uuid::new_v4().to_string(),
     };

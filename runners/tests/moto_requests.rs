@@ -17,19 +17,51 @@ use runners::reconcile::{Reconcile, Target};
 use runners::workload::{WorkloadConfig, Workloads};
 use serde_json::json;
 
-#[tokio::test]
-async fn create_service_carries_the_circuit_breaker_token_and_tags() {
+/// A fresh ECS cluster on moto and a cloud whose ECS client captures the
+/// bodies of `operations` on the wire (one [`Capture`] each, in order).
+async fn capturing(operations: &[&'static str]) -> (String, Cloud, Vec<Capture>) {
     let settings = common::settings();
+    common::require_moto(&settings);
     let sdk = runners::aws::sdk_config(&settings).await;
     let cluster = format!("pin-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     aws_sdk_ecs::Client::new(&sdk).create_cluster().cluster_name(&cluster).send().await.unwrap();
-
-    let capture = Capture::new("CreateService");
-    let registered = Capture::new("RegisterTaskDefinition");
-    let config =
-        aws_sdk_ecs::config::Builder::from(&sdk).interceptor(capture.clone()).interceptor(registered.clone()).build();
+    let captures: Vec<Capture> = operations.iter().map(|op| Capture::new(op)).collect();
+    let mut config = aws_sdk_ecs::config::Builder::from(&sdk);
+    for c in &captures {
+        config = config.interceptor(c.clone());
+    }
     let plain = runners::aws::cloud(&settings).await;
-    let cloud = Cloud { ecs: Arc::new(SdkEcs::from_client(aws_sdk_ecs::Client::from_conf(config))), ..plain };
+    let ecs = aws_sdk_ecs::Client::from_conf(config.build());
+    (cluster, Cloud { ecs: Arc::new(SdkEcs::from_client(ecs)), ..plain }, captures)
+}
+
+/// A target at `generation` of resource `pin/NAME`.
+fn target<'a, S, St>(
+    uid: &'a str,
+    name: &'a str,
+    generation: i64,
+    annotations: &'a std::collections::BTreeMap<String, String>,
+    spec: &'a S,
+    status: &'a St,
+) -> Target<'a, S, St> {
+    Target {
+        uid,
+        namespace: "pin",
+        name,
+        generation,
+        annotations,
+        spec,
+        status,
+        fresh: true,
+        now: chrono::Utc::now(),
+        request: None,
+    }
+}
+
+#[tokio::test]
+async fn create_service_carries_the_circuit_breaker_token_and_tags() {
+    let (cluster, cloud, captures) = capturing(&["CreateService", "RegisterTaskDefinition"]).await;
+    let (capture, registered) = (captures[0].clone(), captures[1].clone());
     let workloads = Workloads::new(cloud, WorkloadConfig::default());
     let spec: RelaySpec = serde_json::from_value(json!({
         "cluster": cluster,
@@ -42,18 +74,7 @@ async fn create_service_carries_the_circuit_breaker_token_and_tags() {
     .unwrap();
     let uid = uuid::Uuid::new_v4().to_string();
     let annotations = std::collections::BTreeMap::new();
-    let target = |status| Target {
-        uid: &uid,
-        namespace: "pin",
-        name: "gateway",
-        generation: 1,
-        annotations: &annotations,
-        spec: &spec,
-        status,
-        fresh: true,
-        now: chrono::Utc::now(),
-        request: None,
-    };
+    let target = |status| target(&uid, "gateway", 1, &annotations, &spec, status);
     let relays = workloads.relays();
     // The first pass records what it will create, and creates nothing.
     let empty = RelayStatus::default();
@@ -119,20 +140,9 @@ fn staged(cluster: &str, subnet: &str, image: &str, deployment: serde_json::Valu
 async fn create(relays: &runners::workload::Relays, uid: &str, spec: &RelaySpec) -> RelayStatus {
     let annotations = std::collections::BTreeMap::new();
     let mut status = RelayStatus::default();
-    for generation in [1, 1, 1] {
-        let t = Target {
-            uid,
-            namespace: "pin",
-            name: "staged",
-            generation,
-            annotations: &annotations,
-            spec,
-            status: &status,
-            fresh: true,
-            now: chrono::Utc::now(),
-            request: None,
-        };
-        status = relays.reconcile(&Ungated, &t).await.unwrap().status;
+    for _ in 0..3 {
+        status =
+            relays.reconcile(&Ungated, &target(uid, "staged", 1, &annotations, spec, &status)).await.unwrap().status;
         if status.service.as_ref().is_some_and(|s| s.arn.is_some()) {
             break;
         }
@@ -142,9 +152,7 @@ async fn create(relays: &runners::workload::Relays, uid: &str, spec: &RelaySpec)
 
 #[tokio::test]
 async fn each_strategy_is_sent_with_its_shift_bake_hooks_and_listener_rules() {
-    let settings = common::settings();
-    common::require_moto(&settings);
-    let sdk = runners::aws::sdk_config(&settings).await;
+    let sdk = runners::aws::sdk_config(&common::settings()).await;
     let subnet = aws_sdk_ec2::Client::new(&sdk)
         .describe_subnets()
         .send()
@@ -175,14 +183,8 @@ async fn each_strategy_is_sent_with_its_shift_bake_hooks_and_listener_rules() {
         (json!({}), json!({"strategy": "ROLLING", "deploymentCircuitBreaker": {"enable": true, "rollback": true}})),
     ];
     for (deployment, want) in table {
-        let cluster = format!("pin-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        aws_sdk_ecs::Client::new(&sdk).create_cluster().cluster_name(&cluster).send().await.unwrap();
-        let created = Capture::new("CreateService");
-        let updated = Capture::new("UpdateService");
-        let config =
-            aws_sdk_ecs::config::Builder::from(&sdk).interceptor(created.clone()).interceptor(updated.clone()).build();
-        let plain = runners::aws::cloud(&settings).await;
-        let cloud = Cloud { ecs: Arc::new(SdkEcs::from_client(aws_sdk_ecs::Client::from_conf(config))), ..plain };
+        let (cluster, cloud, captures) = capturing(&["CreateService", "UpdateService"]).await;
+        let (created, updated) = (captures[0].clone(), captures[1].clone());
         let relays = Workloads::new(cloud, WorkloadConfig::default()).relays();
         let uid = uuid::Uuid::new_v4().to_string();
         let strategy = deployment["strategy"].as_str().unwrap_or("Rolling").to_string();
@@ -226,22 +228,47 @@ async fn each_strategy_is_sent_with_its_shift_bake_hooks_and_listener_rules() {
         // reports no service deployment, so nothing is followed there).
         let v2 = staged(&cluster, &subnet, "ghcr.io/acme/api:2.0", deployment);
         let annotations = std::collections::BTreeMap::new();
-        let t = Target {
-            uid: &uid,
-            namespace: "pin",
-            name: "staged",
-            generation: 2,
-            annotations: &annotations,
-            spec: &v2,
-            status: &status,
-            fresh: true,
-            now: chrono::Utc::now(),
-            request: None,
-        };
-        let report = relays.reconcile(&Ungated, &t).await.unwrap();
+        let report = relays.reconcile(&Ungated, &target(&uid, "staged", 2, &annotations, &v2, &status)).await.unwrap();
         let updates = updated.bodies();
         assert_eq!(updates.len(), 1, "{strategy}: one UpdateService: {updates:#?}");
         assert_eq!(updates[0]["taskDefinition"].as_str(), report.status.task_definition_arn.as_deref());
         assert_ne!(report.status.task_definition_arn, status.task_definition_arn, "{strategy}: a new revision");
     }
+}
+
+#[tokio::test]
+async fn a_spot_worker_is_created_on_fargate_spot_with_its_storage() {
+    let (cluster, cloud, captures) = capturing(&["CreateService", "RegisterTaskDefinition"]).await;
+    let (created, registered) = (captures[0].clone(), captures[1].clone());
+    let workers = Workloads::new(cloud, WorkloadConfig::default()).workers();
+    let spec: api_types::WorkerSpec = serde_json::from_value(json!({
+        "cluster": cluster,
+        "container": {"name": "convert", "image": "ghcr.io/acme/proton-beam:0.9"},
+        "queue": {"name": format!("{cluster}-jobs")},
+        "scaling": {"min": 1, "max": 4},
+        "capacity": "FARGATE_SPOT", "onDemandBase": 1, "ephemeralStorageGiB": 100
+    }))
+    .unwrap();
+    let uid = uuid::Uuid::new_v4().to_string();
+    let annotations = std::collections::BTreeMap::new();
+    let mut status = api_types::WorkerStatus::default();
+    for _ in 0..4 {
+        status =
+            workers.reconcile(&Ungated, &target(&uid, "spot", 1, &annotations, &spec, &status)).await.unwrap().status;
+        if status.service.as_ref().is_some_and(|s| s.arn.is_some()) {
+            break;
+        }
+    }
+    let bodies = created.bodies();
+    assert_eq!(bodies.len(), 1, "{bodies:#?}");
+    let body = &bodies[0];
+    assert!(body.get("launchType").is_none(), "spot capacity replaces the launch type: {body:#}");
+    assert_eq!(
+        body["capacityProviderStrategy"],
+        // (Zero weight and base are left out on the wire: ECS's defaults.)
+        json!([{"capacityProvider": "FARGATE", "base": 1}, {"capacityProvider": "FARGATE_SPOT", "weight": 1}]),
+        "{body:#}"
+    );
+    let td = &registered.bodies()[0];
+    assert_eq!(td["ephemeralStorage"], json!({"sizeInGiB": 100}), "{td:#}");
 }

@@ -16,7 +16,7 @@ use super::error::{cloud_error, in_cluster};
 use crate::cloud::ecs::{
     ContainerDefinition, Deployment, Ecs, HookAction, LoadBalancerRef, MAX_DESCRIBE_SERVICES, MAX_LISTED_TASKS,
     MAX_TASK_PROTECTION, NetworkConfig, RolloutState, Service, ServiceDeployment, ServiceInput, ServiceState,
-    ServiceUpdate, StopKind, TaskDefinition, TaskDefinitionInput,
+    ServiceUpdate, SpotCapacity, StopKind, TaskDefinition, TaskDefinitionInput,
 };
 use crate::cloud::{CloudError, CloudResult, ErrorKind, Op, Tags, ops};
 
@@ -172,6 +172,7 @@ fn service_of(cluster: &str, s: &ecs::Service) -> Service {
         health_check_grace_seconds: s.health_check_grace_period_seconds.map(count),
         deployments: s.deployments.as_deref().unwrap_or_default().iter().map(deployment_of).collect(),
         current_service_deployment: s.current_service_deployment.clone(),
+        spot: spot_of(s.capacity_provider_strategy.as_deref()),
         tags: tags_of(s.tags.as_deref()),
     }
 }
@@ -196,6 +197,27 @@ fn family_of_arn(arn: &str) -> Option<&str> {
 /// The revision of a task definition ARN (`...:task-definition/family:3` → 3).
 fn revision_of_arn(arn: &str) -> Option<i32> {
     arn.rsplit_once(':')?.1.parse().ok()
+}
+
+/// FARGATE_SPOT for every task beyond `on_demand_base` on FARGATE.
+fn capacity_strategy(op: &Op, s: SpotCapacity) -> CloudResult<Vec<ecs::CapacityProviderStrategyItem>> {
+    let item = |provider: &str, base: u32, weight: u32| {
+        ecs::CapacityProviderStrategyItem::builder()
+            .capacity_provider(provider)
+            .base(int(op, "on-demand base", base)?)
+            .weight(int(op, "weight", weight)?)
+            .build()
+            .map_err(|e| invalid(op, e))
+    };
+    Ok(vec![item("FARGATE", s.on_demand_base, 0)?, item("FARGATE_SPOT", 0, 1)?])
+}
+
+/// Spot capacity as the service reports it (`None`: launch type, or no FARGATE_SPOT).
+fn spot_of(strategy: Option<&[ecs::CapacityProviderStrategyItem]>) -> Option<SpotCapacity> {
+    let items = strategy?;
+    items.iter().any(|i| i.capacity_provider == "FARGATE_SPOT").then(|| SpotCapacity {
+        on_demand_base: items.iter().find(|i| i.capacity_provider == "FARGATE").map_or(0, |i| count(i.base)),
+    })
 }
 
 fn no_service(op: &Op) -> CloudError {
@@ -257,7 +279,8 @@ impl Ecs for SdkEcs {
             .service_name(&input.name)
             .task_definition(&input.task_definition)
             .client_token(&input.client_token)
-            .launch_type(ecs::LaunchType::Fargate)
+            .set_launch_type(input.spot.is_none().then_some(ecs::LaunchType::Fargate))
+            .set_capacity_provider_strategy(input.spot.map(|s| capacity_strategy(&op, s)).transpose()?)
             .desired_count(int(&op, "desired count", input.desired_count)?)
             .set_network_configuration(input.network.as_ref().map(|n| network(&op, n)).transpose()?)
             .set_load_balancers((!input.load_balancers.is_empty()).then(|| load_balancers(&input.load_balancers)))
@@ -291,7 +314,9 @@ impl Ecs for SdkEcs {
             .set_health_check_grace_period_seconds(
                 update.health_check_grace_seconds.map(|s| int(&op, "health check grace period", s)).transpose()?,
             )
-            .force_new_deployment(false)
+            .set_capacity_provider_strategy(update.spot.map(|s| capacity_strategy(&op, s)).transpose()?)
+            // A new capacity strategy takes effect with a new deployment.
+            .force_new_deployment(update.spot.is_some())
             .send()
             .await
             .map_err(|e| in_cluster(cloud_error(&op, e), &update.cluster))?;
@@ -349,6 +374,15 @@ impl Ecs for SdkEcs {
             .set_task_role_arn(input.task_role_arn.clone())
             .set_execution_role_arn(input.execution_role_arn.clone())
             .set_container_definitions(Some(containers))
+            .set_ephemeral_storage(
+                input
+                    .ephemeral_storage_gib
+                    .map(|g| {
+                        int(&op, "ephemeral storage", g)
+                            .map(|g| ecs::EphemeralStorage::builder().size_in_gib(g).build())
+                    })
+                    .transpose()?,
+            )
             .set_tags(sdk_tags(&input.tags))
             .send()
             .await

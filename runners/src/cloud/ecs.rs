@@ -58,6 +58,9 @@ pub struct TaskDefinitionInput {
     pub task_role_arn: Option<String>,
     pub execution_role_arn: Option<String>,
     pub containers: Vec<ContainerDefinition>,
+    /// Task storage in GiB (`ephemeralStorage`; ECS's 20 when unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ephemeral_storage_gib: Option<u32>,
     #[serde(skip)]
     pub tags: Tags,
 }
@@ -185,7 +188,14 @@ pub struct ServiceDeployment {
     pub hooks: Vec<HookDetail>,
 }
 
-/// What CreateService gets (launch type Fargate).
+/// Tasks on the FARGATE_SPOT capacity provider, `on_demand_base` of them on
+/// FARGATE (a service without it runs on launch type FARGATE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpotCapacity {
+    pub on_demand_base: u32,
+}
+
+/// What CreateService gets (launch type Fargate, or spot capacity).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceInput {
     pub cluster: String,
@@ -196,6 +206,7 @@ pub struct ServiceInput {
     pub load_balancers: Vec<LoadBalancerRef>,
     pub deployment: DeploymentConfig,
     pub health_check_grace_seconds: Option<u32>,
+    pub spot: Option<SpotCapacity>,
     pub tags: Tags,
     /// Idempotency token (at most 36 characters).
     pub client_token: String,
@@ -212,6 +223,8 @@ pub struct ServiceUpdate {
     pub load_balancers: Option<Vec<LoadBalancerRef>>,
     pub deployment: Option<DeploymentConfig>,
     pub health_check_grace_seconds: Option<u32>,
+    /// A new on-demand base for a spot service.
+    pub spot: Option<SpotCapacity>,
 }
 
 impl ServiceUpdate {
@@ -223,6 +236,7 @@ impl ServiceUpdate {
             && self.load_balancers.is_none()
             && self.deployment.is_none()
             && self.health_check_grace_seconds.is_none()
+            && self.spot.is_none()
     }
 }
 
@@ -274,6 +288,8 @@ pub struct Service {
     /// The service deployment of the newest change (staged strategies are
     /// followed through it).
     pub current_service_deployment: Option<String>,
+    /// Spot capacity, when the service runs on FARGATE_SPOT.
+    pub spot: Option<SpotCapacity>,
     pub tags: Tags,
 }
 

@@ -15,8 +15,8 @@ use self::staged::Staged;
 use super::{ACCOUNT, Ctx, Inner, REGION, Slot, check_tags, faults, valid_name};
 use crate::cloud::ecs::{
     DeploymentConfig, Ecs, HookAction, LoadBalancerRef, MAX_DESCRIBE_SERVICES, MAX_LISTED_TASKS, MAX_TASK_PROTECTION,
-    NetworkConfig, RolloutState, Service, ServiceDeployment, ServiceInput, ServiceState, ServiceUpdate, StopKind,
-    TaskDefinition, TaskDefinitionInput,
+    NetworkConfig, RolloutState, Service, ServiceDeployment, ServiceInput, ServiceState, ServiceUpdate, SpotCapacity,
+    StopKind, TaskDefinition, TaskDefinitionInput,
 };
 use crate::cloud::{CloudError, CloudResult, ErrorKind, Op, Tags, ops};
 
@@ -115,6 +115,7 @@ pub(super) struct SvcRec {
     protected: u32,
     /// Service deployments of the staged strategies, oldest first.
     staged: Vec<Staged>,
+    spot: Option<SpotCapacity>,
 }
 
 impl SvcRec {
@@ -224,6 +225,7 @@ impl SvcRec {
             deployment: Some(self.deployment.clone()),
             health_check_grace_seconds: self.grace,
             current_service_deployment: self.staged.last().map(|d| d.arn.clone()),
+            spot: self.spot,
             deployments: deployments
                 .into_iter()
                 .map(|d| crate::cloud::ecs::Deployment {
@@ -538,6 +540,7 @@ impl EcsState {
             deployments_started: 0,
             protected: 0,
             staged: Vec::new(),
+            spot: input.spot,
         };
         rec.start_deployment(td_arn, failing, ctx);
         rec.settle(ctx);
@@ -595,6 +598,15 @@ impl EcsState {
         }
         if let Some(g) = update.health_check_grace_seconds {
             rec.grace = Some(g);
+        }
+        if let Some(spot) = update.spot {
+            if rec.spot.is_none() {
+                return Err(invalid(
+                    &op,
+                    "InvalidParameterException: a service on a launch type cannot switch to a capacity provider strategy.",
+                ));
+            }
+            rec.spot = Some(spot);
         }
         if let Some(n) = update.desired_count {
             if redeploy {

@@ -48,6 +48,7 @@ fn td_input(family: &str, image: &str) -> TaskDefinitionInput {
             stop_timeout: None,
             log: LogConfig { group: "g".into(), region: "us-east-1".into(), stream_prefix: "p".into() },
         }],
+        ephemeral_storage_gib: None,
         tags: Tags::new(),
     }
 }
@@ -62,6 +63,7 @@ fn svc_input(name: &str, td: &str, desired: u32, token: &str) -> ServiceInput {
         load_balancers: vec![],
         deployment: DeploymentConfig::default(),
         health_check_grace_seconds: None,
+        spot: None,
         tags: [("mooring:uid".to_string(), "u1".to_string())].into(),
         client_token: token.into(),
     }

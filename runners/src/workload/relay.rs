@@ -66,6 +66,7 @@ fn want(spec: &RelaySpec) -> ServiceWant {
         load_balancers,
         deployment: rollout::deployment_config(spec),
         grace: spec.health_check.as_ref().map(|h| h.grace_period_seconds),
+        spot: None,
     }
 }
 

@@ -19,7 +19,7 @@ use super::{Calls, Workloads};
 use crate::autoscale::{self, Policy, Reading, Reason};
 use crate::cloud::ecs::{
     DeploymentConfig, HookAction, LoadBalancerRef, NetworkConfig, RolloutState, Service, ServiceInput, ServiceState,
-    ServiceUpdate, TaskDefinitionInput,
+    ServiceUpdate, SpotCapacity, TaskDefinitionInput,
 };
 use crate::cloud::metrics::ServiceKey;
 use crate::cloud::{Ecs, ErrorKind, TAG_NAME, TAG_RENDER_HASH, TAG_UID, Tags};
@@ -39,6 +39,8 @@ pub(super) struct ServiceWant {
     pub load_balancers: Vec<LoadBalancerRef>,
     pub deployment: DeploymentConfig,
     pub grace: Option<u32>,
+    /// Spot capacity (workers with `capacity: FARGATE_SPOT`).
+    pub spot: Option<SpotCapacity>,
 }
 
 /// The ECS identities of a relay or worker as its status records them.
@@ -309,6 +311,7 @@ impl Workloads {
             load_balancers: want.load_balancers.clone(),
             deployment: want.deployment.clone(),
             health_check_grace_seconds: want.grace,
+            spot: want.spot,
             tags: service_tags(target, user_tags),
             client_token: names::client_token(target.uid, &format!("service/{cluster}"), target.generation, 36),
         };
@@ -720,6 +723,12 @@ fn diff(s: &Service, want: &ServiceWant, td_arn: &str, failed: bool) -> ServiceU
     {
         update.health_check_grace_seconds = Some(w);
     }
+    // A new on-demand base of a spot service (not reported: left alone).
+    if let (Some(w), Some(have)) = (want.spot, s.spot)
+        && w != have
+    {
+        update.spot = Some(w);
+    }
     update
 }
 
@@ -752,6 +761,7 @@ mod tests {
                 rollout_reason: None,
             }],
             current_service_deployment: None,
+            spot: None,
             tags: Tags::new(),
         }
     }
@@ -764,6 +774,7 @@ mod tests {
             load_balancers: vec![],
             deployment: DeploymentConfig::default(),
             grace: None,
+            spot: None,
         }
     }
 

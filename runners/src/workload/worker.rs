@@ -19,7 +19,7 @@ use super::ownership::{Claim, claim};
 use super::service::{EcsRecord, ServiceWant, ecs_intent, network};
 use super::{Calls, Workloads, native, tags};
 use crate::autoscale::{Policy, Reading, Rules, ScaleConfig};
-use crate::cloud::ecs::DeploymentConfig;
+use crate::cloud::ecs::{DeploymentConfig, SpotCapacity};
 use crate::cloud::queues::QueueAttributes;
 use crate::cloud::{ErrorKind, Queues, TAG_NAME, TAG_UID, Tags};
 use crate::gate::CallGate;
@@ -27,6 +27,7 @@ use crate::names;
 use crate::reconcile::{Reconcile, ReconcileError, Reconciled, Target, Teardown};
 use crate::render::{self, Owner};
 use api_types::relay::ScalingMode;
+use api_types::worker::Capacity;
 
 /// A worker, as the runner sees it.
 pub type WorkerTarget<'a> = Target<'a, WorkerSpec, WorkerStatus>;
@@ -46,6 +47,7 @@ fn want(spec: &WorkerSpec) -> ServiceWant {
         // Workers roll like relays: circuit breaker with rollback, never below the running count.
         deployment: DeploymentConfig::default(),
         grace: None,
+        spot: (spec.capacity == Capacity::FargateSpot).then_some(SpotCapacity { on_demand_base: spec.on_demand_base }),
     }
 }
 
