@@ -37,6 +37,9 @@ PG_DB=mooring
 PG_USER=postgres
 STACK_DIR="$CACHE_DIR/stack"
 MOTO_VENV="$CACHE_DIR/moto-venv"
+# schemathesis (the API fuzzing test of the suite) in a virtualenv of its own.
+SCHEMATHESIS_SPEC='schemathesis==4.32.5'
+SCHEMATHESIS_VENV="$CACHE_DIR/schemathesis-venv"
 MOTO_PIDFILE="$STACK_DIR/moto-$MOTO_PORT.pid"
 MOTO_LOG="$STACK_DIR/moto-$MOTO_PORT.log"
 
@@ -284,6 +287,20 @@ moto_install() {
         die "pip install '$MOTO_SPEC' failed"
 }
 
+schemathesis_install() {
+    local want="${SCHEMATHESIS_SPEC##*==}" have
+    have="$("$SCHEMATHESIS_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null || true)"
+    [[ "$have" == "$want" ]] && return 0
+    if [[ ! -x "$SCHEMATHESIS_VENV/bin/python" ]]; then
+        log "schemathesis: creating virtualenv $SCHEMATHESIS_VENV"
+        mkdir -p "$CACHE_DIR"
+        python3 -m venv "$SCHEMATHESIS_VENV" >&2 || { apt_install python3-venv; python3 -m venv "$SCHEMATHESIS_VENV" >&2; }
+    fi
+    log "schemathesis: pip install '$SCHEMATHESIS_SPEC'"
+    "$SCHEMATHESIS_VENV/bin/python" -m pip install -q --disable-pip-version-check "$SCHEMATHESIS_SPEC" >&2 ||
+        die "pip install '$SCHEMATHESIS_SPEC' failed"
+}
+
 # true if PID is a live process (a zombie waiting to be reaped counts as gone)
 pid_alive() {
     local pid="$1" stat
@@ -371,6 +388,7 @@ print_env() {
     printf 'export AWS_SECRET_ACCESS_KEY=testing\n'
     printf 'export AWS_REGION=us-east-1\n'
     printf 'export AWS_DEFAULT_REGION=us-east-1\n'
+    printf 'export MOORING_SCHEMATHESIS=%s\n' "$SCHEMATHESIS_VENV/bin/schemathesis"
 }
 
 cmd_up() {
@@ -382,6 +400,7 @@ cmd_up() {
     else
         moto_up
     fi
+    schemathesis_install
     if [ -t 1 ]; then
         log "stack is up; exports:"
     else

@@ -244,7 +244,7 @@ fn operation(o: &Operation) -> Value {
     let error = json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
     let mut responses = Map::new();
     let success_content = if o.path == "/v1/watch" {
-        json!({"text/event-stream": {"schema": {"type": "string"}}})
+        json!({"text/event-stream": {"schema": watch_event()}})
     } else if o.path == "/metrics" {
         json!({"application/openmetrics-text": {"schema": {"type": "string"}}})
     } else if o.path == "/" {
@@ -280,6 +280,36 @@ fn operation(o: &Operation) -> Value {
         v["security"] = json!([{"bearer": []}]);
     }
     v
+}
+
+/// One event of the watch stream (the schema describes each event, as SSE
+/// clients read them): `id` is the change's sequence number (resume with
+/// `Last-Event-ID`), `event` is `change`, `data` the change as JSON.
+fn watch_event() -> Value {
+    let change = json!({
+        "type": "object",
+        "required": ["seq", "kind", "namespace", "name", "uid", "op"],
+        "properties": {
+            "seq": {"type": "integer"},
+            "kind": {"type": "string"},
+            "namespace": {"type": "string"},
+            "name": {"type": "string"},
+            "uid": {"type": "string"},
+            "op": {"type": "string", "enum": ["create", "update", "status", "delete-requested", "delete", "event"]},
+            "generation": {"type": "integer"},
+            "resourceVersion": {"type": "string"},
+            "time": {"type": "string"}
+        }
+    });
+    json!({
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9]+$"},
+            "event": {"const": "change"},
+            "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": change}
+        }
+    })
 }
 
 /// Every spelling `/v1/schemas/{kind}` accepts: `Relay`, `relay`, `relays`.

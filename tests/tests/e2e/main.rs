@@ -12,6 +12,7 @@ mod commands;
 mod deploy;
 mod first_hour;
 mod fleet;
+mod fuzz;
 mod hardening;
 mod logs;
 mod metrics;
