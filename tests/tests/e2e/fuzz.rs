@@ -22,6 +22,8 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
     let stack = Stack::new("schemathesis").await;
     let server = stack.server().start().await;
     let out = tokio::process::Command::new(&program)
+        // Its cache (`.schemathesis/`) goes to the scratch directory, not the checkout.
+        .current_dir(&stack.dir)
         .args(["run", &server.url("/openapi.json")])
         .args(["-H", &format!("Authorization: Bearer {}", server.token())])
         .args(["--checks", "not_a_server_error,response_schema_conformance"])
