@@ -356,7 +356,9 @@ async fn a_crash_in_any_stage_resumes_the_same_deployment(pool: sqlx::PgPool) {
     }
     let calls = points.len();
     eprintln!("{crashes} of {calls} crash points reached; each resumed the same deployment");
-    assert!(crashes as f64 >= calls as f64 * 0.8, "only {crashes} of {calls} crash points were reached");
+    // A point late in the sample may come after the rollout converged (the
+    // rollout's own pace decides): at least half must be reached.
+    assert!(crashes * 2 >= calls, "only {crashes} of {calls} crash points were reached");
 }
 
 #[sqlx::test(migrations = false)]

@@ -237,6 +237,9 @@ async fn edit_with_a_scripted_editor() {
     let server = stack.server().start().await;
     let file = stack.write("gateway.yaml", &relay_yaml("gateway", "default", IMAGE_1));
     server.cli(&["apply", "-f", file.to_str().expect("a UTF-8 path")]).await.success();
+    // Settled first: the controller's status writes move the resourceVersion
+    // `edit` reads, and a write in between is (rightly) a conflict.
+    server.cli(&["wait", "relay", "gateway", "--for", "condition=Ready", "--timeout", "60s"]).await.success();
     let client = [("MOORING_SERVER", server.url("")), ("MOORING_TOKEN", server.token().to_string())];
     let env = |editor: &'static str| {
         let mut vars: Vec<(&str, &str)> = client.iter().map(|(k, v)| (*k, v.as_str())).collect();
