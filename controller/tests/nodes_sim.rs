@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use api_types::{Kind, validate_document};
+use common::sim::seed;
 use common::*;
 use desired_state::store::{ChangeSource, Store, WriteMode};
 use runners::cloud::TAG_UID;
@@ -21,12 +22,6 @@ use runners::sim::{FaultMix, SimCloud, SimConfig};
 use runners::workload::{NodeConfig, Nodes};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn seed() -> u64 {
-    let seed = std::env::var("MOORING_SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
-    eprintln!("simulated cloud seed {seed} (replay with MOORING_SIM_SEED={seed})");
-    seed
-}
 
 fn sim(seed: u64) -> SimCloud {
     SimCloud::new(SimConfig {

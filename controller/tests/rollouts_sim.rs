@@ -26,12 +26,6 @@ const ALTERNATE: &str = "arn:aws:elasticloadbalancing:us-east-1:000000000000:tar
 const PROD_RULE: &str = "arn:aws:elasticloadbalancing:us-east-1:000000000000:listener-rule/app/gw/0123456789abcdef/0123456789abcdef/0000000000000001";
 const TEST_RULE: &str = "arn:aws:elasticloadbalancing:us-east-1:000000000000:listener-rule/app/gw/0123456789abcdef/0123456789abcdef/0000000000000002";
 
-fn seed() -> u64 {
-    let seed = std::env::var("MOORING_SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
-    eprintln!("simulated cloud seed {seed} (replay with MOORING_SIM_SEED={seed})");
-    seed
-}
-
 /// A simulated cloud where an ECS "minute" (bake, hook timeout) lasts 50 ms.
 fn sim(seed: u64) -> SimCloud {
     SimCloud::new(SimConfig {

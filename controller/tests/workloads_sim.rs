@@ -16,12 +16,6 @@ use runners::sim::{FaultMix, SimCloud, SimConfig};
 use runners::workload::WorkloadConfig;
 use serde_json::{Value, json};
 
-fn seed() -> u64 {
-    let seed = std::env::var("MOORING_SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
-    eprintln!("simulated cloud seed {seed} (replay with MOORING_SIM_SEED={seed})");
-    seed
-}
-
 fn sim(seed: u64, faults: FaultMix) -> SimCloud {
     SimCloud::new(SimConfig {
         seed,

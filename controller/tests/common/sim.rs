@@ -12,6 +12,14 @@ use serde_json::Value;
 
 use super::{Options, Replica, redis_url, start_replica_with};
 
+/// The simulated cloud's seed: `MOORING_SIM_SEED`, else a random one,
+/// printed so a failure replays exactly.
+pub fn seed() -> u64 {
+    let seed = std::env::var("MOORING_SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    eprintln!("simulated cloud seed {seed} (replay with MOORING_SIM_SEED={seed})");
+    seed
+}
+
 /// A replica running the relay and worker reconcilers over `cloud`, with the
 /// workload settings and replica options a test needs (fast polls and a short
 /// lease are always set).
