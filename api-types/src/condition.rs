@@ -199,6 +199,8 @@ pub mod reason {
     pub const NOT_HEALTHY: &str = "NotHealthy";
     /// `Degraded=True`: health failing after being Ready.
     pub const HEALTH_CHECK_FAILING: &str = "HealthCheckFailing";
+    /// `Degraded=True`: the node's instance failed its EC2 status checks.
+    pub const INSTANCE_IMPAIRED: &str = "InstanceImpaired";
 }
 
 impl Condition {

@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::hash::{SpecHash, spec_hash};
 use crate::meta::{Kind, ObjectMeta};
 use crate::node::{NodeSpec, NodeStatus};
+use crate::nodeset::{NodeSetSpec, NodeSetStatus};
 use crate::policy::{PolicySpec, PolicyStatus};
 use crate::relay::{RelaySpec, RelayStatus};
 use crate::validate::{Validate, Violations};
@@ -19,7 +20,7 @@ use crate::worker::{WorkerSpec, WorkerStatus};
 pub struct Resource<S, St: Default> {
     /// Always `mooring/v1`.
     pub api_version: String,
-    /// `Node`, `Relay`, `Worker` or `Policy`.
+    /// `Node`, `Relay`, `Worker`, `Policy` or `NodeSet`.
     pub kind: Kind,
     pub metadata: ObjectMeta,
     /// What the user wants.
@@ -50,6 +51,7 @@ pub enum AnyResource {
     Relay(Resource<RelaySpec, RelayStatus>),
     Worker(Resource<WorkerSpec, WorkerStatus>),
     Policy(Resource<PolicySpec, PolicyStatus>),
+    NodeSet(Resource<NodeSetSpec, NodeSetStatus>),
 }
 
 macro_rules! each {
@@ -59,6 +61,7 @@ macro_rules! each {
             AnyResource::Relay($r) => $body,
             AnyResource::Worker($r) => $body,
             AnyResource::Policy($r) => $body,
+            AnyResource::NodeSet($r) => $body,
         }
     };
 }
@@ -72,6 +75,7 @@ impl AnyResource {
             Kind::Relay => AnyResource::Relay(serde_json::from_value(v)?),
             Kind::Worker => AnyResource::Worker(serde_json::from_value(v)?),
             Kind::Policy => AnyResource::Policy(serde_json::from_value(v)?),
+            Kind::NodeSet => AnyResource::NodeSet(serde_json::from_value(v)?),
         })
     }
 
@@ -111,6 +115,15 @@ impl AnyResource {
     pub(crate) fn validate_rules(&self, v: &mut Violations) {
         each!(self, r => r.spec.validate("spec", v));
         let m = self.metadata();
+        if self.kind() == Kind::NodeSet && m.name.len() > crate::nodeset::MAX_NAME_LEN {
+            v.push(
+                "metadata.name",
+                format!(
+                    "must be at most {} characters: its members are named NAME-ORDINAL",
+                    crate::nodeset::MAX_NAME_LEN
+                ),
+            );
+        }
         for (k, _) in m.labels.iter().chain(m.annotations.iter()) {
             if !crate::validate::matches(LABEL_KEY, k) {
                 let field = if m.labels.contains_key(k) { "labels" } else { "annotations" };

@@ -2,8 +2,8 @@
 //!
 //! Every document Mooring stores has the same envelope as a Kubernetes object:
 //! `apiVersion`, `kind`, `metadata`, `spec` and a server-owned `status`. This crate
-//! defines the kinds ([`Node`], [`Relay`], [`Worker`], and the admission
-//! [`Policy`]), their JSON Schemas,
+//! defines the kinds ([`Node`], [`NodeSet`], [`Relay`], [`Worker`], and the
+//! admission [`Policy`]), their JSON Schemas,
 //! the validation that runs before anything is stored (every violation, each with
 //! its field path), the canonical spec hash that decides whether a spec changed,
 //! and the helpers that keep status conditions honest.
@@ -19,6 +19,7 @@ pub mod hash;
 pub mod meta;
 pub mod names;
 pub mod node;
+pub mod nodeset;
 pub mod parse;
 pub mod patterns;
 pub mod policy;
@@ -36,6 +37,7 @@ pub use event::{Event, EventType};
 pub use hash::{SpecHash, spec_hash};
 pub use meta::{API_VERSION, Kind, ObjectMeta};
 pub use node::{Node, NodeSpec, NodeStatus};
+pub use nodeset::{NodeSet, NodeSetSpec, NodeSetStatus};
 pub use parse::{Limit, ParseError, ParseLimits, parse_documents, parse_documents_within, parse_json_within};
 pub use policy::{Policy, PolicySpec};
 pub use references::{Reference, ReferenceKind};

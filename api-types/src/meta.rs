@@ -48,14 +48,17 @@ pub enum Kind {
     /// An admission policy (Rego), judged before documents are stored; never
     /// reconciled against AWS.
     Policy,
+    /// A fleet of Nodes with stable ordinal members, updated one at a time.
+    NodeSet,
 }
 
 impl Kind {
     /// Every kind, in a stable order.
-    pub const ALL: [Kind; 4] = [Kind::Node, Kind::Relay, Kind::Worker, Kind::Policy];
+    pub const ALL: [Kind; 5] = [Kind::Node, Kind::Relay, Kind::Worker, Kind::Policy, Kind::NodeSet];
 
-    /// The kinds the controller reconciles against AWS (everything but Policy).
-    pub const RECONCILED: [Kind; 3] = [Kind::Node, Kind::Relay, Kind::Worker];
+    /// The kinds the controller reconciles (everything but Policy): a NodeSet
+    /// through the Nodes it writes, the others against AWS.
+    pub const RECONCILED: [Kind; 4] = [Kind::Node, Kind::Relay, Kind::Worker, Kind::NodeSet];
 
     /// Whether the controller reconciles this kind against AWS (and so puts
     /// its finalizer on it).
@@ -75,6 +78,7 @@ impl Kind {
             Kind::Relay => "Relay",
             Kind::Worker => "Worker",
             Kind::Policy => "Policy",
+            Kind::NodeSet => "NodeSet",
         }
     }
 
@@ -85,6 +89,7 @@ impl Kind {
             Kind::Relay => "relays",
             Kind::Worker => "workers",
             Kind::Policy => "policies",
+            Kind::NodeSet => "nodesets",
         }
     }
 
@@ -117,7 +122,7 @@ impl fmt::Display for UnknownKind {
         if let Some(near) = crate::validate::did_you_mean(&self.0, names) {
             write!(f, " (did you mean {:?}?)", near.to_lowercase())?;
         }
-        f.write_str(": expected one of Node, Relay, Worker, Policy")
+        f.write_str(": expected one of Node, Relay, Worker, Policy, NodeSet")
     }
 }
 

@@ -113,7 +113,7 @@ pub fn client_token(uid: &str, purpose: &str, generation: i64, max: usize) -> St
 pub fn claims(doc: &AnyResource) -> Vec<String> {
     let m = doc.metadata();
     match doc {
-        AnyResource::Node(_) | AnyResource::Policy(_) => vec![],
+        AnyResource::Node(_) | AnyResource::NodeSet(_) | AnyResource::Policy(_) => vec![],
         AnyResource::Relay(_) => vec![format!("ecs:{}", service_name(&m.namespace, &m.name))],
         AnyResource::Worker(w) => {
             let q = &w.spec.queue;

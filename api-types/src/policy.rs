@@ -31,7 +31,7 @@ pub const REGO_PACKAGE: &str = "mooring.admission";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicySpec {
-    /// The kinds the policy judges; every workload kind (Node, Relay, Worker)
+    /// The kinds the policy judges; every workload kind (Node, NodeSet, Relay, Worker)
     /// when empty. Policies never judge Policy documents.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kinds: Vec<Kind>,
@@ -134,7 +134,7 @@ impl Validate for PolicySpec {
         }
         for (i, k) in self.kinds.iter().enumerate() {
             if !k.is_reconciled() {
-                v.push(format!("{path}.kinds[{i}]"), "policies judge Node, Relay and Worker documents only");
+                v.push(format!("{path}.kinds[{i}]"), "policies judge Node, NodeSet, Relay and Worker documents only");
             }
         }
         if let Some(g) = &self.guardrails {
@@ -218,6 +218,6 @@ mod tests {
     fn judged_kinds_default_to_the_workloads() {
         let s =
             PolicySpec { kinds: vec![], guardrails: Some(Guardrails::default()), rego: None, data: BTreeMap::new() };
-        assert_eq!(s.judged_kinds(), vec![Kind::Node, Kind::Relay, Kind::Worker]);
+        assert_eq!(s.judged_kinds(), vec![Kind::Node, Kind::Relay, Kind::Worker, Kind::NodeSet]);
     }
 }

@@ -76,21 +76,12 @@ impl AnyResource {
                 }
                 out.network(s.network.as_ref());
             }
-            AnyResource::Node(r) => {
-                let s = &r.spec;
-                out.push("spec.instanceType", ReferenceKind::InstanceType, &s.instance_type);
-                out.push("spec.subnetId", ReferenceKind::Subnet, &s.subnet_id);
-                for (i, sg) in s.security_group_ids.iter().enumerate() {
-                    out.push(&format!("spec.securityGroupIds[{i}]"), ReferenceKind::SecurityGroup, sg);
+            AnyResource::Node(r) => out.node("spec", &r.spec),
+            AnyResource::NodeSet(r) => {
+                out.node("spec.template", &r.spec.template);
+                for (i, s) in r.spec.subnet_ids.iter().enumerate() {
+                    out.push(&format!("spec.subnetIds[{i}]"), ReferenceKind::Subnet, s);
                 }
-                if let Some(lb) = &s.load_balancer {
-                    out.push("spec.loadBalancer.targetGroupArn", ReferenceKind::TargetGroup, &lb.target_group_arn);
-                }
-                out.push(
-                    "spec.provisioner.codebuildProject",
-                    ReferenceKind::CodebuildProject,
-                    &s.provisioner.codebuild_project,
-                );
             }
             AnyResource::Policy(_) => {}
         }
@@ -115,6 +106,19 @@ impl Refs {
         for (name, arn) in &c.secrets {
             self.push(&format!("{path}.secrets.{name}"), ReferenceKind::Secret, &arn.0);
         }
+    }
+
+    fn node(&mut self, path: &str, s: &crate::node::NodeSpec) {
+        self.push(&format!("{path}.instanceType"), ReferenceKind::InstanceType, &s.instance_type);
+        self.push(&format!("{path}.subnetId"), ReferenceKind::Subnet, &s.subnet_id);
+        for (i, sg) in s.security_group_ids.iter().enumerate() {
+            self.push(&format!("{path}.securityGroupIds[{i}]"), ReferenceKind::SecurityGroup, sg);
+        }
+        if let Some(lb) = &s.load_balancer {
+            self.push(&format!("{path}.loadBalancer.targetGroupArn"), ReferenceKind::TargetGroup, &lb.target_group_arn);
+        }
+        let project = &s.provisioner.codebuild_project;
+        self.push(&format!("{path}.provisioner.codebuildProject"), ReferenceKind::CodebuildProject, project);
     }
 
     fn network(&mut self, network: Option<&crate::common::Network>) {

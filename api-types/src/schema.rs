@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::meta::{API_VERSION, Kind};
 use crate::node::Node;
+use crate::nodeset::NodeSet;
 use crate::policy::Policy;
 use crate::relay::Relay;
 use crate::worker::Worker;
@@ -22,6 +23,7 @@ pub fn schema_for_kind(kind: Kind) -> Value {
         Kind::Relay => generator.into_root_schema_for::<Relay>(),
         Kind::Worker => generator.into_root_schema_for::<Worker>(),
         Kind::Policy => generator.into_root_schema_for::<Policy>(),
+        Kind::NodeSet => generator.into_root_schema_for::<NodeSet>(),
     };
     let mut v = schema.to_value();
     drop_null_branches(&mut v);

@@ -146,7 +146,7 @@ impl Replica {
                 ..Default::default()
             },
         );
-        let reconcilers = controller::workloads::reconcilers(Some(workloads), None);
+        let reconcilers = controller::workloads::reconcilers(Some(workloads), None, None);
         let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
         let redis = Arc::new(RedisHandle::new(&redis_url).context("bad REDIS_URL")?);
         let metrics = Arc::new(ControllerMetrics::unregistered());

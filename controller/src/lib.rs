@@ -17,6 +17,7 @@ pub mod keys;
 pub mod lease;
 pub mod logs;
 pub mod metrics;
+pub mod nodeset;
 pub mod preview;
 pub mod reconcile;
 pub mod resource_metrics;

@@ -47,7 +47,7 @@ impl Preview for Renderer {
                 let spec: NodeSpec = read(r, "spec", &r.spec)?;
                 Ok(Rendered::UserData { user_data: runners::provision::userdata::render(&r.namespace, &r.name, &spec) })
             }
-            Kind::Policy => Err(PreviewError::NotRendered(r.kind)),
+            Kind::Policy | Kind::NodeSet => Err(PreviewError::NotRendered(r.kind)),
         }
     }
 }
@@ -100,6 +100,7 @@ mod tests {
             AnyResource::Worker(r) => (Kind::Worker, serde_json::to_value(&r.spec), r.metadata),
             AnyResource::Node(r) => (Kind::Node, serde_json::to_value(&r.spec), r.metadata),
             AnyResource::Policy(r) => (Kind::Policy, serde_json::to_value(&r.spec), r.metadata),
+            AnyResource::NodeSet(r) => (Kind::NodeSet, serde_json::to_value(&r.spec), r.metadata),
         };
         StoredResource {
             uid: uuid::Uuid::nil(),
@@ -123,6 +124,7 @@ mod tests {
             revision_hash: None,
             applied_revision: None,
             rollout_request: None,
+            owner_uid: None,
         }
     }
 

@@ -282,6 +282,7 @@ mod tests {
             revision_hash: None,
             applied_revision: Some("abc1234".into()),
             rollout_request: None,
+            owner_uid: None,
         }
     }
 

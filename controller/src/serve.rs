@@ -21,6 +21,7 @@ use controller::keys::KeySettings;
 use controller::lease::{LeaseConfig, ShardLeases};
 use controller::logs::WorkloadLogs;
 use controller::metrics::{AwsCallMetrics, ControllerMetrics};
+use controller::nodeset::{NodeSetConfig, NodeSets};
 use controller::reconcile::Reconcilers;
 use controller::resource_metrics::{ResourceGauges, ResourceMetricsRefresh};
 use controller::runtime::{Controller, ControllerConfig};
@@ -600,9 +601,12 @@ fn reconcilers(args: &ServeArgs, store: &Store, cloud: Cloud, node_cloud: NodeCl
         },
     };
     let slots = Arc::new(controller::slots::StoreBuildSlots::new(store.dedicated(1)));
+    let poll = Duration::from_secs_f64(args.poll_seconds.max(0.1));
+    let sets = NodeSets::new(store.clone(), NodeSetConfig { poll, ..Default::default() });
     controller::workloads::reconcilers(
         Some(Workloads::new(cloud, config)),
         Some(Nodes::new(node_cloud, node_config(args), slots)),
+        Some(sets),
     )
 }
 

@@ -12,80 +12,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use api_types::{Kind, validate_document};
+use common::nodes::{World, health_server, sim, start};
 use common::sim::seed;
 use common::*;
 use desired_state::store::{ChangeSource, Store, WriteMode};
 use runners::cloud::TAG_UID;
 use runners::cloud::ec2::InstanceState;
-use runners::provision::{ProvisionExecutor, ProvisionerConfig};
-use runners::sim::{FaultMix, SimCloud, SimConfig};
-use runners::workload::{NodeConfig, Nodes};
+use runners::sim::SimCloud;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn sim(seed: u64) -> SimCloud {
-    SimCloud::new(SimConfig {
-        seed,
-        faults: FaultMix::none(),
-        latency: (Duration::ZERO, Duration::from_millis(1)),
-        instance_start_delay: Duration::from_millis(20),
-        status_check_delay: Duration::from_millis(20),
-        instance_stop_delay: Duration::from_millis(20),
-        volume_create_delay: Duration::from_millis(10),
-        build_queue_delay: Duration::from_millis(10),
-        ..Default::default()
-    })
-}
-
-/// A health endpoint on loopback that answers 200 while `healthy` holds.
-async fn health_server(healthy: Arc<AtomicBool>) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let healthy = healthy.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                let _ = socket.read(&mut buf).await;
-                let status = if healthy.load(Ordering::SeqCst) { "200 OK" } else { "503 Service Unavailable" };
-                let _ = socket
-                    .write_all(
-                        format!("HTTP/1.1 {status}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").as_bytes(),
-                    )
-                    .await;
-            });
-        }
-    });
-    port
-}
-
-struct World {
-    cloud: SimCloud,
-    health_port: u16,
-    max_builds: usize,
-}
-
-fn start(store: &Store, prefix: &str, w: &World) -> Replica {
-    let plain = ProvisionExecutor::simulated(
-        &w.cloud,
-        ProvisionerConfig { poll: Duration::from_millis(5), timeout: Duration::from_secs(60) },
-    );
-    let nodes = Nodes::new(
-        plain,
-        NodeConfig {
-            poll_in_flight: Duration::from_millis(30),
-            health_interval: Duration::from_secs(60),
-            max_concurrent_builds: w.max_builds,
-            health_host: Some("127.0.0.1".into()),
-            ..Default::default()
-        },
-        Arc::new(controller::slots::StoreBuildSlots::new(store.clone())),
-    );
-    let reconcilers = controller::workloads::reconcilers(None, Some(nodes));
-    let opts =
-        Options { lease: Duration::from_secs(2), renew: Duration::from_millis(500), workers: 4, ..Default::default() };
-    start_replica_with(store, prefix, "node-replica", reconcilers, &opts)
-}
 
 fn node(ns: &str, name: &str, instance_type: &str, strategy: &str, delete_volume: bool, health_port: u16) -> Value {
     json!({"apiVersion": "mooring/v1", "kind": "Node", "metadata": {"name": name, "namespace": ns},
@@ -290,7 +224,12 @@ async fn a_crash_after_any_controller_call_leaves_exactly_one_instance(pool: sql
                 w.cloud.clear_crash();
                 replica = start(&store, &prefix, &w);
             }
-            assert!(tokio::time::Instant::now() < deadline, "crash at call {at}: not Ready");
+            if tokio::time::Instant::now() >= deadline {
+                let r = store.get(Kind::Node, &ns, "n").await.map(|r| r.status).unwrap_or_default();
+                let events = store.events(Kind::Node, &ns, "n", 20).await.unwrap_or_default();
+                let events: Vec<String> = events.iter().map(|e| format!("{}: {}", e.reason, e.message)).collect();
+                panic!("crash at call {at} (crashed: {did_crash}): not Ready: {r:#}\nevents: {events:#?}");
+            }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         w.cloud.clear_crash();

@@ -45,7 +45,7 @@ fn start(store: &Store, prefix: &str, cloud: &SimCloud) -> Replica {
             ..Default::default()
         },
     );
-    let reconcilers = controller::workloads::reconcilers(Some(workloads), None);
+    let reconcilers = controller::workloads::reconcilers(Some(workloads), None, None);
     let opts = Options {
         lease: Duration::from_secs(5),
         renew: Duration::from_secs(1),

@@ -795,3 +795,73 @@ async fn rollout_answers_are_kept_beside_the_resource_for_the_deployment_in_prog
         assert!(r.text.contains(code), "{name}: {}", r.text);
     }
 }
+
+fn node_set(replicas: u32, instance_type: &str) -> Value {
+    json!({"apiVersion": "mooring/v1", "kind": "NodeSet", "metadata": {"name": "pulse"},
+        "spec": {"replicas": replicas, "subnetIds": ["subnet-0a1b2c3d", "subnet-0b2c3d4e"],
+            "template": {"software": {"name": "pulse", "version": "1.0", "artifact": "s3://pulse-artifacts/pulse.tar.gz"},
+                "instanceType": instance_type, "ami": "ami-1e749f67", "subnetId": "subnet-0a1b2c3d"}}})
+}
+
+#[sqlx::test(migrations = false)]
+async fn node_sets_are_validated_and_their_members_are_the_controllers(pool: PgPool) {
+    let api = start(pool).await;
+    const SETS: &str = "/v1/namespaces/default/nodesets";
+    // The template is a Node spec, checked under spec.template.
+    let mut bad = node_set(101, "not a type");
+    bad["metadata"]["name"] = json!("a".repeat(60));
+    bad["spec"]["subnetIds"] = json!(["subnet-0a1b2c3d", "subnet-0a1b2c3d"]);
+    let r = api.post_json(SETS, &bad).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    let fields: Vec<&str> =
+        r.body["error"]["details"].as_array().unwrap().iter().filter_map(|d| d["field"].as_str()).collect();
+    for f in ["spec.replicas", "spec.template.instanceType", "metadata.name", "spec.subnetIds[1]"] {
+        assert!(fields.contains(&f), "{f} missing from {fields:?}");
+    }
+    let r = api.post_json(SETS, &node_set(2, "t3.large")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["spec"]["updateStrategy"], json!({"maxUnavailable": 1, "partition": 0}), "defaults");
+    assert_eq!(r.body["metadata"]["finalizers"], json!(["mooring.io/cleanup"]));
+    assert_eq!(api.get("/v1/nodesets").await.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(api.get("/v1/schemas/NodeSet").await.status, StatusCode::OK);
+
+    // A member, as the controller writes it: the API may read it, not change or delete it.
+    let set = api.store.get(api_types::Kind::NodeSet, "default", "pulse").await.unwrap();
+    let spec: api_types::NodeSetSpec = serde_json::from_value(set.spec.clone()).unwrap();
+    let member = json!({"apiVersion": "mooring/v1", "kind": "Node",
+        "metadata": {"name": "pulse-0", "labels": {"mooring/nodeset": "pulse", "mooring/ordinal": "0"}},
+        "spec": spec.member_spec("pulse", 0)});
+    let doc = api_types::validate_document(member).unwrap();
+    let written = api.store.write_owned(&doc, set.uid, "NodeSet default/pulse").await.unwrap();
+    assert_eq!(written.resource.owner_uid, Some(set.uid));
+    let path = "/v1/namespaces/default/nodes/pulse-0";
+    assert_eq!(api.get(path).await.status, StatusCode::OK);
+    let patch = api
+        .call(
+            Method::PATCH,
+            path,
+            Some(&api.admin),
+            Some(("application/merge-patch+json", json!({"spec": {"instanceType": "t3.xlarge"}}).to_string())),
+        )
+        .await;
+    assert_eq!(patch.status, StatusCode::CONFLICT, "{}", patch.text);
+    assert!(patch.text.contains("member of NodeSet default/pulse"), "{}", patch.text);
+    let delete = api.call(Method::DELETE, path, Some(&api.admin), None).await;
+    assert_eq!(delete.status, StatusCode::CONFLICT, "{}", delete.text);
+    let rollback = api.post_json(&format!("{path}/rollback"), &json!({"revision": 1})).await;
+    assert_eq!(rollback.status, StatusCode::CONFLICT, "{}", rollback.text);
+    let revs = api.get(&format!("{path}/revisions")).await;
+    assert_eq!(revs.body["items"][0]["source"], "controller", "{}", revs.text);
+    // A node of a member's name that is not the set's is never taken over.
+    let other = api
+        .post_json(
+            "/v1/namespaces/default/nodes",
+            &json!({"apiVersion": "mooring/v1", "kind": "Node",
+        "metadata": {"name": "pulse-1"}, "spec": spec.member_spec("pulse", 1)}),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::CREATED, "{}", other.text);
+    let doc = api_types::validate_document(other.body.clone()).unwrap();
+    let err = api.store.write_owned(&doc, set.uid, "NodeSet default/pulse").await.unwrap_err();
+    assert!(err.to_string().contains("not created by this NodeSet"), "{err}");
+}

@@ -5,7 +5,7 @@
 
 (function () {
   const TOKEN_KEY = "mooring.token";
-  const PLURALS = { Node: "nodes", Relay: "relays", Worker: "workers" };
+  const PLURALS = { Node: "nodes", NodeSet: "nodesets", Relay: "relays", Worker: "workers" };
   const KINDS = Object.keys(PLURALS);
   const CONDITIONS = ["Ready", "Synced", "Progressing", "Degraded"];
   const PAGE = 1000;
@@ -379,8 +379,7 @@
     const conds = el("td", { class: "conditions" });
     for (const t of CONDITIONS) conds.append(badge(doc, t));
     tr.append(conds);
-    const rep = s.replicas;
-    tr.append(el("td", { class: "num", text: rep ? rep.running + "/" + rep.desired : "" }));
+    tr.append(el("td", { class: "num", text: replicasText(doc) }));
     const ls = s.lastScaling;
     tr.append(
       el("td", {
@@ -445,6 +444,13 @@
     };
     for (const [key, row] of rows) filterRow(row, resources.get(key));
     updateCounts();
+  }
+
+  // A relay's or worker's replicas (running/desired), or a node set's Ready members.
+  function replicasText(doc) {
+    const s = doc.status || {};
+    if (typeof s.replicas === "number") return (s.readyReplicas || 0) + "/" + ((doc.spec && doc.spec.replicas) || 0);
+    return s.replicas ? s.replicas.running + "/" + s.replicas.desired : "";
   }
 
   function updateCounts() {
@@ -628,7 +634,7 @@
       showOnly("login");
       return;
     }
-    const m = /^#\/(nodes|relays|workers)\/([^/]+)\/([^/]+)$/.exec(location.hash);
+    const m = /^#\/(nodes|nodesets|relays|workers)\/([^/]+)\/([^/]+)$/.exec(location.hash);
     if (m) {
       const kind = KINDS.find((k) => PLURALS[k] === m[1]);
       const ns = decodeURIComponent(m[2]);
@@ -721,7 +727,10 @@
     const annotations = Object.entries(m.annotations || {}).map(([k, v]) => k + "=" + v);
     add("Annotations", annotations.length ? annotations.join(", ") : "—");
     const rep = doc.status && doc.status.replicas;
-    if (rep) add("Replicas", rep.running + " running of " + rep.desired + " desired");
+    if (typeof rep === "number") {
+      const st = doc.status;
+      add("Members", (st.readyReplicas || 0) + " Ready, " + (st.updatedReplicas || 0) + " on revision " + (st.updateRevision || "—") + ", of " + doc.spec.replicas);
+    } else if (rep) add("Replicas", rep.running + " running of " + rep.desired + " desired");
     const ls = doc.status && doc.status.lastScaling;
     if (ls) add("Last scaling", ls.from + "→" + ls.to + " " + ls.reason + " at " + ls.time);
     const ro = doc.status && doc.status.rollout;

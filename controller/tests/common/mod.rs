@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod nodes;
 pub mod sim;
 
 use std::collections::HashMap;

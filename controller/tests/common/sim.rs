@@ -35,7 +35,7 @@ pub fn start_workloads(
         observe_max_age: Duration::from_secs(60),
         ..config
     };
-    let reconcilers = controller::workloads::reconcilers(Some(Workloads::new(cloud.cloud(), config)), None);
+    let reconcilers = controller::workloads::reconcilers(Some(Workloads::new(cloud.cloud(), config)), None, None);
     let opts = Options { lease: Duration::from_secs(2), renew: Duration::from_millis(500), workers: 8, ..opts };
     start_replica_with(store, prefix, "sim-replica", reconcilers, &opts)
 }

@@ -231,7 +231,7 @@ async fn write_all(
     }
     let mut items: Vec<PlanItem> = planned.into_iter().flatten().collect();
     for (kind, namespace, name) in doomed {
-        state.store.request_delete_in(&mut tx, *kind, namespace, name).await?;
+        state.store.request_delete_in(&mut tx, *kind, namespace, name, None).await?;
         summary.delete += 1;
         items.push(PlanItem {
             kind: *kind,

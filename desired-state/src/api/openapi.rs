@@ -170,7 +170,7 @@ pub fn document() -> Value {
         "info": {
             "title": "Mooring API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Declare nodes, relays and workers; read their status. See docs/api.md."
+            "description": "Declare nodes, node sets, relays and workers; read their status. See docs/api.md."
         },
         "paths": paths,
         "components": {

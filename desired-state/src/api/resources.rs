@@ -24,7 +24,9 @@ use crate::store::{ChangeSource, EventType, ListQuery, StoreError, StoredResourc
 /// The kind named by a URL plural.
 pub(crate) fn kind_of(plural: &str) -> Result<Kind, ApiError> {
     Kind::ALL.into_iter().find(|k| k.plural() == plural).ok_or_else(|| {
-        ApiError::not_found(format!("unknown resource type {plural:?}: use nodes, relays, workers or policies"))
+        ApiError::not_found(format!(
+            "unknown resource type {plural:?}: use nodes, nodesets, relays, workers or policies"
+        ))
     })
 }
 

@@ -138,6 +138,8 @@ pub enum SourceKind {
     Api,
     Gitops,
     Rollback,
+    /// The controller, writing what a resource owns (a NodeSet's members).
+    Controller,
 }
 
 impl SourceKind {
@@ -146,6 +148,7 @@ impl SourceKind {
             SourceKind::Api => "api",
             SourceKind::Gitops => "gitops",
             SourceKind::Rollback => "rollback",
+            SourceKind::Controller => "controller",
         }
     }
 }
@@ -166,6 +169,11 @@ impl ChangeSource {
             SourceKind::Gitops => self.commit.as_deref(),
             _ => None,
         }
+    }
+
+    /// A write by the controller on behalf of `actor` (`NodeSet ns/name`).
+    pub fn controller(actor: impl Into<String>) -> Self {
+        ChangeSource { kind: SourceKind::Controller, actor: Some(actor.into()), commit: None }
     }
 
     /// A rollback asked for by `actor`.
@@ -202,6 +210,8 @@ pub struct StoredResource {
     pub applied_revision: Option<String>,
     /// An operator's latest request about its rollout (`mooring rollout promote|abort`).
     pub rollout_request: Option<sqlx::types::Json<api_types::rollout::RolloutRequest>>,
+    /// The resource that owns this one (a NodeSet, for its members).
+    pub owner_uid: Option<Uuid>,
 }
 
 impl StoredResource {
@@ -210,6 +220,7 @@ impl StoredResource {
         let kind = match self.source.as_str() {
             "gitops" => SourceKind::Gitops,
             "rollback" => SourceKind::Rollback,
+            "controller" => SourceKind::Controller,
             _ => SourceKind::Api,
         };
         ChangeSource { kind, actor: self.source_actor.clone(), commit: self.source_commit.clone() }

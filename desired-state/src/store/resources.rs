@@ -15,7 +15,7 @@ use crate::selector::Selector;
 
 const COLUMNS: &str = "uid, kind, namespace, name, labels, annotations, spec, spec_hash, status, generation, \
      resource_version, finalizers, created_at, deletion_timestamp, source, source_actor, source_commit, status_fence, \
-     revision_hash, applied_revision, rollout_request";
+     revision_hash, applied_revision, rollout_request, owner_uid";
 
 /// How a spec write treats an existing resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,6 +236,9 @@ impl Store {
                 name: meta.name.clone(),
                 reason: "it is being deleted; wait until it is gone, then create it again".into(),
             });
+        }
+        if old.owner_uid.is_some() && source.kind != SourceKind::Controller {
+            return Err(owned_conflict(&old));
         }
         // Git owns what it declares; operational annotations set through the
         // API that the document does not declare stay.
@@ -489,6 +492,8 @@ impl Store {
     /// Asks for deletion: sets `deletionTimestamp` (once). A resource without
     /// finalizers goes at once; otherwise it goes when the last finalizer is
     /// removed. Returns the row as it now is, or `None` when it is gone.
+    /// A resource another one owns (a NodeSet's member) is refused
+    /// (`Conflict`): it goes when its owner scales down or is deleted.
     pub async fn request_delete(
         &self,
         kind: Kind,
@@ -496,24 +501,79 @@ impl Store {
         name: &str,
     ) -> Result<Option<StoredResource>, StoreError> {
         let mut tx = self.begin().await?;
-        let out = self.request_delete_in(&mut tx, kind, namespace, name).await?;
+        let out = self.request_delete_in(&mut tx, kind, namespace, name, None).await?;
         self.commit(tx).await?;
         Ok(out)
     }
 
-    /// [`Store::request_delete`] inside a caller's transaction (pruning).
+    /// Asks for the deletion of a resource `owner` owns (the controller,
+    /// scaling a NodeSet down or deleting it). A resource it does not own is
+    /// a `Conflict`.
+    pub async fn request_delete_owned(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        owner: Uuid,
+    ) -> Result<Option<StoredResource>, StoreError> {
+        let mut tx = self.begin().await?;
+        let out = self.request_delete_in(&mut tx, kind, namespace, name, Some(owner)).await?;
+        self.commit(tx).await?;
+        Ok(out)
+    }
+
+    /// Writes a document `owner` owns, as the controller (source
+    /// `controller`, actor `actor`): creates it owned, or updates it when it
+    /// is `owner`'s. A resource of that name that is not `owner`'s is a
+    /// `Conflict`: nothing is taken over. History, the change feed and
+    /// events work as for any write.
+    pub async fn write_owned(&self, doc: &AnyResource, owner: Uuid, actor: &str) -> Result<WriteOutcome, StoreError> {
+        let meta = doc.metadata();
+        let mut tx = self.begin().await?;
+        if let Some(old) = select_for_update(&mut tx, doc.kind(), &meta.namespace, &meta.name).await?
+            && old.owner_uid != Some(owner)
+        {
+            return Err(owned_conflict(&old));
+        }
+        let mut out = self.write_in(&mut tx, doc, WriteMode::Upsert, &ChangeSource::controller(actor)).await?;
+        if out.action == WriteAction::Create {
+            out.resource =
+                sqlx::query_as(sql!("UPDATE resources SET owner_uid = $2 WHERE uid = $1 RETURNING {COLUMNS}"))
+                    .bind(out.resource.uid)
+                    .bind(owner)
+                    .fetch_one(&mut *tx)
+                    .await?;
+        }
+        self.commit(tx).await?;
+        Ok(out)
+    }
+
+    /// The resources `owner` owns, by name.
+    pub async fn owned_by(&self, owner: Uuid) -> Result<Vec<StoredResource>, StoreError> {
+        Ok(sqlx::query_as(sql!("SELECT {COLUMNS} FROM resources WHERE owner_uid = $1 ORDER BY name"))
+            .bind(owner)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// [`Store::request_delete`] inside a caller's transaction (pruning);
+    /// `owner` is the owner deleting what it owns, if that is who asks.
     pub(crate) async fn request_delete_in(
         &self,
         tx: &mut PgConnection,
         kind: Kind,
         namespace: &str,
         name: &str,
+        owner: Option<Uuid>,
     ) -> Result<Option<StoredResource>, StoreError> {
         let old = select_for_update(tx, kind, namespace, name).await?.ok_or_else(|| StoreError::NotFound {
             kind,
             namespace: namespace.into(),
             name: name.into(),
         })?;
+        if old.owner_uid.is_some() && owner != old.owner_uid {
+            return Err(owned_conflict(&old));
+        }
         if old.deletion_timestamp.is_some() {
             return Ok(Some(old));
         }
@@ -678,6 +738,21 @@ fn document_view(r: &StoredResource) -> Value {
 async fn remove_row(tx: &mut PgConnection, old: &StoredResource) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM resources WHERE uid = $1").bind(old.uid).execute(&mut *tx).await?;
     append_change(tx, old, ChangeOp::Delete).await
+}
+
+/// The refusal of a change to a resource another one owns, or of a
+/// controller write to a resource it does not own.
+fn owned_conflict(r: &StoredResource) -> StoreError {
+    let reason = match (r.owner_uid, r.labels.0.get(api_types::nodeset::SET_LABEL)) {
+        (Some(_), Some(set)) => {
+            format!("it is a member of NodeSet {}/{set}: change, scale or delete the set instead", r.namespace)
+        }
+        (Some(_), None) => "it is owned by another resource: change that one instead".to_string(),
+        (None, _) => {
+            "it exists and was not created by this NodeSet: rename or delete it, nothing is taken over".to_string()
+        }
+    };
+    StoreError::Conflict { kind: r.kind, namespace: r.namespace.clone(), name: r.name.clone(), reason }
 }
 
 pub(crate) async fn select_for_update(

@@ -91,6 +91,11 @@ impl InstanceHealth {
     pub fn passed(&self) -> bool {
         self.system_ok == Some(true) && self.instance_ok == Some(true)
     }
+
+    /// A check reported `impaired` (not merely still initializing).
+    pub fn failed(&self) -> bool {
+        self.system_ok == Some(false) || self.instance_ok == Some(false)
+    }
 }
 
 /// EC2, as Mooring uses it.

@@ -124,10 +124,16 @@ impl InstanceRec {
     /// reports them: passed once it has run for the status check delay,
     /// `None` (initializing, not applicable) before and when not running.
     fn health(&self, ctx: &Ctx<'_>) -> InstanceHealth {
-        let ok = (self.state == InstanceState::Running
-            && self.running_since.is_some_and(|t| ctx.now >= t + ctx.cfg.status_check_delay))
-        .then_some(true);
-        InstanceHealth { instance_id: self.id.clone(), system_ok: ok, instance_ok: ok }
+        let checked = self.state == InstanceState::Running
+            && self.running_since.is_some_and(|t| ctx.now >= t + ctx.cfg.status_check_delay);
+        let marker = &ctx.cfg.impaired_instance_marker;
+        let impaired = !marker.is_empty() && self.user_data.contains(marker.as_str());
+        // An impaired instance's system is fine; the instance check fails.
+        InstanceHealth {
+            instance_id: self.id.clone(),
+            system_ok: checked.then_some(true),
+            instance_ok: checked.then_some(!impaired),
+        }
     }
 }
 

@@ -133,6 +133,10 @@ pub struct SimConfig {
     /// A task definition with a container image containing this string never
     /// becomes healthy, so its rollout fails (empty: nothing fails).
     pub failing_image_marker: String,
+    /// An instance whose user data contains this string (a node whose
+    /// software version contains it, say) never passes its EC2 status checks,
+    /// so the node never becomes `Ready` (empty: every instance passes).
+    pub impaired_instance_marker: String,
     /// The EC2 subnets that exist, as (subnet id, availability zone).
     pub subnets: Vec<(String, String)>,
     /// A launched or started instance goes `pending` → `running` after this.
@@ -173,9 +177,11 @@ impl Default for SimConfig {
             clusters: vec!["default".to_owned()],
             enforce_aws_buckets: false,
             failing_image_marker: ":fail".to_owned(),
+            impaired_instance_marker: "+impaired".to_owned(),
             subnets: vec![
                 ("subnet-0a1b2c3d".to_owned(), "us-east-1a".to_owned()),
                 ("subnet-0b2c3d4e".to_owned(), "us-east-1b".to_owned()),
+                ("subnet-0c3d4e5f".to_owned(), "us-east-1c".to_owned()),
             ],
             instance_start_delay: Duration::from_millis(100),
             status_check_delay: Duration::from_millis(200),

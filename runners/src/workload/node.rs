@@ -655,11 +655,17 @@ impl Nodes {
         r.conditions.push(Condition::synced(g, now));
         r.conditions.push(Condition::settled(reason::PROVISIONED, "", g, now));
         let mut problems = vec![];
+        // A failed (not merely pending) EC2 status check is a verdict: the
+        // instance is impaired, Degraded even if it was never Ready.
+        let mut impaired = false;
         if i.state != InstanceState::Running {
             problems.push(format!("instance {} is {:?}", i.id, i.state));
         } else {
             let checks = calls.ec2.instance_health(std::slice::from_ref(&i.id)).await?;
-            if !checks.iter().any(|c| c.passed()) {
+            impaired = checks.iter().any(|c| c.failed());
+            if impaired {
+                problems.push(format!("instance {} failed its EC2 status checks (impaired)", i.id));
+            } else if !checks.iter().any(|c| c.passed()) {
                 problems.push("EC2 status checks have not passed yet".to_string());
             }
         }
@@ -694,7 +700,9 @@ impl Nodes {
         } else {
             let why = problems.join("; ");
             r.conditions.push(Condition::not_ready(reason::NOT_HEALTHY, why.clone(), g, now));
-            if was_ready {
+            if impaired {
+                r.conditions.push(Condition::degraded(reason::INSTANCE_IMPAIRED, why, g, now));
+            } else if was_ready {
                 r.conditions.push(Condition::degraded(reason::HEALTH_CHECK_FAILING, why, g, now));
             }
             r.requeue(self.config.poll_in_flight);

@@ -270,12 +270,14 @@ async fn edit_with_a_scripted_editor() {
 
 /// Every document of the demo: (kind, name, namespace) of what the charts in
 /// `charts/` render with their default values.
-const DEMO_DOCUMENTS: [(&str, &str, &str); 9] = [
+const DEMO_DOCUMENTS: [(&str, &str, &str); 10] = [
     ("relay", "gateway", "default"),
     ("relay", "integration-service", "integrations"),
     ("relay", "webhook-receiver", "integrations"),
     ("worker", "integration-worker", "integrations"),
     ("worker", "converter", "batch"),
+    // The set first: its members exist once it is Ready.
+    ("nodeset", "pulse", "chain"),
     ("node", "pulse-0", "chain"),
     ("node", "pulse-1", "chain"),
     ("node", "rln-alice", "rgb"),
@@ -366,7 +368,7 @@ async fn the_examples_sync_on_moto() {
         .stdout_has("Apply complete!");
     for (kind, name, _) in DEMO_DOCUMENTS {
         // A worker that scales to zero wants no task, so it is Ready even on moto.
-        let ready = kind == "node" || name == "converter";
+        let ready = kind.starts_with("node") || name == "converter";
         let condition = if ready { "condition=Ready" } else { "condition=Synced" };
         server
             .cli(&["wait", kind, name, "-n", &ns, "--for", condition, "--timeout", "3m"])

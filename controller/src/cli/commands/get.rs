@@ -20,7 +20,7 @@ use crate::cli::resource::{condition, condition_status, name, namespace, replica
 #[derive(Args, Debug, Clone)]
 pub struct GetArgs {
     /// The kind: node, relay, worker or policy (singular, plural or capitalised),
-    /// or `all` for nodes, relays and workers together.
+    /// or `all` for nodes, node sets, relays and workers together.
     pub kind: Kinds,
     /// One resource by name; all of the namespace when omitted.
     pub name: Option<String>,
@@ -44,7 +44,7 @@ pub struct GetArgs {
     pub output: OutputFormat,
 }
 
-/// What `get` lists: one kind, or `all` (the reconciled kinds: nodes, relays, workers).
+/// What `get` lists: one kind, or `all` (the reconciled kinds: nodes, node sets, relays, workers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kinds {
     /// Nodes, relays and workers, as `kubectl get all` lists the workloads.
@@ -334,7 +334,7 @@ fn render_policies(items: &[Value], all_namespaces: bool, now: DateTime<Utc>) ->
                 .and_then(Value::as_array)
                 .map(|k| k.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
-            row.push(if kinds.is_empty() { "Node,Relay,Worker".to_string() } else { kinds.join(",") });
+            row.push(if kinds.is_empty() { "Node,NodeSet,Relay,Worker".to_string() } else { kinds.join(",") });
             row.push(text_at(item, "/metadata/generation"));
             row.push(output::age_of(str_at(item, "/metadata/creationTimestamp"), now));
             row
@@ -350,6 +350,7 @@ fn kind_headers(kind: Kind) -> &'static [&'static str] {
         Kind::Relay => &["REPLICAS", "SERVICE"],
         Kind::Worker => &["REPLICAS", "BACKLOG", "QUEUE"],
         Kind::Policy => &[],
+        Kind::NodeSet => &["READY", "UPDATED", "REVISION"],
     }
 }
 
@@ -365,6 +366,11 @@ fn kind_cells(kind: Kind, item: &Value) -> Vec<String> {
             vec![replicas(item), text_at(item, "/status/backlog"), queue]
         }
         Kind::Policy => Vec::new(),
+        Kind::NodeSet => vec![
+            format!("{}/{}", text_at(item, "/status/readyReplicas"), text_at(item, "/spec/replicas")),
+            text_at(item, "/status/updatedReplicas"),
+            text_at(item, "/status/updateRevision"),
+        ],
     }
 }
 

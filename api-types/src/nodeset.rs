@@ -1,0 +1,223 @@
+//! `NodeSet`: the StatefulSet idea for EC2. A set keeps `replicas` members with
+//! stable ordinal names (`pulse-0`, `pulse-1`, …); each member is a [`Node`]
+//! resource the controller writes from the set's `template`, with its own data
+//! volume that survives the member's replacement. A template change replaces
+//! members one at a time, highest ordinal first, each waiting until the one
+//! before is `Ready` again; `partition` keeps the members below it on the old
+//! template (a canary).
+//!
+//! [`Node`]: crate::node::Node
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::condition::Condition;
+use crate::document::{Resource, Spec};
+use crate::meta::Kind;
+use crate::node::NodeSpec;
+use crate::patterns;
+use crate::validate::{Validate, Violations};
+
+/// A NodeSet document.
+pub type NodeSet = Resource<NodeSetSpec, NodeSetStatus>;
+
+/// The label every member carries: the name of its set.
+pub const SET_LABEL: &str = "mooring/nodeset";
+/// The label every member carries: its ordinal.
+pub const ORDINAL_LABEL: &str = "mooring/ordinal";
+/// The annotation on every member: the set revision its spec was rendered from.
+pub const REVISION_ANNOTATION: &str = "mooring/nodeset-revision";
+/// The most members a set may have.
+pub const MAX_REPLICAS: u32 = 100;
+/// The longest set name: a member's name (`{set}-{ordinal}`) must still be a
+/// DNS label of at most 63 characters.
+pub const MAX_NAME_LEN: usize = 59;
+
+/// What a set wants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeSetSpec {
+    /// How many members (ordinals `0..replicas`).
+    #[serde(default = "one")]
+    #[schemars(range(max = 100))]
+    pub replicas: u32,
+    /// The Node every member is. Members are spread over `subnetIds` when it
+    /// is given (member `i` in `subnetIds[i % len]`), otherwise all run in
+    /// `template.subnetId`. Each member's environment also gets
+    /// `MOORING_NODESET` (the set's name) and `MOORING_ORDINAL`.
+    pub template: NodeSpec,
+    /// Subnets (in different availability zones, usually) to spread the
+    /// members over, round-robin by ordinal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(regex(pattern = patterns::SUBNET_ID)))]
+    pub subnet_ids: Vec<String>,
+    /// How a template change reaches the members.
+    #[serde(default)]
+    pub update_strategy: SetUpdateStrategy,
+    /// How long a replaced or new member may take to become `Ready` before the
+    /// set reports `Degraded` (the rollout waits either way).
+    #[serde(default = "default_deadline")]
+    #[schemars(range(min = 30, max = 86400))]
+    pub progress_deadline_seconds: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn default_deadline() -> u32 {
+    600
+}
+
+/// How a template change is rolled out over the members.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetUpdateStrategy {
+    /// How many members may be not `Ready` at once because of the rollout.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_unavailable: u32,
+    /// Members with an ordinal below this keep their current template: only
+    /// `partition..replicas` are updated (0 updates every member).
+    #[serde(default)]
+    #[schemars(range(max = 100))]
+    pub partition: u32,
+}
+
+impl Default for SetUpdateStrategy {
+    fn default() -> Self {
+        SetUpdateStrategy { max_unavailable: 1, partition: 0 }
+    }
+}
+
+impl Spec for NodeSetSpec {
+    const KIND: Kind = Kind::NodeSet;
+}
+
+impl Validate for NodeSetSpec {
+    fn validate(&self, path: &str, v: &mut Violations) {
+        self.template.validate(&format!("{path}.template"), v);
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, s) in self.subnet_ids.iter().enumerate() {
+            if !seen.insert(s) {
+                v.push(format!("{path}.subnetIds[{i}]"), format!("subnet {s} is listed twice"));
+            }
+        }
+    }
+}
+
+/// The name of member `ordinal` of set `set`.
+pub fn member_name(set: &str, ordinal: u32) -> String {
+    format!("{set}-{ordinal}")
+}
+
+impl NodeSetSpec {
+    /// The Node spec of member `ordinal`: the template in its subnet, with the
+    /// set's name and the ordinal in its environment.
+    pub fn member_spec(&self, set: &str, ordinal: u32) -> NodeSpec {
+        let mut spec = self.template.clone();
+        if !self.subnet_ids.is_empty() {
+            spec.subnet_id = self.subnet_ids[ordinal as usize % self.subnet_ids.len()].clone();
+        }
+        spec.env.insert("MOORING_NODESET".into(), set.to_string());
+        spec.env.insert("MOORING_ORDINAL".into(), ordinal.to_string());
+        spec
+    }
+
+    /// The set's update revision: a short hash of what every member is
+    /// rendered from. Members written from another revision are outdated.
+    pub fn revision(&self) -> String {
+        let hash = crate::hash::spec_hash(&(&self.template, &self.subnet_ids));
+        hash.0.chars().take(10).collect()
+    }
+}
+
+/// What Mooring observed about a set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSetStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Members that exist with an ordinal below `replicas`.
+    #[serde(default)]
+    pub replicas: u32,
+    /// Members that are `Ready` at their latest generation.
+    #[serde(default)]
+    pub ready_replicas: u32,
+    /// Members written from `updateRevision`.
+    #[serde(default)]
+    pub updated_replicas: u32,
+    /// The revision of the current template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_revision: Option<String>,
+    /// Every member, by ordinal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<MemberStatus>,
+}
+
+crate::status::impl_status!(NodeSetStatus);
+
+/// One member as the set sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberStatus {
+    pub name: String,
+    pub ordinal: u32,
+    /// The set revision the member's spec was written from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// `Ready` at its latest generation.
+    pub ready: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_ip: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> NodeSetSpec {
+        serde_json::from_value(serde_json::json!({
+            "replicas": 3,
+            "subnetIds": ["subnet-a", "subnet-b"],
+            "template": {
+                "software": {"name": "pulse", "version": "1.0", "artifact": "s3://b/pulse"},
+                "instanceType": "t3.small", "ami": "ami-12345678", "subnetId": "subnet-z",
+                "env": {"LOG": "info"}
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn members_are_spread_over_the_subnets_and_know_their_ordinal() {
+        let s = spec();
+        let subnets: Vec<String> = (0..3).map(|i| s.member_spec("pulse", i).subnet_id).collect();
+        assert_eq!(subnets, ["subnet-a", "subnet-b", "subnet-a"]);
+        let m = s.member_spec("pulse", 2);
+        assert_eq!(m.env["MOORING_ORDINAL"], "2");
+        assert_eq!(m.env["MOORING_NODESET"], "pulse");
+        assert_eq!(m.env["LOG"], "info");
+        assert_eq!(member_name("pulse", 2), "pulse-2");
+        let mut one_subnet = s.clone();
+        one_subnet.subnet_ids.clear();
+        assert_eq!(one_subnet.member_spec("pulse", 1).subnet_id, "subnet-z");
+    }
+
+    #[test]
+    fn the_revision_follows_the_template_not_the_replica_count() {
+        let s = spec();
+        let mut scaled = s.clone();
+        scaled.replicas = 5;
+        scaled.update_strategy.partition = 2;
+        assert_eq!(s.revision(), scaled.revision());
+        let mut upgraded = s.clone();
+        upgraded.template.software.version = "1.1".into();
+        assert_ne!(s.revision(), upgraded.revision());
+        assert_eq!(s.revision().len(), 10);
+    }
+}

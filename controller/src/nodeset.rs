@@ -1,0 +1,616 @@
+//! The NodeSet reconciler: keeps a set's members — Node resources named
+//! `{set}-{ordinal}` — equal to its template, through the store's own write
+//! path (source `controller`, the set as owner), so each member's history,
+//! events and teardown are a Node's. It makes no AWS call itself: the Node
+//! reconciler provisions each member.
+//!
+//! Each pass reads the members, decides with the pure [`plan`] what to create,
+//! update or delete, writes that, and reports counts and conditions. A
+//! template change replaces members highest ordinal first, never taking more
+//! than `maxUnavailable` members out of `Ready` at once; a member that is not
+//! `Ready` already is updated at once (it costs no availability, and a set
+//! stuck on a bad template is fixed by a new one, not by hand). Members are
+//! read again every `poll` while anything is in flight.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use api_types::condition::{Condition, ConditionStatus, ConditionType, Conditions};
+use api_types::meta::{API_VERSION, ObjectMeta, reconcile_paused};
+use api_types::nodeset::{
+    MemberStatus, NodeSetSpec, NodeSetStatus, ORDINAL_LABEL, REVISION_ANNOTATION, SET_LABEL, SetUpdateStrategy,
+    member_name,
+};
+use api_types::{AnyResource, Event, Kind, NodeStatus, Resource};
+use desired_state::store::{Store, StoreError, StoredResource};
+use runners::reconcile::ReconcileError;
+
+use crate::reconcile::{Context, DynReconciler, PAUSED_REASON, Step};
+
+/// Condition reasons of a NodeSet.
+pub mod reason {
+    /// `Ready=True`: every member is `Ready`.
+    pub const ALL_MEMBERS_READY: &str = "AllMembersReady";
+    /// `Ready=False`: some members are missing or not `Ready` (named).
+    pub const MEMBERS_NOT_READY: &str = "MembersNotReady";
+    /// `Progressing=True`: members are being replaced with the new template.
+    pub const ROLLING_UPDATE: &str = "RollingUpdate";
+    /// `Progressing=True`: members are being created or removed.
+    pub const SCALING: &str = "Scaling";
+    /// `Progressing=False`: every member is on the template.
+    pub const ROLLOUT_COMPLETE: &str = "RolloutComplete";
+    /// `Progressing=False`: members below `partition` keep an older template.
+    pub const PARTITION_HELD: &str = "PartitionHeld";
+    /// `Degraded=True`: a member reports `Degraded` (its failed build or health check).
+    pub const MEMBER_FAILED: &str = "MemberFailed";
+    /// `Degraded=True`: a member stayed not `Ready` past `progressDeadlineSeconds`.
+    pub const MEMBER_NOT_READY: &str = "MemberNotReady";
+    /// `Ready=False`: the set is being deleted, its members first.
+    pub const DELETING: &str = "Deleting";
+}
+
+/// How often the set looks at its members.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeSetConfig {
+    /// While members are created, replaced or removed.
+    pub poll: Duration,
+    /// When everything is settled (a member may still fail later).
+    pub resync: Duration,
+}
+
+impl Default for NodeSetConfig {
+    fn default() -> Self {
+        NodeSetConfig { poll: Duration::from_secs(2), resync: Duration::from_secs(30) }
+    }
+}
+
+/// One member, as [`plan`] sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub ordinal: u32,
+    /// The set revision its spec was written from.
+    pub revision: Option<String>,
+    /// `Ready` at its latest generation.
+    pub available: bool,
+    /// Its deletion was asked for.
+    pub deleting: bool,
+}
+
+/// One change to the members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Create(u32),
+    Update(u32),
+    Delete(u32),
+}
+
+/// What to write now, from the members as they are. Pure.
+///
+/// - Every missing ordinal below `replicas` is created (all at once: new
+///   members take nothing out of service).
+/// - Members at or above `replicas` go highest first, one at a time.
+/// - Outdated members at or above `partition` are updated highest first:
+///   those already not `Ready` at once, the others while fewer than
+///   `maxUnavailable` members are unavailable (missing ones count).
+pub fn plan(replicas: u32, strategy: &SetUpdateStrategy, revision: &str, members: &[Member]) -> Vec<Action> {
+    let by_ordinal: BTreeMap<u32, &Member> = members.iter().map(|m| (m.ordinal, m)).collect();
+    let mut actions: Vec<Action> = (0..replicas).filter(|i| !by_ordinal.contains_key(i)).map(Action::Create).collect();
+    let missing = actions.len() as u32;
+    let excess: Vec<&Member> = by_ordinal.range(replicas..).map(|(_, m)| *m).collect();
+    if !excess.iter().any(|m| m.deleting)
+        && let Some(last) = excess.last()
+    {
+        actions.push(Action::Delete(last.ordinal));
+    }
+    let in_range: Vec<&Member> = by_ordinal.range(..replicas).map(|(_, m)| *m).collect();
+    let unavailable = missing + in_range.iter().filter(|m| !m.available || m.deleting).count() as u32;
+    let outdated: Vec<&Member> = in_range
+        .iter()
+        .rev()
+        .filter(|m| m.ordinal >= strategy.partition && !m.deleting && m.revision.as_deref() != Some(revision))
+        .copied()
+        .collect();
+    actions.extend(outdated.iter().filter(|m| !m.available).map(|m| Action::Update(m.ordinal)));
+    let budget = strategy.max_unavailable.saturating_sub(unavailable) as usize;
+    actions.extend(outdated.iter().filter(|m| m.available).take(budget).map(|m| Action::Update(m.ordinal)));
+    actions
+}
+
+/// The NodeSet reconciler, over the store.
+pub struct NodeSets {
+    store: Store,
+    config: NodeSetConfig,
+}
+
+impl NodeSets {
+    pub fn new(store: Store, config: NodeSetConfig) -> NodeSets {
+        NodeSets { store, config }
+    }
+}
+
+/// A member as read from the store.
+struct Observed<'a> {
+    row: &'a StoredResource,
+    status: NodeStatus,
+    member: Member,
+}
+
+impl<'a> Observed<'a> {
+    fn new(row: &'a StoredResource) -> Option<Observed<'a>> {
+        let ordinal = row.labels.0.get(ORDINAL_LABEL)?.parse().ok()?;
+        let status: NodeStatus = serde_json::from_value(row.status.clone()).unwrap_or_default();
+        let current = status.observed_generation == Some(row.generation);
+        let available =
+            current && condition(&status, ConditionType::Ready).is_some_and(|c| c.status == ConditionStatus::True);
+        let member = Member {
+            ordinal,
+            revision: row.annotations.0.get(REVISION_ANNOTATION).cloned(),
+            available,
+            deleting: row.deletion_timestamp.is_some(),
+        };
+        Some(Observed { row, status, member })
+    }
+
+    /// Why the member counts as failed, if it does: it reports `Degraded` for
+    /// its latest generation, or it has not been `Ready` for longer than the
+    /// deadline.
+    fn failure(&self, deadline: Duration, now: chrono::DateTime<chrono::Utc>) -> Option<(&'static str, String)> {
+        if self.member.available || self.member.deleting {
+            return None;
+        }
+        let name = &self.row.name;
+        if let Some(d) = condition(&self.status, ConditionType::Degraded)
+            && d.status == ConditionStatus::True
+            && d.observed_generation == Some(self.row.generation)
+        {
+            return Some((reason::MEMBER_FAILED, format!("{name}: {} ({})", d.message, d.reason)));
+        }
+        let ready = condition(&self.status, ConditionType::Ready);
+        let since = match ready {
+            Some(c) if c.status != ConditionStatus::True => c.last_transition_time,
+            Some(_) => return None,
+            None => self.row.created_at,
+        };
+        let waited = (now - since).to_std().unwrap_or_default();
+        (waited > deadline).then(|| {
+            let why = ready.map_or_else(|| "no status yet".to_string(), |c| format!("{}: {}", c.reason, c.message));
+            (
+                reason::MEMBER_NOT_READY,
+                format!(
+                    "{name} has not been Ready for {}s (deadline {}s): {why}",
+                    waited.as_secs(),
+                    deadline.as_secs()
+                ),
+            )
+        })
+    }
+
+    fn status(&self) -> MemberStatus {
+        MemberStatus {
+            name: self.row.name.clone(),
+            ordinal: self.member.ordinal,
+            revision: self.member.revision.clone(),
+            ready: self.member.available,
+            instance_id: self.status.instance_id.clone(),
+            private_ip: self.status.private_ip.clone(),
+        }
+    }
+}
+
+fn condition(status: &NodeStatus, type_: ConditionType) -> Option<&Condition> {
+    status.conditions.iter().find(|c| c.type_ == type_)
+}
+
+fn store_error(e: StoreError) -> ReconcileError {
+    match e {
+        StoreError::Conflict { .. } => ReconcileError::Conflict(e.to_string()),
+        other => ReconcileError::Store(other.to_string()),
+    }
+}
+
+/// The document of member `ordinal`.
+fn member_document(set: &StoredResource, spec: &NodeSetSpec, revision: &str, ordinal: u32) -> AnyResource {
+    let metadata = ObjectMeta {
+        name: member_name(&set.name, ordinal),
+        namespace: set.namespace.clone(),
+        labels: BTreeMap::from([
+            (SET_LABEL.to_string(), set.name.clone()),
+            (ORDINAL_LABEL.to_string(), ordinal.to_string()),
+        ]),
+        annotations: BTreeMap::from([(REVISION_ANNOTATION.to_string(), revision.to_string())]),
+        ..Default::default()
+    };
+    AnyResource::Node(Resource {
+        api_version: API_VERSION.to_string(),
+        kind: Kind::Node,
+        metadata,
+        spec: spec.member_spec(&set.name, ordinal),
+        status: NodeStatus::default(),
+    })
+}
+
+impl NodeSets {
+    fn parse(r: &StoredResource) -> Result<(NodeSetSpec, NodeSetStatus), ReconcileError> {
+        let spec = serde_json::from_value(r.spec.clone())
+            .map_err(|source| ReconcileError::Unreadable { kind: Kind::NodeSet, source })?;
+        Ok((spec, serde_json::from_value(r.status.clone()).unwrap_or_default()))
+    }
+
+    /// Writes one change to the members; returns the event that records it.
+    async fn apply(
+        &self,
+        set: &StoredResource,
+        spec: &NodeSetSpec,
+        revision: &str,
+        action: Action,
+    ) -> Result<Event, ReconcileError> {
+        let actor = format!("NodeSet {}/{}", set.namespace, set.name);
+        match action {
+            Action::Create(i) | Action::Update(i) => {
+                let doc = member_document(set, spec, revision, i);
+                self.store.write_owned(&doc, set.uid, &actor).await.map_err(store_error)?;
+                let (reason, verb) = if matches!(action, Action::Create(_)) {
+                    ("MemberCreated", "created")
+                } else {
+                    ("MemberUpdated", "updated")
+                };
+                Ok(Event::normal(reason, format!("{} {verb} at revision {revision}", member_name(&set.name, i))))
+            }
+            Action::Delete(i) => {
+                let name = member_name(&set.name, i);
+                self.store
+                    .request_delete_owned(Kind::Node, &set.namespace, &name, set.uid)
+                    .await
+                    .map_err(store_error)?;
+                Ok(Event::normal("MemberDeleted", format!("{name} deleted (scaled to {})", spec.replicas)))
+            }
+        }
+    }
+}
+
+/// The conditions of a set from its members after a pass.
+fn conditions(
+    spec: &NodeSetSpec,
+    revision: &str,
+    observed: &[Observed<'_>],
+    pending: &[Action],
+    g: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<Condition> {
+    let in_range: Vec<&Observed<'_>> = observed.iter().filter(|o| o.member.ordinal < spec.replicas).collect();
+    let ready = in_range.iter().filter(|o| o.member.available).count() as u32;
+    let excess = observed.len() - in_range.len();
+    let mut out = vec![Condition::synced(g, now)];
+    if ready == spec.replicas && excess == 0 {
+        out.push(Condition::ready(
+            reason::ALL_MEMBERS_READY,
+            format!("{ready}/{} members Ready", spec.replicas),
+            g,
+            now,
+        ));
+    } else {
+        let not_ready: Vec<String> =
+            in_range.iter().filter(|o| !o.member.available).map(|o| o.row.name.clone()).collect();
+        let mut message = format!("{ready}/{} members Ready", spec.replicas);
+        if !not_ready.is_empty() {
+            message.push_str(&format!("; not Ready: {}", not_ready.join(", ")));
+        }
+        if excess > 0 {
+            message.push_str(&format!("; {excess} member(s) above replicas being removed"));
+        }
+        out.push(Condition::not_ready(reason::MEMBERS_NOT_READY, message, g, now));
+    }
+    let outdated: Vec<&str> = in_range
+        .iter()
+        .filter(|o| o.member.revision.as_deref() != Some(revision))
+        .map(|o| o.row.name.as_str())
+        .collect();
+    let updated = in_range.len() - outdated.len();
+    let rolling = in_range
+        .iter()
+        .any(|o| o.member.ordinal >= spec.update_strategy.partition && o.member.revision.as_deref() != Some(revision));
+    let settling = in_range.iter().any(|o| !o.member.available);
+    out.push(if rolling || (settling && pending.iter().any(|a| matches!(a, Action::Update(_)))) {
+        let in_flight: Vec<String> = pending
+            .iter()
+            .filter_map(|a| if let Action::Update(i) = a { Some(member_name("", *i)) } else { None })
+            .collect();
+        let message = format!(
+            "{updated}/{} members on revision {revision}{}",
+            spec.replicas,
+            if in_flight.is_empty() {
+                String::new()
+            } else {
+                format!("; replacing ordinal(s) {}", in_flight.join(" ").replace('-', ""))
+            }
+        );
+        Condition::progressing(reason::ROLLING_UPDATE, message, g, now)
+    } else if !pending.is_empty() || excess > 0 || settling {
+        Condition::progressing(
+            reason::SCALING,
+            format!("{} of {} members exist", in_range.len(), spec.replicas),
+            g,
+            now,
+        )
+    } else if !outdated.is_empty() {
+        let message = format!(
+            "{} stay on their revision below partition {}; {updated}/{} members on revision {revision}",
+            outdated.join(", "),
+            spec.update_strategy.partition,
+            spec.replicas
+        );
+        Condition::settled(reason::PARTITION_HELD, message, g, now)
+    } else {
+        Condition::settled(reason::ROLLOUT_COMPLETE, format!("every member is on revision {revision}"), g, now)
+    });
+    let deadline = Duration::from_secs(u64::from(spec.progress_deadline_seconds));
+    let failures: Vec<(&str, String)> = in_range.iter().filter_map(|o| o.failure(deadline, now)).collect();
+    out.push(match failures.first() {
+        Some((reason, _)) => {
+            let message = failures.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; ");
+            Condition::degraded(reason, format!("{message}; the rollout waits for it"), g, now)
+        }
+        None => Condition::not_degraded(g, now),
+    });
+    out
+}
+
+/// Stamps a pass's conditions and generation onto the status to write.
+fn step(
+    mut status: NodeSetStatus,
+    old: &NodeSetStatus,
+    reported: Vec<Condition>,
+    g: i64,
+    events: Vec<Event>,
+    requeue: Duration,
+) -> Step {
+    let mut conditions = old.conditions.clone();
+    for c in reported {
+        conditions.set_condition(c);
+    }
+    status.conditions = conditions;
+    status.observed_generation = Some(g);
+    Step { status: serde_json::to_value(&status).unwrap_or_default(), events, requeue_after: Some(requeue) }
+}
+
+#[async_trait::async_trait]
+impl DynReconciler for NodeSets {
+    async fn reconcile(&self, ctx: &Context<'_>, r: &StoredResource) -> Result<Step, ReconcileError> {
+        let (spec, old) = Self::parse(r)?;
+        let g = r.generation;
+        if reconcile_paused(&r.annotations.0) {
+            let message =
+                "reconciliation is paused: no member is created, changed or deleted until the annotation is removed";
+            return Ok(step(
+                old.clone(),
+                &old,
+                vec![Condition::sync_failed(PAUSED_REASON, message, g, ctx.now)],
+                g,
+                vec![],
+                self.config.resync,
+            ));
+        }
+        let revision = spec.revision();
+        let rows = self.store.owned_by(r.uid).await.map_err(store_error)?;
+        let observed: Vec<Observed<'_>> = rows.iter().filter_map(Observed::new).collect();
+        let members: Vec<Member> = observed.iter().map(|o| o.member.clone()).collect();
+        let actions = plan(spec.replicas, &spec.update_strategy, &revision, &members);
+        let mut events = Vec::new();
+        for action in &actions {
+            events.push(self.apply(r, &spec, &revision, *action).await?);
+        }
+        let in_range = observed.iter().filter(|o| o.member.ordinal < spec.replicas);
+        let status = NodeSetStatus {
+            replicas: in_range.clone().count() as u32,
+            ready_replicas: in_range.clone().filter(|o| o.member.available).count() as u32,
+            updated_replicas: in_range.filter(|o| o.member.revision.as_deref() == Some(revision.as_str())).count()
+                as u32,
+            update_revision: Some(revision.clone()),
+            members: observed.iter().map(Observed::status).collect(),
+            ..Default::default()
+        };
+        let reported = conditions(&spec, &revision, &observed, &actions, g, ctx.now);
+        let settled =
+            actions.is_empty() && status.ready_replicas == spec.replicas && observed.len() as u32 == spec.replicas;
+        let requeue = if settled { self.config.resync } else { self.config.poll };
+        Ok(step(status, &old, reported, g, events, requeue))
+    }
+
+    async fn cleanup(&self, ctx: &Context<'_>, r: &StoredResource) -> Result<Option<Step>, ReconcileError> {
+        let (_, old) = Self::parse(r)?;
+        let rows = self.store.owned_by(r.uid).await.map_err(store_error)?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut events = Vec::new();
+        for m in rows.iter().filter(|m| m.deletion_timestamp.is_none()) {
+            self.store.request_delete_owned(m.kind, &m.namespace, &m.name, r.uid).await.map_err(store_error)?;
+            events.push(Event::normal("MemberDeleted", format!("{} deleted with its set", m.name)));
+        }
+        let names: Vec<&str> = rows.iter().map(|m| m.name.as_str()).collect();
+        let message = format!("waiting for {} member(s) to be torn down: {}", rows.len(), names.join(", "));
+        let reported = vec![Condition::not_ready(reason::DELETING, message, r.generation, ctx.now)];
+        Ok(Some(step(old.clone(), &old, reported, r.generation, events, self.config.poll)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(ordinal: u32, revision: &str, available: bool) -> Member {
+        Member { ordinal, revision: Some(revision.into()), available, deleting: false }
+    }
+
+    fn strategy(max_unavailable: u32, partition: u32) -> SetUpdateStrategy {
+        SetUpdateStrategy { max_unavailable, partition }
+    }
+
+    #[test]
+    fn what_a_pass_writes_as_a_table() {
+        use Action::*;
+        let gone = |ordinal| Member { ordinal, revision: Some("v1".into()), available: false, deleting: true };
+        // (what, replicas, strategy, members) → actions
+        type Case = (&'static str, u32, SetUpdateStrategy, Vec<Member>, Vec<Action>);
+        let cases: Vec<Case> = vec![
+            (
+                "a new set creates every member at once",
+                3,
+                strategy(1, 0),
+                vec![],
+                vec![Create(0), Create(1), Create(2)],
+            ),
+            ("settled: nothing", 3, strategy(1, 0), vec![m(0, "v2", true), m(1, "v2", true), m(2, "v2", true)], vec![]),
+            (
+                "a new template: highest ordinal first, one at a time",
+                3,
+                strategy(1, 0),
+                vec![m(0, "v1", true), m(1, "v1", true), m(2, "v1", true)],
+                vec![Update(2)],
+            ),
+            (
+                "the replaced member is not Ready yet: wait",
+                3,
+                strategy(1, 0),
+                vec![m(0, "v1", true), m(1, "v1", true), m(2, "v2", false)],
+                vec![],
+            ),
+            (
+                "it is Ready: the next one",
+                3,
+                strategy(1, 0),
+                vec![m(0, "v1", true), m(1, "v1", true), m(2, "v2", true)],
+                vec![Update(1)],
+            ),
+            (
+                "maxUnavailable 2: two at once",
+                3,
+                strategy(2, 0),
+                vec![m(0, "v1", true), m(1, "v1", true), m(2, "v1", true)],
+                vec![Update(2), Update(1)],
+            ),
+            (
+                "a member down for another reason uses the budget",
+                3,
+                strategy(1, 0),
+                vec![m(0, "v2", false), m(1, "v1", true), m(2, "v1", true)],
+                vec![],
+            ),
+            (
+                "an outdated member that is down already is updated at once",
+                3,
+                strategy(1, 0),
+                vec![m(0, "v1", true), m(1, "v1", true), m(2, "v1", false)],
+                vec![Update(2)],
+            ),
+            (
+                "partition 2 updates member 2 only",
+                3,
+                strategy(1, 2),
+                vec![m(0, "v1", true), m(1, "v1", true), m(2, "v2", true)],
+                vec![],
+            ),
+            (
+                "a missing member counts as unavailable",
+                3,
+                strategy(1, 0),
+                vec![m(0, "v1", true), m(2, "v1", true)],
+                vec![Create(1)],
+            ),
+            (
+                "scale down: the highest ordinal first",
+                1,
+                strategy(1, 0),
+                vec![m(0, "v2", true), m(1, "v2", true), m(2, "v2", true)],
+                vec![Delete(2)],
+            ),
+            (
+                "one at a time: wait while it goes",
+                1,
+                strategy(1, 0),
+                vec![m(0, "v2", true), m(1, "v2", true), gone(2)],
+                vec![],
+            ),
+            ("then the next", 1, strategy(1, 0), vec![m(0, "v2", true), m(1, "v2", true)], vec![Delete(1)]),
+            ("scale to zero", 0, strategy(1, 0), vec![m(0, "v2", true)], vec![Delete(0)]),
+            (
+                "a member whose deletion is pending is created again once it is gone",
+                2,
+                strategy(1, 0),
+                vec![m(0, "v2", true), gone(1)],
+                vec![],
+            ),
+        ];
+        for (what, replicas, strategy, members, want) in cases {
+            assert_eq!(plan(replicas, &strategy, "v2", &members), want, "{what}");
+        }
+    }
+
+    fn row(name: &str, ordinal: u32, status: serde_json::Value, generation: i64) -> StoredResource {
+        StoredResource {
+            uid: uuid::Uuid::nil(),
+            kind: Kind::Node,
+            namespace: "default".into(),
+            name: name.into(),
+            labels: sqlx::types::Json(BTreeMap::from([(ORDINAL_LABEL.into(), ordinal.to_string())])),
+            annotations: sqlx::types::Json(BTreeMap::from([(REVISION_ANNOTATION.into(), "v2".into())])),
+            spec: serde_json::json!({}),
+            spec_hash: String::new(),
+            status,
+            generation,
+            resource_version: 1,
+            finalizers: vec![],
+            created_at: chrono::DateTime::from_timestamp(1_600_000_000, 0).unwrap(),
+            deletion_timestamp: None,
+            source: "controller".into(),
+            source_actor: None,
+            source_commit: None,
+            status_fence: 0,
+            revision_hash: None,
+            applied_revision: None,
+            rollout_request: None,
+            owner_uid: Some(uuid::Uuid::nil()),
+        }
+    }
+
+    #[test]
+    fn a_failing_member_degrades_the_set_by_name() {
+        let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let t = |s: i64| (now - chrono::Duration::seconds(s)).to_rfc3339();
+        let deadline = Duration::from_secs(600);
+        let degraded = serde_json::json!({"observedGeneration": 2, "conditions": [
+            {"type": "Ready", "status": "False", "reason": "NotHealthy", "message": "checks failing", "lastTransitionTime": t(5), "observedGeneration": 2},
+            {"type": "Degraded", "status": "True", "reason": "BuildFailed", "message": "build failed", "lastTransitionTime": t(5), "observedGeneration": 2}]});
+        let slow = serde_json::json!({"observedGeneration": 2, "conditions": [
+            {"type": "Ready", "status": "False", "reason": "NotHealthy", "message": "EC2 status checks have not passed yet", "lastTransitionTime": t(700), "observedGeneration": 2}]});
+        let young = serde_json::json!({"observedGeneration": 2, "conditions": [
+            {"type": "Ready", "status": "False", "reason": "NotHealthy", "message": "starting", "lastTransitionTime": t(60), "observedGeneration": 2}]});
+        let ready = serde_json::json!({"observedGeneration": 2, "conditions": [
+            {"type": "Ready", "status": "True", "reason": "NodeHealthy", "message": "", "lastTransitionTime": t(700), "observedGeneration": 2}]});
+        let stale_ready = ready.clone();
+        let cases = [
+            (row("p-2", 2, degraded, 2), Some(reason::MEMBER_FAILED), "p-2: build failed"),
+            (row("p-1", 1, slow, 2), Some(reason::MEMBER_NOT_READY), "p-1 has not been Ready for 700s"),
+            (row("p-0", 0, young, 2), None, ""),
+            (row("p-0", 0, ready, 2), None, ""),
+            // Ready at an older generation: updating, not failed, and not available.
+            (row("p-0", 0, stale_ready, 3), None, ""),
+        ];
+        for (r, want, text) in cases {
+            let o = Observed::new(&r).unwrap();
+            let got = o.failure(deadline, now);
+            assert_eq!(got.as_ref().map(|f| f.0), want, "{}", r.name);
+            if let Some((_, message)) = got {
+                assert!(message.contains(text), "{message}");
+            }
+        }
+        let stale = row(
+            "p-0",
+            0,
+            serde_json::json!({"observedGeneration": 2, "conditions": [
+            {"type": "Ready", "status": "True", "reason": "NodeHealthy", "message": "", "lastTransitionTime": t(1), "observedGeneration": 2}]}),
+            3,
+        );
+        assert!(!Observed::new(&stale).unwrap().member.available, "Ready for an older generation is not available");
+    }
+}
