@@ -226,12 +226,15 @@ mod unknown_kind_tests {
     #[test]
     fn a_mistyped_kind_gets_a_suggestion() {
         let cases = [
-            ("relya", "unknown kind \"relya\" (did you mean \"relay\"?): expected one of Node, Relay, Worker, Policy"),
+            (
+                "relya",
+                "unknown kind \"relya\" (did you mean \"relay\"?): expected one of Node, Relay, Worker, Policy, NodeSet",
+            ),
             (
                 "wrokers",
-                "unknown kind \"wrokers\" (did you mean \"workers\"?): expected one of Node, Relay, Worker, Policy",
+                "unknown kind \"wrokers\" (did you mean \"workers\"?): expected one of Node, Relay, Worker, Policy, NodeSet",
             ),
-            ("pods", "unknown kind \"pods\": expected one of Node, Relay, Worker, Policy"),
+            ("pods", "unknown kind \"pods\": expected one of Node, Relay, Worker, Policy, NodeSet"),
         ];
         for (given, expected) in cases {
             assert_eq!(given.parse::<Kind>().unwrap_err().to_string(), expected, "{given}");

@@ -27,6 +27,9 @@ pub const SET_LABEL: &str = "mooring/nodeset";
 pub const ORDINAL_LABEL: &str = "mooring/ordinal";
 /// The annotation on every member: the set revision its spec was rendered from.
 pub const REVISION_ANNOTATION: &str = "mooring/nodeset-revision";
+/// The annotation on every member: when the set last wrote its spec (RFC 3339);
+/// the progress deadline counts from it.
+pub const WRITTEN_ANNOTATION: &str = "mooring/nodeset-written-at";
 /// The most members a set may have.
 pub const MAX_REPLICAS: u32 = 100;
 /// The longest set name: a member's name (`{set}-{ordinal}`) must still be a

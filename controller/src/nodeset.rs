@@ -19,7 +19,7 @@ use api_types::condition::{Condition, ConditionStatus, ConditionType, Conditions
 use api_types::meta::{API_VERSION, ObjectMeta, reconcile_paused};
 use api_types::nodeset::{
     MemberStatus, NodeSetSpec, NodeSetStatus, ORDINAL_LABEL, REVISION_ANNOTATION, SET_LABEL, SetUpdateStrategy,
-    member_name,
+    WRITTEN_ANNOTATION, member_name,
 };
 use api_types::{AnyResource, Event, Kind, NodeStatus, Resource};
 use desired_state::store::{Store, StoreError, StoredResource};
@@ -133,6 +133,8 @@ struct Observed<'a> {
     row: &'a StoredResource,
     status: NodeStatus,
     member: Member,
+    /// When the set last wrote the member's spec.
+    written_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl<'a> Observed<'a> {
@@ -140,20 +142,25 @@ impl<'a> Observed<'a> {
         let ordinal = row.labels.0.get(ORDINAL_LABEL)?.parse().ok()?;
         let status: NodeStatus = serde_json::from_value(row.status.clone()).unwrap_or_default();
         let current = status.observed_generation == Some(row.generation);
-        let available =
-            current && condition(&status, ConditionType::Ready).is_some_and(|c| c.status == ConditionStatus::True);
-        let member = Member {
-            ordinal,
-            revision: row.annotations.0.get(REVISION_ANNOTATION).cloned(),
-            available,
-            deleting: row.deletion_timestamp.is_some(),
-        };
-        Some(Observed { row, status, member })
+        let deleting = row.deletion_timestamp.is_some();
+        let available = current
+            && !deleting
+            && condition(&status, ConditionType::Ready).is_some_and(|c| c.status == ConditionStatus::True);
+        let member =
+            Member { ordinal, revision: row.annotations.0.get(REVISION_ANNOTATION).cloned(), available, deleting };
+        let written_at = row
+            .annotations
+            .0
+            .get(WRITTEN_ANNOTATION)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map_or(row.created_at, |t| t.with_timezone(&chrono::Utc));
+        Some(Observed { row, status, member, written_at })
     }
 
     /// Why the member counts as failed, if it does: it reports `Degraded` for
     /// its latest generation, or it has not been `Ready` for longer than the
-    /// deadline.
+    /// deadline — counted from when the set last wrote it, or from when it
+    /// stopped being Ready if that came later.
     fn failure(&self, deadline: Duration, now: chrono::DateTime<chrono::Utc>) -> Option<(&'static str, String)> {
         if self.member.available || self.member.deleting {
             return None;
@@ -167,9 +174,10 @@ impl<'a> Observed<'a> {
         }
         let ready = condition(&self.status, ConditionType::Ready);
         let since = match ready {
-            Some(c) if c.status != ConditionStatus::True => c.last_transition_time,
-            Some(_) => return None,
-            None => self.row.created_at,
+            Some(c) if c.status != ConditionStatus::True && c.last_transition_time > self.written_at => {
+                c.last_transition_time
+            }
+            _ => self.written_at,
         };
         let waited = (now - since).to_std().unwrap_or_default();
         (waited > deadline).then(|| {
@@ -201,15 +209,38 @@ fn condition(status: &NodeStatus, type_: ConditionType) -> Option<&Condition> {
     status.conditions.iter().find(|c| c.type_ == type_)
 }
 
+/// A refused member write is a conflict (retried when something changes);
+/// anything else is the store failing (retried with backoff).
 fn store_error(e: StoreError) -> ReconcileError {
     match e {
-        StoreError::Conflict { .. } => ReconcileError::Conflict(e.to_string()),
+        StoreError::Conflict { .. }
+        | StoreError::AlreadyExists { .. }
+        | StoreError::NameTaken { .. }
+        | StoreError::Invalid { .. }
+        | StoreError::NotFound { .. } => ReconcileError::Conflict(e.to_string()),
         other => ReconcileError::Store(other.to_string()),
     }
 }
 
-/// The document of member `ordinal`.
-fn member_document(set: &StoredResource, spec: &NodeSetSpec, revision: &str, ordinal: u32) -> AnyResource {
+/// The document of member `ordinal`. A member that exists keeps its subnet
+/// (`subnet`): its data volume cannot move to another availability zone, so a
+/// changed `subnetIds` applies to members created later.
+fn member_document(
+    set: &StoredResource,
+    spec: &NodeSetSpec,
+    revision: &str,
+    ordinal: u32,
+    subnet: Option<String>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> AnyResource {
+    let mut node = spec.member_spec(&set.name, ordinal);
+    if let Some(subnet) = subnet {
+        node.subnet_id = subnet;
+    }
+    let annotations = BTreeMap::from([
+        (REVISION_ANNOTATION.to_string(), revision.to_string()),
+        (WRITTEN_ANNOTATION.to_string(), desired_state::store::rfc3339(now)),
+    ]);
     let metadata = ObjectMeta {
         name: member_name(&set.name, ordinal),
         namespace: set.namespace.clone(),
@@ -217,37 +248,50 @@ fn member_document(set: &StoredResource, spec: &NodeSetSpec, revision: &str, ord
             (SET_LABEL.to_string(), set.name.clone()),
             (ORDINAL_LABEL.to_string(), ordinal.to_string()),
         ]),
-        annotations: BTreeMap::from([(REVISION_ANNOTATION.to_string(), revision.to_string())]),
+        annotations,
         ..Default::default()
     };
     AnyResource::Node(Resource {
         api_version: API_VERSION.to_string(),
         kind: Kind::Node,
         metadata,
-        spec: spec.member_spec(&set.name, ordinal),
+        spec: node,
         status: NodeStatus::default(),
     })
 }
 
 impl NodeSets {
+    /// The status while the set is paused: as it was, `Synced=False`.
+    fn paused(&self, ctx: &Context<'_>, r: &StoredResource, old: &NodeSetStatus) -> Step {
+        let message =
+            "reconciliation is paused: no member is created, changed or deleted until the annotation is removed";
+        let g = r.generation;
+        let reported = vec![Condition::sync_failed(PAUSED_REASON, message, g, ctx.now)];
+        step(old.clone(), old, reported, g, vec![], self.config.resync)
+    }
+
     fn parse(r: &StoredResource) -> Result<(NodeSetSpec, NodeSetStatus), ReconcileError> {
         let spec = serde_json::from_value(r.spec.clone())
             .map_err(|source| ReconcileError::Unreadable { kind: Kind::NodeSet, source })?;
         Ok((spec, serde_json::from_value(r.status.clone()).unwrap_or_default()))
     }
 
-    /// Writes one change to the members; returns the event that records it.
+    /// Writes one change to the members (`existing`: the member as read);
+    /// returns the event that records it.
     async fn apply(
         &self,
+        ctx: &Context<'_>,
         set: &StoredResource,
         spec: &NodeSetSpec,
         revision: &str,
         action: Action,
+        existing: Option<&StoredResource>,
     ) -> Result<Event, ReconcileError> {
         let actor = format!("NodeSet {}/{}", set.namespace, set.name);
         match action {
             Action::Create(i) | Action::Update(i) => {
-                let doc = member_document(set, spec, revision, i);
+                let subnet = existing.and_then(|m| m.spec["subnetId"].as_str()).map(str::to_string);
+                let doc = member_document(set, spec, revision, i, subnet, ctx.now);
                 self.store.write_owned(&doc, set.uid, &actor).await.map_err(store_error)?;
                 let (reason, verb) = if matches!(action, Action::Create(_)) {
                     ("MemberCreated", "created")
@@ -274,13 +318,21 @@ fn conditions(
     revision: &str,
     observed: &[Observed<'_>],
     pending: &[Action],
+    errors: &[ReconcileError],
     g: i64,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Vec<Condition> {
     let in_range: Vec<&Observed<'_>> = observed.iter().filter(|o| o.member.ordinal < spec.replicas).collect();
     let ready = in_range.iter().filter(|o| o.member.available).count() as u32;
     let excess = observed.len() - in_range.len();
-    let mut out = vec![Condition::synced(g, now)];
+    let missing = spec.replicas as usize - in_range.len().min(spec.replicas as usize);
+    let mut out = vec![match errors.first() {
+        None => Condition::synced(g, now),
+        Some(e) => {
+            let message = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            Condition::sync_failed(e.reason(), message, g, now)
+        }
+    }];
     if ready == spec.replicas && excess == 0 {
         out.push(Condition::ready(
             reason::ALL_MEMBERS_READY,
@@ -309,23 +361,21 @@ fn conditions(
     let rolling = in_range
         .iter()
         .any(|o| o.member.ordinal >= spec.update_strategy.partition && o.member.revision.as_deref() != Some(revision));
-    let settling = in_range.iter().any(|o| !o.member.available);
-    out.push(if rolling || (settling && pending.iter().any(|a| matches!(a, Action::Update(_)))) {
-        let in_flight: Vec<String> = pending
-            .iter()
-            .filter_map(|a| if let Action::Update(i) = a { Some(member_name("", *i)) } else { None })
-            .collect();
-        let message = format!(
-            "{updated}/{} members on revision {revision}{}",
-            spec.replicas,
-            if in_flight.is_empty() {
-                String::new()
-            } else {
-                format!("; replacing ordinal(s) {}", in_flight.join(" ").replace('-', ""))
-            }
-        );
+    // A member written at this revision that is not Ready yet is being
+    // replaced (or created) right now.
+    let replacing: Vec<&str> = in_range
+        .iter()
+        .filter(|o| !o.member.available && o.member.revision.as_deref() == Some(revision))
+        .map(|o| o.row.name.as_str())
+        .collect();
+    let creating = missing > 0 || pending.iter().any(|a| matches!(a, Action::Create(_)));
+    out.push(if rolling {
+        let mut message = format!("{updated}/{} members on revision {revision}", spec.replicas);
+        if !replacing.is_empty() {
+            message.push_str(&format!("; waiting for {} to be Ready", replacing.join(", ")));
+        }
         Condition::progressing(reason::ROLLING_UPDATE, message, g, now)
-    } else if !pending.is_empty() || excess > 0 || settling {
+    } else if creating || excess > 0 || (!pending.is_empty()) {
         Condition::progressing(
             reason::SCALING,
             format!("{} of {} members exist", in_range.len(), spec.replicas),
@@ -347,8 +397,11 @@ fn conditions(
     let failures: Vec<(&str, String)> = in_range.iter().filter_map(|o| o.failure(deadline, now)).collect();
     out.push(match failures.first() {
         Some((reason, _)) => {
-            let message = failures.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; ");
-            Condition::degraded(reason, format!("{message}; the rollout waits for it"), g, now)
+            let mut message = failures.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; ");
+            if rolling {
+                message.push_str("; the rollout waits for it");
+            }
+            Condition::degraded(reason, message, g, now)
         }
         None => Condition::not_degraded(g, now),
     });
@@ -379,25 +432,28 @@ impl DynReconciler for NodeSets {
         let (spec, old) = Self::parse(r)?;
         let g = r.generation;
         if reconcile_paused(&r.annotations.0) {
-            let message =
-                "reconciliation is paused: no member is created, changed or deleted until the annotation is removed";
-            return Ok(step(
-                old.clone(),
-                &old,
-                vec![Condition::sync_failed(PAUSED_REASON, message, g, ctx.now)],
-                g,
-                vec![],
-                self.config.resync,
-            ));
+            return Ok(self.paused(ctx, r, &old));
         }
         let revision = spec.revision();
         let rows = self.store.owned_by(r.uid).await.map_err(store_error)?;
         let observed: Vec<Observed<'_>> = rows.iter().filter_map(Observed::new).collect();
         let members: Vec<Member> = observed.iter().map(|o| o.member.clone()).collect();
         let actions = plan(spec.replicas, &spec.update_strategy, &revision, &members);
+        // Every action is tried: one refused member (a Node of its name that
+        // is not the set's) does not hold the others back.
         let mut events = Vec::new();
+        let mut errors = Vec::new();
         for action in &actions {
-            events.push(self.apply(r, &spec, &revision, *action).await?);
+            let (Action::Create(i) | Action::Update(i) | Action::Delete(i)) = *action;
+            let existing = observed.iter().find(|o| o.member.ordinal == i).map(|o| o.row);
+            match self.apply(ctx, r, &spec, &revision, *action, existing).await {
+                Ok(event) => events.push(event),
+                Err(ReconcileError::Store(e)) => return Err(ReconcileError::Store(e)),
+                Err(e) => {
+                    events.push(Event::warning(e.reason(), e.to_string()));
+                    errors.push(e);
+                }
+            }
         }
         let in_range = observed.iter().filter(|o| o.member.ordinal < spec.replicas);
         let status = NodeSetStatus {
@@ -409,7 +465,7 @@ impl DynReconciler for NodeSets {
             members: observed.iter().map(Observed::status).collect(),
             ..Default::default()
         };
-        let reported = conditions(&spec, &revision, &observed, &actions, g, ctx.now);
+        let reported = conditions(&spec, &revision, &observed, &actions, &errors, g, ctx.now);
         let settled =
             actions.is_empty() && status.ready_replicas == spec.replicas && observed.len() as u32 == spec.replicas;
         let requeue = if settled { self.config.resync } else { self.config.poll };
@@ -418,6 +474,10 @@ impl DynReconciler for NodeSets {
 
     async fn cleanup(&self, ctx: &Context<'_>, r: &StoredResource) -> Result<Option<Step>, ReconcileError> {
         let (_, old) = Self::parse(r)?;
+        // A paused set is not torn down either: its finalizer holds it.
+        if reconcile_paused(&r.annotations.0) {
+            return Ok(Some(self.paused(ctx, r, &old)));
+        }
         let rows = self.store.owned_by(r.uid).await.map_err(store_error)?;
         if rows.is_empty() {
             return Ok(None);
@@ -546,14 +606,17 @@ mod tests {
         }
     }
 
-    fn row(name: &str, ordinal: u32, status: serde_json::Value, generation: i64) -> StoredResource {
+    fn row(name: &str, ordinal: u32, status: serde_json::Value, generation: i64, written: &str) -> StoredResource {
         StoredResource {
             uid: uuid::Uuid::nil(),
             kind: Kind::Node,
             namespace: "default".into(),
             name: name.into(),
             labels: sqlx::types::Json(BTreeMap::from([(ORDINAL_LABEL.into(), ordinal.to_string())])),
-            annotations: sqlx::types::Json(BTreeMap::from([(REVISION_ANNOTATION.into(), "v2".into())])),
+            annotations: sqlx::types::Json(BTreeMap::from([
+                (REVISION_ANNOTATION.into(), "v2".into()),
+                (WRITTEN_ANNOTATION.into(), written.into()),
+            ])),
             spec: serde_json::json!({}),
             spec_hash: String::new(),
             status,
@@ -574,6 +637,26 @@ mod tests {
     }
 
     #[test]
+    fn a_member_keeps_its_subnet_and_records_when_it_was_written() {
+        let spec: NodeSetSpec = serde_json::from_value(serde_json::json!({
+            "replicas": 2, "subnetIds": ["subnet-0a1b2c3d", "subnet-0b2c3d4e"],
+            "template": {"software": {"name": "pulse", "version": "1", "artifact": "s3://pulse-artifacts/p.tar.gz"},
+                "instanceType": "t3.large", "ami": "ami-1e749f67", "subnetId": "subnet-0a1b2c3d"}}))
+        .unwrap();
+        let set = row("pulse", 0, serde_json::json!({}), 1, "");
+        let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let AnyResource::Node(new) = member_document(&set, &spec, "v2", 1, None, now) else { panic!("a Node") };
+        assert_eq!(new.spec.subnet_id, "subnet-0b2c3d4e", "a new member goes by subnetIds");
+        assert_eq!(new.metadata.name, "pulse-1");
+        assert_eq!(new.metadata.labels[SET_LABEL], "pulse");
+        assert_eq!(new.metadata.annotations[REVISION_ANNOTATION], "v2");
+        assert_eq!(new.metadata.annotations[WRITTEN_ANNOTATION], desired_state::store::rfc3339(now));
+        let kept = member_document(&set, &spec, "v3", 1, Some("subnet-0c3d4e5f".into()), now);
+        let AnyResource::Node(kept) = kept else { panic!("a Node") };
+        assert_eq!(kept.spec.subnet_id, "subnet-0c3d4e5f", "an existing member stays where its volume is");
+    }
+
+    #[test]
     fn a_failing_member_degrades_the_set_by_name() {
         let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let t = |s: i64| (now - chrono::Duration::seconds(s)).to_rfc3339();
@@ -589,12 +672,21 @@ mod tests {
             {"type": "Ready", "status": "True", "reason": "NodeHealthy", "message": "", "lastTransitionTime": t(700), "observedGeneration": 2}]});
         let stale_ready = ready.clone();
         let cases = [
-            (row("p-2", 2, degraded, 2), Some(reason::MEMBER_FAILED), "p-2: build failed"),
-            (row("p-1", 1, slow, 2), Some(reason::MEMBER_NOT_READY), "p-1 has not been Ready for 700s"),
-            (row("p-0", 0, young, 2), None, ""),
-            (row("p-0", 0, ready, 2), None, ""),
-            // Ready at an older generation: updating, not failed, and not available.
-            (row("p-0", 0, stale_ready, 3), None, ""),
+            (row("p-2", 2, degraded, 2, &t(900)), Some(reason::MEMBER_FAILED), "p-2: build failed"),
+            // Not Ready since 700 s, written before that: the deadline is past.
+            (
+                row("p-1", 1, slow.clone(), 2, &t(900)),
+                Some(reason::MEMBER_NOT_READY),
+                "p-1 has not been Ready for 700s",
+            ),
+            // Down for 700 s but written (updated to fix it) 30 s ago: counted from the write.
+            (row("p-1", 1, slow, 2, &t(30)), None, ""),
+            (row("p-0", 0, young, 2, &t(900)), None, ""),
+            (row("p-0", 0, ready.clone(), 2, &t(900)), None, ""),
+            // Ready at an older generation, just updated: replacing, not failed.
+            (row("p-0", 0, stale_ready.clone(), 3, &t(30)), None, ""),
+            // ... and still not Ready at the new one 650 s after the write.
+            (row("p-0", 0, stale_ready, 3, &t(650)), Some(reason::MEMBER_NOT_READY), "p-0 has not been Ready for 650s"),
         ];
         for (r, want, text) in cases {
             let o = Observed::new(&r).unwrap();
@@ -610,6 +702,7 @@ mod tests {
             serde_json::json!({"observedGeneration": 2, "conditions": [
             {"type": "Ready", "status": "True", "reason": "NodeHealthy", "message": "", "lastTransitionTime": t(1), "observedGeneration": 2}]}),
             3,
+            &t(1),
         );
         assert!(!Observed::new(&stale).unwrap().member.available, "Ready for an older generation is not available");
     }

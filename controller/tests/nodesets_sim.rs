@@ -232,6 +232,17 @@ async fn a_member_failing_its_checks_stops_the_rollout_and_a_new_template_fixes_
     assert_eq!(order, [2, 1, 0]);
     let s = set_status(&store, "p2p").await;
     assert_eq!(condition(&s, "Degraded").map(|c| c.0), Some("False".to_string()), "{s:#}");
+
+    // Reordering the subnets moves no member: volumes cannot change zone.
+    let fixed = members(&store, "p2p").await;
+    let mut reordered = set("p2p", 3, "2.1", 0, w.health_port);
+    reordered["spec"]["subnetIds"] = json!([SUBNETS[2], SUBNETS[1], SUBNETS[0]]);
+    apply(&store, reordered).await;
+    converge(&store, "p2p", 4, &fixed).await;
+    for (a, b) in fixed.iter().zip(members(&store, "p2p").await) {
+        assert_ne!(a.1, b.1, "member {} is on the new revision", a.0);
+        assert_eq!(a.3, b.3, "member {} kept its instance", a.0);
+    }
     replica.shutdown().await;
 }
 

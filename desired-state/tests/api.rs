@@ -864,4 +864,7 @@ async fn node_sets_are_validated_and_their_members_are_the_controllers(pool: PgP
     let doc = api_types::validate_document(other.body.clone()).unwrap();
     let err = api.store.write_owned(&doc, set.uid, "NodeSet default/pulse").await.unwrap_err();
     assert!(err.to_string().contains("not created by this NodeSet"), "{err}");
+    let err = api.store.request_delete_owned(api_types::Kind::Node, "default", "pulse-1", set.uid).await.unwrap_err();
+    assert!(err.to_string().contains("not created by this NodeSet"), "{err}");
+    assert!(api.store.get(api_types::Kind::Node, "default", "pulse-1").await.is_ok(), "the user's node stays");
 }

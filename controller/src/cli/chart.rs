@@ -496,8 +496,9 @@ mod tests {
         let overrides = Overrides::from_args(&[], &["replicas=3".into(), "software.version=2.0.0".into()]).unwrap();
         let stream = to_stream(&chart.render(&overrides).unwrap());
         let docs = api_types::parse_documents(&stream).unwrap();
-        assert_eq!(docs.len(), 3, "{stream}");
-        assert!(docs.iter().all(|d| d["spec"]["software"]["version"] == "2.0.0"), "{stream}");
+        assert_eq!(docs.len(), 1, "{stream}");
+        assert_eq!(docs[0]["spec"]["replicas"], 3, "{stream}");
+        assert_eq!(docs[0]["spec"]["template"]["software"]["version"], "2.0.0", "{stream}");
         // The schema refuses a value of the wrong type, naming it.
         let bad = Overrides::from_args(&[], &["replicas=many".into()]).unwrap();
         let err = chart.render(&bad).unwrap_err().to_string();

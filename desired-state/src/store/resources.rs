@@ -530,12 +530,14 @@ impl Store {
     pub async fn write_owned(&self, doc: &AnyResource, owner: Uuid, actor: &str) -> Result<WriteOutcome, StoreError> {
         let meta = doc.metadata();
         let mut tx = self.begin().await?;
-        if let Some(old) = select_for_update(&mut tx, doc.kind(), &meta.namespace, &meta.name).await?
-            && old.owner_uid != Some(owner)
-        {
-            return Err(owned_conflict(&old));
-        }
-        let mut out = self.write_in(&mut tx, doc, WriteMode::Upsert, &ChangeSource::controller(actor)).await?;
+        // The row is locked when it exists; when it does not, the insert
+        // itself refuses one created meanwhile (nothing is taken over).
+        let mode = match select_for_update(&mut tx, doc.kind(), &meta.namespace, &meta.name).await? {
+            Some(old) if old.owner_uid != Some(owner) => return Err(owned_conflict(&old)),
+            Some(_) => WriteMode::Upsert,
+            None => WriteMode::Create,
+        };
+        let mut out = self.write_in(&mut tx, doc, mode, &ChangeSource::controller(actor)).await?;
         if out.action == WriteAction::Create {
             out.resource =
                 sqlx::query_as(sql!("UPDATE resources SET owner_uid = $2 WHERE uid = $1 RETURNING {COLUMNS}"))
@@ -571,7 +573,7 @@ impl Store {
             namespace: namespace.into(),
             name: name.into(),
         })?;
-        if old.owner_uid.is_some() && owner != old.owner_uid {
+        if old.owner_uid != owner {
             return Err(owned_conflict(&old));
         }
         if old.deletion_timestamp.is_some() {

@@ -364,7 +364,7 @@ async fn the_examples_sync_on_moto() {
         .cli(&["sync", "--dir", specs, "--revision", DEMO_REVISION, "--source", "demo"])
         .await
         .success()
-        .stdout_has("Plan: 9 to add")
+        .stdout_has("Plan: 8 to add")
         .stdout_has("Apply complete!");
     for (kind, name, _) in DEMO_DOCUMENTS {
         // A worker that scales to zero wants no task, so it is Ready even on moto.
@@ -404,7 +404,7 @@ async fn the_demo_charts_become_ready_on_the_simulated_cloud() {
         .cli(&["sync", "--dir", specs, "--revision", DEMO_REVISION, "--source", "demo"])
         .await
         .success()
-        .stdout_has("Plan: 9 to add");
+        .stdout_has("Plan: 8 to add");
     for (kind, name, ns) in DEMO_DOCUMENTS {
         server
             .cli(&["wait", kind, name, "-n", ns, "--for", "condition=Ready", "--timeout", "3m"])
