@@ -214,6 +214,7 @@ fn condition(status: &NodeStatus, type_: ConditionType) -> Option<&Condition> {
 fn store_error(e: StoreError) -> ReconcileError {
     match e {
         StoreError::Conflict { .. }
+        | StoreError::Owned { .. }
         | StoreError::AlreadyExists { .. }
         | StoreError::NameTaken { .. }
         | StoreError::Invalid { .. }

@@ -143,9 +143,9 @@ async fn a_set_converges_rolls_one_member_at_a_time_holds_a_partition_and_scales
     edited["spec"]["instanceType"] = json!("t3.xlarge");
     let doc = validate_document(edited).unwrap();
     let err = store.write(&doc, WriteMode::Upsert, &ChangeSource::api("alice")).await.unwrap_err();
-    assert!(matches!(err, StoreError::Conflict { .. }) && err.to_string().contains("NodeSet p2p/pulse"), "{err}");
+    assert!(matches!(err, StoreError::Owned { .. }) && err.to_string().contains("NodeSet p2p/pulse"), "{err}");
     let err = store.request_delete(Kind::Node, "p2p", "pulse-1").await.unwrap_err();
-    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    assert!(matches!(err, StoreError::Owned { .. }), "{err}");
 
     // A new version: highest ordinal first, one at a time, volumes kept.
     apply(&store, set("p2p", 3, "1.1", 0, w.health_port)).await;

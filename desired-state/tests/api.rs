@@ -845,6 +845,7 @@ async fn node_sets_are_validated_and_their_members_are_the_controllers(pool: PgP
         )
         .await;
     assert_eq!(patch.status, StatusCode::CONFLICT, "{}", patch.text);
+    assert_eq!(patch.body["error"]["code"], "Owned", "{}", patch.text);
     assert!(patch.text.contains("member of NodeSet default/pulse"), "{}", patch.text);
     let delete = api.call(Method::DELETE, path, Some(&api.admin), None).await;
     assert_eq!(delete.status, StatusCode::CONFLICT, "{}", delete.text);

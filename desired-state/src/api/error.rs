@@ -136,6 +136,7 @@ impl From<StoreError> for ApiError {
             StoreError::AlreadyExists { .. } | StoreError::TokenExists(_) => {
                 ApiError::new(StatusCode::CONFLICT, "AlreadyExists", e.to_string())
             }
+            StoreError::Owned { .. } => ApiError::new(StatusCode::CONFLICT, "Owned", e.to_string()),
             StoreError::Conflict { .. }
             | StoreError::Fenced { .. }
             | StoreError::NameTaken { .. }

@@ -55,6 +55,11 @@ pub enum StoreError {
     AlreadyExists { kind: Kind, namespace: String, name: String },
     #[error("conflict on {kind} {namespace}/{name}: {reason}")]
     Conflict { kind: Kind, namespace: String, name: String, reason: String },
+    /// The resource is another one's (a NodeSet's member), or not the
+    /// owner's that tried to write it: changed by its owner only. Retrying
+    /// does not help, unlike a stale `resourceVersion`.
+    #[error("{kind} {namespace}/{name} cannot be changed: {reason}")]
+    Owned { kind: Kind, namespace: String, name: String, reason: String },
     #[error("{kind} {namespace}/{name}: status write with fencing token {token} refused; the store has seen {seen}")]
     Fenced { kind: Kind, namespace: String, name: String, token: i64, seen: i64 },
     #[error("revision {generation} of {kind} {namespace}/{name} not found")]

@@ -754,7 +754,7 @@ fn owned_conflict(r: &StoredResource) -> StoreError {
             "it exists and was not created by this NodeSet: rename or delete it, nothing is taken over".to_string()
         }
     };
-    StoreError::Conflict { kind: r.kind, namespace: r.namespace.clone(), name: r.name.clone(), reason }
+    StoreError::Owned { kind: r.kind, namespace: r.namespace.clone(), name: r.name.clone(), reason }
 }
 
 pub(crate) async fn select_for_update(
