@@ -22,8 +22,9 @@
 //! - `MOORING_AWS_ENDPOINT`: the local AWS (moto) that tests about AWS use; other
 //!   tests run servers with the in-process simulated cloud (`MOORING_CLOUD=sim`).
 //! - `MOORING_E2E_BIN`: a prebuilt `mooring` binary; without it the binary is built
-//!   once per test process with `cargo build -p controller --bin mooring` into the
-//!   target directory the tests run from.
+//!   once per test process with `cargo test --workspace --no-run --locked` (the
+//!   suite's own build command, so nothing is compiled twice) into the target
+//!   directory the tests run from.
 //! - `E2E_KEEP_LOGS=1`: keep every test's scratch directory (server logs), not only
 //!   those of failed tests.
 
