@@ -465,6 +465,46 @@ async fn cache_changes_are_applied_and_a_removed_cache_is_deleted(pool: sqlx::Pg
     replica.shutdown().await;
 }
 
+/// A settled worker reads its queue on every reconcile (the backlog) and its
+/// dead-letter queue only when the spec changed or the last read is older
+/// than the observation max age (60 s here, longer than the test).
+#[sqlx::test(migrations = false)]
+async fn a_settled_worker_reads_its_dead_letter_queue_only_when_due(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let cloud = sim(seed(), FaultMix::none());
+    let replica = start(&store, &prefix, &cloud);
+    let ns = "dlq";
+    apply(&store, worker(ns, "converter", "ghcr.io/acme/convert:1.0")).await;
+    converge(&store, ns, Duration::from_secs(30)).await;
+    let s = status_of(&store, Kind::Worker, ns, "converter").await;
+    let queue = s["queue"]["url"].as_str().unwrap().to_string();
+    let dlq = s["deadLetterQueue"]["url"].as_str().unwrap().to_string();
+    let op = &runners::cloud::ops::GET_QUEUE_ATTRIBUTES;
+    let dlq_reads = cloud.calls_on(op, &dlq);
+    for i in 0..5 {
+        let before = cloud.calls_on(op, &queue);
+        // A label change: a reconcile, not an AWS event (which reads everything afresh).
+        let mut labelled = worker(ns, "converter", "ghcr.io/acme/convert:1.0");
+        labelled["metadata"]["labels"] = json!({"pass": i.to_string()});
+        apply(&store, labelled).await;
+        eventually(Duration::from_secs(30), "another reconcile read the queue", || async {
+            cloud.calls_on(op, &queue) > before
+        })
+        .await;
+    }
+    assert_eq!(cloud.calls_on(op, &dlq), dlq_reads, "the dead-letter queue was read again while nothing changed");
+    // A new generation reads it again.
+    let mut changed = worker(ns, "converter", "ghcr.io/acme/convert:1.0");
+    changed["spec"]["queue"]["visibilityTimeoutSeconds"] = json!(90);
+    apply(&store, changed).await;
+    eventually(Duration::from_secs(30), "the dead-letter queue is read for generation 2", || async {
+        cloud.calls_on(op, &dlq) > dlq_reads
+    })
+    .await;
+    replica.shutdown().await;
+}
+
 #[sqlx::test(migrations = false)]
 async fn an_untagged_queue_is_a_conflict_until_adopted(pool: sqlx::PgPool) {
     let store = store(pool).await;

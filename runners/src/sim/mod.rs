@@ -493,6 +493,13 @@ impl SimCloud {
         self.inner.lock().calls.clone()
     }
 
+    /// Calls of one operation about one object (a queue URL, a service
+    /// name: the key the facade counts faults by), faulted ones included,
+    /// since the start (not reset).
+    pub fn calls_on(&self, op: &Op, key: &str) -> u64 {
+        self.inner.lock().ordinals.get(&(op.name, key.to_owned())).copied().unwrap_or(0)
+    }
+
     /// Calls of one operation, faulted ones included.
     pub fn call_count(&self, op: &Op) -> u64 {
         self.inner.lock().calls.get(op.name).copied().unwrap_or(0)

@@ -43,7 +43,8 @@ pub struct WorkloadConfig {
     /// How soon to look again while a rollout, a cache or a teardown is in flight.
     pub poll_in_flight: Duration,
     /// How old an observation of a settled service may be before a reconcile
-    /// describes it again (AWS events and Mooring's own writes refresh it sooner).
+    /// describes it again (AWS events and Mooring's own writes refresh it
+    /// sooner); also how often a worker's dead-letter queue is read again.
     pub observe_max_age: Duration,
     /// The autoscaler's settings.
     pub scale: ScaleConfig,
@@ -65,6 +66,9 @@ impl Default for WorkloadConfig {
 pub struct Workloads {
     cloud: Cloud,
     observer: ServiceObserver,
+    /// When each worker's dead-letter queue was last read, and for which
+    /// generation (see `worker::dead_letter_due`).
+    dead_letter_checks: std::sync::Mutex<std::collections::HashMap<String, (i64, tokio::time::Instant)>>,
     task_definitions: TaskDefinitions,
     scaler: Autoscaler,
     config: WorkloadConfig,
@@ -87,6 +91,7 @@ impl Workloads {
     pub fn new(cloud: Cloud, config: WorkloadConfig) -> Arc<Workloads> {
         Arc::new(Workloads {
             observer: ServiceObserver::new(config.observe_max_age),
+            dead_letter_checks: Default::default(),
             task_definitions: TaskDefinitions::default(),
             scaler: Autoscaler::new(config.scale.clone()),
             http: reqwest::Client::new(),

@@ -86,6 +86,28 @@ fn record(status: &WorkerStatus) -> EcsRecord<'_> {
 }
 
 /// The attributes Mooring sets on a queue, by AWS name.
+/// Whether a reconcile reads the dead-letter queue again. Its queue is read
+/// every time (the backlog is the scaling input); the dead-letter queue only
+/// when its identity is not recorded yet, the spec changed since it was last
+/// read (`last`: that generation and when), an AWS event arrived (`fresh`), or
+/// that read is older than `max_age`: so a settled worker costs one
+/// GetQueueAttributes per reconcile, and a dead-letter queue deleted or
+/// changed behind Mooring's back is found within `max_age`. Pure.
+pub(crate) fn dead_letter_due(
+    last: Option<(i64, tokio::time::Instant)>,
+    generation: i64,
+    fresh: bool,
+    known: bool,
+    now: tokio::time::Instant,
+    max_age: Duration,
+) -> bool {
+    match last {
+        _ if !known || fresh => true,
+        None => true,
+        Some((g, at)) => g != generation || now.saturating_duration_since(at) >= max_age,
+    }
+}
+
 fn queue_attributes(spec: &WorkerSpec, dead_letter_arn: Option<&str>) -> QueueAttributes {
     let q = &spec.queue;
     let mut a = QueueAttributes::new();
@@ -198,7 +220,19 @@ impl Workloads {
         let (Some(dlq), Some(queue)) = (t.status.dead_letter_queue.clone(), t.status.queue.clone()) else {
             return Ok(r);
         };
-        let (dlq, _) = self.ensure_queue(&calls, t, dlq, &queue_attributes(spec, None), &mut r.events).await?;
+        let last = self.dead_letter_checks.lock().unwrap_or_else(|e| e.into_inner()).get(t.uid).copied();
+        let known = dlq.url.is_some() && dlq.arn.is_some();
+        let now_i = tokio::time::Instant::now();
+        let dlq = if dead_letter_due(last, t.generation, t.fresh, known, now_i, self.config.observe_max_age) {
+            let (dlq, _) = self.ensure_queue(&calls, t, dlq, &queue_attributes(spec, None), &mut r.events).await?;
+            self.dead_letter_checks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(t.uid.to_string(), (t.generation, now_i));
+            dlq
+        } else {
+            dlq
+        };
         let queue_want = queue_attributes(spec, dlq.arn.as_deref());
         let (queue, attrs) = self.ensure_queue(&calls, t, queue, &queue_want, &mut r.events).await?;
         let backlog = backlog(&attrs);
@@ -358,6 +392,7 @@ impl Workloads {
         let calls = self.calls(gate);
         let spec = t.spec;
         self.scaler.forget(t.uid);
+        self.dead_letter_checks.lock().unwrap_or_else(|e| e.into_inner()).remove(t.uid);
         if let Some(id) = &t.status.scalable_target
             && spec.deletion_policy == DeletionPolicy::Delete
         {
@@ -410,6 +445,31 @@ impl Workloads {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn when_the_dead_letter_queue_is_read_again_as_a_table() {
+        let now = tokio::time::Instant::now();
+        let minute = Duration::from_secs(60);
+        let ago = |s: u64| now - Duration::from_secs(s);
+        // (last read: generation, seconds ago), generation, fresh, known → read
+        let cases = [
+            (None, 1, false, true, true),
+            (Some((1, 10)), 1, false, true, false),
+            (Some((1, 59)), 1, false, true, false),
+            (Some((1, 60)), 1, false, true, true),
+            (Some((1, 10)), 2, false, true, true),
+            (Some((1, 10)), 1, true, true, true),
+            (Some((1, 10)), 1, false, false, true),
+        ];
+        for (last, generation, fresh, known, want) in cases {
+            let last = last.map(|(g, s)| (g, ago(s)));
+            assert_eq!(
+                dead_letter_due(last, generation, fresh, known, now, minute),
+                want,
+                "{last:?} {generation} {fresh} {known}"
+            );
+        }
+    }
 
     #[test]
     fn redrive_policies_compare_as_json() {
