@@ -730,6 +730,9 @@
     if (typeof rep === "number") {
       const st = doc.status;
       add("Members", (st.readyReplicas || 0) + " Ready, " + (st.updatedReplicas || 0) + " on revision " + (st.updateRevision || "—") + ", of " + doc.spec.replicas);
+      for (const mem of st.members || []) {
+        add(mem.name, (mem.ready ? "Ready" : "not Ready") + ", revision " + (mem.revision || "—") + (mem.instanceId ? ", " + mem.instanceId : ""));
+      }
     } else if (rep) add("Replicas", rep.running + " running of " + rep.desired + " desired");
     const ls = doc.status && doc.status.lastScaling;
     if (ls) add("Last scaling", ls.from + "→" + ls.to + " " + ls.reason + " at " + ls.time);
@@ -904,7 +907,8 @@
   }
 
   async function renderRendered(kind, resp) {
-    $("rendered-title").textContent = kind === "Node" ? "Rendered user data" : "Rendered task definition";
+    $("rendered-title").textContent =
+      kind === "Node" ? "Rendered user data" : kind === "NodeSet" ? "Rendered (see each member node)" : "Rendered task definition";
     if (resp instanceof Error) return setBox("detail-rendered", el("p", { class: "error", text: resp.message }));
     const body = await resp.json().catch(() => null);
     if (!resp.ok) {
