@@ -21,17 +21,30 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
     );
     let stack = Stack::new("schemathesis").await;
     let server = stack.server().start().await;
-    let out = tokio::process::Command::new(&program)
-        // Its cache (`.schemathesis/`) goes to the scratch directory, not the checkout.
-        .current_dir(&stack.dir)
-        .args(["run", &server.url("/openapi.json")])
-        .args(["-H", &format!("Authorization: Bearer {}", server.token())])
-        .args(["--checks", "not_a_server_error,response_schema_conformance"])
-        .args(["--max-examples", EXAMPLES, "--workers", "2", "--seed", "1", "--no-color"])
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .output()
-        .await
-        .expect("schemathesis runs");
+    let run = || {
+        tokio::process::Command::new(&program)
+            // Its cache (`.schemathesis/`) goes to the scratch directory, not the checkout.
+            .current_dir(&stack.dir)
+            .args(["run", &server.url("/openapi.json")])
+            .args(["-H", &format!("Authorization: Bearer {}", server.token())])
+            .args(["--checks", "not_a_server_error,response_schema_conformance"])
+            .args(["--max-examples", EXAMPLES, "--workers", "2", "--seed", "1", "--no-color"])
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .output()
+    };
+    let mut out = run().await.expect("schemathesis runs");
+    // schemathesis 4.32's own test-case generator sometimes crashes (a Hypothesis
+    // `FlakyFailure` around a `KeyError` in its cache, with two workers): a
+    // "Runtime Error" with no failed check is the tool's, not a finding. Such a
+    // run is shown and run once more; any failed check fails at once.
+    let tool_error_only = |stdout: &str| stdout.contains("Runtime Error") && !stdout.contains("FAILURES");
+    if !out.status.success() && tool_error_only(&String::from_utf8_lossy(&out.stdout)) {
+        eprintln!(
+            "schemathesis crashed without a finding; running it again:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        out = run().await.expect("schemathesis runs");
+    }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let summary = stdout.split("SUMMARY").last().unwrap_or_default();
     eprintln!("schemathesis summary:{summary}");
