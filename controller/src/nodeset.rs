@@ -303,10 +303,11 @@ impl NodeSets {
             }
             Action::Delete(i) => {
                 let name = member_name(&set.name, i);
-                self.store
-                    .request_delete_owned(Kind::Node, &set.namespace, &name, set.uid)
-                    .await
-                    .map_err(store_error)?;
+                match self.store.request_delete_owned(Kind::Node, &set.namespace, &name, set.uid).await {
+                    // Gone since the members were read: what was asked for.
+                    Ok(_) | Err(StoreError::NotFound { .. }) => {}
+                    Err(e) => return Err(store_error(e)),
+                }
                 Ok(Event::normal("MemberDeleted", format!("{name} deleted (scaled to {})", spec.replicas)))
             }
         }
@@ -376,7 +377,7 @@ fn conditions(
             message.push_str(&format!("; waiting for {} to be Ready", replacing.join(", ")));
         }
         Condition::progressing(reason::ROLLING_UPDATE, message, g, now)
-    } else if creating || excess > 0 || (!pending.is_empty()) {
+    } else if creating || excess > 0 || !pending.is_empty() {
         Condition::progressing(
             reason::SCALING,
             format!("{} of {} members exist", in_range.len(), spec.replicas),
@@ -609,31 +610,16 @@ mod tests {
 
     fn row(name: &str, ordinal: u32, status: serde_json::Value, generation: i64, written: &str) -> StoredResource {
         StoredResource {
-            uid: uuid::Uuid::nil(),
-            kind: Kind::Node,
-            namespace: "default".into(),
-            name: name.into(),
             labels: sqlx::types::Json(BTreeMap::from([(ORDINAL_LABEL.into(), ordinal.to_string())])),
             annotations: sqlx::types::Json(BTreeMap::from([
                 (REVISION_ANNOTATION.into(), "v2".into()),
                 (WRITTEN_ANNOTATION.into(), written.into()),
             ])),
-            spec: serde_json::json!({}),
-            spec_hash: String::new(),
             status,
             generation,
-            resource_version: 1,
-            finalizers: vec![],
-            created_at: chrono::DateTime::from_timestamp(1_600_000_000, 0).unwrap(),
-            deletion_timestamp: None,
             source: "controller".into(),
-            source_actor: None,
-            source_commit: None,
-            status_fence: 0,
-            revision_hash: None,
-            applied_revision: None,
-            rollout_request: None,
             owner_uid: Some(uuid::Uuid::nil()),
+            ..crate::reconcile::test_row(Kind::Node, "default", name)
         }
     }
 

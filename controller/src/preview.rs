@@ -85,9 +85,7 @@ fn task_definition(kind: Kind, input: &runners::cloud::ecs::TaskDefinitionInput)
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use api_types::{AnyResource, validate_document};
+    use api_types::validate_document;
     use serde_json::{Value, json};
 
     use super::*;
@@ -95,36 +93,12 @@ mod tests {
     /// A stored resource as the store keeps it: the validated (defaulted) spec.
     fn stored(yaml: &str, status: Value) -> StoredResource {
         let doc: Value = serde_norway::from_str(yaml).expect("YAML");
-        let (kind, spec, meta) = match validate_document(doc).expect("a valid document") {
-            AnyResource::Relay(r) => (Kind::Relay, serde_json::to_value(&r.spec), r.metadata),
-            AnyResource::Worker(r) => (Kind::Worker, serde_json::to_value(&r.spec), r.metadata),
-            AnyResource::Node(r) => (Kind::Node, serde_json::to_value(&r.spec), r.metadata),
-            AnyResource::Policy(r) => (Kind::Policy, serde_json::to_value(&r.spec), r.metadata),
-            AnyResource::NodeSet(r) => (Kind::NodeSet, serde_json::to_value(&r.spec), r.metadata),
-        };
+        let doc = validate_document(doc).expect("a valid document");
+        let meta = doc.metadata();
         StoredResource {
-            uid: uuid::Uuid::nil(),
-            kind,
-            namespace: meta.namespace.clone(),
-            name: meta.name.clone(),
-            labels: sqlx::types::Json(BTreeMap::new()),
-            annotations: sqlx::types::Json(BTreeMap::new()),
-            spec: spec.expect("a spec"),
-            spec_hash: String::new(),
+            spec: doc.spec_value(),
             status,
-            generation: 1,
-            resource_version: 1,
-            finalizers: vec![],
-            created_at: chrono::Utc::now(),
-            deletion_timestamp: None,
-            source: "api".into(),
-            source_actor: None,
-            source_commit: None,
-            status_fence: 0,
-            revision_hash: None,
-            applied_revision: None,
-            rollout_request: None,
-            owner_uid: None,
+            ..crate::reconcile::test_row(doc.kind(), &meta.namespace, &meta.name)
         }
     }
 

@@ -226,6 +226,36 @@ pub fn failed_status(old: &Value, generation: i64, err: &ReconcileError, now: ch
     Value::Object(status)
 }
 
+/// A stored row of `kind`, generation 1, with every other field empty: what
+/// the unit tests of the reconcilers start from.
+#[cfg(test)]
+pub(crate) fn test_row(kind: Kind, namespace: &str, name: &str) -> StoredResource {
+    StoredResource {
+        uid: uuid::Uuid::nil(),
+        kind,
+        namespace: namespace.into(),
+        name: name.into(),
+        labels: sqlx::types::Json(Default::default()),
+        annotations: sqlx::types::Json(Default::default()),
+        spec: Value::Object(Default::default()),
+        spec_hash: String::new(),
+        status: Value::Object(Default::default()),
+        generation: 1,
+        resource_version: 1,
+        finalizers: vec![],
+        created_at: chrono::DateTime::from_timestamp(0, 0).unwrap_or_default(),
+        deletion_timestamp: None,
+        source: "api".into(),
+        source_actor: None,
+        source_commit: None,
+        status_fence: 0,
+        revision_hash: None,
+        applied_revision: None,
+        rollout_request: None,
+        owner_uid: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,28 +291,12 @@ mod tests {
 
     fn row(labels: &[(&str, &str)], source: &str) -> StoredResource {
         StoredResource {
-            uid: uuid::Uuid::nil(),
-            kind: api_types::Kind::Relay,
-            namespace: "default".into(),
-            name: "gw".into(),
             labels: sqlx::types::Json(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
-            annotations: sqlx::types::Json(Default::default()),
-            spec: json!({}),
-            spec_hash: String::new(),
-            status: json!({}),
             generation: 4,
-            resource_version: 1,
-            finalizers: vec![],
-            created_at: chrono::DateTime::from_timestamp(0, 0).unwrap(),
-            deletion_timestamp: None,
             source: source.into(),
             source_actor: Some("alice".into()),
-            source_commit: None,
-            status_fence: 0,
-            revision_hash: None,
             applied_revision: Some("abc1234".into()),
-            rollout_request: None,
-            owner_uid: None,
+            ..test_row(api_types::Kind::Relay, "default", "gw")
         }
     }
 

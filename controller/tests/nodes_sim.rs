@@ -11,14 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use api_types::{Kind, validate_document};
-use common::nodes::{World, health_server, sim, start};
-use common::sim::seed;
+use api_types::Kind;
+use common::nodes::{World, health_server, running, sim, start};
+use common::sim::{apply, seed};
 use common::*;
-use desired_state::store::{ChangeSource, Store, WriteMode};
+use desired_state::store::Store;
 use runners::cloud::TAG_UID;
 use runners::cloud::ec2::InstanceState;
-use runners::sim::SimCloud;
 use serde_json::{Value, json};
 
 fn node(ns: &str, name: &str, instance_type: &str, strategy: &str, delete_volume: bool, health_port: u16) -> Value {
@@ -34,11 +33,6 @@ fn node(ns: &str, name: &str, instance_type: &str, strategy: &str, delete_volume
         "loadBalancer": {"targetGroupArn": runners::sim::DEFAULT_TARGET_GROUP_ARN},
         "updateStrategy": strategy
     }})
-}
-
-async fn apply(store: &Store, doc: Value) {
-    let doc = validate_document(doc).unwrap();
-    store.write(&doc, WriteMode::Upsert, &ChangeSource::api("test")).await.unwrap();
 }
 
 async fn ready_at(store: &Store, ns: &str, name: &str, generation: i64) -> bool {
@@ -64,14 +58,6 @@ async fn wait_gone(store: &Store, ns: &str, name: &str) {
         assert!(tokio::time::Instant::now() < deadline, "{ns}/{name} not deleted");
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
-}
-
-fn running(cloud: &SimCloud, uid: &str) -> Vec<runners::cloud::ec2::Instance> {
-    cloud
-        .running_instances_tagged(TAG_UID, uid)
-        .into_iter()
-        .filter(|i| i.tags.get("mooring:role").map(String::as_str) == Some("instance"))
-        .collect()
 }
 
 #[sqlx::test(migrations = false)]
@@ -159,8 +145,7 @@ async fn replace_keeps_the_volume_in_place_keeps_the_instance_and_delete_follows
 async fn builds_beyond_the_limit_queue(pool: sqlx::PgPool) {
     let store = store(pool).await;
     let prefix = prefix();
-    let w =
-        World { cloud: sim(seed()), health_port: health_server(Arc::new(AtomicBool::new(true))).await, max_builds: 1 };
+    let w = World::healthy(1).await;
     let replica = start(&store, &prefix, &w);
     let ns = "queue";
     for i in 0..3 {
@@ -191,8 +176,7 @@ async fn builds_beyond_the_limit_queue(pool: sqlx::PgPool) {
 async fn a_crash_after_any_controller_call_leaves_exactly_one_instance(pool: sqlx::PgPool) {
     let store = store(pool).await;
     let prefix = prefix();
-    let w =
-        World { cloud: sim(seed()), health_port: health_server(Arc::new(AtomicBool::new(true))).await, max_builds: 20 };
+    let w = World::healthy(20).await;
     // A clean run counts the controller's calls for create → Ready.
     let replica = start(&store, &prefix, &w);
     let before = w.cloud.total_calls();
@@ -212,15 +196,7 @@ async fn a_crash_after_any_controller_call_leaves_exactly_one_instance(pool: sql
             if !did_crash && tokio::time::timeout(Duration::from_millis(10), crashed.notified()).await.is_ok() {
                 did_crash = true;
                 crashes += 1;
-                replica.crash();
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                let mut redis =
-                    redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-                let keys: Vec<String> =
-                    redis::cmd("KEYS").arg(format!("{prefix}:lease:*")).query_async(&mut redis).await.unwrap();
-                for k in keys {
-                    let _: () = redis::cmd("DEL").arg(k).query_async(&mut redis).await.unwrap();
-                }
+                common::sim::crash(replica, &prefix).await;
                 w.cloud.clear_crash();
                 replica = start(&store, &prefix, &w);
             }
@@ -248,8 +224,7 @@ async fn a_crash_after_any_controller_call_leaves_exactly_one_instance(pool: sql
 async fn an_instance_terminated_out_of_band_is_replaced_with_the_same_volume(pool: sqlx::PgPool) {
     let store = store(pool).await;
     let prefix = prefix();
-    let w =
-        World { cloud: sim(seed()), health_port: health_server(Arc::new(AtomicBool::new(true))).await, max_builds: 20 };
+    let w = World::healthy(20).await;
     let replica = start(&store, &prefix, &w);
     let ns = "drift";
     apply(&store, node(ns, "pulse", "t3.large", "Replace", false, w.health_port)).await;
@@ -290,8 +265,7 @@ async fn an_instance_terminated_out_of_band_is_replaced_with_the_same_volume(poo
 async fn a_node_deleted_mid_build_does_not_keep_its_build_slot(pool: sqlx::PgPool) {
     let store = store(pool).await;
     let prefix = prefix();
-    let w =
-        World { cloud: sim(seed()), health_port: health_server(Arc::new(AtomicBool::new(true))).await, max_builds: 1 };
+    let w = World::healthy(1).await;
     let replica = start(&store, &prefix, &w);
     let ns = "slots";
     // Retained: its deletion releases it at once, build or no build.
@@ -316,8 +290,7 @@ async fn a_node_deleted_mid_build_does_not_keep_its_build_slot(pool: sqlx::PgPoo
 async fn a_codebuild_project_that_is_not_the_installs_is_a_conflict_until_adopted(pool: sqlx::PgPool) {
     let store = store(pool).await;
     let prefix = prefix();
-    let w =
-        World { cloud: sim(seed()), health_port: health_server(Arc::new(AtomicBool::new(true))).await, max_builds: 20 };
+    let w = World::healthy(20).await;
     let foreign = runners::cloud::codebuild::ProjectInput {
         name: "team-builds".into(),
         description: "someone else's".into(),

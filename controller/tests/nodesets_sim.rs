@@ -12,13 +12,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use api_types::{Kind, validate_document};
-use common::nodes::{World, health_server, sim, start};
-use common::sim::{apply, condition, seed};
+use common::nodes::{World, running, start};
+use common::sim::{apply, condition};
 use common::*;
 use desired_state::store::{ChangeSource, Store, StoreError, WriteMode};
 use runners::cloud::TAG_UID;
@@ -95,20 +93,11 @@ async fn converge(store: &Store, ns: &str, generation: i64, start: &[MemberRow])
     }
 }
 
-fn running_in(cloud: &runners::sim::SimCloud, uid: &str) -> Vec<runners::cloud::ec2::Instance> {
-    cloud
-        .running_instances_tagged(TAG_UID, uid)
-        .into_iter()
-        .filter(|i| i.tags.get("mooring:role").map(String::as_str) == Some("instance"))
-        .collect()
-}
-
 #[sqlx::test(migrations = false)]
 async fn a_set_converges_rolls_one_member_at_a_time_holds_a_partition_and_scales_down(pool: sqlx::PgPool) {
     let store = store(pool).await;
     let prefix = prefix();
-    let w =
-        World { cloud: sim(seed()), health_port: health_server(Arc::new(AtomicBool::new(true))).await, max_builds: 20 };
+    let w = World::healthy(20).await;
     let replica = start(&store, &prefix, &w);
 
     apply(&store, set("p2p", 3, "1.0", 0, w.health_port)).await;
@@ -127,7 +116,7 @@ async fn a_set_converges_rolls_one_member_at_a_time_holds_a_partition_and_scales
         assert_eq!(r.source, "controller");
         assert_eq!(r.source_actor.as_deref(), Some("NodeSet p2p/pulse"));
         assert_eq!(r.spec["env"]["MOORING_ORDINAL"], i.to_string());
-        let running = running_in(&w.cloud, &r.uid.to_string());
+        let running = running(&w.cloud, &r.uid.to_string());
         assert_eq!(running.len(), 1, "member {i}: {running:?}");
         assert_eq!(&running[0].id, instance);
         subnets.push(running[0].subnet_id.clone().unwrap());
@@ -186,7 +175,7 @@ async fn a_set_converges_rolls_one_member_at_a_time_holds_a_partition_and_scales
     })
     .await;
     for (i, uid) in uids.iter().enumerate() {
-        assert!(running_in(&w.cloud, uid).is_empty(), "member {i}'s instance is terminated");
+        assert!(running(&w.cloud, uid).is_empty(), "member {i}'s instance is terminated");
     }
     replica.shutdown().await;
 }
@@ -195,8 +184,7 @@ async fn a_set_converges_rolls_one_member_at_a_time_holds_a_partition_and_scales
 async fn a_member_failing_its_checks_stops_the_rollout_and_a_new_template_fixes_it(pool: sqlx::PgPool) {
     let store = store(pool).await;
     let prefix = prefix();
-    let w =
-        World { cloud: sim(seed()), health_port: health_server(Arc::new(AtomicBool::new(true))).await, max_builds: 20 };
+    let w = World::healthy(20).await;
     let replica = start(&store, &prefix, &w);
 
     apply(&store, set("p2p", 3, "1.0", 0, w.health_port)).await;
@@ -255,8 +243,7 @@ async fn a_member_failing_its_checks_stops_the_rollout_and_a_new_template_fixes_
 async fn a_crash_during_a_rolling_update_leaves_one_instance_per_member(pool: sqlx::PgPool) {
     let store = store(pool).await;
     let prefix = prefix();
-    let w =
-        World { cloud: sim(seed()), health_port: health_server(Arc::new(AtomicBool::new(true))).await, max_builds: 20 };
+    let w = World::healthy(20).await;
     let mut replica = start(&store, &prefix, &w);
 
     // Converge a set, then time (in calls) its rolling update.
@@ -307,7 +294,7 @@ async fn a_crash_during_a_rolling_update_leaves_one_instance_per_member(pool: sq
         for (a, b) in first.iter().zip(&now) {
             assert_eq!(a.4, b.4, "crash at call {at}: member {} kept its volume", a.0);
             let uid = store.get(Kind::Node, &ns, &format!("pulse-{}", a.0)).await.unwrap().uid.to_string();
-            let live = running_in(&w.cloud, &uid);
+            let live = running(&w.cloud, &uid);
             assert_eq!(live.len(), 1, "crash at call {at}: member {}: {live:?}", a.0);
             assert_eq!(
                 w.cloud.instances_launched(TAG_UID, &uid),

@@ -59,6 +59,25 @@ pub struct World {
     pub max_builds: usize,
 }
 
+impl World {
+    /// A cloud from the test's seed and a health endpoint that always
+    /// answers 200, with `max_builds` builds at once.
+    pub async fn healthy(max_builds: usize) -> World {
+        let health_port = health_server(Arc::new(AtomicBool::new(true))).await;
+        World { cloud: sim(super::sim::seed()), health_port, max_builds }
+    }
+}
+
+/// The instances of the node `uid` that run (its data volume's helper
+/// instances, if any, are not counted).
+pub fn running(cloud: &SimCloud, uid: &str) -> Vec<runners::cloud::ec2::Instance> {
+    cloud
+        .running_instances_tagged(runners::cloud::TAG_UID, uid)
+        .into_iter()
+        .filter(|i| i.tags.get("mooring:role").map(String::as_str) == Some("instance"))
+        .collect()
+}
+
 /// A replica running the Node reconciler (builds in-process) and the NodeSet
 /// reconciler, with fast polls.
 pub fn start(store: &Store, prefix: &str, w: &World) -> Replica {
