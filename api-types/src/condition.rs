@@ -201,6 +201,8 @@ pub mod reason {
     pub const HEALTH_CHECK_FAILING: &str = "HealthCheckFailing";
     /// `Degraded=True`: the node's instance failed its EC2 status checks.
     pub const INSTANCE_IMPAIRED: &str = "InstanceImpaired";
+    /// `Degraded=True`: one of the node's CloudWatch alarms is in `ALARM`.
+    pub const ALARM_FIRING: &str = "AlarmFiring";
 }
 
 impl Condition {

@@ -46,6 +46,13 @@ pub fn log_group(namespace: &str, name: &str) -> String {
     format!("/mooring/{namespace}/{name}")
 }
 
+/// The CloudWatch Logs group a node with `logs: cloudwatch` ships its journal
+/// to. Under `nodes/`, so a node and a relay or worker of the same name never
+/// share a group (names are DNS labels, so `nodes/x` is no workload's).
+pub fn node_log_group(namespace: &str, name: &str) -> String {
+    format!("/mooring/{namespace}/nodes/{name}")
+}
+
 /// The `awslogs-stream-prefix` of a container: its name, so its streams are
 /// `<container>/<container>/<task id>` and `mooring logs --container` finds them.
 pub fn log_stream_prefix(container: &str) -> &str {

@@ -57,6 +57,24 @@ pub struct NodeSpec {
     /// The CodeBuild project that runs the provisioner.
     #[serde(default)]
     pub provisioner: Provisioner,
+    /// The IAM instance profile the instance runs with (a name or ARN): the
+    /// identity of the node's software, of the boot script's `aws s3 cp` of an
+    /// S3 artifact and of the CloudWatch agent. Changing it replaces the
+    /// instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = patterns::INSTANCE_PROFILE))]
+    pub instance_profile: Option<String>,
+    /// `cloudwatch`: the boot script installs the CloudWatch agent and ships
+    /// the software's journal to the log group `/mooring/<namespace>/<name>`
+    /// (one stream per instance). Needs `instanceProfile` with the agent's
+    /// permissions (`CloudWatchAgentServerPolicy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<NodeLogs>,
+    /// CloudWatch alarms on the node's instance, kept by Mooring with the
+    /// node (they follow a replacement to the new instance); one in state
+    /// `ALARM` makes the node `Degraded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarms: Option<NodeAlarms>,
     /// What happens to the instance when the Node is deleted.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
@@ -188,6 +206,120 @@ pub struct NodeLoadBalancer {
     pub port: Option<u16>,
 }
 
+/// Where a node's logs are shipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeLogs {
+    /// CloudWatch Logs, by the CloudWatch agent.
+    Cloudwatch,
+}
+
+/// The alarms of a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeAlarms {
+    /// `AWS/EC2 StatusCheckFailed` of the instance at least 1 for two
+    /// one-minute periods: the instance or its host is impaired.
+    #[serde(default = "yes")]
+    pub status_check: bool,
+    /// One more alarm on a metric of the instance (dimension `InstanceId`),
+    /// such as the CloudWatch agent's `CWAgent mem_used_percent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom: Option<CustomAlarm>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A metric alarm on the node's instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CustomAlarm {
+    /// The metric's namespace (`CWAgent`, `AWS/EC2`).
+    #[schemars(length(min = 1, max = 255), regex(pattern = r"^[^:][^:]*$"))]
+    pub namespace: String,
+    /// The metric (`disk_used_percent`).
+    #[schemars(length(min = 1, max = 255))]
+    pub metric_name: String,
+    /// How a period's datapoints are combined.
+    #[serde(default)]
+    pub statistic: AlarmStatistic,
+    /// How the statistic is compared with `threshold`.
+    pub comparison: AlarmComparison,
+    /// The value that breaches.
+    pub threshold: f64,
+    /// 10, 30, or a multiple of 60.
+    #[serde(default = "sixty")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub period_seconds: u32,
+    #[serde(default = "two")]
+    #[schemars(range(min = 1, max = 100))]
+    pub evaluation_periods: u32,
+}
+
+fn sixty() -> u32 {
+    60
+}
+
+fn two() -> u32 {
+    2
+}
+
+/// How datapoints of a period are combined.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum AlarmStatistic {
+    /// The mean of the datapoints.
+    #[default]
+    Average,
+    /// The highest datapoint.
+    Maximum,
+    /// The lowest datapoint.
+    Minimum,
+    /// Their sum.
+    Sum,
+    /// How many there are.
+    SampleCount,
+}
+
+/// How the statistic is compared with the threshold (CloudWatch's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum AlarmComparison {
+    /// Statistic > threshold.
+    GreaterThanThreshold,
+    /// Statistic ≥ threshold.
+    GreaterThanOrEqualToThreshold,
+    /// Statistic < threshold.
+    LessThanThreshold,
+    /// Statistic ≤ threshold.
+    LessThanOrEqualToThreshold,
+}
+
+impl AlarmStatistic {
+    /// The name as CloudWatch spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmStatistic::Average => "Average",
+            AlarmStatistic::Maximum => "Maximum",
+            AlarmStatistic::Minimum => "Minimum",
+            AlarmStatistic::Sum => "Sum",
+            AlarmStatistic::SampleCount => "SampleCount",
+        }
+    }
+}
+
+impl AlarmComparison {
+    /// The name as CloudWatch spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmComparison::GreaterThanThreshold => "GreaterThanThreshold",
+            AlarmComparison::GreaterThanOrEqualToThreshold => "GreaterThanOrEqualToThreshold",
+            AlarmComparison::LessThanThreshold => "LessThanThreshold",
+            AlarmComparison::LessThanOrEqualToThreshold => "LessThanOrEqualToThreshold",
+        }
+    }
+}
+
 /// The CodeBuild project that provisions nodes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -241,6 +373,20 @@ impl Validate for NodeSpec {
                 v.push(format!("{path}.env.{name}"), patterns::describe(patterns::ENV_NAME).unwrap_or("invalid name"));
             }
         }
+        if self.logs == Some(NodeLogs::Cloudwatch) && self.instance_profile.is_none() {
+            v.push(
+                format!("{path}.instanceProfile"),
+                "is required with logs: cloudwatch (the CloudWatch agent acts as the instance's role)",
+            );
+        }
+        if let Some(c) = self.alarms.as_ref().and_then(|a| a.custom.as_ref()) {
+            if !matches!(c.period_seconds, 10 | 30) && c.period_seconds % 60 != 0 {
+                v.push(format!("{path}.alarms.custom.periodSeconds"), "must be 10, 30 or a multiple of 60");
+            }
+            if !c.threshold.is_finite() {
+                v.push(format!("{path}.alarms.custom.threshold"), "must be a finite number");
+            }
+        }
         if let Some(lb) = &self.load_balancer
             && lb.port.is_none()
             && self.health_check.is_none()
@@ -273,11 +419,26 @@ pub struct NodeStatus {
     /// The build in flight or last run, with its idempotency token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<BuildStatus>,
+    /// The CloudWatch alarms Mooring keeps for the node (recorded before
+    /// each is first created), with the state last read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarms: Vec<AlarmStatus>,
     /// Moves on each time Mooring finds the node's instance (or data volume)
     /// gone behind its back: part of the client tokens of the next launch, so
     /// AWS does not hand back the terminated instance for the old token.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub incarnation: u32,
+}
+
+/// One alarm of a node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlarmStatus {
+    /// The alarm's name (`mooring-node-<uid>-<which>`).
+    pub name: String,
+    /// `OK`, `ALARM` or `INSUFFICIENT_DATA`; absent until first read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -62,6 +62,37 @@ pub struct NodeSetSpec {
     #[serde(default = "default_deadline")]
     #[schemars(range(min = 30, max = 86400))]
     pub progress_deadline_seconds: u32,
+    /// DNS records for the members in a Route53 private hosted zone, so
+    /// nodes find each other by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<Discovery>,
+}
+
+/// Peer discovery through Route53 private DNS: an A record per member
+/// (`{set}-{ordinal}.{domain}` → its private IP) and one for the set
+/// (`{domain}` → the private IP of every `Ready` member). Each member's
+/// environment gets `MOORING_PEERS` (the members' names, comma-separated) and
+/// `MOORING_PEERS_DNS` (`domain`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Discovery {
+    /// The private hosted zone (it must exist; Mooring writes records in it
+    /// and never creates or deletes the zone).
+    #[schemars(regex(pattern = patterns::HOSTED_ZONE_ID))]
+    pub private_zone_id: String,
+    /// The name under which the members are published: the zone's name or a
+    /// name under it (`pulse.internal`). At most 181 characters, so every
+    /// member's name and its `_mooring.` marker stay within DNS's 253.
+    #[schemars(length(min = 1, max = 181), regex(pattern = patterns::DNS_NAME))]
+    pub domain: String,
+    /// TTL of the records.
+    #[serde(default = "default_ttl")]
+    #[schemars(range(min = 5, max = 86400))]
+    pub ttl_seconds: u32,
+}
+
+fn default_ttl() -> u32 {
+    60
 }
 
 fn one() -> u32 {
@@ -106,6 +137,18 @@ impl Validate for NodeSetSpec {
                 v.push(format!("{path}.subnetIds[{i}]"), format!("subnet {s} is listed twice"));
             }
         }
+        if let Some(d) = &self.discovery
+            && let Some(label) = d.domain.split('.').find(|l| l.len() > 63)
+        {
+            v.push(format!("{path}.discovery.domain"), format!("label {label:?} is longer than 63 characters"));
+        }
+    }
+}
+
+impl Discovery {
+    /// The DNS name of member `ordinal` of set `set`.
+    pub fn member_record(&self, set: &str, ordinal: u32) -> String {
+        format!("{}.{}", member_name(set, ordinal), self.domain)
     }
 }
 
@@ -116,7 +159,13 @@ pub fn member_name(set: &str, ordinal: u32) -> String {
 
 impl NodeSetSpec {
     /// The Node spec of member `ordinal`: the template in its subnet, with the
-    /// set's name and the ordinal in its environment.
+    /// set's name and the ordinal in its environment, and with discovery the
+    /// peers' DNS names.
+    ///
+    /// `MOORING_PEERS` lists the members `0..replicas` as of the member's
+    /// write: a change of `replicas` alone rewrites no member (that would
+    /// restart every node), so members created earlier list fewer peers.
+    /// `MOORING_PEERS_DNS` always answers with every `Ready` member.
     pub fn member_spec(&self, set: &str, ordinal: u32) -> NodeSpec {
         let mut spec = self.template.clone();
         if !self.subnet_ids.is_empty() {
@@ -124,13 +173,23 @@ impl NodeSetSpec {
         }
         spec.env.insert("MOORING_NODESET".into(), set.to_string());
         spec.env.insert("MOORING_ORDINAL".into(), ordinal.to_string());
+        if let Some(d) = &self.discovery {
+            let peers: Vec<String> = (0..self.replicas).map(|i| d.member_record(set, i)).collect();
+            spec.env.insert("MOORING_PEERS".into(), peers.join(","));
+            spec.env.insert("MOORING_PEERS_DNS".into(), d.domain.clone());
+        }
         spec
     }
 
     /// The set's update revision: a short hash of what every member is
     /// rendered from. Members written from another revision are outdated.
+    /// The discovery domain is part of it (it is in the members'
+    /// environment); the zone and TTL are not.
     pub fn revision(&self) -> String {
-        let hash = crate::hash::spec_hash(&(&self.template, &self.subnet_ids));
+        let hash = match &self.discovery {
+            None => crate::hash::spec_hash(&(&self.template, &self.subnet_ids)),
+            Some(d) => crate::hash::spec_hash(&(&self.template, &self.subnet_ids, &d.domain)),
+        };
         hash.0.chars().take(10).collect()
     }
 }
@@ -158,6 +217,25 @@ pub struct NodeSetStatus {
     /// Every member, by ordinal.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<MemberStatus>,
+    /// Where the set's DNS records are: recorded before the first record is
+    /// written there, and cleared only once none of them is left, so records
+    /// are removed from where they were made even after `spec.discovery`
+    /// changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<DiscoveryStatus>,
+}
+
+/// The DNS records of a set, as written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscoveryStatus {
+    /// The zone the records are in.
+    pub private_zone_id: String,
+    /// The domain they are under.
+    pub domain: String,
+    /// The A records the set holds there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<String>,
 }
 
 crate::status::impl_status!(NodeSetStatus);

@@ -42,6 +42,12 @@ pub const CACHE_NODE_TYPE: &str = r"^cache\.[a-z0-9]+\.[a-z0-9]+$";
 pub const LISTENER_RULE_ARN: &str = r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:[0-9]{12}:listener-rule/(app|net)/[A-Za-z0-9-]{1,32}/[0-9a-f]+/[0-9a-f]+/[0-9a-f]+$";
 /// An http(s) URL with a host (and optional port and path).
 pub const HTTP_URL: &str = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s]*)?$";
+/// An IAM instance profile name or ARN.
+pub const INSTANCE_PROFILE: &str = r"^(arn:aws[a-z-]*:iam::[0-9]{12}:instance-profile/)?[A-Za-z0-9+=,.@_-]{1,128}$";
+/// A Route53 hosted zone id (`Z0123456789ABCDEFGHIJ`).
+pub const HOSTED_ZONE_ID: &str = r"^[A-Z0-9]{1,32}$";
+/// A DNS name of lower-case labels, without the trailing dot (`pulse.internal`).
+pub const DNS_NAME: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 
 /// What each pattern means, in the words of an error message.
 const DESCRIPTIONS: &[(&str, &str)] = &[
@@ -76,6 +82,12 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
         "must be an ELBv2 listener rule ARN (arn:aws:elasticloadbalancing:REGION:ACCOUNT:listener-rule/app/LB/ID/ID/ID)",
     ),
     (HTTP_URL, "must be an http:// or https:// URL such as http://internal-gw.example:8443"),
+    (HOSTED_ZONE_ID, "must be a Route53 hosted zone id such as Z0123456789ABCDEFGHIJ"),
+    (INSTANCE_PROFILE, "must be an IAM instance profile name or ARN (arn:aws:iam::ACCOUNT:instance-profile/NAME)"),
+    (
+        DNS_NAME,
+        "must be a DNS name of lower-case labels (letters, digits and '-') without a trailing dot, such as pulse.internal",
+    ),
 ];
 
 /// The human sentence for a pattern, if it is one of ours.

@@ -106,6 +106,14 @@ pub struct Allowances {
     /// EC2 instance type patterns for nodes (e.g. `t3.*`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_types: Option<Vec<String>>,
+    /// IAM instance profile patterns (names or ARNs) nodes may run with
+    /// (`instanceProfile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_profiles: Option<Vec<String>>,
+    /// Route53 hosted zone ids node sets may publish their members in
+    /// (`spec.discovery.privateZoneId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosted_zones: Option<Vec<String>>,
     /// The largest `scaling.max` a Relay or Worker may ask for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_replicas: Option<u32>,
@@ -163,6 +171,8 @@ impl Allowances {
             ("securityGroups", &self.security_groups),
             ("codebuildProjects", &self.codebuild_projects),
             ("instanceTypes", &self.instance_types),
+            ("hostedZones", &self.hosted_zones),
+            ("instanceProfiles", &self.instance_profiles),
         ];
         for (name, list) in lists {
             for (i, entry) in list.iter().flatten().enumerate() {

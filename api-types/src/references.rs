@@ -32,6 +32,10 @@ pub enum ReferenceKind {
     CodebuildProject,
     /// An EC2 instance type.
     InstanceType,
+    /// A Route53 hosted zone a node set writes its members' records in.
+    HostedZone,
+    /// The IAM instance profile a node's instance runs with.
+    InstanceProfile,
 }
 
 /// One reference: where it is in the document, what it names, and the value.
@@ -82,6 +86,9 @@ impl AnyResource {
                 for (i, s) in r.spec.subnet_ids.iter().enumerate() {
                     out.push(&format!("spec.subnetIds[{i}]"), ReferenceKind::Subnet, s);
                 }
+                if let Some(d) = &r.spec.discovery {
+                    out.push("spec.discovery.privateZoneId", ReferenceKind::HostedZone, &d.private_zone_id);
+                }
             }
             AnyResource::Policy(_) => {}
         }
@@ -119,6 +126,7 @@ impl Refs {
         }
         let project = &s.provisioner.codebuild_project;
         self.push(&format!("{path}.provisioner.codebuildProject"), ReferenceKind::CodebuildProject, project);
+        self.opt(&format!("{path}.instanceProfile"), ReferenceKind::InstanceProfile, s.instance_profile.as_deref());
     }
 
     fn network(&mut self, network: Option<&crate::common::Network>) {

@@ -45,7 +45,8 @@ pub struct IamPolicyArgs {
     /// The Secrets Manager secret of the signing key.
     #[arg(long)]
     pub signing_key_arn: Option<String>,
-    /// Roles relays and workers may run as (ARNs or patterns, repeatable or
+    /// Roles relays and workers may run as, and the roles of nodes' instance
+    /// profiles (ARNs or patterns, repeatable or
     /// comma-separated): the same list the guardrails policy allows.
     #[arg(long = "pass-role", value_delimiter = ',')]
     pub pass_roles: Vec<String>,

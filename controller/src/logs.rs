@@ -59,7 +59,7 @@ fn answer_to(group: &str, e: CloudError) -> Result<LogPage, LogReadError> {
     match e.kind {
         ErrorKind::NotFound => Ok(LogPage {
             notice: Some(format!(
-                "log group {group} does not exist yet: no task of this workload has started (or its logs expired)"
+                "log group {group} does not exist yet: nothing has written to it (no task or instance has started, or its logs expired)"
             )),
             ..LogPage::default()
         }),

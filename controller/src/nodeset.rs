@@ -1,8 +1,10 @@
 //! The NodeSet reconciler: keeps a set's members — Node resources named
 //! `{set}-{ordinal}` — equal to its template, through the store's own write
 //! path (source `controller`, the set as owner), so each member's history,
-//! events and teardown are a Node's. It makes no AWS call itself: the Node
-//! reconciler provisions each member.
+//! events and teardown are a Node's. The Node reconciler provisions each
+//! member; the set's own AWS calls are Route53's, with `spec.discovery`: it
+//! keeps the members' DNS records in a private zone
+//! ([`runners::workload::discovery`]).
 //!
 //! Each pass reads the members, decides with the pure [`plan`] what to create,
 //! update or delete, writes that, and reports counts and conditions. A
@@ -13,17 +15,22 @@
 //! read again every `poll` while anything is in flight.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use api_types::condition::{Condition, ConditionStatus, ConditionType, Conditions};
 use api_types::meta::{API_VERSION, ObjectMeta, reconcile_paused};
 use api_types::nodeset::{
-    MemberStatus, NodeSetSpec, NodeSetStatus, ORDINAL_LABEL, REVISION_ANNOTATION, SET_LABEL, SetUpdateStrategy,
-    WRITTEN_ANNOTATION, member_name,
+    Discovery, DiscoveryStatus, MemberStatus, NodeSetSpec, NodeSetStatus, ORDINAL_LABEL, REVISION_ANNOTATION,
+    SET_LABEL, SetUpdateStrategy, WRITTEN_ANNOTATION, member_name,
 };
 use api_types::{AnyResource, Event, Kind, NodeStatus, Resource};
 use desired_state::store::{Store, StoreError, StoredResource};
-use runners::reconcile::ReconcileError;
+use runners::cloud::dns::{RecordChange, RecordType};
+use runners::cloud::gated::Gated;
+use runners::cloud::{Dns, ErrorKind};
+use runners::reconcile::{ADOPT_ANNOTATION, ReconcileError, Retry};
+use runners::workload::discovery::{self, Wanted};
 
 use crate::reconcile::{Context, DynReconciler, PAUSED_REASON, Step};
 
@@ -116,15 +123,16 @@ pub fn plan(replicas: u32, strategy: &SetUpdateStrategy, revision: &str, members
     actions
 }
 
-/// The NodeSet reconciler, over the store.
+/// The NodeSet reconciler, over the store (members) and Route53 (their DNS records).
 pub struct NodeSets {
     store: Store,
+    dns: Arc<dyn Dns>,
     config: NodeSetConfig,
 }
 
 impl NodeSets {
-    pub fn new(store: Store, config: NodeSetConfig) -> NodeSets {
-        NodeSets { store, config }
+    pub fn new(store: Store, dns: Arc<dyn Dns>, config: NodeSetConfig) -> NodeSets {
+        NodeSets { store, dns, config }
     }
 }
 
@@ -314,6 +322,137 @@ impl NodeSets {
     }
 }
 
+/// The records a set wants, from its members as read: one per member below
+/// `replicas` (its private IP; left as it is while the member has none, between
+/// instances), and the set's own name with every `Ready` member's IP (left as
+/// it is while none is Ready; gone at zero replicas).
+fn wanted_records(set: &str, spec: &NodeSetSpec, d: &Discovery, observed: &[Observed<'_>]) -> Wanted {
+    let in_range: Vec<&Observed<'_>> = observed.iter().filter(|o| o.member.ordinal < spec.replicas).collect();
+    let mut wanted: Wanted = in_range
+        .iter()
+        .map(|o| (d.member_record(set, o.member.ordinal), o.status.private_ip.clone().map(|ip| vec![ip])))
+        .collect();
+    if spec.replicas > 0 {
+        let ready: Vec<String> =
+            in_range.iter().filter(|o| o.member.available).filter_map(|o| o.status.private_ip.clone()).collect();
+        wanted.insert(d.domain.clone(), (!ready.is_empty()).then_some(ready));
+    }
+    wanted
+}
+
+/// What the DNS part of a pass did.
+#[derive(Default)]
+struct DnsPass {
+    /// `status.discovery` to record.
+    status: Option<DiscoveryStatus>,
+    events: Vec<Event>,
+    error: Option<ReconcileError>,
+    /// Records are still to be written or removed: look again soon.
+    pending: bool,
+}
+
+impl NodeSets {
+    /// Keeps the set's DNS records where `spec.discovery` says. Records are
+    /// only written in the place `recorded` names — it is recorded (one pass
+    /// ahead) before the first write there — and when the place changes, the
+    /// old one is emptied of the set's records before the new one is recorded.
+    async fn discover(
+        &self,
+        ctx: &Context<'_>,
+        set: &StoredResource,
+        spec: Option<&Discovery>,
+        recorded: Option<&DiscoveryStatus>,
+        wanted: &Wanted,
+    ) -> DnsPass {
+        let dns = Gated::new(self.dns.as_ref(), ctx.gate);
+        let uid = set.uid.to_string();
+        let intent = |d: &Discovery| DiscoveryStatus {
+            private_zone_id: d.private_zone_id.clone(),
+            domain: d.domain.clone(),
+            records: vec![],
+        };
+        let failed = |e: ReconcileError| DnsPass {
+            status: recorded.cloned(),
+            events: vec![Event::warning(e.reason(), e.to_string())],
+            error: Some(e),
+            pending: true,
+        };
+        match (recorded, spec) {
+            (None, None) => DnsPass::default(),
+            (None, Some(d)) => DnsPass { status: Some(intent(d)), pending: true, ..Default::default() },
+            (Some(rec), Some(d)) if rec.private_zone_id == d.private_zone_id && rec.domain == d.domain => {
+                let adopt = set.annotations.0.get(ADOPT_ANNOTATION).is_some_and(|v| v == "true");
+                let plan = match discovery::sync(
+                    &dns,
+                    &d.private_zone_id,
+                    &d.domain,
+                    &uid,
+                    d.ttl_seconds,
+                    wanted,
+                    adopt,
+                )
+                .await
+                {
+                    Ok(plan) => plan,
+                    Err(e) => return failed(e.into()),
+                };
+                let mut events: Vec<Event> = plan
+                    .adopted
+                    .iter()
+                    .map(|n| Event::normal("Adopted", format!("DNS record {n} in zone {} adopted", d.private_zone_id)))
+                    .collect();
+                if !plan.changes.is_empty() {
+                    events.push(Event::normal(
+                        "DnsRecordsChanged",
+                        format!(
+                            "{} record change(s) in zone {} under {}",
+                            plan.changes.len(),
+                            d.private_zone_id,
+                            d.domain
+                        ),
+                    ));
+                }
+                let error = (!plan.conflicts.is_empty()).then(|| {
+                    ReconcileError::Conflict(format!(
+                        "DNS record(s) {} in zone {} are not this set's (no {}NAME marker with its uid): \
+                         left unchanged; remove them, or annotate the set mooring/adopt: \"true\"",
+                        plan.conflicts.join(", "),
+                        d.private_zone_id,
+                        discovery::MARKER_PREFIX,
+                    ))
+                });
+                events.extend(error.iter().map(|e| Event::warning(e.reason(), e.to_string())));
+                let status = DiscoveryStatus { records: plan.owned, ..rec.clone() };
+                DnsPass { status: Some(status), events, error, pending: false }
+            }
+            (Some(rec), next) => match remove_records(&dns, rec, &uid).await {
+                Ok(removed) => DnsPass {
+                    status: next.map(intent),
+                    events: vec![Event::normal(
+                        "DnsRecordsRemoved",
+                        format!("{removed} record(s) removed from zone {} under {}", rec.private_zone_id, rec.domain),
+                    )],
+                    error: None,
+                    pending: true,
+                },
+                Err(e) => failed(e),
+            },
+        }
+    }
+}
+
+/// Removes every record of the set `uid` from where `rec` says they are;
+/// returns how many A records went. A zone that is gone took them with it.
+async fn remove_records(dns: &dyn Dns, rec: &DiscoveryStatus, uid: &str) -> Result<usize, ReconcileError> {
+    match discovery::sync(dns, &rec.private_zone_id, &rec.domain, uid, 0, &Wanted::new(), false).await {
+        Ok(plan) => {
+            Ok(plan.changes.iter().filter(|c| matches!(c, RecordChange::Delete(r) if r.kind == RecordType::A)).count())
+        }
+        Err(e) if e.is(ErrorKind::MissingReference) => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The conditions of a set from its members after a pass.
 fn conditions(
     spec: &NodeSetSpec,
@@ -457,6 +596,21 @@ impl DynReconciler for NodeSets {
                 }
             }
         }
+        let wanted = spec.discovery.as_ref().map(|d| wanted_records(&r.name, &spec, d, &observed)).unwrap_or_default();
+        let dns = self.discover(ctx, r, spec.discovery.as_ref(), old.discovery.as_ref(), &wanted).await;
+        match dns.error {
+            // The lease is gone: the replica that holds it now writes status.
+            Some(e) if matches!(e.retry(), Retry::Drop) => return Err(e),
+            // The Route53 budget is spent: not a failure of the set; the
+            // records are written on a later pass (pending), the rest of the
+            // pass is recorded now.
+            Some(e) if matches!(e.retry(), Retry::Later(_)) => {}
+            Some(e) => {
+                events.extend(dns.events);
+                errors.push(e);
+            }
+            None => events.extend(dns.events),
+        }
         let in_range = observed.iter().filter(|o| o.member.ordinal < spec.replicas);
         let status = NodeSetStatus {
             replicas: in_range.clone().count() as u32,
@@ -465,11 +619,14 @@ impl DynReconciler for NodeSets {
                 as u32,
             update_revision: Some(revision.clone()),
             members: observed.iter().map(Observed::status).collect(),
+            discovery: dns.status,
             ..Default::default()
         };
         let reported = conditions(&spec, &revision, &observed, &actions, &errors, g, ctx.now);
-        let settled =
-            actions.is_empty() && status.ready_replicas == spec.replicas && observed.len() as u32 == spec.replicas;
+        let settled = actions.is_empty()
+            && !dns.pending
+            && status.ready_replicas == spec.replicas
+            && observed.len() as u32 == spec.replicas;
         let requeue = if settled { self.config.resync } else { self.config.poll };
         Ok(step(status, &old, reported, g, events, requeue))
     }
@@ -480,11 +637,21 @@ impl DynReconciler for NodeSets {
         if reconcile_paused(&r.annotations.0) {
             return Ok(Some(self.paused(ctx, r, &old)));
         }
+        // The DNS records go first: they point at the members.
+        let mut events = Vec::new();
+        let mut status = old.clone();
+        if let Some(rec) = &old.discovery {
+            let removed = remove_records(&Gated::new(self.dns.as_ref(), ctx.gate), rec, &r.uid.to_string()).await?;
+            events.push(Event::normal(
+                "DnsRecordsRemoved",
+                format!("{removed} record(s) removed from zone {} with the set", rec.private_zone_id),
+            ));
+            status.discovery = None;
+        }
         let rows = self.store.owned_by(r.uid).await.map_err(store_error)?;
         if rows.is_empty() {
             return Ok(None);
         }
-        let mut events = Vec::new();
         for m in rows.iter().filter(|m| m.deletion_timestamp.is_none()) {
             self.store.request_delete_owned(m.kind, &m.namespace, &m.name, r.uid).await.map_err(store_error)?;
             events.push(Event::normal("MemberDeleted", format!("{} deleted with its set", m.name)));
@@ -492,7 +659,7 @@ impl DynReconciler for NodeSets {
         let names: Vec<&str> = rows.iter().map(|m| m.name.as_str()).collect();
         let message = format!("waiting for {} member(s) to be torn down: {}", rows.len(), names.join(", "));
         let reported = vec![Condition::not_ready(reason::DELETING, message, r.generation, ctx.now)];
-        Ok(Some(step(old.clone(), &old, reported, r.generation, events, self.config.poll)))
+        Ok(Some(step(status, &old, reported, r.generation, events, self.config.poll)))
     }
 }
 

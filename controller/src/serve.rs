@@ -602,7 +602,7 @@ fn reconcilers(args: &ServeArgs, store: &Store, cloud: Cloud, node_cloud: NodeCl
     };
     let slots = Arc::new(controller::slots::StoreBuildSlots::new(store.dedicated(1)));
     let poll = Duration::from_secs_f64(args.poll_seconds.max(0.1));
-    let sets = NodeSets::new(store.clone(), NodeSetConfig { poll, ..Default::default() });
+    let sets = NodeSets::new(store.clone(), node_cloud.dns.clone(), NodeSetConfig { poll, ..Default::default() });
     controller::workloads::reconcilers(
         Some(Workloads::new(cloud, config)),
         Some(Nodes::new(node_cloud, node_config(args), slots)),

@@ -334,3 +334,107 @@ async fn a_codebuild_project_that_is_not_the_installs_is_a_conflict_until_adopte
     assert!(events.iter().any(|e| e.reason == "Adopted" && e.message.contains("team-builds")), "{events:?}");
     replica.shutdown().await;
 }
+
+/// The node's alarms as the simulated account holds them: name → (instance
+/// dimension, `mooring:uid` tag).
+fn alarms_of(w: &World, uid: &str) -> std::collections::BTreeMap<String, (String, String)> {
+    w.cloud
+        .metric_alarms()
+        .into_iter()
+        .filter(|(name, _)| name.contains(uid))
+        .map(|(name, (alarm, tags))| {
+            let instance = alarm.dimensions.iter().find(|(k, _)| k == "InstanceId").map(|(_, v)| v.clone());
+            (name, (instance.unwrap_or_default(), tags.get(TAG_UID).cloned().unwrap_or_default()))
+        })
+        .collect()
+}
+
+async fn degraded(store: &Store, ns: &str, name: &str) -> Option<(String, String)> {
+    let r = store.get(Kind::Node, ns, name).await.ok()?;
+    let c = r.status["conditions"].as_array()?.iter().find(|c| c["type"] == "Degraded")?.clone();
+    Some((c["status"].as_str()?.to_string(), c["reason"].as_str()?.to_string()))
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_nodes_alarms_follow_its_instance_degrade_it_when_firing_and_go_with_it(pool: sqlx::PgPool) {
+    // The node also runs with an instance profile and ships its journal.
+    let store = store(pool).await;
+    let prefix = prefix();
+    let w = World::healthy(20).await;
+    let replica = start(&store, &prefix, &w);
+    let ns = "alarms";
+    let with_alarms = |version: &str, custom: bool| {
+        let mut doc = node(ns, "pulse-a", "t3.large", "Replace", true, w.health_port);
+        doc["spec"]["software"]["version"] = json!(version);
+        doc["spec"]["instanceProfile"] = json!("pulse-node");
+        doc["spec"]["logs"] = json!("cloudwatch");
+        doc["spec"]["alarms"] = if custom {
+            json!({"custom": {"namespace": "CWAgent", "metricName": "disk_used_percent",
+                "comparison": "GreaterThanThreshold", "threshold": 90}})
+        } else {
+            json!({})
+        };
+        doc
+    };
+
+    apply(&store, with_alarms("1.0", true)).await;
+    wait_ready(&store, ns, "pulse-a", 1).await;
+    let r = store.get(Kind::Node, ns, "pulse-a").await.unwrap();
+    let uid = r.uid.to_string();
+    let instance = r.status["instanceId"].as_str().unwrap().to_string();
+    assert_eq!(w.cloud.instance_profile(&instance).as_deref(), Some("pulse-node"), "launched with the profile");
+    let boot = w.cloud.instance_user_data(&instance).unwrap();
+    assert!(
+        boot.contains("\"log_group_name\": \"/mooring/alarms/nodes/pulse-a\""),
+        "the agent ships the journal: {boot}"
+    );
+    eventually(Duration::from_secs(30), "both alarms exist and read OK", || async {
+        let s = store.get(Kind::Node, ns, "pulse-a").await.unwrap().status;
+        s["alarms"].as_array().is_some_and(|a| a.len() == 2 && a.iter().all(|x| x["state"] == "OK"))
+    })
+    .await;
+    let status_check = format!("mooring-node-{uid}-status-check");
+    let custom = format!("mooring-node-{uid}-custom");
+    let alarms = alarms_of(&w, &uid);
+    assert_eq!(alarms[&status_check], (instance.clone(), uid.clone()), "on the instance, tagged");
+    assert_eq!(alarms[&custom], (instance.clone(), uid.clone()));
+
+    // A firing alarm degrades the node without taking it out of Ready. A
+    // Ready node is looked at every health interval (a minute here); a label
+    // change makes the controller look now.
+    let nudge = |n: u32| {
+        let mut doc = with_alarms("1.0", true);
+        doc["metadata"]["labels"] = json!({"look": n.to_string()});
+        doc
+    };
+    w.cloud.set_alarm(&custom, true);
+    apply(&store, nudge(1)).await;
+    eventually(Duration::from_secs(30), "Degraded AlarmFiring", || async {
+        degraded(&store, ns, "pulse-a").await == Some(("True".into(), "AlarmFiring".into()))
+    })
+    .await;
+    assert!(ready_at(&store, ns, "pulse-a", 1).await, "still Ready");
+    w.cloud.set_alarm(&custom, false);
+    apply(&store, nudge(2)).await;
+    eventually(Duration::from_secs(30), "no longer Degraded", || async {
+        degraded(&store, ns, "pulse-a").await.is_some_and(|d| d.0 == "False")
+    })
+    .await;
+
+    // A replacement moves the alarms to the new instance; dropping the
+    // custom alarm from the spec deletes it.
+    apply(&store, with_alarms("1.1", false)).await;
+    wait_ready(&store, ns, "pulse-a", 2).await;
+    let next = store.get(Kind::Node, ns, "pulse-a").await.unwrap().status["instanceId"].as_str().unwrap().to_string();
+    assert_ne!(next, instance);
+    eventually(Duration::from_secs(30), "the status-check alarm follows, the custom one is gone", || async {
+        let alarms = alarms_of(&w, &uid);
+        alarms.len() == 1 && alarms.get(&status_check).is_some_and(|a| a.0 == next)
+    })
+    .await;
+
+    store.request_delete(Kind::Node, ns, "pulse-a").await.unwrap();
+    wait_gone(&store, ns, "pulse-a").await;
+    assert!(alarms_of(&w, &uid).is_empty(), "the alarms go with the node");
+    replica.shutdown().await;
+}

@@ -6,7 +6,9 @@
 //! whose instance fails its checks stops the rollout with the others
 //! untouched; `partition` holds the members below it; scaling down removes
 //! the highest ordinal and keeps its volume per the template; members cannot
-//! be edited or deleted on their own; deleting the set deletes its members.
+//! be edited or deleted on their own; deleting the set deletes its members;
+//! with discovery, the members' DNS records follow their instances and
+//! nobody else's record is touched.
 //! Seeds are printed; replay with `MOORING_SIM_SEED`.
 
 mod common;
@@ -20,6 +22,7 @@ use common::sim::{apply, condition};
 use common::*;
 use desired_state::store::{ChangeSource, Store, StoreError, WriteMode};
 use runners::cloud::TAG_UID;
+use runners::cloud::dns::{RecordSet, RecordType};
 use serde_json::{Value, json};
 
 const SUBNETS: [&str; 3] = ["subnet-0a1b2c3d", "subnet-0b2c3d4e", "subnet-0c3d4e5f"];
@@ -311,4 +314,132 @@ async fn a_crash_during_a_rolling_update_leaves_one_instance_per_member(pool: sq
     );
     // A point past the end of a faster run is a run without a crash (still checked).
     assert!(crashes * 2 >= points.len(), "only {crashes} of {} crash points were reached", points.len());
+}
+
+async fn generation(store: &Store, ns: &str) -> i64 {
+    store.get(Kind::NodeSet, ns, "pulse").await.unwrap().generation
+}
+
+/// The A records of a zone: name → addresses.
+fn a_records(w: &World, zone: &str) -> BTreeMap<String, Vec<String>> {
+    w.cloud.dns_records(zone).into_iter().filter(|r| r.kind == RecordType::A).map(|r| (r.name, r.values)).collect()
+}
+
+/// What the set's records should be from its members' statuses: one per
+/// member with its IP, and the domain with every Ready member's.
+async fn expected_records(store: &Store, ns: &str, domain: &str, replicas: u32) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    let mut all = vec![];
+    for i in 0..replicas {
+        let Ok(r) = store.get(Kind::Node, ns, &format!("pulse-{i}")).await else { continue };
+        if let Some(ip) = r.status["privateIp"].as_str() {
+            out.insert(format!("pulse-{i}.{domain}"), vec![ip.to_string()]);
+            all.push(ip.to_string());
+        }
+    }
+    all.sort();
+    if !all.is_empty() {
+        out.insert(domain.to_string(), all);
+    }
+    out
+}
+
+/// Waits until the zone's records under `domain` are what the members say.
+async fn records_follow(store: &Store, w: &World, zone: &str, ns: &str, domain: &str, replicas: u32) {
+    eventually(Duration::from_secs(60), "the DNS records follow the members", || async {
+        let want = expected_records(store, ns, domain, replicas).await;
+        let got: BTreeMap<String, Vec<String>> =
+            a_records(w, zone).into_iter().filter(|(n, _)| n == domain || n.ends_with(&format!(".{domain}"))).collect();
+        want.len() == replicas as usize + 1 && got == want
+    })
+    .await;
+}
+
+fn with_discovery(mut doc: Value, zone: &str, domain: &str) -> Value {
+    doc["spec"]["discovery"] = json!({"privateZoneId": zone, "domain": domain, "ttlSeconds": 30});
+    doc
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_set_publishes_its_members_in_dns_follows_replacements_and_leaves_others_records(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let w = World::healthy(20).await;
+    let replica = start(&store, &prefix, &w);
+    let zone = w.cloud.create_private_zone("internal");
+    let foreign =
+        |name: &str, ip: &str| RecordSet { name: name.into(), kind: RecordType::A, ttl: 300, values: vec![ip.into()] };
+    // Someone else's records: one where member 2's would go, one beside.
+    w.cloud.put_dns_record(&zone, foreign("pulse-2.pulse.internal", "192.168.9.9"));
+    w.cloud.put_dns_record(&zone, foreign("db.internal", "192.168.1.1"));
+
+    apply(&store, with_discovery(set("dns", 3, "1.0", 0, w.health_port), &zone, "pulse.internal")).await;
+    converge(&store, "dns", 1, &[]).await;
+    let m0 = store.get(Kind::Node, "dns", "pulse-0").await.unwrap();
+    assert_eq!(m0.spec["env"]["MOORING_PEERS"], "pulse-0.pulse.internal,pulse-1.pulse.internal,pulse-2.pulse.internal");
+    assert_eq!(m0.spec["env"]["MOORING_PEERS_DNS"], "pulse.internal");
+    eventually(Duration::from_secs(30), "member 2's name is a conflict", || async {
+        let s = set_status(&store, "dns").await;
+        condition(&s, "Synced").is_some_and(|(st, reason, _)| st == "False" && reason == "Conflict")
+            && a_records(&w, &zone).contains_key("pulse-1.pulse.internal")
+    })
+    .await;
+    let records = a_records(&w, &zone);
+    assert_eq!(records["pulse-2.pulse.internal"], ["192.168.9.9"], "someone else's record is untouched");
+    let m1 = store.get(Kind::Node, "dns", "pulse-1").await.unwrap();
+    assert_eq!(records["pulse-1.pulse.internal"], [m1.status["privateIp"].as_str().unwrap()]);
+    let s = set_status(&store, "dns").await;
+    let synced = s["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Synced").unwrap().clone();
+    assert!(synced["message"].as_str().unwrap().contains("pulse-2.pulse.internal"), "{synced}");
+
+    // Adoption takes the record over, with an event.
+    let mut adopting = with_discovery(set("dns", 3, "1.0", 0, w.health_port), &zone, "pulse.internal");
+    adopting["metadata"]["annotations"] = json!({"mooring/adopt": "true"});
+    apply(&store, adopting.clone()).await;
+    records_follow(&store, &w, &zone, "dns", "pulse.internal", 3).await;
+    let events = store.events(Kind::NodeSet, "dns", "pulse", 50).await.unwrap();
+    assert!(events.iter().any(|e| e.reason == "Adopted" && e.message.contains("pulse-2.pulse.internal")), "{events:?}");
+    let s = set_status(&store, "dns").await;
+    assert_eq!(s["discovery"]["privateZoneId"], zone.as_str());
+    assert_eq!(s["discovery"]["records"].as_array().unwrap().len(), 4, "{s:#}");
+
+    // A new version replaces every member: the records follow the new instances.
+    let before = a_records(&w, &zone);
+    let first = members(&store, "dns").await;
+    let mut upgraded = adopting.clone();
+    upgraded["spec"]["template"]["software"]["version"] = json!("1.1");
+    apply(&store, upgraded.clone()).await;
+    converge(&store, "dns", generation(&store, "dns").await, &first).await;
+    records_follow(&store, &w, &zone, "dns", "pulse.internal", 3).await;
+    assert_ne!(a_records(&w, &zone)["pulse-0.pulse.internal"], before["pulse-0.pulse.internal"], "a new address");
+
+    // 3 → 2: member 2's record and its marker go.
+    upgraded["spec"]["replicas"] = json!(2);
+    apply(&store, upgraded.clone()).await;
+    converge(&store, "dns", generation(&store, "dns").await, &[]).await;
+    records_follow(&store, &w, &zone, "dns", "pulse.internal", 2).await;
+    let names: Vec<String> = w.cloud.dns_records(&zone).into_iter().map(|r| r.name).collect();
+    assert!(!names.iter().any(|n| n.contains("pulse-2")), "{names:?}");
+
+    // A new domain: the members roll (their MOORING_PEERS change), the records
+    // move, and nothing is left under the old name.
+    let second = members(&store, "dns").await;
+    let moved = with_discovery(upgraded.clone(), &zone, "p2p.internal");
+    apply(&store, moved).await;
+    converge(&store, "dns", generation(&store, "dns").await, &second).await;
+    records_follow(&store, &w, &zone, "dns", "p2p.internal", 2).await;
+    let names: Vec<String> = w.cloud.dns_records(&zone).into_iter().map(|r| r.name).collect();
+    assert!(!names.iter().any(|n| n.ends_with("pulse.internal")), "{names:?}");
+    let m1 = store.get(Kind::Node, "dns", "pulse-1").await.unwrap();
+    assert_eq!(m1.spec["env"]["MOORING_PEERS"], "pulse-0.p2p.internal,pulse-1.p2p.internal");
+
+    // Deleting the set removes its records, and only its records.
+    store.request_delete(Kind::NodeSet, "dns", "pulse").await.unwrap();
+    eventually(Duration::from_secs(120), "the set is gone", || async {
+        store.get(Kind::NodeSet, "dns", "pulse").await.is_err()
+    })
+    .await;
+    let left: Vec<String> = w.cloud.dns_records(&zone).into_iter().map(|r| r.name).collect();
+    assert_eq!(left, ["db.internal"], "only someone else's record is left");
+    replica.shutdown().await;
 }

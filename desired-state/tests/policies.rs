@@ -320,3 +320,46 @@ deny contains {"field": sprintf("spec.containers[%d].image", [i]), "message": "i
         StatusCode::CREATED
     );
 }
+
+#[sqlx::test(migrations = false)]
+async fn guardrails_hold_node_sets_to_their_zones_and_nodes_to_their_instance_profiles(pool: PgPool) {
+    let api = start(pool).await;
+    let admin = api.admin.clone();
+    let policy = json!({"apiVersion": "mooring/v1", "kind": "Policy", "metadata": {"name": "nodes"},
+        "spec": {"guardrails": {"namespaces": {"chain": {
+            "hostedZones": ["ZCHAIN*"], "instanceProfiles": ["chain-*"]}}}}});
+    let r = send(&api, Method::POST, "/v1/policies", &admin, &policy).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let node = |profile: &str| {
+        json!({"apiVersion": "mooring/v1", "kind": "Node", "metadata": {"name": "pulse-x", "namespace": "chain"},
+        "spec": {"software": {"name": "pulse", "version": "1", "artifact": "s3://pulse-artifacts/p.tar.gz"},
+            "instanceType": "t3.large", "ami": "ami-1e749f67", "subnetId": "subnet-0a1b2c3d",
+            "instanceProfile": profile, "logs": "cloudwatch"}})
+    };
+    let set = |zone: &str| {
+        json!({"apiVersion": "mooring/v1", "kind": "NodeSet", "metadata": {"name": "pulse", "namespace": "chain"},
+        "spec": {"replicas": 2, "discovery": {"privateZoneId": zone, "domain": "pulse.internal"},
+            "template": {"software": {"name": "pulse", "version": "1", "artifact": "s3://pulse-artifacts/p.tar.gz"},
+                "instanceType": "t3.large", "ami": "ami-1e749f67", "subnetId": "subnet-0a1b2c3d"}}})
+    };
+    let cases = [
+        ("/v1/namespaces/chain/nodes", node("admin-profile"), Some("spec.instanceProfile")),
+        ("/v1/namespaces/chain/nodesets", set("ZOTHERTEAM1"), Some("spec.discovery.privateZoneId")),
+        ("/v1/namespaces/chain/nodes", node("chain-pulse"), None),
+        ("/v1/namespaces/chain/nodesets", set("ZCHAIN01"), None),
+    ];
+    for (path, doc, field) in cases {
+        let r = send(&api, Method::POST, path, &admin, &doc).await;
+        match field {
+            Some(field) => assert_eq!(violations(&r), vec![(field.to_string(), "nodes".to_string())], "{}", r.text),
+            None => assert_eq!(r.status, StatusCode::CREATED, "{}", r.text),
+        }
+    }
+    // logs: cloudwatch without a profile is refused before any policy.
+    let mut bare = node("chain-pulse");
+    bare["metadata"]["name"] = json!("pulse-y");
+    bare["spec"].as_object_mut().unwrap().remove("instanceProfile");
+    let r = send(&api, Method::POST, "/v1/namespaces/chain/nodes", &admin, &bare).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(r.body["error"]["details"][0]["field"], "spec.instanceProfile", "{}", r.text);
+}

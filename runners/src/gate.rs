@@ -21,6 +21,7 @@ pub enum ApiFamily {
     ElastiCache,
     AutoScaling,
     ElasticLoadBalancing,
+    Route53,
 }
 
 /// A bucket: burst and refill per second.
@@ -32,7 +33,7 @@ pub struct Budget {
 
 impl ApiFamily {
     /// Every family.
-    pub const ALL: [ApiFamily; 14] = [
+    pub const ALL: [ApiFamily; 15] = [
         ApiFamily::Ec2Describe,
         ApiFamily::Ec2Mutate,
         ApiFamily::Ec2RunInstances,
@@ -47,6 +48,7 @@ impl ApiFamily {
         ApiFamily::ElastiCache,
         ApiFamily::AutoScaling,
         ApiFamily::ElasticLoadBalancing,
+        ApiFamily::Route53,
     ];
 
     /// The name used in configuration and metrics.
@@ -66,6 +68,7 @@ impl ApiFamily {
             ApiFamily::ElastiCache => "elasticache",
             ApiFamily::AutoScaling => "autoscaling",
             ApiFamily::ElasticLoadBalancing => "elasticloadbalancing",
+            ApiFamily::Route53 => "route53",
         }
     }
 
@@ -88,6 +91,8 @@ impl ApiFamily {
             ApiFamily::ElastiCache => (20.0, 2.0),
             ApiFamily::AutoScaling => (20.0, 2.0),
             ApiFamily::ElasticLoadBalancing => (40.0, 10.0),
+            // Route53: five requests per second per account, for every API.
+            ApiFamily::Route53 => (5.0, 5.0),
         };
         Budget { burst, per_second }
     }

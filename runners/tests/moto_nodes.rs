@@ -81,6 +81,7 @@ fn instance_input(network: &Network, uid: &str, user_data: &str) -> InstanceInpu
         subnet_id: network.subnet.clone(),
         security_group_ids: vec![network.group.clone()],
         user_data: user_data.into(),
+        instance_profile: None,
         tags: pairs(&[(TAG_UID, uid), (TAG_NAME, "default/node-a")]),
         client_token: uuid::Uuid::new_v4().to_string(),
     }

@@ -114,7 +114,7 @@ pub enum ClientCommand {
     Delete(DeleteArgs),
     /// Show the revision history of a resource, or (`--revision N`) one revision's spec.
     History(HistoryArgs),
-    /// Print a relay's or worker's container logs (read by the server from CloudWatch Logs).
+    /// Print a relay's or worker's container logs, or a node's journal (read by the server from CloudWatch Logs).
     Logs(LogsArgs),
     /// Restore the spec of an earlier revision as a new generation.
     Rollback(RollbackArgs),

@@ -85,6 +85,7 @@ pub fn start(store: &Store, prefix: &str, w: &World) -> Replica {
         &w.cloud,
         ProvisionerConfig { poll: Duration::from_millis(5), timeout: Duration::from_secs(60) },
     );
+    let dns = plain.dns.clone();
     let nodes = Nodes::new(
         plain,
         NodeConfig {
@@ -96,8 +97,11 @@ pub fn start(store: &Store, prefix: &str, w: &World) -> Replica {
         },
         Arc::new(controller::slots::StoreBuildSlots::new(store.clone())),
     );
-    let sets =
-        NodeSets::new(store.clone(), NodeSetConfig { poll: Duration::from_millis(30), resync: Duration::from_secs(1) });
+    let sets = NodeSets::new(
+        store.clone(),
+        dns,
+        NodeSetConfig { poll: Duration::from_millis(30), resync: Duration::from_secs(1) },
+    );
     let reconcilers = controller::workloads::reconcilers(None, Some(nodes), Some(sets));
     let opts =
         Options { lease: Duration::from_secs(2), renew: Duration::from_millis(500), workers: 4, ..Default::default() };

@@ -22,6 +22,8 @@ pattern_lists := {
 	"securityGroup": "securityGroups",
 	"codebuildProject": "codebuildProjects",
 	"instanceType": "instanceTypes",
+	"hostedZone": "hostedZones",
+	"instanceProfile": "instanceProfiles",
 }
 
 described := {
@@ -33,6 +35,8 @@ described := {
 	"securityGroup": "security group",
 	"codebuildProject": "CodeBuild project",
 	"instanceType": "instance type",
+	"hostedZone": "hosted zone",
+	"instanceProfile": "instance profile",
 }
 
 deny contains violation if {

@@ -1,5 +1,7 @@
-//! `GET /v1/namespaces/{ns}/{relays|workers}/{name}/logs`: what a relay's or
-//! worker's containers wrote, read from CloudWatch Logs by the server — under
+//! `GET /v1/namespaces/{ns}/{relays|workers|nodes}/{name}/logs`: what a
+//! relay's or worker's containers wrote, or what a node's software wrote to
+//! its journal (with `logs: cloudwatch`), read from CloudWatch Logs by the
+//! server — under
 //! the token's namespace scopes, with the server's AWS identity and budgets,
 //! so users need no AWS credentials of their own (`mooring logs`).
 //!
@@ -17,6 +19,7 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+use api_types::node::{NodeLogs, NodeSpec};
 use api_types::relay::RelaySpec;
 use api_types::worker::WorkerSpec;
 use api_types::{Kind, names};
@@ -127,9 +130,19 @@ fn containers(kind: Kind, spec: &serde_json::Value) -> Result<Vec<String>, ApiEr
             let spec: WorkerSpec = serde_json::from_value(spec.clone()).map_err(stored)?;
             std::iter::once(spec.container).chain(spec.sidecars).map(|c| c.name).collect()
         }
+        // One stream per instance, no containers.
+        Kind::Node => {
+            let spec: NodeSpec = serde_json::from_value(spec.clone()).map_err(stored)?;
+            if spec.logs != Some(NodeLogs::Cloudwatch) {
+                return Err(ApiError::bad_request(
+                    "this node does not ship its logs: set spec.logs: cloudwatch (and spec.instanceProfile)",
+                ));
+            }
+            vec![]
+        }
         other => {
             return Err(ApiError::bad_request(format!(
-                "{} have no container logs: logs are read for relays and workers",
+                "{} have no logs: logs are read for relays, workers and nodes",
                 other.plural()
             )));
         }
@@ -186,7 +199,10 @@ pub async fn logs(
     let kind = authorize(&principal, &plural, &namespace, Role::Read)?;
     let resource = state.store.get(kind, &namespace, &name).await?;
     let containers = containers(kind, &resource.spec)?;
-    let request = request(&namespace, &name, &containers, params, Utc::now())?;
+    let mut request = request(&namespace, &name, &containers, params, Utc::now())?;
+    if kind == Kind::Node {
+        request.group = names::node_log_group(&namespace, &name);
+    }
     let reader = state
         .logs
         .as_ref()

@@ -98,7 +98,7 @@ pub const OPERATIONS: &[Operation] = &[
     op(
         "get",
         "/v1/namespaces/{namespace}/{plural}/{name}/logs",
-        "Container logs of a relay or worker, from CloudWatch Logs (container, sinceSeconds|sinceTime, next, limit)",
+        "Container logs of a relay or worker, or a node's journal (logs: cloudwatch), from CloudWatch Logs (container, sinceSeconds|sinceTime, next, limit)",
         Body::None,
         200,
     ),

@@ -1,6 +1,6 @@
-//! The CloudWatch facade over the AWS SDK: service CPU for the autoscaler,
-//! batched (up to 500 services per GetMetricData), and the alarms a rollout
-//! watches (DescribeAlarms by name).
+//! The CloudWatch facades over the AWS SDK: service CPU for the autoscaler,
+//! batched (up to 500 services per GetMetricData), the alarms a rollout
+//! watches (DescribeAlarms by name), and the alarms Mooring keeps for nodes.
 //!
 //! `aws-sdk-cloudwatch` is pinned to `=1.99.0` in the workspace: newer versions
 //! speak Smithy RPC v2 CBOR, which moto (the local AWS of the tests) cannot
@@ -14,8 +14,9 @@ use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, 
 use aws_smithy_types::DateTime;
 
 use super::error::cloud_error;
+use crate::cloud::alarms::{Alarms, MetricAlarm, ObservedAlarm, check_names};
 use crate::cloud::metrics::{MAX_ALARM_NAMES, Metrics, ServiceKey, check_batch};
-use crate::cloud::{CloudError, CloudResult, ErrorKind, ops};
+use crate::cloud::{CloudError, CloudResult, ErrorKind, Tags, ops};
 
 /// How far back a datapoint may be (ECS publishes every minute).
 const LOOKBACK: Duration = Duration::from_secs(300);
@@ -118,5 +119,111 @@ impl Metrics for SdkMetrics {
                 _ => return Ok(firing),
             }
         }
+    }
+}
+
+#[async_trait]
+impl Alarms for SdkMetrics {
+    async fn metric_alarms(&self, names: &[String]) -> CloudResult<Vec<ObservedAlarm>> {
+        let op = ops::DESCRIBE_ALARMS;
+        check_names(&op, names)?;
+        if names.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut out = vec![];
+        let mut next: Option<String> = None;
+        loop {
+            let resp = self
+                .client
+                .describe_alarms()
+                .set_alarm_names(Some(names.to_vec()))
+                .alarm_types(aws_sdk_cloudwatch::types::AlarmType::MetricAlarm)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| cloud_error(&op, e))?;
+            out.extend(resp.metric_alarms().iter().map(observed));
+            match resp.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_string()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn put_metric_alarm(&self, alarm: &MetricAlarm, tags: &Tags) -> CloudResult<()> {
+        let op = ops::PUT_METRIC_ALARM;
+        let mut req = self
+            .client
+            .put_metric_alarm()
+            .alarm_name(&alarm.name)
+            .alarm_description(&alarm.description)
+            .namespace(&alarm.namespace)
+            .metric_name(&alarm.metric_name)
+            .statistic(aws_sdk_cloudwatch::types::Statistic::from(alarm.statistic.as_str()))
+            .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::from(alarm.comparison.as_str()))
+            .threshold(alarm.threshold)
+            .period(i32::try_from(alarm.period_seconds).unwrap_or(i32::MAX))
+            .evaluation_periods(i32::try_from(alarm.evaluation_periods).unwrap_or(i32::MAX));
+        for (name, value) in &alarm.dimensions {
+            req = req.dimensions(Dimension::builder().name(name).value(value).build());
+        }
+        for (key, value) in tags {
+            req = req.tags(aws_sdk_cloudwatch::types::Tag::builder().key(key).value(value).build());
+        }
+        req.send().await.map_err(|e| cloud_error(&op, e))?;
+        Ok(())
+    }
+
+    async fn alarm_tags(&self, arn: &str) -> CloudResult<Tags> {
+        let op = ops::LIST_ALARM_TAGS;
+        let out =
+            self.client.list_tags_for_resource().resource_arn(arn).send().await.map_err(|e| cloud_error(&op, e))?;
+        Ok(out
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+            .collect())
+    }
+
+    async fn delete_alarms(&self, names: &[String]) -> CloudResult<()> {
+        let op = ops::DELETE_ALARMS;
+        check_names(&op, names)?;
+        if names.is_empty() {
+            return Ok(());
+        }
+        self.client
+            .delete_alarms()
+            .set_alarm_names(Some(names.to_vec()))
+            .send()
+            .await
+            .map_err(|e| cloud_error(&op, e))?;
+        Ok(())
+    }
+}
+
+/// A metric alarm as the facade describes it.
+fn observed(a: &aws_sdk_cloudwatch::types::MetricAlarm) -> ObservedAlarm {
+    let mut dimensions: Vec<(String, String)> = a
+        .dimensions()
+        .iter()
+        .map(|d| (d.name().unwrap_or_default().to_string(), d.value().unwrap_or_default().to_string()))
+        .collect();
+    dimensions.sort();
+    ObservedAlarm {
+        alarm: MetricAlarm {
+            name: a.alarm_name().unwrap_or_default().to_string(),
+            description: a.alarm_description().unwrap_or_default().to_string(),
+            namespace: a.namespace().unwrap_or_default().to_string(),
+            metric_name: a.metric_name().unwrap_or_default().to_string(),
+            dimensions,
+            statistic: a.statistic().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            comparison: a.comparison_operator().map(|c| c.as_str().to_string()).unwrap_or_default(),
+            threshold: a.threshold().unwrap_or_default(),
+            period_seconds: a.period().and_then(|p| u32::try_from(p).ok()).unwrap_or_default(),
+            evaluation_periods: a.evaluation_periods().and_then(|p| u32::try_from(p).ok()).unwrap_or_default(),
+        },
+        arn: a.alarm_arn().unwrap_or_default().to_string(),
+        state: a.state_value().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        state_reason: a.state_reason().unwrap_or_default().to_string(),
     }
 }

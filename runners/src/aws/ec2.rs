@@ -202,6 +202,10 @@ impl Ec2 for SdkEc2 {
             // the SDK does not encode it).
             .set_user_data((!input.user_data.is_empty()).then(|| BASE64.encode(&input.user_data)))
             .client_token(&input.client_token)
+            .set_iam_instance_profile(input.instance_profile.as_ref().map(|p| {
+                let profile = ec2::IamInstanceProfileSpecification::builder();
+                if p.starts_with("arn:") { profile.arn(p) } else { profile.name(p) }.build()
+            }))
             .set_tag_specifications(tag_specifications(
                 &input.tags,
                 &[ec2::ResourceType::Instance, ec2::ResourceType::Volume],

@@ -20,6 +20,8 @@ const THROTTLED: &[&str] = &[
     "RequestThrottled",
     "RequestThrottledException",
     "SlowDown",
+    // Route53: another change to the zone is still being applied.
+    "PriorRequestNotComplete",
 ];
 
 /// Codes for "the thing asked about does not exist".
@@ -52,6 +54,7 @@ const MISSING_REFERENCE: &[&str] = &[
     "CacheSubnetGroupNotFoundFault",
     "CacheParameterGroupNotFound",
     "CacheSecurityGroupNotFound",
+    "NoSuchHostedZone",
 ];
 
 /// Codes for "a create met an existing resource of that name".
@@ -91,6 +94,9 @@ const INVALID: &[&str] = &[
     "InvalidInputException",
     // ELBv2: a target that is not running (or, by its message, does not exist).
     "InvalidTarget",
+    // Route53: a CREATE of a record set that exists, a DELETE that does not match.
+    "InvalidChangeBatch",
+    "InvalidInput",
 ];
 
 /// Codes for "an account quota is used up" (CodeBuild's concurrent builds).

@@ -11,6 +11,7 @@ mod ecs_rollout;
 pub mod error;
 pub mod logs;
 pub mod queues;
+pub mod route53;
 pub mod scaling;
 pub mod secrets;
 pub mod sqs;
@@ -176,5 +177,7 @@ pub fn node_cloud_from(config: &aws_config::SdkConfig) -> crate::cloud::NodeClou
         ec2: Arc::new(ec2::SdkEc2::new(config)),
         builds: Arc::new(codebuild::SdkBuilds::new(config)),
         targets: Arc::new(targets::SdkTargetGroups::new(config)),
+        dns: Arc::new(route53::SdkDns::new(config)),
+        alarms: Arc::new(cloudwatch::SdkMetrics::new(config)),
     }
 }

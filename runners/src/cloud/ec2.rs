@@ -33,6 +33,8 @@ pub struct InstanceInput {
     pub security_group_ids: Vec<String>,
     /// Plain text; the implementation encodes it.
     pub user_data: String,
+    /// The IAM instance profile (name or ARN), if any.
+    pub instance_profile: Option<String>,
     pub tags: Tags,
     /// At most 64 ASCII characters.
     pub client_token: String,

@@ -6,8 +6,10 @@ use std::future::Future;
 
 use async_trait::async_trait;
 
+use super::alarms::{Alarms, MetricAlarm, ObservedAlarm};
 use super::caches::{ReplicationGroup, ReplicationGroupChange, ReplicationGroupInput};
 use super::codebuild::{Build, BuildRequest, Project, ProjectInput};
+use super::dns::{RecordChange, RecordCursor, RecordPage};
 use super::ec2::{Instance, InstanceHealth, InstanceInput, Volume, VolumeInput};
 use super::ecs::{
     HookAction, Service, ServiceDeployment, ServiceInput, ServiceUpdate, StopKind, TaskDefinition, TaskDefinitionInput,
@@ -16,7 +18,7 @@ use super::metrics::ServiceKey;
 use super::queues::QueueAttributes;
 use super::scaling::{AppScaling, ScalableTarget, TrackingPolicy};
 use super::targets::TargetHealth;
-use super::{Builds, Ec2, Metrics, TargetGroups};
+use super::{Builds, Dns, Ec2, Metrics, TargetGroups};
 use super::{Caches, CloudError, CloudResult, Ecs, ErrorKind, Op, Queues, Tags, ops};
 use crate::gate::CallGate;
 
@@ -256,6 +258,32 @@ impl Builds for Gated<'_, dyn Builds> {
     }
     async fn builds(&self, ids: &[String]) -> CloudResult<Vec<Build>> {
         self.call(ops::BATCH_GET_BUILDS, self.inner.builds(ids)).await
+    }
+}
+
+#[async_trait]
+impl Alarms for Gated<'_, dyn Alarms> {
+    async fn metric_alarms(&self, names: &[String]) -> CloudResult<Vec<ObservedAlarm>> {
+        self.call(ops::DESCRIBE_ALARMS, self.inner.metric_alarms(names)).await
+    }
+    async fn put_metric_alarm(&self, alarm: &MetricAlarm, tags: &Tags) -> CloudResult<()> {
+        self.call(ops::PUT_METRIC_ALARM, self.inner.put_metric_alarm(alarm, tags)).await
+    }
+    async fn alarm_tags(&self, arn: &str) -> CloudResult<Tags> {
+        self.call(ops::LIST_ALARM_TAGS, self.inner.alarm_tags(arn)).await
+    }
+    async fn delete_alarms(&self, names: &[String]) -> CloudResult<()> {
+        self.call(ops::DELETE_ALARMS, self.inner.delete_alarms(names)).await
+    }
+}
+
+#[async_trait]
+impl Dns for Gated<'_, dyn Dns> {
+    async fn records(&self, zone_id: &str, from: &RecordCursor) -> CloudResult<RecordPage> {
+        self.call(ops::LIST_RESOURCE_RECORD_SETS, self.inner.records(zone_id, from)).await
+    }
+    async fn change(&self, zone_id: &str, changes: &[RecordChange]) -> CloudResult<()> {
+        self.call(ops::CHANGE_RESOURCE_RECORD_SETS, self.inner.change(zone_id, changes)).await
     }
 }
 

@@ -7,8 +7,10 @@
 //! reconciler makes goes through [`gated::Gated`], which takes a token from the
 //! caller's [`CallGate`](crate::gate::CallGate) first and records the outcome.
 
+pub mod alarms;
 pub mod caches;
 pub mod codebuild;
+pub mod dns;
 pub mod ec2;
 pub mod ecs;
 pub mod gated;
@@ -23,8 +25,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+pub use alarms::Alarms;
 pub use caches::Caches;
 pub use codebuild::Builds;
+pub use dns::Dns;
 pub use ec2::Ec2;
 pub use ecs::Ecs;
 pub use logs::Logs;
@@ -61,12 +65,16 @@ pub struct Cloud {
 }
 
 /// The clients a node needs: EC2 for the instance and volume, builds (CodeBuild
-/// or local subprocesses) for the provisioner, and target groups.
+/// or local subprocesses) for the provisioner, and target groups; and a node
+/// set's: Route53 for its members' DNS records; CloudWatch for the nodes'
+/// alarms.
 #[derive(Clone)]
 pub struct NodeCloud {
     pub ec2: Arc<dyn Ec2>,
     pub builds: Arc<dyn Builds>,
     pub targets: Arc<dyn TargetGroups>,
+    pub dns: Arc<dyn Dns>,
+    pub alarms: Arc<dyn Alarms>,
 }
 
 /// What kind of failure a call met; decides retry and the `Synced` reason.

@@ -62,6 +62,9 @@ pub const DECREASE_REPLICA_COUNT: Op = write("elasticache:DecreaseReplicaCount",
 
 pub const GET_METRIC_DATA: Op = read("cloudwatch:GetMetricData", CloudWatch);
 pub const DESCRIBE_ALARMS: Op = read("cloudwatch:DescribeAlarms", CloudWatch);
+pub const PUT_METRIC_ALARM: Op = write("cloudwatch:PutMetricAlarm", CloudWatch);
+pub const DELETE_ALARMS: Op = write("cloudwatch:DeleteAlarms", CloudWatch);
+pub const LIST_ALARM_TAGS: Op = read("cloudwatch:ListTagsForResource", CloudWatch);
 pub const FILTER_LOG_EVENTS: Op = read("logs:FilterLogEvents", CloudWatchLogs);
 
 pub const DESCRIBE_SCALABLE_TARGETS: Op = read("application-autoscaling:DescribeScalableTargets", AutoScaling);
@@ -92,6 +95,9 @@ pub const CREATE_PROJECT: Op = write("codebuild:CreateProject", CodeBuild);
 pub const UPDATE_PROJECT: Op = write("codebuild:UpdateProject", CodeBuild);
 pub const START_BUILD: Op = write("codebuild:StartBuild", CodeBuild);
 pub const BATCH_GET_BUILDS: Op = read("codebuild:BatchGetBuilds", CodeBuild);
+
+pub const LIST_RESOURCE_RECORD_SETS: Op = read("route53:ListResourceRecordSets", Route53);
+pub const CHANGE_RESOURCE_RECORD_SETS: Op = write("route53:ChangeResourceRecordSets", Route53);
 
 pub const REGISTER_TARGETS: Op = write("elasticloadbalancing:RegisterTargets", ElasticLoadBalancing);
 pub const DEREGISTER_TARGETS: Op = write("elasticloadbalancing:DeregisterTargets", ElasticLoadBalancing);
@@ -137,6 +143,9 @@ pub const ALL: &[Op] = &[
     DECREASE_REPLICA_COUNT,
     GET_METRIC_DATA,
     DESCRIBE_ALARMS,
+    PUT_METRIC_ALARM,
+    DELETE_ALARMS,
+    LIST_ALARM_TAGS,
     FILTER_LOG_EVENTS,
     DESCRIBE_SCALABLE_TARGETS,
     REGISTER_SCALABLE_TARGET,
@@ -164,6 +173,8 @@ pub const ALL: &[Op] = &[
     UPDATE_PROJECT,
     START_BUILD,
     BATCH_GET_BUILDS,
+    LIST_RESOURCE_RECORD_SETS,
+    CHANGE_RESOURCE_RECORD_SETS,
     REGISTER_TARGETS,
     DEREGISTER_TARGETS,
     DESCRIBE_TARGET_HEALTH,

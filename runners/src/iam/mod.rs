@@ -298,6 +298,7 @@ fn sid(s: &Statement) -> String {
         "application-autoscaling" => "AppAutoScaling",
         "cloudwatch" => "CloudWatch",
         "logs" => "Logs",
+        "route53" => "Route53",
         other => other,
     };
     let what = match (s.condition, s.resources) {
@@ -453,8 +454,16 @@ mod tests {
             // Service deployments carry no tags: held by ARN, and Mooring
             // answers only the deployments of services its status records.
             let untaggable = ["ecs:ContinueServiceDeployment", "ecs:StopServiceDeployment"].contains(&op.name);
-            let by_name =
-                op.name.starts_with("codebuild:") || op.name.starts_with("elasticloadbalancing:") || untaggable;
+            // DNS record sets carry no tags: held to hosted zones (the
+            // guardrails say which a namespace may name), and Mooring changes
+            // only records marked as its own.
+            // A node's alarms: by the name prefix only Mooring's alarms have.
+            let node_alarms = ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"].contains(&op.name);
+            let by_name = op.name.starts_with("codebuild:")
+                || op.name.starts_with("elasticloadbalancing:")
+                || op.name.starts_with("route53:")
+                || node_alarms
+                || untaggable;
             let install = s.grants.iter().all(|g| matches!(g.resources, Resources::Install(_)));
             assert!(held || by_name || install, "{}: no grant of it is held to Mooring's resources", op.name);
         }

@@ -41,7 +41,11 @@ const ECS_TASKS: &[Arn] = &[arn("ecs", "task/*")];
 /// Service deployments (`service-deployment/CLUSTER/SERVICE/ID`): they carry
 /// no tags, so they are held by ARN alone.
 const ECS_SERVICE_DEPLOYMENTS: &[Arn] = &[arn("ecs", "service-deployment/*")];
-const ALARMS: &[Arn] = &[arn("cloudwatch", "alarm:*")];
+/// The alarms Mooring writes: a node's (`mooring-node-<uid>-<which>`), and
+/// those target tracking makes for `aws-native` scaling. One list for both,
+/// so the task policy has one statement for them (IAM's inline size limit).
+const MOORING_ALARMS: &[Arn] =
+    &[arn("cloudwatch", "alarm:mooring-node-*"), arn("cloudwatch", "alarm:TargetTracking-*")];
 const ECS_TAGGABLE: &[Arn] = &[arn("ecs", "service/*"), arn("ecs", "task-definition/*")];
 const ECS_SERVICE_LINKED_ROLE: &[Arn] = &[Arn {
     service: "iam",
@@ -75,9 +79,9 @@ const ELASTICACHE_SERVICE_LINKED_ROLE: &[Arn] = &[Arn {
 }];
 
 // Application Auto Scaling: targets on Mooring's ECS services (`aws-native`
-// scaling), and the alarms target tracking makes on the caller's behalf.
+// scaling); the alarms target tracking makes on the caller's behalf are in
+// MOORING_ALARMS.
 const SCALABLE_TARGETS: &[Arn] = &[arn("application-autoscaling", "scalable-target/*")];
-const TARGET_TRACKING_ALARMS: &[Arn] = &[arn("cloudwatch", "alarm:TargetTracking-*")];
 // CloudWatch Logs: the log groups Mooring's task definitions name.
 const WORKLOAD_LOG_GROUPS: &[Arn] = &[arn("logs", "log-group:/mooring/*")];
 const APP_AUTOSCALING_SERVICE_LINKED_ROLE: &[Arn] = &[Arn {
@@ -107,6 +111,11 @@ const RUN_INSTANCES_INPUTS: &[Arn] = &[
 // CodeBuild: the provisioner projects Mooring creates and starts
 // (`spec.provisioner.codebuildProject`, default `mooring-node-provisioner`).
 const PROVISIONER_PROJECTS: &[Arn] = &[arn("codebuild", "project/mooring-*")];
+
+// Route53: the private hosted zones node sets name (`spec.discovery`); zones
+// are global and carry no account in their ARN.
+const HOSTED_ZONES: &[Arn] =
+    &[Arn { service: "route53", resource: "hostedzone/*", regional: false, in_account: false }];
 
 // ELBv2: target groups the node specs name (they belong to the user).
 const TARGET_GROUPS: &[Arn] = &[arn("elasticloadbalancing", "targetgroup/*/*")];
@@ -309,8 +318,31 @@ pub const TABLE: &[Scoping] = &[
     entry(
         "cloudwatch:DescribeAlarms",
         CONTROLLER,
-        &[read(&["cloudwatch:DescribeAlarms"], ALARMS)],
+        // `*`, as aws-native scaling grants it already (one statement fewer).
+        &[any(&["cloudwatch:DescribeAlarms"])],
         "the alarms a rollout's verify.alarms names, watched during the traffic shift and bake",
+    ),
+    entry(
+        "cloudwatch:PutMetricAlarm",
+        CONTROLLER,
+        // Tags given to PutMetricAlarm need TagResource as well.
+        // Held by name (the names carry the node's uid; the tag is checked
+        // before an existing alarm is changed), which keeps the task policy
+        // within IAM's inline size limit.
+        &[read(&["cloudwatch:PutMetricAlarm", "cloudwatch:TagResource"], MOORING_ALARMS)],
+        "a node's alarms (spec.alarms), named mooring-node-UID-*, tagged with mooring:uid when created",
+    ),
+    entry(
+        "cloudwatch:DeleteAlarms",
+        CONTROLLER,
+        &[read(&["cloudwatch:DeleteAlarms"], MOORING_ALARMS)],
+        "a node's alarms, deleted with the node or when spec.alarms drops them",
+    ),
+    entry(
+        "cloudwatch:ListTagsForResource",
+        CONTROLLER,
+        &[read(&["cloudwatch:ListTagsForResource"], MOORING_ALARMS)],
+        "the ownership check before a node's alarm is changed or deleted",
     ),
     entry(
         "logs:FilterLogEvents",
@@ -358,7 +390,7 @@ pub const TABLE: &[Scoping] = &[
         CONTROLLER,
         &[
             owned(&["application-autoscaling:PutScalingPolicy"], SCALABLE_TARGETS),
-            read(&["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"], TARGET_TRACKING_ALARMS),
+            read(&["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"], MOORING_ALARMS),
             any(&["cloudwatch:DescribeAlarms"]),
         ],
         "policies on Mooring's targets only; target tracking creates its alarms as the caller",
@@ -368,7 +400,7 @@ pub const TABLE: &[Scoping] = &[
         CONTROLLER,
         &[
             owned(&["application-autoscaling:DeleteScalingPolicy"], SCALABLE_TARGETS),
-            read(&["cloudwatch:DeleteAlarms"], TARGET_TRACKING_ALARMS),
+            read(&["cloudwatch:DeleteAlarms"], MOORING_ALARMS),
         ],
         "policies on Mooring's targets only, with the alarms target tracking made",
     ),
@@ -463,8 +495,14 @@ pub const TABLE: &[Scoping] = &[
                 Resources::Arns(INSTANCES_AND_VOLUMES),
                 Condition::TagOnCreate { key: "ec2:CreateAction", actions: &["RunInstances", "CreateVolume"] },
             ),
+            // A node's `instanceProfile`: its role must be one the install allows.
+            grant(
+                &["iam:PassRole"],
+                Resources::Install(InstallRef::PassRoles),
+                Condition::PassedTo(&["ec2.amazonaws.com"]),
+            ),
         ],
-        "instances and their volumes are launched with their mooring:uid tag",
+        "instances and their volumes are launched with their mooring:uid tag, as an instance profile whose role the install allows",
     ),
     entry("ec2:StopInstances", PROVISIONER, &[owned(&["ec2:StopInstances"], INSTANCES)], "only Mooring's instances"),
     entry("ec2:StartInstances", PROVISIONER, &[owned(&["ec2:StartInstances"], INSTANCES)], "only Mooring's instances"),
@@ -598,6 +636,19 @@ pub const TABLE: &[Scoping] = &[
         CONTROLLER,
         &[any(&["elasticloadbalancing:DescribeTargetGroupAttributes"])],
         "a relay's drain check reads the deregistration delay (no resource-level permission exists)",
+    ),
+    // Route53
+    entry(
+        "route53:ListResourceRecordSets",
+        CONTROLLER,
+        &[read(&["route53:ListResourceRecordSets"], HOSTED_ZONES)],
+        "a node set's discovery zone: its records are read to find the set's own (marked by a _mooring TXT record)",
+    ),
+    entry(
+        "route53:ChangeResourceRecordSets",
+        CONTROLLER,
+        &[read(&["route53:ChangeResourceRecordSets"], HOSTED_ZONES)],
+        "a node set's member records; record sets carry no tags, so the _mooring marker record is the ownership check",
     ),
 ];
 

@@ -84,7 +84,11 @@ pub fn instance_hash(namespace: &str, name: &str, spec: &NodeSpec) -> String {
 pub fn base_hash(spec: &NodeSpec) -> String {
     let mut groups = spec.security_group_ids.clone();
     groups.sort();
-    let json = serde_json::json!({"ami": spec.ami, "subnet": spec.subnet_id, "securityGroups": groups});
+    let mut json = serde_json::json!({"ami": spec.ami, "subnet": spec.subnet_id, "securityGroups": groups});
+    // Only when set, so the hash of a node without one stays what it was.
+    if let Some(profile) = &spec.instance_profile {
+        json["instanceProfile"] = serde_json::json!(profile);
+    }
     names::short_hash(&json.to_string(), 16)
 }
 
@@ -316,6 +320,7 @@ impl<'a> Provisioner<'a> {
             subnet_id: spec.subnet_id.clone(),
             security_group_ids: spec.security_group_ids.clone(),
             user_data: userdata::render(&req.namespace, &req.name, spec),
+            instance_profile: spec.instance_profile.clone(),
             tags,
             client_token: names::client_token(&req.uid, &format!("instance-{want}"), i64::from(req.incarnation), 64),
         };

@@ -1,9 +1,11 @@
 //! The user data a node's instance boots with: mount the data volume, install
 //! the artifact (an S3 archive or a container image), write a systemd unit with
 //! the node's args and environment and `--data-dir` on the data volume, and
-//! start it. Safe to run again (every step checks before it acts).
+//! start it; with `logs: cloudwatch`, install the CloudWatch agent and ship
+//! the unit's journal. Safe to run again (every step checks before it acts).
 
-use api_types::node::NodeSpec;
+use api_types::names;
+use api_types::node::{NodeLogs, NodeSpec};
 
 /// Where the data volume is attached (Nitro instances show it as an NVMe
 /// device; the script resolves that).
@@ -15,6 +17,65 @@ fn shell_quote(s: &str) -> String {
 
 fn systemd_quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', r"\\").replace('"', "\\\"").replace('%', "%%"))
+}
+
+/// Where the CloudWatch agent is installed.
+const AGENT_DIR: &str = "/opt/aws/amazon-cloudwatch-agent";
+
+/// The part of the boot script that ships the unit's journal to CloudWatch
+/// Logs: the agent ships files, so a small unit follows the journal of the
+/// software's unit into `/var/log/mooring/<unit>.log` (resuming from its
+/// cursor after a restart), and the agent sends that file to the node's log
+/// group, one stream per instance.
+fn cloudwatch_logs(namespace: &str, name: &str, unit: &str) -> String {
+    let group = names::node_log_group(namespace, name);
+    format!(
+        r#"
+# Logs: the journal of {unit}, shipped by the CloudWatch agent to {group}.
+if [ ! -x {AGENT_DIR}/bin/amazon-cloudwatch-agent-ctl ]; then
+  if command -v dnf >/dev/null; then
+    dnf install -y amazon-cloudwatch-agent
+  elif command -v yum >/dev/null; then
+    yum install -y amazon-cloudwatch-agent
+  else
+    arch=$(dpkg --print-architecture)
+    curl -fsSL -o /tmp/amazon-cloudwatch-agent.deb "https://amazoncloudwatch-agent.s3.amazonaws.com/ubuntu/$arch/latest/amazon-cloudwatch-agent.deb"
+    dpkg -i -E /tmp/amazon-cloudwatch-agent.deb
+  fi
+fi
+mkdir -p /var/log/mooring /var/lib/mooring {AGENT_DIR}/etc
+# journalctl resumes from its cursor where it can (systemd 242 and later);
+# older ones start at the newest line.
+cat > /var/lib/mooring/{unit}-journal.sh <<'MOORING_JOURNAL'
+#!/bin/sh
+if journalctl --help 2>&1 | grep -q -- --cursor-file; then
+  exec journalctl -u {unit}.service -f -o short-iso --cursor-file=/var/lib/mooring/{unit}.journal-cursor >> /var/log/mooring/{unit}.log
+fi
+exec journalctl -u {unit}.service -f -o short-iso -n 0 >> /var/log/mooring/{unit}.log
+MOORING_JOURNAL
+chmod 0755 /var/lib/mooring/{unit}-journal.sh
+cat > /etc/systemd/system/{unit}-journal.service <<'MOORING_UNIT'
+[Unit]
+Description=The journal of {unit}, as a file for the CloudWatch agent
+After={unit}.service
+
+[Service]
+ExecStart=/var/lib/mooring/{unit}-journal.sh
+Restart=always
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+MOORING_UNIT
+cat > {AGENT_DIR}/etc/mooring.json <<'MOORING_AGENT'
+{{"logs": {{"logs_collected": {{"files": {{"collect_list": [{{"file_path": "/var/log/mooring/{unit}.log", "log_group_name": "{group}", "log_stream_name": "{{instance_id}}"}}]}}}}}}}}
+MOORING_AGENT
+systemctl daemon-reload
+systemctl enable --now {unit}-journal.service
+# Appended to whatever the AMI configures already.
+{AGENT_DIR}/bin/amazon-cloudwatch-agent-ctl -a append-config -m ec2 -s -c file:{AGENT_DIR}/etc/mooring.json
+"#
+    )
 }
 
 /// Renders the boot script of a node.
@@ -46,6 +107,10 @@ pub fn render(namespace: &str, name: &str, spec: &NodeSpec) -> String {
             artifact = shell_quote(&sw.artifact),
             name_bin = sw.name
         )
+    };
+    let logs = match spec.logs {
+        Some(NodeLogs::Cloudwatch) => cloudwatch_logs(namespace, name, &unit),
+        None => String::new(),
     };
     format!(
         r#"#!/bin/bash
@@ -99,7 +164,7 @@ MOORING_UNIT
 systemctl daemon-reload
 systemctl enable --now {unit}.service
 systemctl restart {unit}.service
-"#,
+{logs}"#,
         sw_name = sw.name,
         version = sw.version,
     )
@@ -128,6 +193,24 @@ mod tests {
         ));
         assert!(s.contains("QUOTE=\"a\\\"b\"\nRUST_LOG=\"info\"\n"), "{s}");
         assert!(s.contains("systemctl enable --now mooring-pulse.service"));
+    }
+
+    #[test]
+    fn cloudwatch_logs_ship_the_units_journal_to_the_nodes_log_group() {
+        let plain = render("chain", "pulse-1", &spec("s3://pulse-artifacts/pulse-1.4.2.tar.gz"));
+        assert!(!plain.contains("amazon-cloudwatch-agent"), "only when asked");
+        let mut s = spec("s3://pulse-artifacts/pulse-1.4.2.tar.gz");
+        s.logs = Some(NodeLogs::Cloudwatch);
+        let script = render("chain", "pulse-1", &s);
+        assert!(script.starts_with(&plain), "the software comes first, unchanged");
+        assert!(script.contains("journalctl -u mooring-pulse.service -f"));
+        let config = script.lines().find(|l| l.starts_with("{\"logs\"")).expect("the agent's configuration");
+        let config: serde_json::Value = serde_json::from_str(config).expect("valid JSON");
+        let file = &config["logs"]["logs_collected"]["files"]["collect_list"][0];
+        assert_eq!(file["log_group_name"], "/mooring/chain/nodes/pulse-1");
+        assert_eq!(file["log_stream_name"], "{instance_id}", "the agent's placeholder, one stream per instance");
+        assert_eq!(file["file_path"], "/var/log/mooring/mooring-pulse.log");
+        assert!(script.contains("amazon-cloudwatch-agent-ctl -a append-config -m ec2 -s"), "keeps the AMI's own");
     }
 
     #[test]

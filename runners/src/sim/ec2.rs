@@ -853,6 +853,10 @@ impl Ec2State {
         self.instances.get(id)?.cur.as_ref().map(|r| r.user_data.clone())
     }
 
+    pub(super) fn instance_profile(&self, id: &str) -> Option<String> {
+        self.instances.get(id)?.cur.as_ref()?.launch.instance_profile.clone()
+    }
+
     pub(super) fn all_volumes(&mut self, ctx: &Ctx<'_>) -> Vec<Volume> {
         self.settle_all(ctx);
         let mut all: Vec<&VolumeRec> = self.volumes.values().filter_map(|s| s.cur.as_ref()).collect();

@@ -33,6 +33,7 @@
 
 mod caches;
 mod codebuild;
+mod dns;
 mod ec2;
 mod ecs;
 mod faults;
@@ -240,6 +241,7 @@ struct State {
     metrics: metrics::MetricsState,
     scaling: scaling::ScalingState,
     logs: logs::LogsState,
+    dns: dns::DnsState,
 }
 
 /// What a state operation needs to know about the moment and the call.
@@ -462,7 +464,19 @@ impl SimCloud {
             ec2: self.ec2(),
             builds: Arc::new(codebuild::SimBuilds { inner: self.inner.clone(), executor }),
             targets: self.target_groups(),
+            dns: self.dns(),
+            alarms: self.alarms(),
         }
+    }
+
+    /// This account's Route53 (the facade; [`SimCloud::dns_records`] inspects a zone).
+    pub fn dns(&self) -> Arc<dyn crate::cloud::Dns> {
+        Arc::new(dns::SimDns(self.inner.clone()))
+    }
+
+    /// This account's CloudWatch alarms (the facade; [`SimCloud::metric_alarms`] inspects them).
+    pub fn alarms(&self) -> Arc<dyn crate::cloud::Alarms> {
+        Arc::new(metrics::SimMetrics(self.inner.clone()))
     }
 
     /// This account's EC2 (what a build executor provisions with).
@@ -610,6 +624,11 @@ impl SimCloud {
         self.inner.lock().ec2.user_data(id)
     }
 
+    /// The instance profile an instance was launched with.
+    pub fn instance_profile(&self, id: &str) -> Option<String> {
+        self.inner.lock().ec2.instance_profile(id)
+    }
+
     /// Every volume not yet deleted, as it is now (in creation order).
     pub fn volumes(&self) -> Vec<Volume> {
         self.now_ctx(|st, ctx| st.ec2.all_volumes(ctx))
@@ -736,6 +755,35 @@ impl SimCloud {
     /// running tasks share it (CloudWatch reports `load / running`, at most 100).
     pub fn set_service_load(&self, cluster: &str, name: &str, load: f64) {
         self.inner.lock().metrics.load.insert((cluster.to_owned(), name.to_owned()), load);
+    }
+
+    /// The metric alarms that exist, by name, with their tags.
+    pub fn metric_alarms(&self) -> BTreeMap<String, (crate::cloud::alarms::MetricAlarm, crate::cloud::Tags)> {
+        self.inner.lock().metrics.alarms.clone()
+    }
+
+    /// Creates a private hosted zone for `name` (as its owner would, outside
+    /// Mooring) and returns its id.
+    pub fn create_private_zone(&self, name: &str) -> String {
+        let mut st = self.inner.lock();
+        let id = format!("Z{:012}SIM", st.dns.zones.len() + 1);
+        let zone = dns::Zone { name: crate::cloud::dns::normalize(name), ..Default::default() };
+        st.dns.zones.insert(id.clone(), zone);
+        id
+    }
+
+    /// The record sets of a hosted zone, by name and type (empty for a zone
+    /// that does not exist).
+    pub fn dns_records(&self, zone_id: &str) -> Vec<crate::cloud::dns::RecordSet> {
+        self.inner.lock().dns.zones.get(zone_id).map(|z| z.records.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Writes a record set as someone else would (no faults, no counting).
+    pub fn put_dns_record(&self, zone_id: &str, record: crate::cloud::dns::RecordSet) {
+        let mut st = self.inner.lock();
+        if let Some(zone) = st.dns.zones.get_mut(zone_id) {
+            zone.records.insert((record.name.clone(), record.kind), record);
+        }
     }
 
     /// Writes a line to a log group, as a container's `awslogs` driver would

@@ -45,6 +45,7 @@ fn instance_input(uid: &str, token: &str) -> InstanceInput {
         subnet_id: SUBNET_A.into(),
         security_group_ids: vec!["sg-01".into()],
         user_data: "#!/bin/sh\necho hi\n".into(),
+        instance_profile: None,
         tags: tags(uid),
         client_token: token.into(),
     }

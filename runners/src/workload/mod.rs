@@ -9,6 +9,8 @@
 //! created), and takes over an untagged resource only when the resource asks
 //! to (`mooring/adopt: "true"`), recording an `Adopted` event.
 
+pub mod alarms;
+pub mod discovery;
 mod drain;
 mod native;
 mod node;

@@ -30,20 +30,21 @@ use std::time::Duration;
 use api_types::Event;
 use api_types::common::DeletionPolicy;
 use api_types::condition::{Condition, ConditionStatus, ConditionType, reason};
-use api_types::node::{BuildAction, BuildState, BuildStatus, NodeSpec, NodeStatus};
+use api_types::node::{AlarmStatus, BuildAction, BuildState, BuildStatus, NodeSpec, NodeStatus};
 use api_types::{Kind, NodeSpec as Spec};
 use serde_json::json;
 use tokio::time::Instant;
 
+use super::alarms;
 use super::ownership::TAG_INSTALL;
 use crate::cloud::codebuild::{Build, BuildRequest, BuildState as CloudBuildState, ProjectInput};
 use crate::cloud::ec2::{Instance, InstanceState};
 use crate::cloud::gated::Gated;
-use crate::cloud::{Builds, Ec2, ErrorKind, NodeCloud, TAG_UID, TargetGroups};
+use crate::cloud::{Alarms, Builds, Ec2, ErrorKind, NodeCloud, TAG_UID, TargetGroups};
 use crate::gate::CallGate;
 use crate::names;
 use crate::provision::{ProvisionRequest, TAG_INSTANCE_HASH, instance_hash, userdata};
-use crate::reconcile::{ADOPT_ANNOTATION, Reconcile, ReconcileError, Reconciled, Target, Teardown};
+use crate::reconcile::{ADOPT_ANNOTATION, Reconcile, ReconcileError, Reconciled, Retry, Target, Teardown};
 
 /// A node, as the runner sees it.
 pub type NodeTarget<'a> = Target<'a, NodeSpec, NodeStatus>;
@@ -150,6 +151,7 @@ struct Calls<'a> {
     ec2: Gated<'a, dyn Ec2>,
     builds: Gated<'a, dyn Builds>,
     targets: Gated<'a, dyn TargetGroups>,
+    alarms: Gated<'a, dyn Alarms>,
 }
 
 /// What EC2 must look like for this spec: the instance's shape, the data
@@ -278,6 +280,7 @@ impl Nodes {
             ec2: Gated::new(self.cloud.ec2.as_ref(), gate),
             builds: Gated::new(self.cloud.builds.as_ref(), gate),
             targets: Gated::new(self.cloud.targets.as_ref(), gate),
+            alarms: Gated::new(self.cloud.alarms.as_ref(), gate),
         }
     }
 
@@ -691,23 +694,95 @@ impl Nodes {
                 None => problems.push(format!("instance {} is not registered in its target group", i.id)),
             }
         }
+        // An alarm that cannot be kept does not hide the node's health.
+        let firing = match self.alarms(calls, t, i, r).await {
+            Ok(firing) => firing,
+            Err(e) if matches!(e.retry(), Retry::Drop | Retry::Later(_)) => return Err(e),
+            Err(e) => {
+                r.events.push(Event::warning(e.reason(), e.to_string()));
+                r.conditions.push(Condition::sync_failed(e.reason(), e.to_string(), g, now));
+                vec![]
+            }
+        };
         let was_ready =
             t.status.conditions.iter().any(|c| c.type_ == ConditionType::Ready && c.status == ConditionStatus::True);
         if problems.is_empty() {
             r.conditions.push(Condition::ready(reason::NODE_HEALTHY, format!("{} running and healthy", i.id), g, now));
-            r.conditions.push(Condition::not_degraded(g, now));
             r.requeue(self.config.health_interval);
         } else {
-            let why = problems.join("; ");
-            r.conditions.push(Condition::not_ready(reason::NOT_HEALTHY, why.clone(), g, now));
-            if impaired {
-                r.conditions.push(Condition::degraded(reason::INSTANCE_IMPAIRED, why, g, now));
-            } else if was_ready {
-                r.conditions.push(Condition::degraded(reason::HEALTH_CHECK_FAILING, why, g, now));
-            }
+            r.conditions.push(Condition::not_ready(reason::NOT_HEALTHY, problems.join("; "), g, now));
             r.requeue(self.config.poll_in_flight);
         }
+        // Degraded: an impaired instance or a firing alarm is a verdict (even
+        // before the node was ever Ready); failing checks are once it was.
+        let degraded = if impaired {
+            Some((reason::INSTANCE_IMPAIRED, problems.join("; ")))
+        } else if !firing.is_empty() {
+            Some((reason::ALARM_FIRING, firing.join("; ")))
+        } else if was_ready && !problems.is_empty() {
+            Some((reason::HEALTH_CHECK_FAILING, problems.join("; ")))
+        } else {
+            None
+        };
+        r.conditions.push(match degraded {
+            Some((why, message)) => Condition::degraded(why, message, g, now),
+            None => Condition::not_degraded(g, now),
+        });
         Ok(())
+    }
+
+    /// Keeps the node's alarms ([`alarms`]) on instance `i` and says which
+    /// fire. The names of alarms not yet recorded are recorded first (this
+    /// pass makes no call; the next creates them), so teardown always finds
+    /// every alarm from status.
+    async fn alarms(
+        &self,
+        calls: &Calls<'_>,
+        t: &NodeTarget<'_>,
+        i: &Instance,
+        r: &mut Reconciled<NodeStatus>,
+    ) -> Result<Vec<String>, ReconcileError> {
+        let uid = t.uid.to_string();
+        let wanted = alarms::wanted(&uid, &t.key(), t.spec, &i.id);
+        let recorded: Vec<String> = t.status.alarms.iter().map(|a| a.name.clone()).collect();
+        let new: Vec<&str> =
+            wanted.iter().map(|w| w.name.as_str()).filter(|n| !recorded.iter().any(|r| r == n)).collect();
+        if !new.is_empty() {
+            r.status.alarms.extend(new.into_iter().map(|name| AlarmStatus { name: name.to_string(), state: None }));
+            r.requeue(Duration::ZERO);
+            return Ok(vec![]);
+        }
+        if recorded.is_empty() {
+            return Ok(vec![]);
+        }
+        // Read as the node's without another tag check: those it has read before.
+        let known: Vec<String> = t.status.alarms.iter().filter(|a| a.state.is_some()).map(|a| a.name.clone()).collect();
+        let done = alarms::sync(&calls.alarms, &uid, &t.key(), &wanted, &recorded, &known).await?;
+        // Someone else's alarm of a wanted name stays recorded (unread), so
+        // its name is not recorded again and again.
+        r.status.alarms = done
+            .readings
+            .iter()
+            .map(|a| AlarmStatus { name: a.name.clone(), state: a.state.clone() })
+            .chain(
+                done.foreign
+                    .iter()
+                    .filter(|n| wanted.iter().any(|w| &w.name == *n))
+                    .map(|n| AlarmStatus { name: n.clone(), state: None }),
+            )
+            .collect();
+        if !done.foreign.is_empty() {
+            return Err(ReconcileError::Conflict(format!(
+                "CloudWatch alarm(s) {} exist and are not this node's (no tag {TAG_UID}={uid}); nothing was changed",
+                done.foreign.join(", ")
+            )));
+        }
+        Ok(done
+            .readings
+            .iter()
+            .filter(|a| a.state.as_deref() == Some("ALARM"))
+            .map(|a| format!("alarm {} is in ALARM: {}", a.name, a.state_reason))
+            .collect())
     }
 
     /// Tears a node down with a `destroy` build (the instance is terminated, the
@@ -723,6 +798,21 @@ impl Nodes {
         }
         let calls = self.calls(gate);
         let mut r = t.report();
+        // The alarms first: they watch the instance that is about to go.
+        // Someone else's alarm of a recorded name is left, and forgotten.
+        if !t.status.alarms.is_empty() {
+            let recorded: Vec<String> = t.status.alarms.iter().map(|a| a.name.clone()).collect();
+            let done = alarms::sync(&calls.alarms, t.uid, &t.key(), &[], &recorded, &[]).await?;
+            let deleted: Vec<&String> = recorded.iter().filter(|n| !done.foreign.contains(n)).collect();
+            r.events.push(Event::normal("AlarmsDeleted", format!("deleted {deleted:?}")));
+            if !done.foreign.is_empty() {
+                r.events.push(Event::warning(
+                    reason::CONFLICT,
+                    format!("left alarm(s) {} in place: they are not this node's", done.foreign.join(", ")),
+                ));
+            }
+            r.status.alarms.clear();
+        }
         // An apply build that never started (its project is not the install's,
         // so nothing could have run) left nothing to tear down.
         if let Some(b) = t.status.build.as_ref().filter(|b| b.action == BuildAction::Apply && b.id.is_none()) {

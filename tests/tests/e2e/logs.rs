@@ -1,5 +1,6 @@
 //! `mooring logs`: a relay's container logs, written to CloudWatch Logs on moto
-//! the way the `awslogs` driver writes them, read back by the server under the
+//! the way the `awslogs` driver writes them, and a node's journal, written the
+//! way the CloudWatch agent writes it, read back by the server under the
 //! token's namespace scopes — the client has no AWS credentials.
 
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
@@ -89,6 +90,34 @@ async fn logs_are_read_through_the_server() {
     write_lines(&logs, &group, "app/app/0f1e2d3c", &["GET /orders 201"]).await;
     assert_eq!(next_line().await.as_deref(), Some("GET /orders 201"), "a line written later is followed");
     follower.kill().await.expect("stop logs -f");
+
+    // A node with logs: cloudwatch: its journal, one stream per instance
+    // (written here the way the CloudWatch agent writes it). Paused: the
+    // test is about reading, not provisioning.
+    let node = |name: &str, logs: bool| {
+        let mut doc = serde_json::json!({"apiVersion": "mooring/v1", "kind": "Node",
+            "metadata": {"name": name, "namespace": ns, "annotations": {"mooring/reconcile": "paused"}},
+            "spec": {"software": {"name": "pulse", "version": "1", "artifact": "s3://pulse-artifacts/p.tar.gz"},
+                "instanceType": "t3.large", "ami": "ami-1e749f67", "subnetId": "subnet-0a1b2c3d"}});
+        if logs {
+            doc["spec"]["logs"] = serde_json::json!("cloudwatch");
+            doc["spec"]["instanceProfile"] = serde_json::json!("pulse-node");
+        }
+        doc
+    };
+    for (name, logs) in [("pulse-0", true), ("quiet", false)] {
+        let resp = server
+            .api(Method::POST, &format!("/v1/namespaces/{ns}/nodes"))
+            .json(&node(name, logs))
+            .send()
+            .await
+            .expect("create a node");
+        assert_eq!(resp.status(), StatusCode::CREATED);
+    }
+    let journal = format!("/mooring/{ns}/nodes/pulse-0");
+    write_lines(&logs, &journal, "i-0123456789abcdef0", &["pulse: synced block 42"]).await;
+    server.cli(&["logs", "node", "pulse-0", "-n", &ns]).await.success().stdout_has("pulse: synced block 42");
+    server.cli(&["logs", "node", "quiet", "-n", &ns]).await.failure().stderr_has("does not ship its logs");
 
     // The read was an AWS call of the server, counted like the others.
     let text = server.metrics().await.expect("metrics");

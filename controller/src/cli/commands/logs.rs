@@ -23,7 +23,7 @@ pub const FOLLOW_EVERY: Duration = Duration::from_secs(2);
 /// Arguments of `logs`.
 #[derive(Args, Debug, Clone)]
 pub struct LogsArgs {
-    /// The relay or worker.
+    /// The relay, worker or node (`logs: cloudwatch`).
     #[command(flatten)]
     pub target: Target,
     /// Keep printing new lines until interrupted.
