@@ -6,8 +6,9 @@
 # `batch` and `integrations` (Mooring never creates clusters), the execution and
 # task roles, the secrets and the target groups the charts name (in the default
 # VPC); the charts' subnets and security groups become the default VPC's, and
-# the nodes' AMI moto's Ubuntu image. MOORING_DEMO_NODE_PORT, when set, becomes
-# the nodes' API and health port. Prints VALUES_DIR.
+# the nodes' AMI moto's Ubuntu image; a new private hosted zone (`demo-<random>.internal`,
+# in the default VPC) is the pulse node set's discovery zone. MOORING_DEMO_NODE_PORT,
+# when set, becomes the nodes' API and health port. Prints VALUES_DIR.
 # `scripts/render-charts.sh OUT_DIR VALUES_DIR` then renders the charts with them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,7 @@ ENDPOINT="${MOORING_AWS_ENDPOINT:-http://127.0.0.1:4566}"
 PYTHON="${MOORING_CACHE_DIR:-$HOME/.cache/mooring}/moto-venv/bin/python"
 mkdir -p "$OUT"
 "$PYTHON" - "$ENDPOINT" "$OUT" "${MOORING_DEMO_NODE_PORT:-}" <<'PY'
-import json, pathlib, sys
+import json, pathlib, sys, uuid
 import boto3
 
 endpoint, out, node_port = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3]
@@ -24,6 +25,7 @@ kw = dict(endpoint_url=endpoint, region_name="us-east-1",
           aws_access_key_id="testing", aws_secret_access_key="testing")
 ec2, ecs, iam = boto3.client("ec2", **kw), boto3.client("ecs", **kw), boto3.client("iam", **kw)
 sm, elb = boto3.client("secretsmanager", **kw), boto3.client("elbv2", **kw)
+route53 = boto3.client("route53", **kw)
 MOTO_AMI = "ami-1e749f67"  # a real moto Ubuntu image
 
 for name in ("prod", "batch", "integrations"):
@@ -59,6 +61,13 @@ def target_group(name, port):
                                        TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
 
 
+# A zone of its own per run: the set's records are its own from the start.
+zone_name = f"demo-{uuid.uuid4().hex[:8]}.internal"
+zone = route53.create_hosted_zone(
+    Name=zone_name, CallerReference=str(uuid.uuid4()),
+    VPC={"VPCRegion": "us-east-1", "VPCId": vpc}, HostedZoneConfig={"PrivateZone": True},
+)["HostedZone"]["Id"].split("/")[-1]
+
 network = {"subnets": [subnet], "securityGroups": [sg]}
 node = {"subnetId": subnet, "securityGroupIds": [sg], "ami": MOTO_AMI}
 if node_port:
@@ -78,7 +87,7 @@ values = {
         "service": {"targetGroupArn": target_group("integration-service", 8000)},
         "webhooks": {"targetGroupArn": target_group("webhook-receiver", 8080)},
     },
-    "pulse-node": dict(node),
+    "pulse-node": {**node, "discovery": {"privateZoneId": zone, "domain": f"pulse.{zone_name}"}},
     "rgb-lightning-node": dict(node),
     "proton-beam": {},
 }

@@ -382,6 +382,43 @@ async fn the_examples_sync_on_moto() {
         .success()
         .stdout_has("No changes");
 
+    // The set's members are in its private zone, each at its own address,
+    // and the set's name answers with both.
+    let pulse_values: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{values}/pulse-node.yaml")).expect("pulse values"))
+            .expect("JSON values");
+    let zone = pulse_values["discovery"]["privateZoneId"].as_str().expect("a zone").to_string();
+    let domain = pulse_values["discovery"]["domain"].as_str().expect("a domain").to_string();
+    let dns = moto.node_cloud().dns;
+    let mut want = std::collections::BTreeMap::new();
+    for member in ["pulse-0", "pulse-1"] {
+        let node = server.get_json(&format!("/v1/namespaces/{ns}/nodes/{member}")).await.expect("a member");
+        let ip = node["status"]["privateIp"].as_str().expect("a private IP").to_string();
+        assert_eq!(
+            node["spec"]["env"]["MOORING_PEERS"],
+            format!("pulse-0.{domain},pulse-1.{domain}"),
+            "the peers are in the member's environment"
+        );
+        want.insert(format!("{member}.{domain}"), vec![ip]);
+    }
+    let mut all: Vec<String> = want.values().flatten().cloned().collect();
+    all.sort();
+    want.insert(domain.clone(), all);
+    let deadline = tokio::time::Instant::now() + tests::WAIT;
+    loop {
+        let records = runners::workload::discovery::records_under(dns.as_ref(), &zone, &domain).await.expect("records");
+        let got: std::collections::BTreeMap<String, Vec<String>> = records
+            .into_iter()
+            .filter(|r| r.kind == runners::cloud::dns::RecordType::A)
+            .map(|r| (r.name, r.values))
+            .collect();
+        if got == want {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the set's records in moto: {got:?}, want {want:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
     // A node's build log (a local build here) is plain text: no colour codes.
     let node = server.get_json(&format!("/v1/namespaces/{ns}/nodes/pulse-0")).await.expect("the node");
     let log = node["status"]["build"]["logs"].as_str().expect("the build's log").to_string();
