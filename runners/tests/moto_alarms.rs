@@ -48,6 +48,21 @@ async fn a_nodes_alarms_round_trip_through_cloudwatch() {
     let settled = alarms::sync(metrics.as_ref(), &uid, "ns/pulse-0", &mine, &names, &[]).await.unwrap();
     assert!(settled.readings.iter().all(|r| r.state.as_deref() == Some("OK")), "moto: read, not put: {settled:?}");
 
+    // A firing alarm reads as such, for the node and for a rollout's gate.
+    aws_sdk_cloudwatch::Client::new(&config)
+        .set_alarm_state()
+        .alarm_name(&names[0])
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("set by the test")
+        .send()
+        .await
+        .unwrap();
+    let read = alarms::sync(metrics.as_ref(), &uid, "ns/pulse-0", &mine, &names, &names).await.unwrap();
+    let states: Vec<Option<&str>> = read.readings.iter().map(|r| r.state.as_deref()).collect();
+    assert!(states.contains(&Some("ALARM")), "{read:?}");
+    let gate = runners::aws::cloud_from(&config).metrics;
+    assert_eq!(gate.alarms_firing(&names).await.unwrap(), [names[0].clone()]);
+
     // A replacement: the same alarms on the new instance.
     let moved = wanted(&uid, "ns/pulse-0", &spec(), "i-0fedcba9876543210");
     alarms::sync(metrics.as_ref(), &uid, "ns/pulse-0", &moved, &names, &names).await.unwrap();

@@ -15,8 +15,8 @@ use aws_smithy_types::DateTime;
 
 use super::error::cloud_error;
 use crate::cloud::alarms::{Alarms, MetricAlarm, ObservedAlarm, check_names};
-use crate::cloud::metrics::{MAX_ALARM_NAMES, Metrics, ServiceKey, check_batch};
-use crate::cloud::{CloudError, CloudResult, ErrorKind, Tags, ops};
+use crate::cloud::metrics::{Metrics, ServiceKey, check_batch};
+use crate::cloud::{CloudResult, Tags, ops};
 
 /// How far back a datapoint may be (ECS publishes every minute).
 const LOOKBACK: Duration = Duration::from_secs(300);
@@ -91,32 +91,55 @@ impl Metrics for SdkMetrics {
     }
 
     async fn alarms_firing(&self, names: &[String]) -> CloudResult<Vec<String>> {
+        use aws_sdk_cloudwatch::types::StateValue;
+        let pages = self.describe_alarms(names, true).await?;
+        // The state is checked here too: AWS filters by it, moto does not.
+        let firing = |state: Option<&StateValue>, name: Option<&str>| {
+            name.filter(|_| state == Some(&StateValue::Alarm)).map(str::to_string)
+        };
+        Ok(pages
+            .iter()
+            .flat_map(|p| {
+                let metric = p.metric_alarms().iter().filter_map(|a| firing(a.state_value(), a.alarm_name()));
+                metric.chain(p.composite_alarms().iter().filter_map(|a| firing(a.state_value(), a.alarm_name())))
+            })
+            .collect())
+    }
+}
+
+impl SdkMetrics {
+    /// Every page of DescribeAlarms for `names` (at most
+    /// [`MAX_ALARM_NAMES`](crate::cloud::metrics::MAX_ALARM_NAMES)):
+    /// metric and composite alarms in state `ALARM` when `firing`, else metric
+    /// alarms in any state.
+    async fn describe_alarms(
+        &self,
+        names: &[String],
+        firing: bool,
+    ) -> CloudResult<Vec<aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput>> {
+        use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
         let op = ops::DESCRIBE_ALARMS;
-        if names.len() > MAX_ALARM_NAMES {
-            return Err(CloudError::new(&op, ErrorKind::Invalid, "ValidationError: at most 100 alarm names"));
-        }
+        check_names(&op, names)?;
+        let mut pages = vec![];
         if names.is_empty() {
-            return Ok(vec![]);
+            return Ok(pages);
         }
-        let mut firing = vec![];
         let mut next: Option<String> = None;
         loop {
-            let resp = self
+            let mut req = self
                 .client
                 .describe_alarms()
                 .set_alarm_names(Some(names.to_vec()))
-                .alarm_types(aws_sdk_cloudwatch::types::AlarmType::MetricAlarm)
-                .alarm_types(aws_sdk_cloudwatch::types::AlarmType::CompositeAlarm)
-                .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
-                .set_next_token(next.take())
-                .send()
-                .await
-                .map_err(|e| cloud_error(&op, e))?;
-            firing.extend(resp.metric_alarms().iter().filter_map(|a| a.alarm_name().map(str::to_string)));
-            firing.extend(resp.composite_alarms().iter().filter_map(|a| a.alarm_name().map(str::to_string)));
-            match resp.next_token() {
-                Some(t) if !t.is_empty() => next = Some(t.to_string()),
-                _ => return Ok(firing),
+                .alarm_types(AlarmType::MetricAlarm)
+                .set_next_token(next.take());
+            if firing {
+                req = req.alarm_types(AlarmType::CompositeAlarm).state_value(StateValue::Alarm);
+            }
+            let resp = req.send().await.map_err(|e| cloud_error(&op, e))?;
+            next = resp.next_token().filter(|t| !t.is_empty()).map(str::to_string);
+            pages.push(resp);
+            if next.is_none() {
+                return Ok(pages);
             }
         }
     }
@@ -125,29 +148,8 @@ impl Metrics for SdkMetrics {
 #[async_trait]
 impl Alarms for SdkMetrics {
     async fn metric_alarms(&self, names: &[String]) -> CloudResult<Vec<ObservedAlarm>> {
-        let op = ops::DESCRIBE_ALARMS;
-        check_names(&op, names)?;
-        if names.is_empty() {
-            return Ok(vec![]);
-        }
-        let mut out = vec![];
-        let mut next: Option<String> = None;
-        loop {
-            let resp = self
-                .client
-                .describe_alarms()
-                .set_alarm_names(Some(names.to_vec()))
-                .alarm_types(aws_sdk_cloudwatch::types::AlarmType::MetricAlarm)
-                .set_next_token(next.take())
-                .send()
-                .await
-                .map_err(|e| cloud_error(&op, e))?;
-            out.extend(resp.metric_alarms().iter().map(observed));
-            match resp.next_token() {
-                Some(t) if !t.is_empty() => next = Some(t.to_string()),
-                _ => return Ok(out),
-            }
-        }
+        let pages = self.describe_alarms(names, false).await?;
+        Ok(pages.iter().flat_map(|p| p.metric_alarms().iter().map(observed)).collect())
     }
 
     async fn put_metric_alarm(&self, alarm: &MetricAlarm, tags: &Tags) -> CloudResult<()> {

@@ -724,10 +724,17 @@ impl Nodes {
         } else {
             None
         };
-        r.conditions.push(match degraded {
-            Some((why, message)) => Condition::degraded(why, message, g, now),
-            None => Condition::not_degraded(g, now),
+        // Not Degraded once healthy, or once the alarm that made it so
+        // stopped; a node failing its checks keeps the Degraded it has (the
+        // pass after the one that saw it go down no longer sees it Ready).
+        let alarm_cleared = t.status.conditions.iter().any(|c| {
+            c.type_ == ConditionType::Degraded && c.status == ConditionStatus::True && c.reason == reason::ALARM_FIRING
         });
+        match degraded {
+            Some((why, message)) => r.conditions.push(Condition::degraded(why, message, g, now)),
+            None if problems.is_empty() || alarm_cleared => r.conditions.push(Condition::not_degraded(g, now)),
+            None => {}
+        }
         Ok(())
     }
 
