@@ -12,7 +12,7 @@ use async_trait::async_trait;
 
 use super::Inner;
 use crate::cloud::alarms::{Alarms, MetricAlarm, ObservedAlarm, check_names};
-use crate::cloud::metrics::{MAX_ALARM_NAMES, Metrics, ServiceKey, check_batch};
+use crate::cloud::metrics::{Metrics, ServiceKey, check_batch};
 use crate::cloud::{CloudError, CloudResult, ErrorKind, Tags, ops};
 
 /// The CloudWatch facade of a [`super::SimCloud`].
@@ -26,6 +26,26 @@ pub(super) struct MetricsState {
     pub(super) firing: std::collections::BTreeSet<String>,
     /// Metric alarms put, by name, with their tags (set when created).
     pub(super) alarms: BTreeMap<String, (MetricAlarm, Tags)>,
+}
+
+/// An alarm's state and its reason: `ALARM` for a put alarm on `AWS/EC2
+/// StatusCheckFailed` of an instance whose checks fail, or for any name a
+/// test set firing; else `OK`.
+fn alarm_state(st: &mut super::State, ctx: &super::Ctx<'_>, name: &str) -> (&'static str, &'static str) {
+    let instance = st.metrics.alarms.get(name).and_then(|(alarm, _)| {
+        let status_check = alarm.namespace == "AWS/EC2" && alarm.metric_name == "StatusCheckFailed";
+        let id = alarm.dimensions.iter().find(|(k, _)| k == "InstanceId").map(|(_, v)| v.clone());
+        id.filter(|_| status_check)
+    });
+    let impaired =
+        instance.is_some_and(|id| st.ec2.instance_health(&[id], ctx).is_ok_and(|h| h.iter().any(|c| c.failed())));
+    if impaired {
+        ("ALARM", "Threshold Crossed: the instance's status check failed (simulated)")
+    } else if st.metrics.firing.contains(name) {
+        ("ALARM", "Threshold Crossed (simulated)")
+    } else {
+        ("OK", "Threshold not crossed (simulated)")
+    }
 }
 
 fn alarm_arn(name: &str) -> String {
@@ -53,11 +73,11 @@ impl Metrics for SimMetrics {
 
     async fn alarms_firing(&self, names: &[String]) -> CloudResult<Vec<String>> {
         let op = ops::DESCRIBE_ALARMS;
-        if names.len() > MAX_ALARM_NAMES {
-            return Err(CloudError::new(&op, ErrorKind::Invalid, "ValidationError: at most 100 alarm names"));
-        }
+        check_names(&op, names)?;
         self.0
-            .call(op, "alarms", |st, _| Ok(names.iter().filter(|n| st.metrics.firing.contains(*n)).cloned().collect()))
+            .call(op, "alarms", |st, ctx| {
+                Ok(names.iter().filter(|n| alarm_state(st, ctx, n).0 == "ALARM").cloned().collect())
+            })
             .await
     }
 }
@@ -71,22 +91,10 @@ impl Alarms for SimMetrics {
             .call(op, "alarms", |st, ctx| {
                 let mut out = vec![];
                 for name in names {
-                    let Some((alarm, _)) = st.metrics.alarms.get(name) else { continue };
-                    let instance = alarm.dimensions.iter().find(|(k, _)| k == "InstanceId").map(|(_, v)| v.clone());
-                    let impaired = alarm.namespace == "AWS/EC2"
-                        && alarm.metric_name == "StatusCheckFailed"
-                        && instance.is_some_and(|id| {
-                            st.ec2.instance_health(&[id], ctx).is_ok_and(|h| h.iter().any(|c| c.failed()))
-                        });
-                    let (state, reason) = if impaired {
-                        ("ALARM", "Threshold Crossed: the instance's status check failed (simulated)")
-                    } else if st.metrics.firing.contains(name) {
-                        ("ALARM", "Threshold Crossed (simulated)")
-                    } else {
-                        ("OK", "Threshold not crossed (simulated)")
-                    };
+                    let Some((alarm, _)) = st.metrics.alarms.get(name).cloned() else { continue };
+                    let (state, reason) = alarm_state(st, ctx, name);
                     out.push(ObservedAlarm {
-                        alarm: alarm.clone(),
+                        alarm,
                         arn: alarm_arn(name),
                         state: state.into(),
                         state_reason: reason.into(),
