@@ -151,8 +151,7 @@ fn containers(kind: Kind, spec: &serde_json::Value) -> Result<Vec<String>, ApiEr
 
 /// Checks the query and turns it into a [`LogRequest`].
 fn request(
-    namespace: &str,
-    name: &str,
+    group: String,
     containers: &[String],
     params: LogParams,
     now: DateTime<Utc>,
@@ -179,13 +178,7 @@ fn request(
     if params.next.as_ref().is_some_and(|n| n.is_empty() || n.len() > 2048) {
         return Err(ApiError::bad_request("next must be the token of an earlier answer"));
     }
-    Ok(LogRequest {
-        group: names::log_group(namespace, name),
-        container: params.container,
-        since,
-        next: params.next,
-        limit,
-    })
+    Ok(LogRequest { group, container: params.container, since, next: params.next, limit })
 }
 
 /// `GET /v1/namespaces/{ns}/{plural}/{name}/logs`.
@@ -199,10 +192,11 @@ pub async fn logs(
     let kind = authorize(&principal, &plural, &namespace, Role::Read)?;
     let resource = state.store.get(kind, &namespace, &name).await?;
     let containers = containers(kind, &resource.spec)?;
-    let mut request = request(&namespace, &name, &containers, params, Utc::now())?;
-    if kind == Kind::Node {
-        request.group = names::node_log_group(&namespace, &name);
-    }
+    let group = match kind {
+        Kind::Node => names::node_log_group(&namespace, &name),
+        _ => names::log_group(&namespace, &name),
+    };
+    let request = request(group, &containers, params, Utc::now())?;
     let reader = state
         .logs
         .as_ref()
@@ -237,16 +231,16 @@ mod tests {
             (None, None, Some(MAX_LOG_LIMIT + 1), false),
         ];
         for (container, since, limit, ok) in cases {
-            let got = request("team", "gw", &containers, params(container, since, limit), now);
+            let got = request(names::log_group("team", "gw"), &containers, params(container, since, limit), now);
             assert_eq!(got.is_ok(), ok, "{container:?} {since:?} {limit:?}: {got:?}");
         }
-        let r = request("team", "gw", &containers, params(Some("app"), Some(60), None), now).unwrap();
+        let r = request(names::log_group("team", "gw"), &containers, params(Some("app"), Some(60), None), now).unwrap();
         assert_eq!(r.group, "/mooring/team/gw");
         assert_eq!(r.since, Some(now - chrono::Duration::seconds(60)));
         assert_eq!(r.limit, 200);
         let both = LogParams { since_time: Some(now), ..params(None, Some(5), None) };
-        assert!(request("team", "gw", &containers, both, now).is_err());
+        assert!(request(names::log_group("team", "gw"), &containers, both, now).is_err());
         let ancient = LogParams { since_time: DateTime::from_timestamp(-5, 0), ..params(None, None, None) };
-        assert!(request("team", "gw", &containers, ancient, now).is_err());
+        assert!(request(names::log_group("team", "gw"), &containers, ancient, now).is_err());
     }
 }
