@@ -131,9 +131,56 @@ pub struct DataVolume {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 100, max = 256000))]
     pub iops: Option<u32>,
-    /// Delete the volume when the Node is deleted (default: keep it).
+    /// Delete the volume when the Node is deleted (default: keep it). The
+    /// node's snapshots go with it; a kept volume keeps its snapshots too.
     #[serde(default)]
     pub delete_on_node_delete: bool,
+    /// EBS snapshots of the volume on a schedule, pruned to `keep`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<VolumeBackup>,
+    /// The snapshot a new data volume is created from (chain data to start
+    /// from, or a restore). Used only when the node gets a volume: at its
+    /// first provisioning, or when its volume was lost and it has no snapshot
+    /// of its own yet (its last snapshot comes first). Its size must not
+    /// exceed `sizeGiB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = patterns::SNAPSHOT_ID))]
+    pub from_snapshot: Option<String>,
+}
+
+/// Scheduled snapshots of a data volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VolumeBackup {
+    /// How often (`30m`, `6h`, `1d`), counted from the last snapshot started;
+    /// the first is taken as soon as the node has its volume.
+    #[schemars(regex(pattern = patterns::BACKUP_INTERVAL))]
+    pub every: String,
+    /// How many of the node's completed snapshots are kept; older ones are
+    /// deleted (the last good one never is).
+    #[serde(default = "default_keep")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub keep: u32,
+}
+
+fn default_keep() -> u32 {
+    7
+}
+
+impl VolumeBackup {
+    /// `every` as a duration (`None` when it does not parse; validation
+    /// refuses such a spec).
+    pub fn interval(&self) -> Option<std::time::Duration> {
+        let unit = self.every.chars().last()?;
+        let n: u64 = self.every[..self.every.len() - unit.len_utf8()].parse().ok().filter(|n| *n > 0)?;
+        let seconds = match unit {
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return None,
+        };
+        Some(std::time::Duration::from_secs(n.checked_mul(seconds)?))
+    }
 }
 
 fn default_size() -> u32 {
@@ -142,7 +189,14 @@ fn default_size() -> u32 {
 
 impl Default for DataVolume {
     fn default() -> Self {
-        DataVolume { size_gi_b: default_size(), type_: VolumeType::Gp3, iops: None, delete_on_node_delete: false }
+        DataVolume {
+            size_gi_b: default_size(),
+            type_: VolumeType::Gp3,
+            iops: None,
+            delete_on_node_delete: false,
+            backup: None,
+            from_snapshot: None,
+        }
     }
 }
 
@@ -359,6 +413,11 @@ impl Validate for NodeSpec {
             }
             _ => {}
         }
+        if let Some(b) = &dv.backup
+            && b.interval().is_none()
+        {
+            v.push(format!("{path}.dataVolume.backup.every"), "must be minutes, hours or days, such as 30m, 6h or 1d");
+        }
         if matches!(dv.type_, VolumeType::St1 | VolumeType::Sc1) && dv.size_gi_b < 125 {
             v.push(format!("{path}.dataVolume.sizeGiB"), "st1 and sc1 volumes must be at least 125 GiB");
         }
@@ -423,6 +482,10 @@ pub struct NodeStatus {
     /// each is first created), with the state last read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alarms: Vec<AlarmStatus>,
+    /// Snapshots of the data volume (`dataVolume.backup`, `mooring node
+    /// snapshot`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupStatus>,
     /// Moves on each time Mooring finds the node's instance (or data volume)
     /// gone behind its back: part of the client tokens of the next launch, so
     /// AWS does not hand back the terminated instance for the old token.
@@ -439,6 +502,64 @@ pub struct AlarmStatus {
     /// `OK`, `ALARM` or `INSUFFICIENT_DATA`; absent until first read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+}
+
+/// Where a node's backups are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStatus {
+    /// The newest snapshot that completed: a lost volume is restored from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_good: Option<SnapshotRecord>,
+    /// The snapshot being taken: recorded before CreateSnapshot (its number
+    /// is the snapshot's `mooring:snapshot` tag, so a crash finds it again),
+    /// its id once made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<SnapshotAttempt>,
+    /// Snapshots started so far (numbers the next).
+    #[serde(default)]
+    pub sequence: u32,
+    /// When the last snapshot started: the schedule counts from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_started: Option<chrono::DateTime<chrono::Utc>>,
+    /// The time of the last `mooring node snapshot` request acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_handled: Option<chrono::DateTime<chrono::Utc>>,
+    /// The node's completed snapshots after the last pruning.
+    #[serde(default)]
+    pub kept: u32,
+}
+
+/// A completed snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotRecord {
+    pub id: String,
+    pub started: chrono::DateTime<chrono::Utc>,
+}
+
+/// A snapshot being taken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotAttempt {
+    /// Its number (the `mooring:snapshot` tag).
+    pub number: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub started: chrono::DateTime<chrono::Utc>,
+    /// `schedule`, or who asked (`mooring node snapshot`).
+    pub why: String,
+}
+
+/// An operator's request for a snapshot now (`mooring node snapshot`,
+/// `POST …/nodes/{name}/snapshot`): kept beside the resource like a rollout
+/// request (not an annotation GitOps would see as drift), acted on once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotRequest {
+    /// Who asked (the token or user name).
+    pub by: String,
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -551,6 +672,10 @@ pub struct BuildStatus {
     /// Builds started for this node so far (names the next token).
     #[serde(default)]
     pub sequence: u32,
+    /// The snapshot a data volume this build creates starts from: the node's
+    /// last good snapshot, else `dataVolume.fromSnapshot`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_from: Option<String>,
     /// Consecutive failed builds for `hash`.
     #[serde(default)]
     pub failures: u32,

@@ -94,3 +94,9 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
 pub fn describe(pattern: &str) -> Option<&'static str> {
     DESCRIPTIONS.iter().find(|(p, _)| *p == pattern).map(|(_, d)| *d)
 }
+
+/// An EBS snapshot id.
+pub const SNAPSHOT_ID: &str = r"^snap-[0-9a-f]{8,17}$";
+
+/// A backup interval: minutes, hours or days (`30m`, `6h`, `1d`).
+pub const BACKUP_INTERVAL: &str = r"^[1-9][0-9]{0,4}[mhd]$";

@@ -437,7 +437,7 @@ static REGEXES: LazyLock<Mutex<HashMap<&'static str, regex_lite::Regex>>> = Lazy
 
 /// Whether `value` matches one of the patterns in [`crate::patterns`]; used by the
 /// rules that check map keys, which a schema cannot name.
-pub(crate) fn matches(pattern: &'static str, value: &str) -> bool {
+pub fn matches(pattern: &'static str, value: &str) -> bool {
     let mut cache = REGEXES.lock().unwrap_or_else(|p| p.into_inner());
     let re = cache
         .entry(pattern)

@@ -30,6 +30,11 @@ pub struct IamPolicyArgs {
     pub role: Principal,
     #[arg(long, value_enum, default_value = "json")]
     pub format: PolicyFormat,
+    /// One of the role's policies (the task role's grants are split by
+    /// service into managed policies: `services`, `queues`, `nodes`); without
+    /// it, everything the role may do in one document.
+    #[arg(long)]
+    pub part: Option<String>,
     /// AWS partition of the ARNs.
     #[arg(long, default_value = "aws")]
     pub partition: String,
@@ -72,24 +77,73 @@ impl IamPolicyArgs {
 /// Runs `mooring iam-policy`: the policy on stdout; statements left out for
 /// want of a value are named on stderr.
 pub fn run(args: &IamPolicyArgs) -> anyhow::Result<ExitCode> {
+    let part = match &args.part {
+        Some(name) => Some(args.role.part(name).ok_or_else(|| {
+            let names: Vec<_> = args.role.parts().iter().map(|p| p.name).collect();
+            anyhow::anyhow!(
+                "the {} role has no policy {name:?} (its policies: {})",
+                args.role.as_str(),
+                names.join(", ")
+            )
+        })?),
+        None => None,
+    };
     match args.format {
         PolicyFormat::Json => {
             let values = args.values();
-            let policy = iam::policy(args.role, Render::Plain(&values));
+            let policy = match part {
+                Some(part) => iam::part_policy(args.role, part, Render::Plain(&values)),
+                None => iam::policy(args.role, Render::Plain(&values)),
+            };
             for o in &policy.omitted {
                 eprintln!("note: left out {o}");
             }
+            if part.is_none() && args.role.parts().len() > 1 {
+                let names: Vec<_> = args.role.parts().iter().map(|p| p.name).collect();
+                eprintln!(
+                    "note: this is everything the {} role may do, in one document; IAM holds a managed policy to \
+                     6,144 characters, so attach it as one policy per --part ({})",
+                    args.role.as_str(),
+                    names.join(", ")
+                );
+            }
             println!("{}", serde_json::to_string_pretty(&policy.document)?);
         }
-        PolicyFormat::Cloudformation => print!("{}", policy_yaml(args.role, 0)?),
+        PolicyFormat::Cloudformation => match part {
+            Some(part) => print!("{}", document_yaml(iam::part_policy(args.role, part, Render::CloudFormation), 0)?),
+            None if args.role == Principal::Controller => print!("{}", task_policies_yaml(0)?),
+            None => print!("{}", policy_yaml(args.role, 0)?),
+        },
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The task role's managed policies as CloudFormation resources
+/// (`TaskPolicyServices`, ...), attached to `TaskRole`, indented by `indent`.
+pub fn task_policies_yaml(indent: usize) -> anyhow::Result<String> {
+    let mut out = String::new();
+    for (i, (part, policy)) in iam::policies(Principal::Controller, Render::CloudFormation).into_iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "{}:\n  Type: AWS::IAM::ManagedPolicy\n  Properties:\n    Description: \"mooring serve, {}\"\n    Roles: [!Ref TaskRole]\n",
+            part.logical_name(Principal::Controller),
+            part.about
+        ));
+        out.push_str(&document_yaml(policy, 4)?);
+    }
+    Ok(indented(&out, indent))
 }
 
 /// `PolicyDocument:` and the CloudFormation rendering of `role`'s policy, as
 /// YAML indented by `indent` spaces.
 pub fn policy_yaml(role: Principal, indent: usize) -> anyhow::Result<String> {
-    let document = iam::policy(role, Render::CloudFormation).document;
+    document_yaml(iam::policy(role, Render::CloudFormation), indent)
+}
+
+fn document_yaml(policy: iam::Policy, indent: usize) -> anyhow::Result<String> {
+    let document = policy.document;
     let yaml = serde_norway::to_string(&serde_json::json!({ "PolicyDocument": document }))?;
     // YAML 1.1 readers (PyYAML: moto, many tools) take a bare 2012-10-17 for a date.
     let yaml = yaml.replace("Version: 2012-10-17\n", "Version: '2012-10-17'\n");
@@ -120,7 +174,7 @@ fn indented(text: &str, indent: usize) -> String {
 /// The generated blocks of the template, by name, at `indent`.
 pub fn block(name: &str, indent: usize) -> anyhow::Result<String> {
     match name {
-        "task-policy" => policy_yaml(Principal::Controller, indent),
+        "task-policies" => task_policies_yaml(indent),
         "provisioner-policy" => policy_yaml(Principal::Provisioner, indent),
         "provisioner-buildspec" => Ok(buildspec_yaml(indent)),
         other => anyhow::bail!("unknown generated block {other:?}"),
@@ -180,6 +234,15 @@ mod tests {
         for role in Principal::ALL {
             let parsed: serde_json::Value = serde_norway::from_str(&policy_yaml(role, 4).unwrap()).unwrap();
             assert_eq!(parsed["PolicyDocument"], iam::policy(role, Render::CloudFormation).document);
+        }
+        // `!Ref` is a CloudFormation tag a plain YAML reader keeps as a string.
+        let yaml = task_policies_yaml(2).unwrap().replace("!Ref TaskRole", "TaskRole");
+        let parsed: serde_json::Value = serde_norway::from_str(&yaml).unwrap();
+        for (part, policy) in iam::policies(Principal::Controller, Render::CloudFormation) {
+            let resource = &parsed[part.logical_name(Principal::Controller)];
+            assert_eq!(resource["Type"], "AWS::IAM::ManagedPolicy");
+            assert_eq!(resource["Properties"]["Roles"][0], "TaskRole");
+            assert_eq!(resource["Properties"]["PolicyDocument"], policy.document);
         }
     }
 }

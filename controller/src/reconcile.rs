@@ -134,6 +134,7 @@ fn target<'a, S, St>(
         fresh: ctx.fresh,
         now: ctx.now,
         request: r.rollout_request.as_ref().map(|j| &j.0),
+        snapshot_request: r.snapshot_request.as_ref().map(|j| &j.0),
     }
 }
 
@@ -178,6 +179,7 @@ impl<R: Reconcile> DynReconciler for Typed<R> {
                 fresh: false,
                 now: ctx_now,
                 request: None,
+                snapshot_request: None,
             };
             self.0.expect(&t);
         }
@@ -252,6 +254,7 @@ pub(crate) fn test_row(kind: Kind, namespace: &str, name: &str) -> StoredResourc
         revision_hash: None,
         applied_revision: None,
         rollout_request: None,
+        snapshot_request: None,
         owner_uid: None,
     }
 }

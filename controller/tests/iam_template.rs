@@ -14,8 +14,14 @@ fn the_template_embeds_the_generated_policies_and_buildspec() {
     let path = template();
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let want = controller::iam::splice(&text).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-    for block in ["task-policy", "provisioner-policy", "provisioner-buildspec"] {
+    for block in ["task-policies", "provisioner-policy", "provisioner-buildspec"] {
         assert!(text.contains(&format!("# BEGIN GENERATED {block}")), "{} has no {block} block", path.display());
+    }
+    // The service starts once every policy of its role is attached.
+    let depends = text.lines().find(|l| l.contains("DependsOn: [HttpsListener")).expect("the service's DependsOn");
+    for part in runners::iam::Principal::Controller.parts() {
+        let name = part.logical_name(runners::iam::Principal::Controller);
+        assert!(depends.contains(&name), "the service does not wait for {name}: {depends}");
     }
     if std::env::var_os("UPDATE_IAM").is_some_and(|v| v == "1") {
         if want != text {

@@ -438,3 +438,92 @@ async fn a_nodes_alarms_follow_its_instance_degrade_it_when_firing_and_go_with_i
     assert!(alarms_of(&w, &uid).is_empty(), "the alarms go with the node");
     replica.shutdown().await;
 }
+
+fn snapshots_of(w: &World, uid: &str) -> Vec<runners::cloud::snapshots::Snapshot> {
+    w.cloud.snapshots().into_iter().filter(|s| s.tags.get(TAG_UID).map(String::as_str) == Some(uid)).collect()
+}
+
+async fn last_good(store: &Store, ns: &str, name: &str) -> Option<String> {
+    let s = store.get(Kind::Node, ns, name).await.ok()?.status;
+    Some(s.pointer("/backup/lastGood/id")?.as_str()?.to_string())
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_nodes_volume_is_snapshotted_pruned_restored_when_lost_and_its_snapshots_go_with_it(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let w = World::healthy(20).await;
+    let replica = start(&store, &prefix, &w);
+    let ns = "backups";
+    let mut doc = node(ns, "ledger", "t3.large", "Replace", true, w.health_port);
+    doc["spec"]["dataVolume"]["backup"] = json!({"every": "6h", "keep": 2});
+    apply(&store, doc).await;
+    wait_ready(&store, ns, "ledger", 1).await;
+    let r = store.get(Kind::Node, ns, "ledger").await.unwrap();
+    let uid = r.uid.to_string();
+    let volume = r.status["volumeId"].as_str().expect("volumeId").to_string();
+
+    // The schedule's first snapshot is taken at once, tagged, and recorded.
+    eventually(Duration::from_secs(30), "the first snapshot completes", || async {
+        last_good(&store, ns, "ledger").await.is_some()
+    })
+    .await;
+    let first = last_good(&store, ns, "ledger").await.unwrap();
+    let snaps = snapshots_of(&w, &uid);
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+    assert_eq!((snaps[0].id.as_str(), snaps[0].volume_id.as_str()), (first.as_str(), volume.as_str()));
+    assert_eq!(snaps[0].tags.get("mooring:snapshot").map(String::as_str), Some("1"));
+
+    // Two requests (`mooring node snapshot`) later, retention keeps two.
+    let mut latest = first.clone();
+    for by in ["alice", "bob"] {
+        let request = api_types::node::SnapshotRequest { by: by.into(), at: chrono::Utc::now() };
+        store.request_snapshot(ns, "ledger", &request).await.unwrap();
+        eventually(Duration::from_secs(30), "the requested snapshot completes", || async {
+            last_good(&store, ns, "ledger").await.is_some_and(|id| id != latest)
+        })
+        .await;
+        latest = last_good(&store, ns, "ledger").await.unwrap();
+    }
+    eventually(Duration::from_secs(30), "pruned to keep=2", || async { snapshots_of(&w, &uid).len() == 2 }).await;
+    let kept: Vec<String> = snapshots_of(&w, &uid).into_iter().map(|s| s.id).collect();
+    assert!(!kept.contains(&first) && kept.contains(&latest), "the oldest went: {kept:?}");
+    let events = store.events(Kind::Node, ns, "ledger", 100).await.unwrap();
+    assert!(events.iter().any(|e| e.reason == "SnapshotDeleted" && e.message.contains(&first)), "{events:?}");
+
+    // The instance and its volume are lost: the new volume is restored from
+    // the last good snapshot.
+    let instance = r.status["instanceId"].as_str().unwrap().to_string();
+    assert!(w.cloud.terminate_instance_out_of_band(&instance));
+    eventually(Duration::from_secs(30), "the volume is detached", || async {
+        w.cloud.volumes().iter().any(|v| v.id == volume && v.attached_to.is_none())
+    })
+    .await;
+    w.cloud.ec2().delete_volume(&volume).await.expect("the volume is deleted out of band");
+    eventually(Duration::from_secs(30), "the volume is gone", || async {
+        !w.cloud.volumes().iter().any(|v| v.id == volume)
+    })
+    .await;
+    store.touch(&r).await.unwrap();
+    eventually(Duration::from_secs(60), "Ready on a restored volume", || async {
+        let r = store.get(Kind::Node, ns, "ledger").await.unwrap();
+        r.status["volumeId"].as_str().is_some_and(|v| v != volume) && ready_at(&store, ns, "ledger", 1).await
+    })
+    .await;
+    let r = store.get(Kind::Node, ns, "ledger").await.unwrap();
+    let restored = r.status["volumeId"].as_str().unwrap().to_string();
+    let from = w.cloud.volume_restored_from(&restored);
+    assert_eq!(from.as_deref(), r.status.pointer("/build/restoreFrom").and_then(Value::as_str), "{:#}", r.status);
+    assert!(from.as_ref().is_some_and(|s| kept.contains(s)), "restored from a kept snapshot: {from:?} {kept:?}");
+    let events = store.events(Kind::Node, ns, "ledger", 100).await.unwrap();
+    assert!(
+        events.iter().any(|e| e.reason == "DataVolumeReplaced" && e.message.contains("restored from snapshot")),
+        "{events:?}"
+    );
+
+    // Its volume goes with the node (deleteOnNodeDelete), and so do its snapshots.
+    store.request_delete(Kind::Node, ns, "ledger").await.unwrap();
+    wait_gone(&store, ns, "ledger").await;
+    assert!(snapshots_of(&w, &uid).is_empty(), "{:?}", snapshots_of(&w, &uid));
+    replica.shutdown().await;
+}

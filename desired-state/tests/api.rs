@@ -869,3 +869,49 @@ async fn node_sets_are_validated_and_their_members_are_the_controllers(pool: PgP
     assert!(err.to_string().contains("not created by this NodeSet"), "{err}");
     assert!(api.store.get(api_types::Kind::Node, "default", "pulse-1").await.is_ok(), "the user's node stays");
 }
+
+#[sqlx::test(migrations = false)]
+async fn snapshot_requests_are_kept_beside_the_node_and_recorded_as_events(pool: PgPool) {
+    let api = start(pool).await;
+    const NODES: &str = "/v1/namespaces/default/nodes";
+    let node = json!({"apiVersion": "mooring/v1", "kind": "Node", "metadata": {"name": "ledger"},
+        "spec": {"software": {"name": "pulse", "version": "1.0", "artifact": "s3://pulse-artifacts/pulse.tar.gz"},
+            "instanceType": "t3.large", "ami": "ami-1e749f67", "subnetId": "subnet-0a1b2c3d",
+            "dataVolume": {"backup": {"every": "6h"}}}});
+    let r = api.post_json(NODES, &node).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["spec"]["dataVolume"]["backup"], json!({"every": "6h", "keep": 7}), "keep defaults to 7");
+    let before = api.get(&format!("{NODES}/ledger")).await.body;
+
+    let r = api.post_json(&format!("{NODES}/ledger/snapshot"), &json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert!(r.body["request"]["at"].is_string() && r.body["volumeId"].is_null(), "{}", r.text);
+    // Neither spec nor generation moved: GitOps sees no drift.
+    let after = api.get(&format!("{NODES}/ledger")).await.body;
+    assert_eq!(
+        (&after["spec"], &after["metadata"]["generation"]),
+        (&before["spec"], &before["metadata"]["generation"])
+    );
+    let stored = api.store.get(api_types::Kind::Node, "default", "ledger").await.unwrap();
+    assert!(stored.snapshot_request.is_some(), "the request is kept");
+    let events = api.get(&format!("{NODES}/ledger/events")).await;
+    assert!(events.text.contains("SnapshotRequested"), "{}", events.text);
+
+    // Other kinds have no snapshots; a missing node is a 404; bad schedules are 422s.
+    let r = api.post_json(RELAYS, &relay("gw", "default", "nginx:1")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(api.post_json(&format!("{RELAYS}/gw/snapshot"), &json!({})).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(api.post_json(&format!("{NODES}/nope/snapshot"), &json!({})).await.status, StatusCode::NOT_FOUND);
+    for (every, snapshot) in [("6s", "snap-0123456789abcdef0"), ("6h", "vol-0123456789abcdef0")] {
+        let mut bad = node.clone();
+        bad["metadata"]["name"] = json!("bad");
+        bad["spec"]["dataVolume"] = json!({"backup": {"every": every, "keep": 0}, "fromSnapshot": snapshot});
+        let r = api.post_json(NODES, &bad).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        let fields: Vec<&str> =
+            r.body["error"]["details"].as_array().unwrap().iter().filter_map(|d| d["field"].as_str()).collect();
+        assert!(fields.contains(&"spec.dataVolume.backup.keep"), "{fields:?}");
+        let wrong = if every == "6s" { "spec.dataVolume.backup.every" } else { "spec.dataVolume.fromSnapshot" };
+        assert!(fields.contains(&wrong), "{wrong} missing from {fields:?}");
+    }
+}

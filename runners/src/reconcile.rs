@@ -42,6 +42,9 @@ pub struct Target<'a, S, St> {
     /// An operator's request about the resource's rollout (`mooring rollout
     /// promote|abort`), if one was made.
     pub request: Option<&'a api_types::rollout::RolloutRequest>,
+    /// An operator's request for a snapshot of a node's data volume now
+    /// (`mooring node snapshot`), if one was made.
+    pub snapshot_request: Option<&'a api_types::node::SnapshotRequest>,
 }
 
 impl<S, St: Clone> Target<'_, S, St> {

@@ -210,6 +210,7 @@ async fn volumes_create_attach_tag_detach_delete() {
         volume_type: "gp3".into(),
         iops: Some(3000),
         tags: pairs(&[(TAG_UID, &uid), (TAG_NAME, "default/node-a")]),
+        snapshot_id: None,
         client_token: uuid::Uuid::new_v4().to_string(),
     };
     let volume = cloud.ec2.create_volume(&input).await.unwrap();

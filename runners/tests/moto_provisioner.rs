@@ -66,6 +66,7 @@ async fn start_build_request_and_provisioner_agree() {
         fresh: true,
         now: chrono::Utc::now(),
         request: None,
+        snapshot_request: None,
     };
     let request = Nodes::build_request(&target, &intent(Action::Apply, "tok-123"));
 
@@ -153,6 +154,7 @@ async fn provisioner_refuses_a_bad_request_and_names_aws_refusals() {
         fresh: true,
         now: chrono::Utc::now(),
         request: None,
+        snapshot_request: None,
     };
     env = Nodes::build_request(&target, &intent(Action::Apply, "tok-bad")).env;
     let out = run_provisioner(&env).await;

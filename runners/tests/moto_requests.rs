@@ -55,6 +55,7 @@ fn target<'a, S, St>(
         fresh: true,
         now: chrono::Utc::now(),
         request: None,
+        snapshot_request: None,
     }
 }
 

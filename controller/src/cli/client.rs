@@ -246,6 +246,12 @@ impl ApiClient {
         self.call(Method::POST, &url, |r| r.json(&json!({ "action": action }))).await
     }
 
+    /// Asks for a snapshot of a node's data volume now.
+    pub async fn snapshot(&self, namespace: &str, name: &str) -> Result<Value, ClientError> {
+        let url = self.resource_url(Kind::Node, namespace, name, "/snapshot");
+        self.call(Method::POST, &url, |r| r).await
+    }
+
     /// Sends a YAML stream to `POST /v1/apply` and returns the plan (and results).
     pub async fn apply(&self, yaml_stream: String, params: &ApplyParams) -> Result<ApplyOutcome, ClientError> {
         let url = format!("{}/v1/apply", self.base);

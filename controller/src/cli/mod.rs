@@ -116,6 +116,9 @@ pub enum ClientCommand {
     History(HistoryArgs),
     /// Print a relay's or worker's container logs, or a node's journal (read by the server from CloudWatch Logs).
     Logs(LogsArgs),
+    /// Act on a node: `snapshot` its data volume now.
+    #[command(subcommand)]
+    Node(commands::node::NodeCommand),
     /// Restore the spec of an earlier revision as a new generation.
     Rollback(RollbackArgs),
     /// Follow and answer a relay's blue/green, canary or linear rollout.
@@ -183,6 +186,7 @@ async fn dispatch(mut cmd: ClientCommand, opts: &ClientOpts) -> anyhow::Result<E
         ClientCommand::Edit(target) => commands::edit::run(&client, target).await,
         ClientCommand::History(args) => commands::history::run(&client, args).await,
         ClientCommand::Logs(args) => commands::logs::run(&client, args).await,
+        ClientCommand::Node(cmd) => commands::node::run(&client, cmd).await,
         ClientCommand::Rollback(args) => commands::rollback::run(&client, args).await,
         ClientCommand::Rollout(cmd) => commands::rollout::run(&client, cmd).await,
         ClientCommand::Wait(args) => commands::wait::run(&client, args).await,
@@ -220,6 +224,12 @@ fn default_namespace(cmd: &mut ClientCommand, ns: &str) {
         ClientCommand::Delete(args) => fill(&mut args.target),
         ClientCommand::Rollback(args) => fill(&mut args.target),
         ClientCommand::Rollout(cmd) => fill(cmd.target_mut()),
+        ClientCommand::Node(cmd) => {
+            let namespace = cmd.namespace_mut();
+            if namespace.is_none() {
+                *namespace = Some(ns.to_string());
+            }
+        }
         ClientCommand::Wait(args) => fill(&mut args.target),
         _ => {}
     }

@@ -12,6 +12,7 @@ pub mod openapi;
 mod rendered;
 mod resources;
 mod rollout;
+mod snapshot;
 mod sources;
 mod tokens;
 pub mod ui;
@@ -126,6 +127,7 @@ pub fn router(state: SharedState) -> Router {
         .route(&format!("{resource}/logs"), get(logs::logs))
         .route(&format!("{resource}/rendered"), get(rendered::rendered))
         .route(&format!("{resource}/rollout"), post(rollout::rollout))
+        .route(&format!("{resource}/snapshot"), post(snapshot::snapshot))
         .route("/v1/policies", get(resources::list_policies).post(resources::create_cluster))
         .route(
             "/v1/policies/{name}",

@@ -68,6 +68,13 @@ pub const OPERATIONS: &[Operation] = &[
         202,
     ),
     op(
+        "post",
+        "/v1/namespaces/{namespace}/{plural}/{name}/snapshot",
+        "Take a snapshot of a node's data volume now",
+        Body::None,
+        202,
+    ),
+    op(
         "get",
         "/v1/namespaces/{namespace}/{plural}/{name}/rendered",
         "What the controller hands AWS: a relay's or worker's task definition, a node's user data",

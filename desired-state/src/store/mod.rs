@@ -215,6 +215,9 @@ pub struct StoredResource {
     pub applied_revision: Option<String>,
     /// An operator's latest request about its rollout (`mooring rollout promote|abort`).
     pub rollout_request: Option<sqlx::types::Json<api_types::rollout::RolloutRequest>>,
+    /// An operator's latest request for a snapshot of a node's data volume
+    /// (`mooring node snapshot`).
+    pub snapshot_request: Option<sqlx::types::Json<api_types::node::SnapshotRequest>>,
     /// The resource that owns this one (a NodeSet, for its members).
     pub owner_uid: Option<Uuid>,
 }

@@ -15,7 +15,7 @@ use crate::selector::Selector;
 
 const COLUMNS: &str = "uid, kind, namespace, name, labels, annotations, spec, spec_hash, status, generation, \
      resource_version, finalizers, created_at, deletion_timestamp, source, source_actor, source_commit, status_fence, \
-     revision_hash, applied_revision, rollout_request, owner_uid";
+     revision_hash, applied_revision, rollout_request, snapshot_request, owner_uid";
 
 /// How a spec write treats an existing resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -672,6 +672,32 @@ impl Store {
         name: &str,
         request: &api_types::rollout::RolloutRequest,
     ) -> Result<StoredResource, StoreError> {
+        self.set_request(kind, namespace, name, Request::Rollout(request)).await
+    }
+
+    /// Records an operator's request for a snapshot of a node's data volume
+    /// now (replacing the previous one) and announces it on the change feed,
+    /// like [`Store::request_rollout`].
+    pub async fn request_snapshot(
+        &self,
+        namespace: &str,
+        name: &str,
+        request: &api_types::node::SnapshotRequest,
+    ) -> Result<StoredResource, StoreError> {
+        self.set_request(Kind::Node, namespace, name, Request::Snapshot(request)).await
+    }
+
+    async fn set_request(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        request: Request<'_>,
+    ) -> Result<StoredResource, StoreError> {
+        let column = match request {
+            Request::Rollout(_) => "rollout_request",
+            Request::Snapshot(_) => "snapshot_request",
+        };
         let mut tx = self.begin().await?;
         let old = select_for_update(&mut tx, kind, namespace, name).await?.ok_or_else(|| StoreError::NotFound {
             kind,
@@ -680,7 +706,7 @@ impl Store {
         })?;
         let rv = next_version(&mut tx).await?;
         let row: StoredResource = sqlx::query_as(sql!(
-            "UPDATE resources SET rollout_request = $2, resource_version = $3 WHERE uid = $1 RETURNING {COLUMNS}"
+            "UPDATE resources SET {column} = $2, resource_version = $3 WHERE uid = $1 RETURNING {COLUMNS}"
         ))
         .bind(old.uid)
         .bind(sqlx::types::Json(request))
@@ -775,4 +801,12 @@ pub(crate) async fn select_for_update(
 
 async fn next_version(tx: &mut PgConnection) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar("SELECT nextval('resource_versions')").fetch_one(&mut *tx).await?)
+}
+
+/// An operator's request kept beside a resource, each kind in its column.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Request<'a> {
+    Rollout(&'a api_types::rollout::RolloutRequest),
+    Snapshot(&'a api_types::node::SnapshotRequest),
 }

@@ -15,6 +15,7 @@ use super::error::cloud_error;
 use crate::cloud::ec2::{
     Ec2, Instance, InstanceHealth, InstanceInput, InstanceState, MAX_FILTER_VALUES, Volume, VolumeInput,
 };
+use crate::cloud::snapshots::{Snapshot, SnapshotState, Snapshots};
 use crate::cloud::{CloudError, CloudResult, ErrorKind, Op, Tags, ops};
 
 /// AWS takes at most this many instance ids in one DescribeInstanceStatus.
@@ -357,6 +358,7 @@ impl Ec2 for SdkEc2 {
             .size(int(&op, "volume size", input.size_gib)?)
             .volume_type(ec2::VolumeType::from(input.volume_type.as_str()))
             .set_iops(input.iops.map(|i| int(&op, "iops", i)).transpose()?)
+            .set_snapshot_id(input.snapshot_id.clone())
             .set_tag_specifications(tag_specifications(&input.tags, &[ec2::ResourceType::Volume]))
             .client_token(&input.client_token)
             .send()
@@ -453,6 +455,79 @@ impl Ec2 for SdkEc2 {
             .send()
             .await
             .map_err(|e| cloud_error(&op, e))?;
+        Ok(())
+    }
+}
+
+fn snapshot_of(s: &ec2::Snapshot) -> Snapshot {
+    Snapshot {
+        id: s.snapshot_id.clone().unwrap_or_default(),
+        volume_id: s.volume_id.clone().unwrap_or_default(),
+        state: SnapshotState::from_aws(s.state.as_ref().map(|s| s.as_str()).unwrap_or_default()),
+        started: s.start_time.as_ref().and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+        tags: tags_of(s.tags.as_deref()),
+    }
+}
+
+#[async_trait]
+impl Snapshots for SdkEc2 {
+    async fn snapshots_tagged(&self, key: &str, values: &[String]) -> CloudResult<Vec<Snapshot>> {
+        let op = ops::DESCRIBE_SNAPSHOTS;
+        check_filter_values(&op, values)?;
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filters = vec![filter(format!("tag:{key}"), values)];
+        let mut snapshots = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .describe_snapshots()
+                .owner_ids("self")
+                .set_filters(Some(filters.clone()))
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| cloud_error(&op, e))?;
+            snapshots.extend(out.snapshots().iter().map(snapshot_of));
+            match out.next_token {
+                Some(token) if !token.is_empty() => next = Some(token),
+                _ => break,
+            }
+        }
+        Ok(snapshots)
+    }
+
+    async fn create_snapshot(&self, volume_id: &str, description: &str, tags: &Tags) -> CloudResult<Snapshot> {
+        let op = ops::CREATE_SNAPSHOT;
+        let out = self
+            .client
+            .create_snapshot()
+            .volume_id(volume_id)
+            .description(description)
+            .set_tag_specifications(tag_specifications(tags, &[ec2::ResourceType::Snapshot]))
+            .send()
+            .await
+            .map_err(|e| cloud_error(&op, e))?;
+        Ok(Snapshot {
+            id: out
+                .snapshot_id
+                .clone()
+                .ok_or_else(|| CloudError::new(&op, ErrorKind::Other, "the answer has no snapshot"))?,
+            volume_id: out.volume_id.clone().unwrap_or_else(|| volume_id.to_string()),
+            state: SnapshotState::from_aws(out.state.as_ref().map(|s| s.as_str()).unwrap_or("pending")),
+            started: out.start_time.as_ref().and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+            tags: match out.tags.as_deref() {
+                Some(t) if !t.is_empty() => tags_of(Some(t)),
+                _ => tags.clone(),
+            },
+        })
+    }
+
+    async fn delete_snapshot(&self, id: &str) -> CloudResult<()> {
+        let op = ops::DELETE_SNAPSHOT;
+        self.client.delete_snapshot().snapshot_id(id).send().await.map_err(|e| cloud_error(&op, e))?;
         Ok(())
     }
 }

@@ -179,5 +179,6 @@ pub fn node_cloud_from(config: &aws_config::SdkConfig) -> crate::cloud::NodeClou
         targets: Arc::new(targets::SdkTargetGroups::new(config)),
         dns: Arc::new(route53::SdkDns::new(config)),
         alarms: Arc::new(cloudwatch::SdkMetrics::new(config)),
+        snapshots: Arc::new(ec2::SdkEc2::new(config)),
     }
 }

@@ -64,6 +64,8 @@ pub struct VolumeInput {
     pub volume_type: String,
     pub iops: Option<u32>,
     pub tags: Tags,
+    /// The snapshot the volume starts from (a restore), if any.
+    pub snapshot_id: Option<String>,
     pub client_token: String,
 }
 

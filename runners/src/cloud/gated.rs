@@ -17,8 +17,9 @@ use super::ecs::{
 use super::metrics::ServiceKey;
 use super::queues::QueueAttributes;
 use super::scaling::{AppScaling, ScalableTarget, TrackingPolicy};
+use super::snapshots::Snapshot;
 use super::targets::TargetHealth;
-use super::{Builds, Dns, Ec2, Metrics, TargetGroups};
+use super::{Builds, Dns, Ec2, Metrics, Snapshots, TargetGroups};
 use super::{Caches, CloudError, CloudResult, Ecs, ErrorKind, Op, Queues, Tags, ops};
 use crate::gate::CallGate;
 
@@ -239,6 +240,19 @@ impl Ec2 for Gated<'_, dyn Ec2> {
     }
     async fn delete_tags(&self, resource_id: &str, keys: &[String]) -> CloudResult<()> {
         self.call(ops::DELETE_TAGS, self.inner.delete_tags(resource_id, keys)).await
+    }
+}
+
+#[async_trait]
+impl Snapshots for Gated<'_, dyn Snapshots> {
+    async fn snapshots_tagged(&self, key: &str, values: &[String]) -> CloudResult<Vec<Snapshot>> {
+        self.call(ops::DESCRIBE_SNAPSHOTS, self.inner.snapshots_tagged(key, values)).await
+    }
+    async fn create_snapshot(&self, volume_id: &str, description: &str, tags: &Tags) -> CloudResult<Snapshot> {
+        self.call(ops::CREATE_SNAPSHOT, self.inner.create_snapshot(volume_id, description, tags)).await
+    }
+    async fn delete_snapshot(&self, id: &str) -> CloudResult<()> {
+        self.call(ops::DELETE_SNAPSHOT, self.inner.delete_snapshot(id)).await
     }
 }
 

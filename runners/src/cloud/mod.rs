@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod ops;
 pub mod queues;
 pub mod scaling;
+pub mod snapshots;
 pub mod targets;
 
 use std::collections::BTreeMap;
@@ -36,6 +37,7 @@ pub use metrics::Metrics;
 pub use ops::Op;
 pub use queues::Queues;
 pub use scaling::AppScaling;
+pub use snapshots::Snapshots;
 pub use targets::TargetGroups;
 
 /// AWS tags as a map (key → value).
@@ -67,7 +69,7 @@ pub struct Cloud {
 /// The clients a node needs: EC2 for the instance and volume, builds (CodeBuild
 /// or local subprocesses) for the provisioner, and target groups; and a node
 /// set's: Route53 for its members' DNS records; CloudWatch for the nodes'
-/// alarms.
+/// alarms; EBS snapshots for their data volumes' backups.
 #[derive(Clone)]
 pub struct NodeCloud {
     pub ec2: Arc<dyn Ec2>,
@@ -75,6 +77,7 @@ pub struct NodeCloud {
     pub targets: Arc<dyn TargetGroups>,
     pub dns: Arc<dyn Dns>,
     pub alarms: Arc<dyn Alarms>,
+    pub snapshots: Arc<dyn Snapshots>,
 }
 
 /// What kind of failure a call met; decides retry and the `Synced` reason.

@@ -89,6 +89,9 @@ pub const DETACH_VOLUME: Op = write("ec2:DetachVolume", Ec2Mutate);
 pub const DELETE_VOLUME: Op = write("ec2:DeleteVolume", Ec2Mutate);
 pub const CREATE_TAGS: Op = write("ec2:CreateTags", Ec2Mutate);
 pub const DELETE_TAGS: Op = write("ec2:DeleteTags", Ec2Mutate);
+pub const DESCRIBE_SNAPSHOTS: Op = read("ec2:DescribeSnapshots", Ec2Describe);
+pub const CREATE_SNAPSHOT: Op = write("ec2:CreateSnapshot", Ec2Mutate);
+pub const DELETE_SNAPSHOT: Op = write("ec2:DeleteSnapshot", Ec2Mutate);
 
 pub const BATCH_GET_PROJECTS: Op = read("codebuild:BatchGetProjects", CodeBuild);
 pub const CREATE_PROJECT: Op = write("codebuild:CreateProject", CodeBuild);
@@ -168,6 +171,9 @@ pub const ALL: &[Op] = &[
     DELETE_VOLUME,
     CREATE_TAGS,
     DELETE_TAGS,
+    DESCRIBE_SNAPSHOTS,
+    CREATE_SNAPSHOT,
+    DELETE_SNAPSHOT,
     BATCH_GET_PROJECTS,
     CREATE_PROJECT,
     UPDATE_PROJECT,

@@ -27,6 +27,19 @@ impl Principal {
     /// Both roles.
     pub const ALL: [Principal; 2] = [Principal::Controller, Principal::Provisioner];
 
+    /// The policies the role's grants are split into.
+    pub fn parts(self) -> &'static [PolicyPart] {
+        match self {
+            Principal::Controller => TASK_PARTS,
+            Principal::Provisioner => PROVISIONER_PARTS,
+        }
+    }
+
+    /// The part named `name` (`--part`).
+    pub fn part(self, name: &str) -> Option<&'static PolicyPart> {
+        self.parts().iter().find(|p| p.name == name)
+    }
+
     /// The name used on the command line (`--role task|provisioner`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -46,6 +59,84 @@ impl std::str::FromStr for Principal {
         }
     }
 }
+
+/// One policy of a role: the grants of the operations of some AWS services.
+///
+/// IAM holds all the inline policies of a role to 10,240 characters together,
+/// and each managed policy to 6,144. The task role's grants outgrew the first
+/// limit, so they are split by the service of the operation that needs them
+/// into managed policies (a role may have ten attached); each part stays
+/// under the managed limit with the longest install values (a test checks),
+/// and a new capability grows only its own part. The provisioner's grants
+/// fit one inline policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyPart {
+    /// `--part`, and the suffix of the policy's CloudFormation resource
+    /// (`TaskPolicyNodes`).
+    pub name: &'static str,
+    /// The services (`ecs` of `ecs:CreateService`) whose operations' grants
+    /// it holds; empty: every service.
+    pub services: &'static [&'static str],
+    /// What the part lets the role do, for the policy's description.
+    pub about: &'static str,
+}
+
+impl PolicyPart {
+    /// Whether the grants of operation `op` (`ec2:CreateSnapshot`) belong here.
+    pub fn holds(&self, op: &str) -> bool {
+        let service = op.split(':').next().unwrap_or_default();
+        self.services.is_empty() || self.services.contains(&service)
+    }
+
+    /// The CloudFormation logical name of the part's policy for `role`.
+    pub fn logical_name(&self, role: Principal) -> String {
+        let mut name = String::from(match role {
+            Principal::Controller => "TaskPolicy",
+            Principal::Provisioner => "ProvisionerPolicy",
+        });
+        let mut upper = true;
+        for c in self.name.chars() {
+            if c == '-' {
+                upper = true;
+            } else if upper {
+                name.push(c.to_ascii_uppercase());
+                upper = false;
+            } else {
+                name.push(c);
+            }
+        }
+        name
+    }
+}
+
+/// The task role's managed policies.
+pub const TASK_PARTS: &[PolicyPart] = &[
+    PolicyPart {
+        name: "services",
+        services: &["ecs", "application-autoscaling", "logs", "secretsmanager", "sts"],
+        about: "relays' and workers' ECS services, their scaling and logs; the signing key; who it runs as",
+    },
+    PolicyPart {
+        name: "queues",
+        services: &["sqs", "elasticache"],
+        about: "workers' queues, relays' caches, the events queue",
+    },
+    PolicyPart {
+        name: "nodes",
+        services: &["ec2", "codebuild", "route53", "cloudwatch", "elasticloadbalancing"],
+        about: "nodes: observing instances, snapshots of data volumes, provisioner builds, DNS records, alarms",
+    },
+];
+
+/// The provisioner role's one inline policy.
+pub const PROVISIONER_PARTS: &[PolicyPart] =
+    &[PolicyPart { name: "all", services: &[], about: "instances, data volumes and target registrations" }];
+
+/// IAM's limit on one managed policy (whitespace excluded).
+pub const MANAGED_POLICY_LIMIT: usize = 6_144;
+
+/// IAM's limit on a role's inline policies together (whitespace excluded).
+pub const INLINE_POLICIES_LIMIT: usize = 10_240;
 
 /// An ARN pattern in the install's partition (and Region and account, unless
 /// the resource type has none there: IAM roles have no Region, public AMIs no
@@ -207,11 +298,12 @@ struct Statement {
     condition: Condition,
 }
 
-/// The grants of `principal`, merged: one statement per (resources,
-/// condition), actions sorted, in the table's order.
-fn statements(principal: Principal) -> Vec<Statement> {
+/// The grants of `principal` (in `part`, or all of them), merged: one
+/// statement per (resources, condition), actions sorted, in the table's order.
+fn statements(principal: Principal, part: Option<&PolicyPart>) -> Vec<Statement> {
     let mut out: Vec<Statement> = Vec::new();
-    for scoping in all_scopings().filter(|s| s.principals.contains(&principal)) {
+    let in_part = |s: &&Scoping| part.is_none_or(|p| p.holds(s.op));
+    for scoping in all_scopings().filter(|s| s.principals.contains(&principal)).filter(in_part) {
         for grant in scoping.grants {
             match out.iter_mut().find(|s| s.resources == grant.resources && s.condition == grant.condition) {
                 Some(s) => s.actions.extend(grant.actions),
@@ -230,12 +322,27 @@ fn statements(principal: Principal) -> Vec<Statement> {
     out
 }
 
-/// The policy of `principal`.
+/// Everything `principal` may do, as one document (what the role's policies
+/// allow together; [`policies`] is how they are attached).
 pub fn policy(principal: Principal, render: Render<'_>) -> Policy {
+    rendered_policy(statements(principal, None), render)
+}
+
+/// The policies of `principal`, one per [`PolicyPart`].
+pub fn policies(principal: Principal, render: Render<'_>) -> Vec<(&'static PolicyPart, Policy)> {
+    principal.parts().iter().map(|part| (part, part_policy(principal, part, render))).collect()
+}
+
+/// The policy of one part of `principal`'s grants.
+pub fn part_policy(principal: Principal, part: &PolicyPart, render: Render<'_>) -> Policy {
+    rendered_policy(statements(principal, Some(part)), render)
+}
+
+fn rendered_policy(statements: Vec<Statement>, render: Render<'_>) -> Policy {
     let mut rendered = Vec::new();
     let mut omitted = Vec::new();
     let mut sids: Vec<String> = Vec::new();
-    for s in statements(principal) {
+    for s in statements {
         let sid = unique(&mut sids, sid(&s));
         let Some(resources) = resources(s.resources, render) else {
             omitted.push(format!("{sid} ({}): {}", s.actions.join(", "), missing_value(s.resources)));
@@ -490,9 +597,28 @@ mod tests {
     }
 
     #[test]
-    fn policies_fit_the_inline_policy_limit() {
+    fn every_operation_of_a_role_is_in_exactly_one_of_its_parts() {
+        for p in Principal::ALL {
+            for s in all_scopings().filter(|s| s.principals.contains(&p)) {
+                let n = p.parts().iter().filter(|part| part.holds(s.op)).count();
+                assert_eq!(n, 1, "{} of the {} role is in {n} parts", s.op, p.as_str());
+            }
+        }
+        let whole = allowed_actions(&policy(Principal::Controller, Render::CloudFormation).document);
+        let mut parts: Vec<String> = policies(Principal::Controller, Render::CloudFormation)
+            .iter()
+            .flat_map(|(_, p)| allowed_actions(&p.document))
+            .collect();
+        parts.sort();
+        parts.dedup();
+        assert_eq!(parts, whole, "the parts together allow what the role allows");
+        assert_eq!(TASK_PARTS[2].logical_name(Principal::Controller), "TaskPolicyNodes");
+    }
+
+    #[test]
+    fn policies_fit_the_iam_limits() {
         // IAM counts a role's inline policies together, whitespace excluded:
-        // at most 10,240 characters.
+        // at most 10,240 characters; a managed policy, at most 6,144.
         let values = InstallValues {
             partition: "aws-us-gov".into(),
             region: "ap-southeast-2".into(),
@@ -505,9 +631,12 @@ mod tests {
             pass_roles: (0..5).map(|i| format!("arn:aws-us-gov:iam::123456789012:role/mooring-apps-{i}-*")).collect(),
             provisioner_role_arn: Some("arn:aws-us-gov:iam::123456789012:role/mooring-production-provisioner".into()),
         };
-        for p in Principal::ALL {
-            let len = policy(p, Render::Plain(&values)).document.to_string().len();
-            assert!(len < 10_240, "{} policy is {len} characters", p.as_str());
+        let len = policy(Principal::Provisioner, Render::Plain(&values)).document.to_string().len();
+        assert!(len < INLINE_POLICIES_LIMIT, "the provisioner's inline policy is {len} characters");
+        assert_eq!(Principal::Provisioner.parts().len(), 1, "the provisioner has one inline policy");
+        for (part, policy) in policies(Principal::Controller, Render::Plain(&values)) {
+            let len = policy.document.to_string().len();
+            assert!(len < MANAGED_POLICY_LIMIT, "the task role's {} policy is {len} characters", part.name);
         }
     }
 }

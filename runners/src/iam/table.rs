@@ -95,6 +95,8 @@ const APP_AUTOSCALING_SERVICE_LINKED_ROLE: &[Arn] = &[Arn {
 const INSTANCES: &[Arn] = &[arn("ec2", "instance/*")];
 const VOLUMES: &[Arn] = &[arn("ec2", "volume/*")];
 const INSTANCES_AND_VOLUMES: &[Arn] = &[arn("ec2", "instance/*"), arn("ec2", "volume/*")];
+/// EBS snapshots: their ARNs carry no account.
+const SNAPSHOTS: &[Arn] = &[Arn { service: "ec2", resource: "snapshot/*", regional: true, in_account: false }];
 /// What RunInstances uses or creates besides the tagged instance and volume:
 /// the AMI (any owner), the network, the key pair, snapshots behind the AMI.
 const RUN_INSTANCES_INPUTS: &[Arn] = &[
@@ -541,8 +543,11 @@ pub const TABLE: &[Scoping] = &[
                 Resources::Arns(INSTANCES_AND_VOLUMES),
                 Condition::TagOnCreate { key: "ec2:CreateAction", actions: &["RunInstances", "CreateVolume"] },
             ),
+            // A restore: the volume starts from a snapshot (the node's own,
+            // or the `fromSnapshot` its spec names).
+            read(&["ec2:CreateVolume"], SNAPSHOTS),
         ],
-        "data volumes are created with their mooring:uid tag",
+        "data volumes are created with their mooring:uid tag, from a snapshot when restoring",
     ),
     entry(
         "ec2:AttachVolume",
@@ -572,6 +577,29 @@ pub const TABLE: &[Scoping] = &[
         &[grant(&["ec2:DeleteTags"], Resources::Arns(INSTANCES_AND_VOLUMES), Condition::OwnedMooringKeys)],
         "a kept volume loses Mooring's tags, and only those",
     ),
+    // EBS snapshots: the controller backs data volumes up itself (no build
+    // per snapshot).
+    entry(
+        "ec2:DescribeSnapshots",
+        CONTROLLER,
+        &[any(&["ec2:DescribeSnapshots"])],
+        "EC2 describes have no resource-level permission",
+    ),
+    entry(
+        "ec2:CreateSnapshot",
+        CONTROLLER,
+        &[
+            owned(&["ec2:CreateSnapshot"], VOLUMES),
+            creates_tagged(&["ec2:CreateSnapshot"], SNAPSHOTS),
+            grant(
+                &["ec2:CreateTags"],
+                Resources::Arns(SNAPSHOTS),
+                Condition::TagOnCreate { key: "ec2:CreateAction", actions: &["CreateSnapshot"] },
+            ),
+        ],
+        "snapshots of Mooring's volumes only, tagged with mooring:uid at birth",
+    ),
+    entry("ec2:DeleteSnapshot", CONTROLLER, &[owned(&["ec2:DeleteSnapshot"], SNAPSHOTS)], "only Mooring's snapshots"),
     // CodeBuild
     entry(
         "codebuild:BatchGetProjects",

@@ -216,7 +216,8 @@ impl<'a> Provisioner<'a> {
         .await
     }
 
-    /// The node's data volume: found by tag, else created once in the subnet's zone.
+    /// The node's data volume: found by tag, else created once in the
+    /// subnet's zone (from the request's snapshot, if it names one).
     async fn ensure_volume(&self, req: &ProvisionRequest, zone: &str) -> Result<Volume, ProvisionError> {
         let mut volumes = self.volumes(&req.uid).await?;
         volumes.sort_by_key(|v| v.attached_to.is_none());
@@ -236,10 +237,11 @@ impl<'a> Provisioner<'a> {
             volume_type: volume_type(dv.type_).to_string(),
             iops: dv.iops,
             tags: Self::tags(req, "data"),
+            snapshot_id: req.restore_from.clone(),
             client_token: names::client_token(&req.uid, "data-volume", i64::from(req.incarnation), 64),
         };
         let v = self.ec2.create_volume(&input).await?;
-        tracing::info!(volume = %v.id, "created the data volume");
+        tracing::info!(volume = %v.id, from_snapshot = ?input.snapshot_id, "created the data volume");
         self.wait_volume(&req.uid, &v.id, "available").await
     }
 

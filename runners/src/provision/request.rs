@@ -18,6 +18,7 @@ pub mod env {
     pub const GENERATION: &str = "MOORING_NODE_GENERATION";
     pub const SPEC: &str = "MOORING_NODE_SPEC";
     pub const INCARNATION: &str = "MOORING_NODE_INCARNATION";
+    pub const RESTORE_FROM: &str = "MOORING_NODE_RESTORE_FROM";
 }
 
 /// Create-or-update, or tear down (the action recorded in the node's build status).
@@ -37,6 +38,9 @@ pub struct ProvisionRequest {
     /// instance's and the data volume's client tokens.
     pub incarnation: u32,
     pub spec: NodeSpec,
+    /// The snapshot a data volume created by this run starts from (see
+    /// `BuildStatus::restore_from`).
+    pub restore_from: Option<String>,
 }
 
 /// A build environment that does not describe a request.
@@ -51,7 +55,7 @@ pub enum RequestError {
 impl ProvisionRequest {
     /// The build's environment.
     pub fn to_env(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([
+        let mut env = BTreeMap::from([
             (env::ACTION.to_string(), self.action.as_str().to_string()),
             (env::TOKEN.to_string(), self.token.clone()),
             (env::UID.to_string(), self.uid.clone()),
@@ -60,7 +64,11 @@ impl ProvisionRequest {
             (env::GENERATION.to_string(), self.generation.to_string()),
             (env::INCARNATION.to_string(), self.incarnation.to_string()),
             (env::SPEC.to_string(), serde_json::to_string(&self.spec).unwrap_or_default()),
-        ])
+        ]);
+        if let Some(snapshot) = &self.restore_from {
+            env.insert(env::RESTORE_FROM.to_string(), snapshot.clone());
+        }
+        env
     }
 
     /// Reads a request from a build's environment.
@@ -97,6 +105,11 @@ impl ProvisionRequest {
                     .map_err(|e: std::num::ParseIntError| RequestError::Invalid(env::INCARNATION, e.to_string()))?,
             },
             spec,
+            restore_from: match vars.get(env::RESTORE_FROM).filter(|v| !v.is_empty()) {
+                Some(v) if api_types::validate::matches(api_types::patterns::SNAPSHOT_ID, v) => Some(v.clone()),
+                Some(v) => return Err(RequestError::Invalid(env::RESTORE_FROM, format!("{v:?} is not a snapshot id"))),
+                None => None,
+            },
         })
     }
 }

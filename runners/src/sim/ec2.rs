@@ -15,6 +15,7 @@ use super::{Ctx, Inner, Slot, check_tags, faults};
 use crate::cloud::ec2::{
     Ec2, Instance, InstanceHealth, InstanceInput, InstanceState, MAX_FILTER_VALUES, Volume, VolumeInput,
 };
+use crate::cloud::snapshots::{Snapshot, SnapshotState, Snapshots};
 use crate::cloud::{CloudError, CloudResult, ErrorKind, Op, Tags, ops};
 
 /// AWS's limit of user data, in bytes before base64 encoding.
@@ -180,9 +181,44 @@ impl VolumeRec {
     }
 }
 
+/// One EBS snapshot: `pending` for a volume-create delay, then `completed`
+/// (or `error`, when a test says so).
+#[derive(Debug, Clone)]
+struct SnapshotRec {
+    id: String,
+    volume_id: String,
+    since: Instant,
+    started: chrono::DateTime<chrono::Utc>,
+    failed: bool,
+    tags: Tags,
+}
+
+impl SnapshotRec {
+    fn to_snapshot(&self, ctx: &Ctx<'_>) -> Snapshot {
+        let state = if self.failed {
+            SnapshotState::Error
+        } else if ctx.now >= self.since + ctx.cfg.volume_create_delay {
+            SnapshotState::Completed
+        } else {
+            SnapshotState::Pending
+        };
+        Snapshot {
+            id: self.id.clone(),
+            volume_id: self.volume_id.clone(),
+            state,
+            started: Some(self.started),
+            tags: self.tags.clone(),
+        }
+    }
+}
+
 /// Everything EC2 holds.
 #[derive(Default)]
 pub(super) struct Ec2State {
+    /// EBS snapshots (read-after-write consistent here).
+    snapshots: BTreeMap<String, SnapshotRec>,
+    /// Volume id → the snapshot it was created from.
+    restored: HashMap<String, String>,
     /// Every instance ever launched (terminated ones stay).
     instances: BTreeMap<String, Slot<InstanceRec>>,
     volumes: BTreeMap<String, Slot<VolumeRec>>,
@@ -307,7 +343,8 @@ impl Ec2State {
             };
             let r = faults::hash(ctx.cfg.seed, &[kind.as_bytes(), token.as_bytes(), &n.to_le_bytes()]);
             let id = format!("{kind}-{:016x}{:x}", r[0], r[1] & 0xf);
-            if !self.instances.contains_key(&id) && !self.volumes.contains_key(&id) {
+            if !self.instances.contains_key(&id) && !self.volumes.contains_key(&id) && !self.snapshots.contains_key(&id)
+            {
                 return id;
             }
         }
@@ -651,7 +688,19 @@ impl Ec2State {
         }
         check_volume(&op, input)?;
         check_tags(&op, &input.tags)?;
+        if let Some(snapshot) = &input.snapshot_id
+            && !self.snapshots.get(snapshot).is_some_and(|s| s.to_snapshot(ctx).state == SnapshotState::Completed)
+        {
+            return Err(CloudError::new(
+                &op,
+                ErrorKind::MissingReference,
+                format!("InvalidSnapshot.NotFound: The snapshot '{snapshot}' does not exist (or is not completed)."),
+            ));
+        }
         let id = self.new_id("vol", &input.client_token, ctx);
+        if let Some(snapshot) = &input.snapshot_id {
+            self.restored.insert(id.clone(), snapshot.clone());
+        }
         let rec = VolumeRec {
             id: id.clone(),
             seq: self.next_seq(),
@@ -667,6 +716,70 @@ impl Ec2State {
             self.volume_tokens.insert(input.client_token.clone(), id);
         }
         Ok(out)
+    }
+
+    pub(super) fn snapshots_tagged(
+        &mut self,
+        key: &str,
+        values: &[String],
+        ctx: &Ctx<'_>,
+    ) -> CloudResult<Vec<Snapshot>> {
+        check_filter(&ops::DESCRIBE_SNAPSHOTS, key, values)?;
+        Ok(self
+            .snapshots
+            .values()
+            .filter(|s| s.tags.get(key).is_some_and(|v| values.contains(v)))
+            .map(|s| s.to_snapshot(ctx))
+            .collect())
+    }
+
+    pub(super) fn create_snapshot(&mut self, volume_id: &str, tags: &Tags, ctx: &Ctx<'_>) -> CloudResult<Snapshot> {
+        let op = ops::CREATE_SNAPSHOT;
+        check_tags(&op, tags)?;
+        self.settle_volume(volume_id, ctx);
+        if self.volumes.get(volume_id).is_none_or(|s| s.cur.is_none()) {
+            return Err(no_volume(&op, volume_id));
+        }
+        let token = format!("{volume_id}/{}", self.snapshots.len());
+        let id = self.new_id("snap", &token, ctx);
+        let started = chrono::DateTime::from_timestamp(ctx.epoch_secs() as i64, 0).unwrap_or_default();
+        let rec = SnapshotRec {
+            id: id.clone(),
+            volume_id: volume_id.to_string(),
+            since: ctx.now,
+            started,
+            failed: false,
+            tags: tags.clone(),
+        };
+        let out = rec.to_snapshot(ctx);
+        self.snapshots.insert(id, rec);
+        Ok(out)
+    }
+
+    pub(super) fn delete_snapshot(&mut self, id: &str) -> CloudResult<()> {
+        match self.snapshots.remove(id) {
+            Some(_) => Ok(()),
+            None => Err(CloudError::new(
+                &ops::DELETE_SNAPSHOT,
+                ErrorKind::NotFound,
+                format!("InvalidSnapshot.NotFound: The snapshot '{id}' does not exist."),
+            )),
+        }
+    }
+
+    /// Every snapshot, as it is now.
+    pub(super) fn all_snapshots(&self, ctx: &Ctx<'_>) -> Vec<Snapshot> {
+        self.snapshots.values().map(|s| s.to_snapshot(ctx)).collect()
+    }
+
+    /// The snapshot volume `id` was created from.
+    pub(super) fn restored_from(&self, id: &str) -> Option<String> {
+        self.restored.get(id).cloned()
+    }
+
+    /// Makes a snapshot fail (a test's fault).
+    pub(super) fn fail_snapshot(&mut self, id: &str) -> bool {
+        self.snapshots.get_mut(id).map(|s| s.failed = true).is_some()
     }
 
     pub(super) fn attach(
@@ -891,6 +1004,22 @@ impl Ec2State {
 /// The fault key of a tag query: the filter, so the same query replays.
 fn filter_key(key: &str, values: &[String]) -> String {
     format!("{key}={}", values.join(","))
+}
+
+#[async_trait]
+impl Snapshots for SimEc2 {
+    async fn snapshots_tagged(&self, key: &str, values: &[String]) -> CloudResult<Vec<Snapshot>> {
+        let k = filter_key(key, values);
+        self.0.call(ops::DESCRIBE_SNAPSHOTS, &k, |st, ctx| st.ec2.snapshots_tagged(key, values, ctx)).await
+    }
+
+    async fn create_snapshot(&self, volume_id: &str, _description: &str, tags: &Tags) -> CloudResult<Snapshot> {
+        self.0.call(ops::CREATE_SNAPSHOT, volume_id, |st, ctx| st.ec2.create_snapshot(volume_id, tags, ctx)).await
+    }
+
+    async fn delete_snapshot(&self, id: &str) -> CloudResult<()> {
+        self.0.call(ops::DELETE_SNAPSHOT, id, |st, _| st.ec2.delete_snapshot(id)).await
+    }
 }
 
 #[async_trait]

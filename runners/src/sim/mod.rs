@@ -466,6 +466,7 @@ impl SimCloud {
             targets: self.target_groups(),
             dns: self.dns(),
             alarms: self.alarms(),
+            snapshots: Arc::new(ec2::SimEc2(self.inner.clone())),
         }
     }
 
@@ -632,6 +633,21 @@ impl SimCloud {
     /// Every volume not yet deleted, as it is now (in creation order).
     pub fn volumes(&self) -> Vec<Volume> {
         self.now_ctx(|st, ctx| st.ec2.all_volumes(ctx))
+    }
+
+    /// Every EBS snapshot, as it is now.
+    pub fn snapshots(&self) -> Vec<crate::cloud::snapshots::Snapshot> {
+        self.now_ctx(|st, ctx| st.ec2.all_snapshots(ctx))
+    }
+
+    /// The snapshot a volume was created from, if it was.
+    pub fn volume_restored_from(&self, volume_id: &str) -> Option<String> {
+        self.inner.lock().ec2.restored_from(volume_id)
+    }
+
+    /// Makes a snapshot end in `error` (false: there is none of that id).
+    pub fn fail_snapshot(&self, id: &str) -> bool {
+        self.inner.lock().ec2.fail_snapshot(id)
     }
 
     /// Every build started, as (build id, environment), in start order.

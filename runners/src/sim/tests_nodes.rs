@@ -58,6 +58,7 @@ fn volume_input(uid: &str, az: &str, token: &str) -> VolumeInput {
         volume_type: "gp3".into(),
         iops: None,
         tags: tags(uid),
+        snapshot_id: None,
         client_token: token.into(),
     }
 }

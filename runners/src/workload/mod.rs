@@ -10,6 +10,7 @@
 //! to (`mooring/adopt: "true"`), recording an `Adopted` event.
 
 pub mod alarms;
+pub mod backup;
 pub mod discovery;
 mod drain;
 mod native;

@@ -21,7 +21,9 @@
 //! does not hand back the terminated instance for the old token — and a new
 //! build launches exactly one new instance and reattaches the data volume
 //! (a `DriftDetected` event says so; a data volume that is gone too is
-//! recreated empty, with a `DataVolumeReplaced` warning).
+//! recreated from the node's last good snapshot ([`backup`]) or, without
+//! one, from `dataVolume.fromSnapshot` or empty, with a `DataVolumeReplaced`
+//! warning that says which).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -35,12 +37,12 @@ use api_types::{Kind, NodeSpec as Spec};
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::alarms;
 use super::ownership::TAG_INSTALL;
+use super::{alarms, backup};
 use crate::cloud::codebuild::{Build, BuildRequest, BuildState as CloudBuildState, ProjectInput};
 use crate::cloud::ec2::{Instance, InstanceState};
 use crate::cloud::gated::Gated;
-use crate::cloud::{Alarms, Builds, Ec2, ErrorKind, NodeCloud, TAG_UID, TargetGroups};
+use crate::cloud::{Alarms, Builds, Ec2, ErrorKind, NodeCloud, Snapshots, TAG_UID, TargetGroups};
 use crate::gate::CallGate;
 use crate::names;
 use crate::provision::{ProvisionRequest, TAG_INSTANCE_HASH, instance_hash, userdata};
@@ -152,17 +154,21 @@ struct Calls<'a> {
     builds: Gated<'a, dyn Builds>,
     targets: Gated<'a, dyn TargetGroups>,
     alarms: Gated<'a, dyn Alarms>,
+    snapshots: Gated<'a, dyn Snapshots>,
 }
 
 /// What EC2 must look like for this spec: the instance's shape, the data
 /// volume, the target group and the user tags. Labels and the deletion policy
-/// are not in it, so changing them starts no build.
+/// are not in it, so changing them starts no build; nor are the volume's
+/// backups (the controller takes them) and the snapshot a new volume would
+/// start from.
 /// `instance` is [`instance_hash`] of the spec (computed once by the caller:
 /// it renders the user data).
 pub fn provision_hash(instance: &str, spec: &NodeSpec) -> String {
+    let data_volume = api_types::node::DataVolume { backup: None, from_snapshot: None, ..spec.data_volume.clone() };
     let json = json!({
         "instance": instance,
-        "dataVolume": spec.data_volume,
+        "dataVolume": data_volume,
         "loadBalancer": spec.load_balancer,
         "ports": spec.ports,
         "healthCheck": spec.health_check,
@@ -281,6 +287,7 @@ impl Nodes {
             builds: Gated::new(self.cloud.builds.as_ref(), gate),
             targets: Gated::new(self.cloud.targets.as_ref(), gate),
             alarms: Gated::new(self.cloud.alarms.as_ref(), gate),
+            snapshots: Gated::new(self.cloud.snapshots.as_ref(), gate),
         }
     }
 
@@ -296,6 +303,7 @@ impl Nodes {
             generation: target.generation,
             incarnation: target.status.incarnation,
             spec: target.spec.clone(),
+            restore_from: b.restore_from.clone(),
         };
         BuildRequest {
             project: b.project.clone().unwrap_or_else(|| target.spec.provisioner.codebuild_project.clone()),
@@ -376,6 +384,18 @@ impl Nodes {
     /// A new intent: recorded in status now, started by the next reconcile.
     fn intent(t: &NodeTarget<'_>, action: BuildAction, hash: &str, failures: u32) -> BuildStatus {
         let sequence = t.status.build.as_ref().map_or(0, |b| b.sequence) + 1;
+        // Should the build have to create the data volume: the node's own
+        // last good snapshot is newer than the one the spec started it from.
+        let restore_from = match action {
+            BuildAction::Apply => t
+                .status
+                .backup
+                .as_ref()
+                .and_then(|b| b.last_good.as_ref())
+                .map(|s| s.id.clone())
+                .or_else(|| t.spec.data_volume.from_snapshot.clone()),
+            BuildAction::Destroy => None,
+        };
         BuildStatus {
             action,
             token: names::client_token(t.uid, &format!("build/{}/{hash}/{sequence}", action.as_str()), 0, 64),
@@ -384,6 +404,7 @@ impl Nodes {
             state: BuildState::Pending,
             sequence,
             failures,
+            restore_from,
             ..Default::default()
         }
     }
@@ -645,13 +666,20 @@ impl Nodes {
         r.status.instance_id = Some(i.id.clone());
         r.status.private_ip = i.private_ip.clone();
         if let Some((_, volume)) = i.volumes.iter().find(|(d, _)| d == userdata::DATA_DEVICE) {
-            if let Some(old) = t.status.volume_id.as_ref().filter(|old| *old != volume) {
-                r.events.push(Event::warning(
+            let restored = t.status.build.as_ref().and_then(|b| b.restore_from.as_deref());
+            let started = match restored {
+                Some(snapshot) => format!("restored from snapshot {snapshot}"),
+                None => "it started empty".to_string(),
+            };
+            match t.status.volume_id.as_ref() {
+                Some(old) if old != volume => r.events.push(Event::warning(
                     "DataVolumeReplaced",
-                    format!(
-                        "data volume {old} is gone; {volume} now holds the node's data directory (it started empty)"
-                    ),
-                ));
+                    format!("data volume {old} is gone; {volume} now holds the node's data directory ({started})"),
+                )),
+                None if restored.is_some() => {
+                    r.events.push(Event::normal("DataVolumeRestored", format!("data volume {volume}: {started}")))
+                }
+                _ => {}
             }
             r.status.volume_id = Some(volume.clone());
         }
@@ -704,6 +732,16 @@ impl Nodes {
                 vec![]
             }
         };
+        // Backups follow the same rule: a snapshot that cannot be taken does
+        // not hide the node's health.
+        match self.backup(calls, t, r).await {
+            Ok(()) => {}
+            Err(e) if matches!(e.retry(), Retry::Drop | Retry::Later(_)) => return Err(e),
+            Err(e) => {
+                r.events.push(Event::warning(e.reason(), format!("backup: {e}")));
+                r.conditions.push(Condition::sync_failed(e.reason(), format!("backup: {e}"), g, now));
+            }
+        }
         let was_ready =
             t.status.conditions.iter().any(|c| c.type_ == ConditionType::Ready && c.status == ConditionStatus::True);
         if problems.is_empty() {
@@ -792,6 +830,31 @@ impl Nodes {
             .collect())
     }
 
+    /// Takes and prunes the data volume's snapshots ([`backup`]): on the
+    /// schedule, and once per `mooring node snapshot` request.
+    async fn backup(
+        &self,
+        calls: &Calls<'_>,
+        t: &NodeTarget<'_>,
+        r: &mut Reconciled<NodeStatus>,
+    ) -> Result<(), ReconcileError> {
+        let spec = t.spec.data_volume.backup.as_ref();
+        let status = r.status.backup.clone().unwrap_or_default();
+        if spec.is_none() && t.snapshot_request.is_none() && status.in_flight.is_none() {
+            return Ok(());
+        }
+        let Some(volume_id) = r.status.volume_id.clone() else { return Ok(()) };
+        let key = t.key();
+        let node = backup::Backed { uid: t.uid, key: &key, volume_id: &volume_id, spec, user_tags: &t.spec.tags };
+        let pass = backup::sync(&calls.snapshots, &node, &status, t.snapshot_request, t.now).await?;
+        r.events.extend(pass.events);
+        if let Some(d) = pass.requeue {
+            r.requeue(d);
+        }
+        r.status.backup = Some(pass.status);
+        Ok(())
+    }
+
     /// Tears a node down with a `destroy` build (the instance is terminated, the
     /// data volume deleted or kept per `dataVolume.deleteOnNodeDelete`). Under
     /// `deletionPolicy: Retain` nothing in AWS is touched.
@@ -819,6 +882,18 @@ impl Nodes {
                 ));
             }
             r.status.alarms.clear();
+        }
+        // Its snapshots go with a volume that goes; a kept volume keeps them.
+        if t.spec.data_volume.delete_on_node_delete && r.status.backup.is_some() {
+            let (deleted, pending) = backup::delete_all(&calls.snapshots, t.uid).await?;
+            if !deleted.is_empty() {
+                r.events.push(Event::normal("SnapshotDeleted", format!("deleted {deleted:?} with the node")));
+            }
+            if pending > 0 {
+                r.requeue(backup::POLL);
+                return Ok(Teardown::Pending(r));
+            }
+            r.status.backup = None;
         }
         // An apply build that never started (its project is not the install's,
         // so nothing could have run) left nothing to tear down.

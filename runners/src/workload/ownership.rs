@@ -89,6 +89,7 @@ mod tests {
             fresh: false,
             now: chrono::Utc::now(),
             request: None,
+            snapshot_request: None,
         };
         let ours = Tags::from([(TAG_UID.to_string(), "u1".to_string())]);
         let theirs = Tags::from([(TAG_UID.to_string(), "u2".to_string())]);

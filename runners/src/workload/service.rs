@@ -867,6 +867,7 @@ mod tests {
             fresh: false,
             now: chrono::Utc::now(),
             request: None,
+            snapshot_request: None,
         };
         let svc = |cluster: &str, arn: Option<&str>| ServiceRef {
             cluster: cluster.into(),

@@ -39,7 +39,8 @@ const MOTO_CREATES: &[(&str, usize)] = &[
     ("AWS::SQS::Queue", 1),
     ("AWS::Events::Rule", 3),
     ("AWS::IAM::Role", 3),
-    ("AWS::IAM::Policy", 2),
+    ("AWS::IAM::Policy", 1),
+    ("AWS::IAM::ManagedPolicy", 3),
     ("AWS::Logs::LogGroup", 1),
     ("AWS::ElasticLoadBalancingV2::LoadBalancer", 1),
     ("AWS::ElasticLoadBalancingV2::TargetGroup", 1),
@@ -325,22 +326,51 @@ async fn the_stack_creates_in_motos_cloudformation() {
         pass_roles: vec!["arn:aws:iam::123456789012:role/apps-*".into()],
         provisioner_role_arn: Some(format!("arn:aws:iam::123456789012:role/{}", logical("ProvisionerRole"))),
     };
-    for (role, logical_role, policy_name) in [
-        (Principal::Controller, "TaskRole", "mooring-task"),
-        (Principal::Provisioner, "ProvisionerRole", "mooring-provisioner"),
-    ] {
+    let xml = iam_query(
+        &http,
+        &moto.endpoint,
+        &[
+            ("Action", "GetRolePolicy"),
+            ("RoleName", &logical("ProvisionerRole")),
+            ("PolicyName", "mooring-provisioner"),
+        ],
+    )
+    .await;
+    let encoded = xml_values(&xml, "PolicyDocument").into_iter().next().expect("a policy document");
+    let attached: serde_json::Value = serde_json::from_str(&url_decoded(&encoded)).expect("the document is JSON");
+    assert_eq!(attached, iam::policy(Principal::Provisioner, Render::Plain(&values)).document, "mooring-provisioner");
+    // The task role's managed policies: attached to it, each as its part renders.
+    let xml =
+        iam_query(&http, &moto.endpoint, &[("Action", "ListAttachedRolePolicies"), ("RoleName", &logical("TaskRole"))])
+            .await;
+    let attached_arns = xml_values(&xml, "PolicyArn");
+    for (part, want) in iam::policies(Principal::Controller, Render::Plain(&values)) {
+        let arn = logical(&part.logical_name(Principal::Controller));
+        assert!(attached_arns.contains(&arn), "{arn} is not attached to the task role: {attached_arns:?}");
+        let xml = iam_query(&http, &moto.endpoint, &[("Action", "GetPolicy"), ("PolicyArn", &arn)]).await;
+        let version = xml_values(&xml, "DefaultVersionId").into_iter().next().expect("a default version");
         let xml = iam_query(
             &http,
             &moto.endpoint,
-            &[("Action", "GetRolePolicy"), ("RoleName", &logical(logical_role)), ("PolicyName", policy_name)],
+            &[("Action", "GetPolicyVersion"), ("PolicyArn", &arn), ("VersionId", &version)],
         )
         .await;
-        let encoded = xml_values(&xml, "PolicyDocument").into_iter().next().expect("a policy document");
+        let encoded = xml_values(&xml, "Document").into_iter().next().expect("a policy document");
         let attached: serde_json::Value = serde_json::from_str(&url_decoded(&encoded)).expect("the document is JSON");
-        let want = iam::policy(role, Render::Plain(&values)).document;
-        assert_eq!(attached, want, "{policy_name} as attached by CloudFormation");
+        assert_eq!(attached, want.document, "the task role's {} policy as CloudFormation made it", part.name);
     }
 
+    // moto deletes the stack's role before detaching its managed policies
+    // (AWS detaches first: the policies name the role) and refuses: detach
+    // them here, as AWS would.
+    for arn in &attached_arns {
+        iam_query(
+            &http,
+            &moto.endpoint,
+            &[("Action", "DetachRolePolicy"), ("RoleName", &logical("TaskRole")), ("PolicyArn", arn)],
+        )
+        .await;
+    }
     cloudformation(&http, &moto.endpoint, &action("DeleteStack")).await;
 }
 

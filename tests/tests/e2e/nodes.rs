@@ -122,6 +122,20 @@ async fn node_with_local_builds_on_moto() {
     assert!(first[0].volumes.iter().any(|(_, v)| v == &volume), "{first:?}");
     assert_eq!(r["status"]["build"]["state"], "SUCCEEDED", "{r:#}");
 
+    // A snapshot on request: taken by the controller, tagged as the node's.
+    server
+        .cli(&["node", "snapshot", "pulse-1", "-n", &ns, "--wait"])
+        .await
+        .success()
+        .stdout_has(&format!("snapshot of {volume} requested"))
+        .stdout_has("completed");
+    let snapshots = moto.node_cloud().snapshots;
+    let taken = snapshots.snapshots_tagged("mooring:uid", std::slice::from_ref(&uid)).await.expect("snapshots");
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    assert_eq!(taken[0].volume_id, volume);
+    let r = node(&server, &ns, "pulse-1").await;
+    assert_eq!(r["status"]["backup"]["lastGood"]["id"], taken[0].id.as_str(), "{r:#}");
+
     // Replace: exactly one running instance, the same data volume.
     stack.write("node.yaml", &node_yaml(&ns, "pulse-1", &subnet, "t3.xlarge", port));
     server.cli(&["apply", "-f", file]).await.success();

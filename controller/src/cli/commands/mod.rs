@@ -9,6 +9,7 @@ pub mod edit;
 pub mod get;
 pub mod history;
 pub mod logs;
+pub mod node;
 pub mod policy;
 pub mod release;
 pub mod rollback;

@@ -1,0 +1,131 @@
+//! A node's backups (`runners::workload::backup`) through the EC2 facade of
+//! the AWS SDK, against moto over HTTP, on a short schedule driven by the
+//! test's clock: the first snapshot at once, tagged with the node's uid and
+//! number; the next only once `every` has passed; a request taken at once;
+//! pruning to `keep`; a crash between CreateSnapshot and the status write
+//! that finds the snapshot again instead of taking a second; a volume created
+//! from a snapshot (a restore); and the node's snapshots deleted with it.
+//!
+//! Needs moto at `MOORING_AWS_ENDPOINT` (default `http://127.0.0.1:4566`).
+//! moto: snapshots complete at once (AWS: `pending` first).
+
+mod common;
+
+use api_types::node::{BackupStatus, SnapshotRequest, VolumeBackup};
+use chrono::{DateTime, Utc};
+use common::{require_moto, settings};
+use runners::cloud::ec2::VolumeInput;
+use runners::cloud::snapshots::SnapshotState;
+use runners::cloud::{TAG_UID, Tags};
+use runners::workload::backup::{self, Backed, TAG_SNAPSHOT};
+
+fn at(minutes: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000 + minutes * 60, 0).unwrap()
+}
+
+#[tokio::test]
+async fn backups_are_taken_on_schedule_pruned_found_after_a_crash_and_restored() {
+    let settings = settings();
+    require_moto(&settings);
+    let config = runners::aws::sdk_config(&settings).await;
+    let cloud = runners::aws::node_cloud_from(&config);
+    let snapshots = cloud.snapshots.as_ref();
+    let uid = uuid::Uuid::new_v4().to_string();
+    let tags = Tags::from([(TAG_UID.to_string(), uid.clone())]);
+    let volume = cloud
+        .ec2
+        .create_volume(&VolumeInput {
+            availability_zone: "us-east-1a".into(),
+            size_gib: 20,
+            volume_type: "gp3".into(),
+            iops: None,
+            tags: tags.clone(),
+            snapshot_id: None,
+            client_token: uuid::Uuid::new_v4().to_string(),
+        })
+        .await
+        .unwrap();
+    let every = VolumeBackup { every: "30m".into(), keep: 2 };
+    let user_tags = Tags::from([("team".to_string(), "ledger".to_string())]);
+    let node =
+        Backed { uid: &uid, key: "backups/ledger", volume_id: &volume.id, spec: Some(&every), user_tags: &user_tags };
+    // Two passes take a snapshot: the intent, then the create (completed at once on moto).
+    let take = |status: BackupStatus, request: Option<SnapshotRequest>, now: DateTime<Utc>| {
+        let node = &node;
+        async move {
+            let intent = backup::sync(snapshots, node, &status, request.as_ref(), now).await.unwrap();
+            assert!(intent.status.in_flight.is_some(), "an intent first: {intent:?}");
+            backup::sync(snapshots, node, &intent.status, request.as_ref(), now).await.unwrap()
+        }
+    };
+
+    let first = take(BackupStatus::default(), None, at(0)).await;
+    let good = first.status.last_good.clone().expect("completed at once on moto");
+    let mine = snapshots.snapshots_tagged(TAG_UID, std::slice::from_ref(&uid)).await.unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!((mine[0].id.as_str(), mine[0].volume_id.as_str()), (good.id.as_str(), volume.id.as_str()));
+    assert_eq!(mine[0].state, SnapshotState::Completed);
+    assert_eq!(mine[0].tags[TAG_SNAPSHOT], "1");
+    assert_eq!(mine[0].tags["team"], "ledger", "the spec's tags too");
+
+    // Not due within the interval: no call at all.
+    let idle = backup::sync(snapshots, &node, &first.status, None, at(29)).await.unwrap();
+    assert_eq!(idle.status, first.status);
+    assert_eq!(idle.requeue, Some(std::time::Duration::from_secs(60)));
+
+    // A request is taken at once; the schedule's next after 30 minutes.
+    let asked = SnapshotRequest { by: "alice".into(), at: at(10) };
+    let second = take(first.status.clone(), Some(asked.clone()), at(10)).await;
+    assert_eq!(second.status.request_handled, Some(at(10)));
+    let third = take(second.status.clone(), Some(asked), at(40)).await;
+    assert_eq!(third.status.sequence, 3);
+    // keep: 2: the first is gone.
+    let mine = snapshots.snapshots_tagged(TAG_UID, std::slice::from_ref(&uid)).await.unwrap();
+    let ids: Vec<&str> = mine.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(mine.len(), 2, "{ids:?}");
+    assert!(!ids.contains(&good.id.as_str()), "{ids:?}");
+    assert_eq!(third.status.kept, 2);
+
+    // A crash after CreateSnapshot, before the status recorded its id: the
+    // next pass finds it by its number and takes no second one.
+    let intent = backup::sync(snapshots, &node, &third.status, None, at(80)).await.unwrap();
+    let number = intent.status.in_flight.as_ref().unwrap().number.to_string();
+    let mut crashed_tags = user_tags.clone();
+    crashed_tags.extend([(TAG_UID.to_string(), uid.clone()), (TAG_SNAPSHOT.to_string(), number.clone())]);
+    let made = snapshots.create_snapshot(&volume.id, "made before the crash", &crashed_tags).await.unwrap();
+    let after = backup::sync(snapshots, &node, &intent.status, None, at(80)).await.unwrap();
+    assert_eq!(after.status.last_good.as_ref().map(|s| s.id.as_str()), Some(made.id.as_str()));
+    let mine = snapshots.snapshots_tagged(TAG_UID, std::slice::from_ref(&uid)).await.unwrap();
+    assert_eq!(mine.iter().filter(|s| s.tags[TAG_SNAPSHOT] == number).count(), 1, "no second snapshot");
+    assert_eq!(mine.len(), 2, "pruned again");
+
+    // A restore: a volume created from the last good snapshot.
+    let restored = cloud
+        .ec2
+        .create_volume(&VolumeInput {
+            availability_zone: "us-east-1a".into(),
+            size_gib: 20,
+            volume_type: "gp3".into(),
+            iops: None,
+            tags: tags.clone(),
+            snapshot_id: Some(made.id.clone()),
+            client_token: uuid::Uuid::new_v4().to_string(),
+        })
+        .await
+        .unwrap();
+    let described = aws_sdk_ec2::Client::new(&config).describe_volumes().volume_ids(&restored.id).send().await.unwrap();
+    assert_eq!(described.volumes()[0].snapshot_id(), Some(made.id.as_str()));
+
+    // The node's snapshots go with it; someone else's are left alone.
+    let other = snapshots
+        .create_snapshot(&volume.id, "not Mooring's", &Tags::from([(TAG_UID.to_string(), uid.clone())]))
+        .await
+        .unwrap();
+    let (deleted, pending) = backup::delete_all(snapshots, &uid).await.unwrap();
+    assert_eq!((deleted.len(), pending), (2, 0));
+    let left = snapshots.snapshots_tagged(TAG_UID, std::slice::from_ref(&uid)).await.unwrap();
+    assert_eq!(left.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), [other.id.as_str()]);
+    snapshots.delete_snapshot(&other.id).await.unwrap();
+    cloud.ec2.delete_volume(&restored.id).await.unwrap();
+    cloud.ec2.delete_volume(&volume.id).await.unwrap();
+}
