@@ -171,8 +171,18 @@ impl VolumeBackup {
     /// `every` as a duration (`None` when it does not parse; validation
     /// refuses such a spec).
     pub fn interval(&self) -> Option<std::time::Duration> {
+        // The schema's rule (`BACKUP_INTERVAL`): 1 to 5 digits, no leading
+        // zero, then the unit.
         let unit = self.every.chars().last()?;
-        let n: u64 = self.every[..self.every.len() - unit.len_utf8()].parse().ok().filter(|n| *n > 0)?;
+        let digits = &self.every[..self.every.len() - unit.len_utf8()];
+        if digits.is_empty()
+            || digits.len() > 5
+            || digits.starts_with('0')
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        let n: u64 = digits.parse().ok()?;
         let seconds = match unit {
             'm' => 60,
             'h' => 3600,
@@ -536,6 +546,9 @@ pub struct BackupStatus {
 pub struct SnapshotRecord {
     pub id: String,
     pub started: chrono::DateTime<chrono::Utc>,
+    /// The request it answered (`SnapshotRequest::at`), if one asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A snapshot being taken.
@@ -549,6 +562,9 @@ pub struct SnapshotAttempt {
     pub started: chrono::DateTime<chrono::Utc>,
     /// `schedule`, or who asked (`mooring node snapshot`).
     pub why: String,
+    /// The request it answers (`SnapshotRequest::at`), if one asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// An operator's request for a snapshot now (`mooring node snapshot`,

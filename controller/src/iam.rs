@@ -126,10 +126,11 @@ pub fn task_policies_yaml(indent: usize) -> anyhow::Result<String> {
         if i > 0 {
             out.push('\n');
         }
+        // A JSON string is a YAML double-quoted scalar.
+        let description = serde_json::to_string(&format!("mooring serve: {}", part.about))?;
         out.push_str(&format!(
-            "{}:\n  Type: AWS::IAM::ManagedPolicy\n  Properties:\n    Description: \"mooring serve, {}\"\n    Roles: [!Ref TaskRole]\n",
+            "{}:\n  Type: AWS::IAM::ManagedPolicy\n  Properties:\n    Description: {description}\n    Roles: [!Ref TaskRole]\n",
             part.logical_name(Principal::Controller),
-            part.about
         ));
         out.push_str(&document_yaml(policy, 4)?);
     }

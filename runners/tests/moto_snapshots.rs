@@ -3,7 +3,8 @@
 //! test's clock: the first snapshot at once, tagged with the node's uid and
 //! number; the next only once `every` has passed; a request taken at once;
 //! pruning to `keep`; a crash between CreateSnapshot and the status write
-//! that finds the snapshot again instead of taking a second; a volume created
+//! that finds the snapshot again instead of taking a second; a status that
+//! went back (numbers reused) taking a new snapshot; a volume created
 //! from a snapshot (a restore); and the node's snapshots deleted with it.
 //!
 //! Needs moto at `MOORING_AWS_ENDPOINT` (default `http://127.0.0.1:4566`).
@@ -19,8 +20,13 @@ use runners::cloud::snapshots::SnapshotState;
 use runners::cloud::{TAG_UID, Tags};
 use runners::workload::backup::{self, Backed, TAG_SNAPSHOT};
 
+/// The test's clock: minute 0 is three hours ago, so that what it made
+/// "at minute 80" is older than what moto makes now (moto stamps snapshots
+/// with its own clock).
 fn at(minutes: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(1_800_000_000 + minutes * 60, 0).unwrap()
+    static START: std::sync::LazyLock<DateTime<Utc>> =
+        std::sync::LazyLock::new(|| Utc::now() - chrono::Duration::hours(3));
+    *START + chrono::Duration::minutes(minutes)
 }
 
 #[tokio::test]
@@ -99,6 +105,20 @@ async fn backups_are_taken_on_schedule_pruned_found_after_a_crash_and_restored()
     assert_eq!(mine.iter().filter(|s| s.tags[TAG_SNAPSHOT] == number).count(), 1, "no second snapshot");
     assert_eq!(mine.len(), 2, "pruned again");
 
+    // The node's status was lost (restored from an old backup of the store):
+    // its numbering goes back, but a snapshot of a reused number from before
+    // the attempt is not taken for the attempt's: it takes the next free one.
+    let lost = BackupStatus { sequence: 3, ..Default::default() };
+    let later = Utc::now() + chrono::Duration::hours(1);
+    let asked = SnapshotRequest { by: "bob".into(), at: later };
+    let again = take(lost, Some(asked), later).await;
+    let good = again.status.last_good.clone().expect("a new snapshot");
+    assert_ne!(good.id, made.id, "{again:?}");
+    let mine = snapshots.snapshots_tagged(TAG_UID, std::slice::from_ref(&uid)).await.unwrap();
+    let fresh = mine.iter().find(|s| s.id == good.id).expect("listed");
+    assert_eq!(fresh.tags[TAG_SNAPSHOT], "5", "the next free number");
+    assert_eq!(again.status.sequence, 5);
+
     // A restore: a volume created from the last good snapshot.
     let restored = cloud
         .ec2
@@ -121,8 +141,12 @@ async fn backups_are_taken_on_schedule_pruned_found_after_a_crash_and_restored()
         .create_snapshot(&volume.id, "not Mooring's", &Tags::from([(TAG_UID.to_string(), uid.clone())]))
         .await
         .unwrap();
-    let (deleted, pending) = backup::delete_all(snapshots, &uid).await.unwrap();
-    assert_eq!((deleted.len(), pending), (2, 0));
+    let source = backup::restore_source(snapshots, &uid, Some("snap-0123456789abcdef0")).await.unwrap();
+    assert_eq!(source.as_deref(), Some(good.id.as_str()), "the newest completed backup comes first");
+    let cleared = backup::delete_all(snapshots, &uid).await.unwrap();
+    assert_eq!((cleared.deleted.len(), cleared.left.len(), cleared.pending), (2, 0, 0));
+    let source = backup::restore_source(snapshots, &uid, Some("snap-0123456789abcdef0")).await.unwrap();
+    assert_eq!(source.as_deref(), Some("snap-0123456789abcdef0"), "then the spec's fromSnapshot");
     let left = snapshots.snapshots_tagged(TAG_UID, std::slice::from_ref(&uid)).await.unwrap();
     assert_eq!(left.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), [other.id.as_str()]);
     snapshots.delete_snapshot(&other.id).await.unwrap();

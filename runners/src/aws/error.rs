@@ -37,6 +37,7 @@ const NOT_FOUND: &[&str] = &[
     "InvalidVolume.NotFound",
     // DetachVolume of a volume that is not attached.
     "InvalidAttachment.NotFound",
+    "InvalidSnapshot.NotFound",
 ];
 
 /// Codes for "something the call needs does not exist".
@@ -88,6 +89,8 @@ const INVALID: &[&str] = &[
     "IncorrectInstanceState",
     "IncorrectState",
     "VolumeInUse",
+    // EC2: a snapshot an AMI was registered from.
+    "InvalidSnapshot.InUse",
     // EC2: a client token reused with other parameters.
     "IdempotentParameterMismatch",
     // CodeBuild.

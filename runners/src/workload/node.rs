@@ -382,20 +382,16 @@ impl Nodes {
     }
 
     /// A new intent: recorded in status now, started by the next reconcile.
-    fn intent(t: &NodeTarget<'_>, action: BuildAction, hash: &str, failures: u32) -> BuildStatus {
+    /// `restore_from`: the snapshot a data volume the build creates starts
+    /// from ([`Nodes::restore_source`]).
+    fn intent(
+        t: &NodeTarget<'_>,
+        action: BuildAction,
+        hash: &str,
+        failures: u32,
+        restore_from: Option<String>,
+    ) -> BuildStatus {
         let sequence = t.status.build.as_ref().map_or(0, |b| b.sequence) + 1;
-        // Should the build have to create the data volume: the node's own
-        // last good snapshot is newer than the one the spec started it from.
-        let restore_from = match action {
-            BuildAction::Apply => t
-                .status
-                .backup
-                .as_ref()
-                .and_then(|b| b.last_good.as_ref())
-                .map(|s| s.id.clone())
-                .or_else(|| t.spec.data_volume.from_snapshot.clone()),
-            BuildAction::Destroy => None,
-        };
         BuildStatus {
             action,
             token: names::client_token(t.uid, &format!("build/{}/{hash}/{sequence}", action.as_str()), 0, 64),
@@ -407,6 +403,19 @@ impl Nodes {
             restore_from,
             ..Default::default()
         }
+    }
+
+    /// Should an apply build have to create the data volume, the snapshot it
+    /// starts from: the node's newest completed backup as EC2 lists it now
+    /// (one that was deleted behind Mooring's back is not offered), else
+    /// `dataVolume.fromSnapshot`. A node that never took a backup makes no
+    /// call.
+    async fn restore_source(calls: &Calls<'_>, t: &NodeTarget<'_>) -> Result<Option<String>, ReconcileError> {
+        let from = t.spec.data_volume.from_snapshot.as_deref();
+        if t.status.backup.is_none() {
+            return Ok(from.map(str::to_string));
+        }
+        Ok(backup::restore_source(&calls.snapshots, t.uid, from).await?)
     }
 
     /// The tokens of builds in flight: what the statuses record plus what this
@@ -622,7 +631,8 @@ impl Nodes {
             }
             Need::Build { failures } => failures,
         };
-        let intent = Self::intent(t, BuildAction::Apply, &want, failures);
+        let restore_from = Self::restore_source(&calls, t).await?;
+        let intent = Self::intent(t, BuildAction::Apply, &want, failures, restore_from);
         if let Some(b) = r.status.build.clone().filter(|_| failures > 0) {
             let why = format!(
                 "build failed ({}); retrying: {}",
@@ -883,18 +893,7 @@ impl Nodes {
             }
             r.status.alarms.clear();
         }
-        // Its snapshots go with a volume that goes; a kept volume keeps them.
-        if t.spec.data_volume.delete_on_node_delete && r.status.backup.is_some() {
-            let (deleted, pending) = backup::delete_all(&calls.snapshots, t.uid).await?;
-            if !deleted.is_empty() {
-                r.events.push(Event::normal("SnapshotDeleted", format!("deleted {deleted:?} with the node")));
-            }
-            if pending > 0 {
-                r.requeue(backup::POLL);
-                return Ok(Teardown::Pending(r));
-            }
-            r.status.backup = None;
-        }
+
         // An apply build that never started (its project is not the install's,
         // so nothing could have run) left nothing to tear down.
         if let Some(b) = t.status.build.as_ref().filter(|b| b.action == BuildAction::Apply && b.id.is_none()) {
@@ -916,6 +915,25 @@ impl Nodes {
         }
         let destroyed = build.action == BuildAction::Destroy && build.state == BuildState::Succeeded;
         if destroyed && crate::provision::node_instances(&calls.ec2, t.uid).await?.is_empty() {
+            // The backups go once the volume is gone (a destroy that failed
+            // leaves both); a kept volume keeps them.
+            if t.spec.data_volume.delete_on_node_delete && t.status.backup.is_some() {
+                let cleared = backup::delete_all(&calls.snapshots, t.uid).await?;
+                if !cleared.deleted.is_empty() {
+                    r.events
+                        .push(Event::normal("SnapshotDeleted", format!("deleted {:?} with the node", cleared.deleted)));
+                }
+                if !cleared.left.is_empty() {
+                    r.events.push(Event::warning(
+                        "SnapshotNotDeleted",
+                        format!("left {} in place: {}", cleared.left.len(), cleared.left.join("; ")),
+                    ));
+                }
+                if cleared.pending > 0 {
+                    r.requeue(backup::POLL);
+                    return Ok(Teardown::Pending(r));
+                }
+            }
             return Ok(Teardown::Done);
         }
         if build.action == BuildAction::Destroy && build.failures >= self.config.max_failures {
@@ -928,7 +946,7 @@ impl Nodes {
         }
         let hash = provision_hash(&instance_hash(t.namespace, t.name, t.spec), t.spec);
         let failures = if build.action == BuildAction::Destroy { build.failures } else { 0 };
-        let intent = Self::intent(t, BuildAction::Destroy, &hash, failures);
+        let intent = Self::intent(t, BuildAction::Destroy, &hash, failures, None);
         r.status.build = Some(intent.clone());
         self.build_conditions(t, &intent, &mut r);
         Ok(Teardown::Pending(r))

@@ -70,7 +70,9 @@ fn progress(b: &BackupStatus, at: chrono::DateTime<chrono::Utc>) -> Progress {
     }
     match (&b.in_flight, &b.last_good) {
         (Some(_), _) => Progress::Waiting,
-        (None, Some(good)) if good.started >= at => Progress::Completed(good.id.clone()),
+        // Matched by the request's own time (not by clocks of different
+        // replicas): the snapshot that answered it.
+        (None, Some(good)) if good.requested.is_some_and(|r| r >= at) => Progress::Completed(good.id.clone()),
         (None, _) => Progress::Failed,
     }
 }
@@ -121,8 +123,9 @@ mod tests {
     #[test]
     fn progress_of_a_request_as_a_table() {
         let t = |m: i64| chrono::DateTime::from_timestamp(1_800_000_000 + m * 60, 0).unwrap();
-        let attempt = SnapshotAttempt { number: 2, id: None, started: t(1), why: "requested by a".into() };
-        let good = |m| Some(SnapshotRecord { id: "snap-1".into(), started: t(m) });
+        let attempt =
+            SnapshotAttempt { number: 2, id: None, started: t(1), why: "requested by a".into(), requested: Some(t(0)) };
+        let good = |m| Some(SnapshotRecord { id: "snap-1".into(), started: t(m + 1), requested: Some(t(m)) });
         let cases = [
             (BackupStatus::default(), Progress::Waiting),
             (
@@ -134,10 +137,19 @@ mod tests {
                 Progress::Waiting,
             ),
             (
-                BackupStatus { request_handled: Some(t(0)), last_good: good(1), ..Default::default() },
+                BackupStatus { request_handled: Some(t(0)), last_good: good(0), ..Default::default() },
                 Progress::Completed("snap-1".into()),
             ),
             (BackupStatus { request_handled: Some(t(0)), last_good: good(-5), ..Default::default() }, Progress::Failed),
+            // A scheduled snapshot after it is not the one asked for.
+            (
+                BackupStatus {
+                    request_handled: Some(t(0)),
+                    last_good: Some(SnapshotRecord { id: "snap-2".into(), started: t(3), requested: None }),
+                    ..Default::default()
+                },
+                Progress::Failed,
+            ),
         ];
         for (i, (b, want)) in cases.into_iter().enumerate() {
             assert_eq!(progress(&b, t(0)), want, "case {i}");
