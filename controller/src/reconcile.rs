@@ -120,6 +120,7 @@ fn target<'a, S, St>(
     ctx: &Context<'_>,
     r: &'a StoredResource,
     uid: &'a str,
+    owner: Option<&'a str>,
     spec: &'a S,
     status: &'a St,
 ) -> Target<'a, S, St> {
@@ -135,6 +136,7 @@ fn target<'a, S, St>(
         now: ctx.now,
         request: r.rollout_request.as_ref().map(|j| &j.0),
         snapshot_request: r.snapshot_request.as_ref().map(|j| &j.0),
+        owner,
     }
 }
 
@@ -145,8 +147,8 @@ impl<R: Reconcile> DynReconciler for Typed<R> {
         if reconcile_paused(&r.annotations.0) {
             return Ok(Self::paused(&status, r.generation, ctx.now, drift_condition(r, ctx.now)));
         }
-        let uid = r.uid.to_string();
-        let mut reported = self.0.reconcile(ctx.gate, &target(ctx, r, &uid, &spec, &status)).await?;
+        let (uid, owner) = (r.uid.to_string(), r.owner_uid.map(|o| o.to_string()));
+        let mut reported = self.0.reconcile(ctx.gate, &target(ctx, r, &uid, owner.as_deref(), &spec, &status)).await?;
         reported.conditions.extend(drift_condition(r, ctx.now));
         Ok(Self::merged(&status, reported, r.generation))
     }
@@ -157,8 +159,8 @@ impl<R: Reconcile> DynReconciler for Typed<R> {
         if reconcile_paused(&r.annotations.0) {
             return Ok(Some(Self::paused(&status, r.generation, ctx.now, None)));
         }
-        let uid = r.uid.to_string();
-        match self.0.cleanup(ctx.gate, &target(ctx, r, &uid, &spec, &status)).await? {
+        let (uid, owner) = (r.uid.to_string(), r.owner_uid.map(|o| o.to_string()));
+        match self.0.cleanup(ctx.gate, &target(ctx, r, &uid, owner.as_deref(), &spec, &status)).await? {
             Teardown::Done => Ok(None),
             Teardown::Pending(reported) => Ok(Some(Self::merged(&status, reported, r.generation))),
         }
@@ -180,6 +182,7 @@ impl<R: Reconcile> DynReconciler for Typed<R> {
                 now: ctx_now,
                 request: None,
                 snapshot_request: None,
+                owner: None,
             };
             self.0.expect(&t);
         }

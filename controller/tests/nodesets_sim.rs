@@ -167,7 +167,20 @@ async fn a_set_converges_rolls_one_member_at_a_time_holds_a_partition_and_scales
     assert!(store.get(Kind::Node, "p2p", "pulse-2").await.is_err(), "member 2 is gone");
     let kept = w.cloud.volumes().into_iter().find(|v| v.id == third[2].4).expect("member 2's volume is kept");
     assert!(!kept.tags.contains_key(TAG_UID), "released: {kept:?}");
+    assert_eq!(kept.tags.get("mooring:owner"), Some(&owner.uid.to_string()), "still the set's: {kept:?}");
     assert_eq!(set_status(&store, "p2p").await["replicas"], 2);
+
+    // 2 → 3: the new member 2 takes back the volume its predecessor left,
+    // as a StatefulSet's pod gets its claim back.
+    apply(&store, set("p2p", 3, "1.2", 2, w.health_port)).await;
+    converge(&store, "p2p", 5, &[]).await;
+    let back = members(&store, "p2p").await;
+    assert_eq!(back[2].4, third[2].4, "member 2 has its old volume: {back:?}");
+    let reborn = store.get(Kind::Node, "p2p", "pulse-2").await.unwrap();
+    let volume = w.cloud.volumes().into_iter().find(|v| v.id == third[2].4).unwrap();
+    assert_eq!(volume.tags.get(TAG_UID), Some(&reborn.uid.to_string()), "now the new member's: {volume:?}");
+    assert!(!volume.tags.contains_key("mooring:released-from"), "{volume:?}");
+    uids.push(reborn.uid.to_string());
 
     // Deleting the set deletes its members first.
     store.request_delete(Kind::NodeSet, "p2p", "pulse").await.unwrap();
@@ -175,6 +188,7 @@ async fn a_set_converges_rolls_one_member_at_a_time_holds_a_partition_and_scales
         store.get(Kind::NodeSet, "p2p", "pulse").await.is_err()
             && store.get(Kind::Node, "p2p", "pulse-0").await.is_err()
             && store.get(Kind::Node, "p2p", "pulse-1").await.is_err()
+            && store.get(Kind::Node, "p2p", "pulse-2").await.is_err()
     })
     .await;
     for (i, uid) in uids.iter().enumerate() {

@@ -45,6 +45,10 @@ pub struct Target<'a, S, St> {
     /// An operator's request for a snapshot of a node's data volume now
     /// (`mooring node snapshot`), if one was made.
     pub snapshot_request: Option<&'a api_types::node::SnapshotRequest>,
+    /// The uid of the resource that owns this one (a NodeSet, for its
+    /// members): the members' data volumes carry it, so a member created
+    /// again takes back the volume its predecessor left.
+    pub owner: Option<&'a str>,
 }
 
 impl<S, St: Clone> Target<'_, S, St> {

@@ -67,6 +67,7 @@ async fn start_build_request_and_provisioner_agree() {
         now: chrono::Utc::now(),
         request: None,
         snapshot_request: None,
+        owner: None,
     };
     let request = Nodes::build_request(&target, &intent(Action::Apply, "tok-123"));
 
@@ -155,6 +156,7 @@ async fn provisioner_refuses_a_bad_request_and_names_aws_refusals() {
         now: chrono::Utc::now(),
         request: None,
         snapshot_request: None,
+        owner: None,
     };
     env = Nodes::build_request(&target, &intent(Action::Apply, "tok-bad")).env;
     let out = run_provisioner(&env).await;

@@ -56,6 +56,7 @@ fn target<'a, S, St>(
         now: chrono::Utc::now(),
         request: None,
         snapshot_request: None,
+        owner: None,
     }
 }
 

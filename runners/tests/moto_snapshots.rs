@@ -153,3 +153,87 @@ async fn backups_are_taken_on_schedule_pruned_found_after_a_crash_and_restored()
     cloud.ec2.delete_volume(&restored.id).await.unwrap();
     cloud.ec2.delete_volume(&volume.id).await.unwrap();
 }
+
+/// The provisioner against moto: a node set's member created again takes
+/// back the volume its predecessor left (released, still the set's), and a
+/// node whose volume must be created starts it from the snapshot it is given.
+#[tokio::test]
+async fn the_provisioner_takes_back_a_members_volume_and_restores_from_a_snapshot() {
+    use runners::provision::{Action, ProvisionRequest, Provisioner, ProvisionerConfig, TAG_OWNER};
+    let settings = settings();
+    require_moto(&settings);
+    let config = runners::aws::sdk_config(&settings).await;
+    let cloud = runners::aws::node_cloud_from(&config);
+    let client = aws_sdk_ec2::Client::new(&config);
+    let subnet = client.describe_subnets().send().await.unwrap().subnets()[0].subnet_id.clone().unwrap();
+    let provisioner = Provisioner::new(
+        cloud.ec2.as_ref(),
+        cloud.targets.as_ref(),
+        ProvisionerConfig { poll: std::time::Duration::from_millis(100), ..Default::default() },
+    );
+    let spec: api_types::node::NodeSpec = serde_json::from_value(serde_json::json!({
+        "software": {"name": "pulse", "version": "1", "artifact": "s3://pulse-artifacts/p.tar.gz"},
+        "instanceType": "t3.large", "ami": "ami-1e749f67", "subnetId": subnet,
+        "dataVolume": {"sizeGiB": 20}
+    }))
+    .unwrap();
+    let ns = format!("reclaim-{}", &uuid::Uuid::new_v4().to_string()[..8]);
+    let set = uuid::Uuid::new_v4().to_string();
+    let request = |action, uid: &str, owner: Option<&str>, restore_from: Option<&str>| ProvisionRequest {
+        action,
+        token: uuid::Uuid::new_v4().to_string(),
+        uid: uid.to_string(),
+        namespace: ns.clone(),
+        name: "pulse-2".into(),
+        generation: 1,
+        incarnation: 0,
+        spec: spec.clone(),
+        restore_from: restore_from.map(str::to_string),
+        owner: owner.map(str::to_string),
+    };
+
+    // Member pulse-2 of the set, then scaled away: its volume is kept, released.
+    let first = uuid::Uuid::new_v4().to_string();
+    let made = provisioner.run(&request(Action::Apply, &first, Some(&set), None)).await.unwrap();
+    let volume = made.volume_id.clone().unwrap();
+    provisioner.run(&request(Action::Destroy, &first, Some(&set), None)).await.unwrap();
+    let kept = cloud.ec2.volumes_tagged(TAG_OWNER, std::slice::from_ref(&set)).await.unwrap();
+    assert_eq!(kept.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(), [volume.as_str()]);
+    assert!(!kept[0].tags.contains_key(TAG_UID), "released: {:?}", kept[0].tags);
+
+    // Another set's member of the same name does not get it.
+    let stranger = uuid::Uuid::new_v4().to_string();
+    let other = provisioner
+        .run(&request(Action::Apply, &stranger, Some(&uuid::Uuid::new_v4().to_string()), None))
+        .await
+        .unwrap();
+    assert_ne!(other.volume_id.as_deref(), Some(volume.as_str()));
+    provisioner.run(&request(Action::Destroy, &stranger, None, None)).await.unwrap();
+
+    // pulse-2 again (a new node, a new uid): its old volume, now its own.
+    let second = uuid::Uuid::new_v4().to_string();
+    let back = provisioner.run(&request(Action::Apply, &second, Some(&set), None)).await.unwrap();
+    assert_eq!(back.volume_id.as_deref(), Some(volume.as_str()));
+    let tags = &cloud.ec2.volumes_tagged(TAG_UID, std::slice::from_ref(&second)).await.unwrap()[0].tags;
+    assert!(!tags.contains_key("mooring:released-from"), "{tags:?}");
+
+    // A node with nothing to take back starts from the snapshot it is given.
+    let snapshot = cloud
+        .snapshots
+        .create_snapshot(&volume, "seed", &Tags::from([("purpose".to_string(), "seed".to_string())]))
+        .await
+        .unwrap();
+    let third = uuid::Uuid::new_v4().to_string();
+    let restored = provisioner.run(&request(Action::Apply, &third, None, Some(&snapshot.id))).await.unwrap();
+    let restored = restored.volume_id.unwrap();
+    let described = client.describe_volumes().volume_ids(&restored).send().await.unwrap();
+    assert_eq!(described.volumes()[0].snapshot_id(), Some(snapshot.id.as_str()));
+
+    for uid in [&second, &third] {
+        provisioner.run(&request(Action::Destroy, uid, None, None)).await.unwrap();
+    }
+    for v in cloud.ec2.volumes_tagged("mooring:released-from", &[format!("{ns}/pulse-2")]).await.unwrap() {
+        cloud.ec2.delete_volume(&v.id).await.unwrap();
+    }
+    cloud.snapshots.delete_snapshot(&snapshot.id).await.unwrap();
+}

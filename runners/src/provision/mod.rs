@@ -34,6 +34,11 @@ pub const TAG_INSTANCE_HASH: &str = "mooring:instance-hash";
 pub const TAG_BASE_HASH: &str = "mooring:base-hash";
 /// The node generation an instance was launched or changed for.
 pub const TAG_GENERATION: &str = "mooring:generation";
+/// The NodeSet (uid) a member's instance and volume belong to.
+pub const TAG_OWNER: &str = "mooring:owner";
+/// Where a kept data volume came from (`namespace/name`), once it is no
+/// longer a node's.
+pub const TAG_RELEASED_FROM: &str = "mooring:released-from";
 
 /// How the provisioner waits for EC2.
 #[derive(Debug, Clone, Copy)]
@@ -143,7 +148,35 @@ impl<'a> Provisioner<'a> {
             (TAG_NAME.to_string(), format!("{}/{}", req.namespace, req.name)),
             (TAG_ROLE.to_string(), role.to_string()),
         ]);
+        if let Some(owner) = &req.owner {
+            tags.insert(TAG_OWNER.to_string(), owner.clone());
+        }
         tags
+    }
+
+    /// A NodeSet member created again (after a scale-down that kept its
+    /// predecessor's volume) takes that volume back, as a StatefulSet's pod
+    /// gets its claim: a volume released from a node of the same name that
+    /// still carries the set's uid, available, in the subnet's zone. Only
+    /// Mooring's keys are put first (the tags adoption may add); the spec's
+    /// tags follow once the volume is the node's.
+    async fn reclaim(&self, req: &ProvisionRequest, zone: &str) -> Result<Option<Volume>, ProvisionError> {
+        let Some(owner) = &req.owner else { return Ok(None) };
+        let released = format!("{}/{}", req.namespace, req.name);
+        let candidates = self.ec2.volumes_tagged(TAG_RELEASED_FROM, std::slice::from_ref(&released)).await?;
+        let Some(v) = candidates.into_iter().find(|v| {
+            tag(&v.tags, TAG_OWNER) == Some(owner.as_str())
+                && !v.tags.contains_key(TAG_UID)
+                && v.state == "available"
+                && v.availability_zone == zone
+        }) else {
+            return Ok(None);
+        };
+        let mine: Tags = Self::tags(req, "data").into_iter().filter(|(k, _)| k.starts_with("mooring:")).collect();
+        self.ec2.create_tags(&v.id, &mine).await?;
+        self.ec2.delete_tags(&v.id, &[TAG_RELEASED_FROM.to_string()]).await?;
+        tracing::info!(volume = %v.id, "took back the data volume of the member's predecessor");
+        Ok(self.volumes(&req.uid).await?.into_iter().find(|found| found.id == v.id).or(Some(v)))
     }
 
     /// Puts `spec.tags` on an existing instance or volume where they differ
@@ -229,6 +262,9 @@ impl<'a> Provisioner<'a> {
                 self.ec2.delete_volume(&extra.id).await?;
             }
             return Ok(v.clone());
+        }
+        if let Some(v) = self.reclaim(req, zone).await? {
+            return Ok(v);
         }
         let dv = &req.spec.data_volume;
         let input = VolumeInput {
@@ -404,8 +440,7 @@ impl<'a> Provisioner<'a> {
                 tracing::info!(volume = %v.id, "deleted the data volume");
             } else {
                 // Kept: no longer Mooring's, but it says where it came from.
-                let released =
-                    Tags::from([("mooring:released-from".to_string(), format!("{}/{}", req.namespace, req.name))]);
+                let released = Tags::from([(TAG_RELEASED_FROM.to_string(), format!("{}/{}", req.namespace, req.name))]);
                 self.ec2.create_tags(&v.id, &released).await?;
                 self.ec2.delete_tags(&v.id, &[TAG_UID.to_string()]).await?;
                 tracing::info!(volume = %v.id, "kept the data volume");

@@ -19,6 +19,7 @@ pub mod env {
     pub const SPEC: &str = "MOORING_NODE_SPEC";
     pub const INCARNATION: &str = "MOORING_NODE_INCARNATION";
     pub const RESTORE_FROM: &str = "MOORING_NODE_RESTORE_FROM";
+    pub const OWNER: &str = "MOORING_NODE_OWNER";
 }
 
 /// Create-or-update, or tear down (the action recorded in the node's build status).
@@ -41,6 +42,8 @@ pub struct ProvisionRequest {
     /// The snapshot a data volume created by this run starts from (see
     /// `BuildStatus::restore_from`).
     pub restore_from: Option<String>,
+    /// The uid of the NodeSet the node is a member of, if it is one.
+    pub owner: Option<String>,
 }
 
 /// A build environment that does not describe a request.
@@ -67,6 +70,9 @@ impl ProvisionRequest {
         ]);
         if let Some(snapshot) = &self.restore_from {
             env.insert(env::RESTORE_FROM.to_string(), snapshot.clone());
+        }
+        if let Some(owner) = &self.owner {
+            env.insert(env::OWNER.to_string(), owner.clone());
         }
         env
     }
@@ -110,6 +116,7 @@ impl ProvisionRequest {
                 Some(v) => return Err(RequestError::Invalid(env::RESTORE_FROM, format!("{v:?} is not a snapshot id"))),
                 None => None,
             },
+            owner: vars.get(env::OWNER).filter(|v| !v.is_empty()).cloned(),
         })
     }
 }

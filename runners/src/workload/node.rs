@@ -304,6 +304,7 @@ impl Nodes {
             incarnation: target.status.incarnation,
             spec: target.spec.clone(),
             restore_from: b.restore_from.clone(),
+            owner: target.owner.map(str::to_string),
         };
         BuildRequest {
             project: b.project.clone().unwrap_or_else(|| target.spec.provisioner.codebuild_project.clone()),
@@ -686,7 +687,9 @@ impl Nodes {
                     "DataVolumeReplaced",
                     format!("data volume {old} is gone; {volume} now holds the node's data directory ({started})"),
                 )),
-                None if restored.is_some() => {
+                // A set's member may instead have taken back its
+                // predecessor's volume (the build does not say which).
+                None if restored.is_some() && t.owner.is_none() => {
                     r.events.push(Event::normal("DataVolumeRestored", format!("data volume {volume}: {started}")))
                 }
                 _ => {}

@@ -90,6 +90,7 @@ mod tests {
             now: chrono::Utc::now(),
             request: None,
             snapshot_request: None,
+            owner: None,
         };
         let ours = Tags::from([(TAG_UID.to_string(), "u1".to_string())]);
         let theirs = Tags::from([(TAG_UID.to_string(), "u2".to_string())]);

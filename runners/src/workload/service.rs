@@ -868,6 +868,7 @@ mod tests {
             now: chrono::Utc::now(),
             request: None,
             snapshot_request: None,
+            owner: None,
         };
         let svc = |cluster: &str, arn: Option<&str>| ServiceRef {
             cluster: cluster.into(),
