@@ -192,7 +192,27 @@ impl Controller {
                 c = changes.next() => c,
                 _ = wait_stop(stop.clone()) => return,
             };
-            let Some(change) = change else { return };
+            let Some(change) = change else {
+                // The feed no longer keeps our position (compacted while this
+                // replica was far behind): look at everything held again, and
+                // follow from now.
+                let now = loop {
+                    match self.store.current_seq().await {
+                        Ok(seq) => break seq,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot read the feed's position; retrying");
+                            tokio::select! {
+                                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                                _ = wait_stop(stop.clone()) => return,
+                            }
+                        }
+                    }
+                };
+                tracing::warn!(resume = now, "the change feed's position expired; resyncing everything held");
+                changes = Box::pin(self.feed.subscribe(now, ChangeFilter::default()));
+                self.resync_now().await;
+                continue;
+            };
             // Our own status writes are not a reason to look again.
             if change.op == ChangeOp::Status {
                 continue;

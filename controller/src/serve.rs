@@ -13,6 +13,7 @@ use desired_state::auth::{GroupScope, JwksSource, OidcConfig};
 use desired_state::ratelimit::TokenBucket;
 use desired_state::redis::{RedisHandle, RedisSettings};
 use desired_state::signing::{KeySource, Signer};
+use desired_state::store::retention::{self, Retention};
 use desired_state::store::{ChangeFeed, Store, StoreConfig};
 
 use controller::budget::{Budgets, RedisGate};
@@ -203,6 +204,13 @@ pub struct ServeArgs {
     /// Shard lease time to live, in seconds; a dead replica's shards move within it.
     #[arg(long, env = "MOORING_LEASE_SECONDS", default_value_t = 15.0)]
     pub lease_seconds: f64,
+    /// How long the change feed keeps changes (`30m`, `24h`, `7d`): a watcher
+    /// resumes within it; an older position is answered 410 and lists again.
+    #[arg(long, env = "MOORING_CHANGES_RETENTION", default_value = "24h", value_parser = retention_duration)]
+    pub changes_retention: Duration,
+    /// How long events are kept after they were last seen.
+    #[arg(long, env = "MOORING_EVENTS_RETENTION", default_value = "7d", value_parser = retention_duration)]
+    pub events_retention: Duration,
     /// Every resource is reconciled at least this often, in seconds (±10%).
     #[arg(long, env = "MOORING_RESYNC_SECONDS", default_value_t = 300.0)]
     pub resync_seconds: f64,
@@ -378,6 +386,18 @@ pub async fn shutdown_signal() {
 /// The Region the simulated cloud says it is in.
 const SIM_REGION: &str = "us-east-1";
 
+/// How often a replica tries to compact the change feed and events.
+const COMPACTION_INTERVAL: Duration = Duration::from_secs(600);
+
+/// A retention window (`--changes-retention`, `--events-retention`): at least a minute.
+fn retention_duration(s: &str) -> Result<Duration, String> {
+    let d = crate::cli::duration::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_secs(60) {
+        return Err(format!("{s:?}: keep at least a minute"));
+    }
+    Ok(d)
+}
+
 /// Runs `mooring serve`.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let api_config = args.api_config()?;
@@ -403,6 +423,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     // The feed (sequencer, listener, readers) has connections of its own.
     let feed = ChangeFeed::start(store.dedicated(4));
+    // Compaction (one replica at a time, under an advisory lock).
+    let retention = Retention { changes: args.changes_retention, events: args.events_retention };
+    let _compaction = retention::spawn(store.clone(), retention, COMPACTION_INTERVAL);
     let mut app = AppState::new(store.clone(), feed.clone(), Some(redis.clone()), api_config);
     app.cloud = identity.as_ref().map(|i| api::CloudIdentity {
         account: i.account.clone(),

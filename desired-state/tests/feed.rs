@@ -200,3 +200,71 @@ async fn status_writes_are_fenced_and_skip_no_ops(pool: PgPool) {
     let put = api.put_json(&format!("{RELAYS}/gw"), &d).await;
     assert_eq!(put.body["status"]["x"], 1, "{}", put.text);
 }
+
+#[sqlx::test(migrations = false)]
+async fn compaction_keeps_a_window_and_an_older_position_is_told_to_list_again(pool: PgPool) {
+    use desired_state::StoreError;
+    use desired_state::store::EventType;
+    use desired_state::store::retention::Retention;
+
+    let api = start(pool.clone()).await;
+    for i in 0..10 {
+        let r = api.post_json(RELAYS, &relay(&format!("r{i}"), "default", "nginx:1")).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while api.store.current_seq().await.unwrap() < 10 {
+        assert!(tokio::time::Instant::now() < deadline, "the changes are numbered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The first six changes are two days old; one event is eight days old.
+    sqlx::query("UPDATE changes SET created_at = now() - interval '2 days' WHERE seq <= 6")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let row = api.store.get(Kind::Relay, "default", "r0").await.unwrap();
+    api.store.record_event(&row, EventType::Normal, "Old", "from last week").await.unwrap();
+    api.store.record_event(&row, EventType::Normal, "Recent", "from today").await.unwrap();
+    sqlx::query("UPDATE events SET last_seen = now() - interval '8 days' WHERE reason = 'Old'")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let day = Duration::from_secs(86_400);
+    let retention = Retention { changes: day, events: 7 * day };
+    let c = api.store.compact(&retention, chrono::Utc::now()).await.unwrap();
+    assert_eq!((c.changes, c.events, c.compacted_through, c.skipped), (6, 1, 6, false), "{c:?}");
+    let events = api.get(&format!("{RELAYS}/r0/events")).await;
+    assert!(!events.text.contains("from last week") && events.text.contains("from today"), "{}", events.text);
+
+    // A reader behind the window is told so; one within it reads on.
+    let filter = ChangeFilter::default();
+    let err = api.store.changes_after(3, &filter, 100).await.unwrap_err();
+    assert!(matches!(err, StoreError::Expired { since: 3, compacted_through: 6 }), "{err}");
+    let (kept, _) = api.store.changes_after(6, &filter, 100).await.unwrap();
+    assert_eq!(kept.iter().map(|c| c.seq).collect::<Vec<_>>(), (7..=10).collect::<Vec<_>>());
+    let watch = |since: i64| api.http.get(api.url(&format!("/v1/watch?since={since}"))).bearer_auth(&api.admin).send();
+    let gone = watch(3).await.unwrap();
+    assert_eq!(gone.status(), StatusCode::GONE);
+    let body: Value = gone.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "Expired", "{body}");
+    assert_eq!(watch(6).await.unwrap().status(), StatusCode::OK);
+
+    // A stream that falls behind the window ends (its owner lists again).
+    let feed = desired_state::store::ChangeFeed::start(api.store.clone());
+    let mut stale = Box::pin(feed.subscribe(2, ChangeFilter::default()));
+    let ended = tokio::time::timeout(Duration::from_secs(10), stale.next()).await.expect("the stream ends at once");
+    assert!(ended.is_none(), "{ended:?}");
+
+    // Compacting again changes nothing; new changes flow on.
+    let again = api.store.compact(&retention, chrono::Utc::now()).await.unwrap();
+    assert_eq!((again.changes, again.compacted_through), (0, 6));
+    api.post_json(RELAYS, &relay("r10", "default", "nginx:1")).await;
+    let mut fresh = Box::pin(feed.subscribe(6, ChangeFilter::default()));
+    let mut got = vec![];
+    for _ in 0..5 {
+        let c = tokio::time::timeout(Duration::from_secs(10), fresh.next()).await.expect("in time").expect("a change");
+        got.push(c.seq);
+    }
+    assert_eq!(got, (7..=11).collect::<Vec<_>>());
+}

@@ -34,7 +34,7 @@ mod client;
 mod commands;
 pub mod config;
 mod documents;
-mod duration;
+pub(crate) mod duration;
 mod error;
 mod explain;
 mod jsonpath;

@@ -137,6 +137,7 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "AlreadyExists", e.to_string())
             }
             StoreError::Owned { .. } => ApiError::new(StatusCode::CONFLICT, "Owned", e.to_string()),
+            StoreError::Expired { .. } => ApiError::new(StatusCode::GONE, "Expired", e.to_string()),
             StoreError::Conflict { .. }
             | StoreError::Fenced { .. }
             | StoreError::NameTaken { .. }

@@ -270,8 +270,12 @@ fn operation(o: &Operation) -> Value {
     if o.path == "/readyz" {
         codes.push("503");
     }
-    if o.path.ends_with("/rendered") {
+    if o.path.ends_with("/rendered") || o.path.ends_with("/snapshot") {
         codes.push("409");
+    }
+    if o.path == "/v1/watch" {
+        // A position older than the change feed keeps (compacted).
+        codes.push("410");
     }
     if o.method == "delete" && (o.path.contains("{plural}") || o.path.starts_with("/v1/policies")) {
         responses.insert("200".into(), json!({"description": "deleted at once (no finalizers)"}));

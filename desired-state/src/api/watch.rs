@@ -50,6 +50,12 @@ pub async fn watch(
         // Without a position, start from now: only later changes.
         None => state.store.current_seq().await?,
     };
+    // A position older than the feed keeps: 410, list again (the stream would
+    // end at once anyway).
+    let compacted_through = state.store.compacted_through().await?;
+    if since < compacted_through {
+        return Err(crate::store::StoreError::Expired { since, compacted_through }.into());
+    }
     let filter = ChangeFilter { kind, namespace: params.namespace, allowed_namespaces: allowed };
     let mut shutdown = state.shutdown.subscribe();
     let stopping = async move {

@@ -198,7 +198,7 @@ impl Store {
     ) -> Result<(Vec<Change>, i64), StoreError> {
         let mut b: QueryBuilder<Postgres> = QueryBuilder::new(
             "SELECT c.seq, c.kind, c.namespace, c.name, c.uid, c.op, c.generation, c.resource_version, c.created_at, \
-             hw.last AS high_water FROM change_sequence hw LEFT JOIN changes c ON c.seq > ",
+             hw.last AS high_water, hw.compacted_through FROM change_sequence hw LEFT JOIN changes c ON c.seq > ",
         );
         b.push_bind(after).push(" AND c.seq <= hw.last");
         if let Some(kind) = filter.kind {
@@ -223,8 +223,13 @@ impl Store {
             resource_version: Option<i64>,
             created_at: Option<DateTime<Utc>>,
             high_water: i64,
+            compacted_through: i64,
         }
         let rows: Vec<Row> = b.build_query_as().fetch_all(&self.pool).await?;
+        // Changes after `after` were compacted away: reading on would skip them.
+        if let Some(through) = rows.first().map(|r| r.compacted_through).filter(|t| after < *t) {
+            return Err(StoreError::Expired { since: after, compacted_through: through });
+        }
         let high_water = rows.first().map(|r| r.high_water).unwrap_or(after);
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -296,8 +301,9 @@ impl ChangeFeed {
     }
 
     /// Every change after `since` that passes `filter`, in order, exactly once.
-    /// The stream never ends on its own: database errors are logged and retried
-    /// with backoff, keeping the position.
+    /// Database errors are logged and retried with backoff, keeping the
+    /// position; the stream ends only when its position is older than the
+    /// feed keeps ([`Store::compact`]): then its owner must list again.
     pub fn subscribe(&self, since: i64, filter: ChangeFilter) -> impl Stream<Item = Change> + Send + 'static + use<> {
         let store = self.inner.store.clone();
         let mut latest = self.inner.latest.clone();
@@ -320,6 +326,12 @@ impl ChangeFeed {
                         if full {
                             continue;
                         }
+                    }
+                    Err(e @ StoreError::Expired { .. }) => {
+                        // The reader fell further behind than the feed keeps:
+                        // the stream ends, and its owner lists again.
+                        tracing::warn!(error = %e, cursor, "change feed position expired; ending the stream");
+                        return;
                     }
                     Err(e) => {
                         failures += 1;

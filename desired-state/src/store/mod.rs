@@ -16,6 +16,7 @@ mod audit;
 mod changes;
 mod events;
 mod resources;
+pub mod retention;
 mod revisions;
 mod sources;
 mod summaries;
@@ -86,6 +87,12 @@ pub enum StoreError {
     /// field changed): every violation, with its field path.
     #[error("{kind} {namespace}/{name}: {errors}")]
     Invalid { kind: Kind, namespace: String, name: String, errors: api_types::ValidationErrors },
+    /// A change-feed position older than the feed keeps: the changes after it
+    /// were compacted; list again and resume from the list's position.
+    #[error(
+        "changes after sequence {since} are no longer kept (the feed keeps changes after {compacted_through}): list again and watch from the list's position"
+    )]
+    Expired { since: i64, compacted_through: i64 },
     /// A GitOps sync of a source whose syncs are suspended.
     #[error(
         "GitOps source {name:?} is suspended (by {by}{}): its syncs are refused until `mooring sync --resume {name}`",
