@@ -31,7 +31,11 @@ async fn fill(pool: &sqlx::PgPool, old: i64, old_events: i64, from: i64) {
     .execute(pool)
     .await
     .unwrap();
-    sqlx::query("UPDATE change_sequence SET last = $1 WHERE id = 1").bind(from + old + 999).execute(pool).await.unwrap();
+    sqlx::query("UPDATE change_sequence SET last = $1 WHERE id = 1")
+        .bind(from + old + 999)
+        .execute(pool)
+        .await
+        .unwrap();
     sqlx::query(
         "INSERT INTO events (uid, kind, namespace, name, type, reason, message, first_seen, last_seen) \
          SELECT gen_random_uuid(), 'Relay', 'bench', 'r' || g, 'Normal', 'ScaledOut', 'to ' || g, \

@@ -160,8 +160,17 @@ impl<'a> Provisioner<'a> {
     /// still carries the set's uid, available, in the subnet's zone. Only
     /// Mooring's keys are put first (the tags adoption may add); the spec's
     /// tags follow once the volume is the node's.
+    ///
+    /// Only for the member's first volume (a member that lost its own volume
+    /// is restored from its snapshots instead), and only when the member
+    /// would keep the volume too: a kept volume is never handed to a member
+    /// whose deletion would delete it.
     async fn reclaim(&self, req: &ProvisionRequest, zone: &str) -> Result<Option<Volume>, ProvisionError> {
         let Some(owner) = &req.owner else { return Ok(None) };
+        let deletes = req.spec.data_volume.delete_on_node_delete && req.spec.deletion_policy == DeletionPolicy::Delete;
+        if req.incarnation > 0 || deletes {
+            return Ok(None);
+        }
         let released = format!("{}/{}", req.namespace, req.name);
         let candidates = self.ec2.volumes_tagged(TAG_RELEASED_FROM, std::slice::from_ref(&released)).await?;
         let Some(v) = candidates.into_iter().find(|v| {
@@ -260,6 +269,15 @@ impl<'a> Provisioner<'a> {
             for extra in volumes.iter().skip(1).filter(|v| v.attached_to.is_none()) {
                 tracing::warn!(volume = %extra.id, "deleting a duplicate data volume");
                 self.ec2.delete_volume(&extra.id).await?;
+            }
+            // The tags a reclaim left unfinished (a crash between its two
+            // calls), and the set's tag on a member's volume made before
+            // members carried it.
+            if v.tags.contains_key(TAG_RELEASED_FROM) {
+                self.ec2.delete_tags(&v.id, &[TAG_RELEASED_FROM.to_string()]).await?;
+            }
+            if let Some(owner) = req.owner.as_ref().filter(|o| tag(&v.tags, TAG_OWNER) != Some(o.as_str())) {
+                self.ec2.create_tags(&v.id, &Tags::from([(TAG_OWNER.to_string(), owner.clone())])).await?;
             }
             return Ok(v.clone());
         }
