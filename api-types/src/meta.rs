@@ -151,8 +151,9 @@ pub struct ObjectMeta {
     #[schemars(length(min = 1, max = 63), regex(pattern = patterns::DNS_LABEL))]
     pub name: String,
     /// DNS-1123 label; `default` when omitted, except for a Policy, which is
-    /// then cluster-scoped.
-    #[serde(default = "default_namespace")]
+    /// then cluster-scoped (its namespace is empty, and left out when the
+    /// document is written, so that it reads back cluster-scoped).
+    #[serde(default = "default_namespace", skip_serializing_if = "String::is_empty")]
     #[schemars(length(min = 1, max = 63), regex(pattern = patterns::DNS_LABEL))]
     pub namespace: String,
     /// Identifying key/value pairs used by label selectors.

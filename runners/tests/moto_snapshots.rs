@@ -29,6 +29,19 @@ fn at(minutes: i64) -> DateTime<Utc> {
     *START + chrono::Duration::minutes(minutes)
 }
 
+/// A 20 GiB volume in moto's first zone, from `snapshot` if given.
+fn volume_input(tags: &Tags, snapshot: Option<&str>) -> VolumeInput {
+    VolumeInput {
+        availability_zone: "us-east-1a".into(),
+        size_gib: 20,
+        volume_type: "gp3".into(),
+        iops: None,
+        tags: tags.clone(),
+        snapshot_id: snapshot.map(str::to_string),
+        client_token: uuid::Uuid::new_v4().to_string(),
+    }
+}
+
 #[tokio::test]
 async fn backups_are_taken_on_schedule_pruned_found_after_a_crash_and_restored() {
     let settings = settings();
@@ -38,19 +51,7 @@ async fn backups_are_taken_on_schedule_pruned_found_after_a_crash_and_restored()
     let snapshots = cloud.snapshots.as_ref();
     let uid = uuid::Uuid::new_v4().to_string();
     let tags = Tags::from([(TAG_UID.to_string(), uid.clone())]);
-    let volume = cloud
-        .ec2
-        .create_volume(&VolumeInput {
-            availability_zone: "us-east-1a".into(),
-            size_gib: 20,
-            volume_type: "gp3".into(),
-            iops: None,
-            tags: tags.clone(),
-            snapshot_id: None,
-            client_token: uuid::Uuid::new_v4().to_string(),
-        })
-        .await
-        .unwrap();
+    let volume = cloud.ec2.create_volume(&volume_input(&tags, None)).await.unwrap();
     let every = VolumeBackup { every: "30m".into(), keep: 2 };
     let user_tags = Tags::from([("team".to_string(), "ledger".to_string())]);
     let node =
@@ -120,19 +121,7 @@ async fn backups_are_taken_on_schedule_pruned_found_after_a_crash_and_restored()
     assert_eq!(again.status.sequence, 5);
 
     // A restore: a volume created from the last good snapshot.
-    let restored = cloud
-        .ec2
-        .create_volume(&VolumeInput {
-            availability_zone: "us-east-1a".into(),
-            size_gib: 20,
-            volume_type: "gp3".into(),
-            iops: None,
-            tags: tags.clone(),
-            snapshot_id: Some(made.id.clone()),
-            client_token: uuid::Uuid::new_v4().to_string(),
-        })
-        .await
-        .unwrap();
+    let restored = cloud.ec2.create_volume(&volume_input(&tags, Some(&made.id))).await.unwrap();
     let described = aws_sdk_ec2::Client::new(&config).describe_volumes().volume_ids(&restored.id).send().await.unwrap();
     assert_eq!(described.volumes()[0].snapshot_id(), Some(made.id.as_str()));
 
