@@ -13,7 +13,9 @@
 //! `mooring/reconcile: paused`, so the controller lists, queues and reconciles
 //! every one (each reconcile reads the row and writes a `Synced=False, Paused`
 //! status) without a cloud to talk to (`--cloud sim`, which then holds
-//! nothing). The run samples the server's RSS from `/proc` until every
+//! nothing). Rows written by SQL have no name claims, so the start also
+//! claims them, as the first start after an upgrade does. The run samples the
+//! server's RSS from `/proc` until every
 //! resource carries that status, scrapes `/metrics` once (the resource gauges
 //! encode every resource), and reports the steady and peak (VmHWM) figures.
 

@@ -144,3 +144,24 @@ async fn removing_the_newest_revisions_is_caught_at_the_head(pool: PgPool) {
     assert_eq!((f.kind.as_str(), f.name.as_str(), f.generation), ("Relay", "gw", 3), "{f}");
     assert!(f.reason.contains("newest revision is generation 2"), "{}", f.reason);
 }
+
+#[sqlx::test(migrations = false)]
+async fn names_of_resources_from_before_claims_are_claimed_a_page_at_a_time(pool: PgPool) {
+    let api = start(pool.clone()).await;
+    // More than one page (500) of relays, written through the API (claimed).
+    let docs: Vec<serde_json::Value> = (0..1_100).map(|i| relay(&format!("r{i}"), "claims", "nginx:1")).collect();
+    let r = api.post_json("/v1/apply", &serde_json::Value::Array(docs)).await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(DISTINCT uid) FROM name_claims").fetch_one(&pool).await.unwrap()
+    };
+    let claimed = count().await;
+    assert_eq!(claimed, 1_100, "one claim holder per relay");
+    // As before claims existed: none recorded; start-up claims them again.
+    sqlx::query("DELETE FROM name_claims").execute(&pool).await.unwrap();
+    api.store.migrate().await.unwrap();
+    assert_eq!(count().await, claimed, "every relay's names are claimed again");
+    // Idempotent: nothing left to claim, nothing changes.
+    api.store.migrate().await.unwrap();
+    assert_eq!(count().await, claimed);
+}

@@ -342,22 +342,38 @@ impl Store {
     /// Claims the AWS names of resources created before names were claimed
     /// (first created, first served); resources whose names are taken keep
     /// working as before, and their status says `Conflict` as it did.
+    ///
+    /// A page at a time (in creation order, by a cursor: a resource whose
+    /// names are taken stays unclaimed), so that an upgrade of a large
+    /// install does not hold every row in memory at start-up.
     pub(crate) async fn backfill_claims(&self) -> Result<(), StoreError> {
-        let unclaimed: Vec<StoredResource> = sqlx::query_as(sql!(
-            "SELECT {COLUMNS} FROM resources r WHERE kind IN ('Relay', 'Worker') \
-             AND NOT EXISTS (SELECT 1 FROM name_claims c WHERE c.uid = r.uid) ORDER BY created_at"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        for r in unclaimed {
-            let Ok(doc) = AnyResource::from_value(r.kind, r.to_document()) else { continue };
-            sqlx::query("INSERT INTO name_claims (name, uid) SELECT unnest($1::text[]), $2 ON CONFLICT DO NOTHING")
-                .bind(api_types::names::claims(&doc))
-                .bind(r.uid)
-                .execute(&self.pool)
-                .await?;
+        const PAGE: i64 = 500;
+        let mut after: Option<(chrono::DateTime<chrono::Utc>, Uuid)> = None;
+        loop {
+            let unclaimed: Vec<StoredResource> = sqlx::query_as(sql!(
+                "SELECT {COLUMNS} FROM resources r WHERE kind IN ('Relay', 'Worker') \
+                 AND NOT EXISTS (SELECT 1 FROM name_claims c WHERE c.uid = r.uid) \
+                 AND ($1::timestamptz IS NULL OR (created_at, uid) > ($1, $2)) ORDER BY created_at, uid LIMIT $3"
+            ))
+            .bind(after.map(|a| a.0))
+            .bind(after.map(|a| a.1))
+            .bind(PAGE)
+            .fetch_all(&self.pool)
+            .await?;
+            let full = unclaimed.len() as i64 == PAGE;
+            after = unclaimed.last().map(|r| (r.created_at, r.uid));
+            for r in unclaimed {
+                let Ok(doc) = AnyResource::from_value(r.kind, r.to_document()) else { continue };
+                sqlx::query("INSERT INTO name_claims (name, uid) SELECT unnest($1::text[]), $2 ON CONFLICT DO NOTHING")
+                    .bind(api_types::names::claims(&doc))
+                    .bind(r.uid)
+                    .execute(&self.pool)
+                    .await?;
+            }
+            if !full {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     /// Reads one resource.
