@@ -147,7 +147,7 @@ async fn main() -> Result<()> {
     let peak = memory_mib(pid, "VmHWM");
     let during = samples.iter().copied().fold(0.0, f64::max);
     println!(
-        "| resources | reconciled once in | RSS idle → while reconciling (max) → settled → after a scrape | peak (VmHWM) | bound |"
+        "| resources | reconciled once in | RSS 3 s after start → while reconciling (max) → settled → after a scrape | peak (VmHWM) | bound |"
     );
     println!("| --- | --- | --- | --- | --- |");
     println!(

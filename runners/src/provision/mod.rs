@@ -458,7 +458,13 @@ impl<'a> Provisioner<'a> {
                 tracing::info!(volume = %v.id, "deleted the data volume");
             } else {
                 // Kept: no longer Mooring's, but it says where it came from.
-                let released = Tags::from([(TAG_RELEASED_FROM.to_string(), format!("{}/{}", req.namespace, req.name))]);
+                // A set's member's volume keeps the set's uid, so that a
+                // member created again can take it back.
+                let mut released =
+                    Tags::from([(TAG_RELEASED_FROM.to_string(), format!("{}/{}", req.namespace, req.name))]);
+                if let Some(owner) = &req.owner {
+                    released.insert(TAG_OWNER.to_string(), owner.clone());
+                }
                 self.ec2.create_tags(&v.id, &released).await?;
                 self.ec2.delete_tags(&v.id, &[TAG_UID.to_string()]).await?;
                 tracing::info!(volume = %v.id, "kept the data volume");
