@@ -15,47 +15,23 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use api_types::Kind;
 use controller::resource_metrics::{ResourceGauges, SnapshotBuilder};
-use desired_state::signing::Signer;
-use desired_state::store::Store;
 use futures::TryStreamExt;
 use prometheus_client::registry::Registry;
-use sqlx::ConnectOptions;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 const DATABASE: &str = "mooring_bench_metrics";
 
-/// A line of /proc/self/status in MiB (`VmRSS`, `VmHWM`).
-fn memory_mib(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
+mod common;
+
+use common::memory_mib;
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let mut resources = 100_000usize;
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        match flag.as_str() {
-            "--resources" => resources = args.next().context("--resources needs a number")?.parse()?,
-            other => bail!("unknown option {other}"),
-        }
-    }
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/mooring".into());
-    let server: PgConnectOptions = url.parse().context("DATABASE_URL is not a Postgres URL")?;
-    let mut admin = server.connect().await.with_context(|| format!("cannot connect to {url}"))?;
-    sqlx::query("DROP DATABASE IF EXISTS mooring_bench_metrics WITH (FORCE)").execute(&mut admin).await?;
-    sqlx::query("CREATE DATABASE mooring_bench_metrics").execute(&mut admin).await?;
-    let pool = PgPoolOptions::new().max_connections(2).connect_with(server.database(DATABASE)).await?;
-    let store = Store::from_pool(pool.clone(), Signer::generate());
-    store.migrate().await.context("cannot migrate the benchmark database")?;
+    let resources = common::resources_arg()?;
+    let db = common::fresh_database(DATABASE).await?;
+    let (pool, store) = (db.pool.clone(), db.store.clone());
 
     let started = Instant::now();
     sqlx::query(
@@ -82,7 +58,7 @@ async fn main() -> Result<()> {
     .context("inserting the resources")?;
     println!("{resources} resources written in {:.1} s", started.elapsed().as_secs_f64());
 
-    let rss_start = memory_mib("VmRSS");
+    let rss_start = memory_mib(None, "VmRSS");
     let kinds: Vec<&str> = Kind::RECONCILED.iter().map(|k| k.as_str()).collect();
     let gauges = Arc::new(ResourceGauges::default());
     let mut registry = Registry::with_prefix("mooring");
@@ -97,7 +73,7 @@ async fn main() -> Result<()> {
         drop(rows);
         gauges.replace(builder.finish(chrono::Utc::now()));
         let read = t.elapsed();
-        let rss_held = memory_mib("VmRSS");
+        let rss_held = memory_mib(None, "VmRSS");
         let t = Instant::now();
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry)?;
@@ -110,10 +86,10 @@ async fn main() -> Result<()> {
             encoded.as_secs_f64() * 1000.0,
             text.len() as f64 / 1048576.0,
             gauges.snapshot().series(),
-            memory_mib("VmRSS"),
-            memory_mib("VmHWM"),
+            memory_mib(None, "VmRSS"),
+            memory_mib(None, "VmHWM"),
         );
     }
-    drop(admin);
-    Ok(())
+    drop(store);
+    db.drop_database(DATABASE).await
 }

@@ -24,23 +24,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use desired_state::signing::Signer;
-use desired_state::store::Store;
-use sqlx::ConnectOptions;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 const DATABASE: &str = "mooring_bench_serve";
-
-/// A line of /proc/PID/status in MiB (`VmRSS`, `VmHWM`).
-fn memory_mib(pid: u32, field: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
 
 /// The `mooring` binary beside this example (`target/<profile>/mooring`).
 fn mooring_bin() -> Result<PathBuf> {
@@ -55,25 +40,15 @@ fn mooring_bin() -> Result<PathBuf> {
     }
 }
 
+mod common;
+
+use common::memory_mib;
+
 #[tokio::main]
 async fn main() -> Result<()> {
-    let mut resources = 100_000usize;
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        match flag.as_str() {
-            "--resources" => resources = args.next().context("--resources needs a number")?.parse()?,
-            other => bail!("unknown option {other}"),
-        }
-    }
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/mooring".into());
-    let server: PgConnectOptions = url.parse().context("DATABASE_URL is not a Postgres URL")?;
-    let mut admin = server.connect().await.with_context(|| format!("cannot connect to {url}"))?;
-    sqlx::query("DROP DATABASE IF EXISTS mooring_bench_serve WITH (FORCE)").execute(&mut admin).await?;
-    sqlx::query("CREATE DATABASE mooring_bench_serve").execute(&mut admin).await?;
-    let options = server.clone().database(DATABASE);
-    let pool = PgPoolOptions::new().max_connections(2).connect_with(options.clone()).await?;
-    let store = Store::from_pool(pool.clone(), Signer::generate());
-    store.migrate().await.context("cannot migrate the benchmark database")?;
+    let resources = common::resources_arg()?;
+    let db = common::fresh_database(DATABASE).await?;
+    let pool = db.pool.clone();
     let started = Instant::now();
     sqlx::query(
         "INSERT INTO resources (uid, kind, namespace, name, annotations, spec, spec_hash, status, generation, \
@@ -93,11 +68,10 @@ async fn main() -> Result<()> {
     println!("{resources} resources written in {:.1} s", started.elapsed().as_secs_f64());
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let db_url = format!("{}/{DATABASE}", url.rsplit_once('/').map_or(url.as_str(), |(s, _)| s));
     let token = "bench-serve-memory-token";
     let mut child = tokio::process::Command::new(mooring_bin()?)
         .args(["serve", "--cloud", "sim", "--listen", &format!("127.0.0.1:{port}")])
-        .env("DATABASE_URL", &db_url)
+        .env("DATABASE_URL", &db.url)
         .env("MOORING_BOOTSTRAP_TOKEN", token)
         .env("MOORING_REDIS_PREFIX", format!("bench-serve-{}", std::process::id()))
         .env("RUST_LOG", "warn")
@@ -109,7 +83,7 @@ async fn main() -> Result<()> {
     let pid = child.id().context("the server's pid")?;
     let idle = {
         tokio::time::sleep(Duration::from_secs(3)).await;
-        memory_mib(pid, "VmRSS")
+        memory_mib(Some(pid), "VmRSS")
     };
 
     // Until every resource was reconciled once (it then says it is paused).
@@ -118,7 +92,7 @@ async fn main() -> Result<()> {
     loop {
         let done: i64 =
             sqlx::query_scalar("SELECT count(*) FROM resources WHERE status ? 'conditions'").fetch_one(&pool).await?;
-        samples.push(memory_mib(pid, "VmRSS"));
+        samples.push(memory_mib(Some(pid), "VmRSS"));
         if done as usize >= resources {
             break;
         }
@@ -131,7 +105,7 @@ async fn main() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let reconciled = t.elapsed();
-    let settled = memory_mib(pid, "VmRSS");
+    let settled = memory_mib(Some(pid), "VmRSS");
     let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(120)).build()?;
     // The resource gauges refresh on their own schedule: scrape until they hold everything.
     let mut scraped = 0usize;
@@ -143,8 +117,8 @@ async fn main() -> Result<()> {
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    let after_scrape = memory_mib(pid, "VmRSS");
-    let peak = memory_mib(pid, "VmHWM");
+    let after_scrape = memory_mib(Some(pid), "VmRSS");
+    let peak = memory_mib(Some(pid), "VmHWM");
     let during = samples.iter().copied().fold(0.0, f64::max);
     println!(
         "| resources | reconciled once in | RSS 3 s after start → while reconciling (max) → settled → after a scrape | peak (VmHWM) | bound |"
@@ -156,8 +130,6 @@ async fn main() -> Result<()> {
     );
     println!("(the scrape held {scraped} resources' generation series)");
     child.kill().await.ok();
-    drop(store);
-    pool.close().await;
-    sqlx::query("DROP DATABASE IF EXISTS mooring_bench_serve WITH (FORCE)").execute(&mut admin).await?;
-    Ok(())
+    drop(pool);
+    db.drop_database(DATABASE).await
 }
