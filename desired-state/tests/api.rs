@@ -915,3 +915,21 @@ async fn snapshot_requests_are_kept_beside_the_node_and_recorded_as_events(pool:
         assert!(fields.contains(&wrong), "{wrong} missing from {fields:?}");
     }
 }
+
+#[sqlx::test(migrations = false)]
+async fn the_labels_of_node_set_members_are_the_controllers(pool: PgPool) {
+    let api = start(pool).await;
+    for label in ["mooring/nodeset", "mooring/ordinal"] {
+        let node = json!({"apiVersion": "mooring/v1", "kind": "Node",
+            "metadata": {"name": "lookalike", "labels": {label: "pulse"}},
+            "spec": {"software": {"name": "pulse", "version": "1.0", "artifact": "s3://pulse-artifacts/pulse.tar.gz"},
+                "instanceType": "t3.large", "ami": "ami-1e749f67", "subnetId": "subnet-0a1b2c3d"}});
+        let r = api.post_json("/v1/namespaces/default/nodes", &node).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        assert_eq!(r.body["error"]["details"][0]["field"], format!("metadata.labels.{label}"), "{}", r.text);
+        // Through apply as well, and nothing is written.
+        let r = api.post_json("/v1/apply", &json!([node])).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        assert_eq!(api.get("/v1/namespaces/default/nodes/lookalike").await.status, StatusCode::NOT_FOUND);
+    }
+}

@@ -120,6 +120,24 @@ impl Store {
             WriteMode::Create => None,
             _ => select_for_update(tx, kind, &meta.namespace, &meta.name).await?,
         };
+        // The labels that mark a NodeSet's members are the controller's: a
+        // document from anyone else that carries them would read as a member
+        // to label selectors and dashboards. (A member itself is refused
+        // below as the set's, which says more.)
+        if source.kind != SourceKind::Controller
+            && existing.as_ref().is_none_or(|old| old.owner_uid.is_none())
+            && let Some(label) = RESERVED_LABELS.iter().find(|l| meta.labels.contains_key(**l))
+        {
+            return Err(StoreError::Invalid {
+                kind,
+                namespace: meta.namespace.clone(),
+                name: meta.name.clone(),
+                errors: api_types::ValidationErrors::one(
+                    format!("metadata.labels.{label}"),
+                    "is set by the controller on a NodeSet's members, and by no one else",
+                ),
+            });
+        }
         let now = now_micros();
 
         let Some(old) = existing else {
@@ -783,6 +801,9 @@ async fn remove_row(tx: &mut PgConnection, old: &StoredResource) -> Result<(), S
     sqlx::query("DELETE FROM resources WHERE uid = $1").bind(old.uid).execute(&mut *tx).await?;
     append_change(tx, old, ChangeOp::Delete).await
 }
+
+/// Labels only the controller writes.
+const RESERVED_LABELS: [&str; 2] = [api_types::nodeset::SET_LABEL, api_types::nodeset::ORDINAL_LABEL];
 
 /// The refusal of a change to a resource another one owns, or of a
 /// controller write to a resource it does not own.
