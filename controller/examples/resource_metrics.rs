@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use api_types::Kind;
 use controller::resource_metrics::{ResourceGauges, SnapshotBuilder};
 use futures::TryStreamExt;
@@ -31,10 +31,9 @@ use common::memory_mib;
 async fn main() -> Result<()> {
     let resources = common::resources_arg()?;
     let db = common::fresh_database(DATABASE).await?;
-    let (pool, store) = (db.pool.clone(), db.store.clone());
+    let store = db.store.clone();
 
-    let started = Instant::now();
-    sqlx::query(
+    db.write_resources(
         "INSERT INTO resources (uid, kind, namespace, name, spec, spec_hash, status, generation, resource_version, source) \
          SELECT gen_random_uuid(), (ARRAY['Relay','Worker','Node'])[1 + i % 3], 'team-' || (i % 50), 'resource-' || i, \
              jsonb_build_object('cluster', 'prod', 'cpu', 512, 'memory', 1024), 'h' || i, \
@@ -51,12 +50,9 @@ async fn main() -> Result<()> {
                          'message', '', 'lastTransitionTime', now()))), \
              2, 1, 'api' \
          FROM generate_series(1, $1) AS i",
+        resources,
     )
-    .bind(resources as i64)
-    .execute(&pool)
-    .await
-    .context("inserting the resources")?;
-    println!("{resources} resources written in {:.1} s", started.elapsed().as_secs_f64());
+    .await?;
 
     let rss_start = memory_mib(None, "VmRSS");
     let kinds: Vec<&str> = Kind::RECONCILED.iter().map(|k| k.as_str()).collect();

@@ -49,8 +49,7 @@ async fn main() -> Result<()> {
     let resources = common::resources_arg()?;
     let db = common::fresh_database(DATABASE).await?;
     let pool = db.pool.clone();
-    let started = Instant::now();
-    sqlx::query(
+    db.write_resources(
         "INSERT INTO resources (uid, kind, namespace, name, annotations, spec, spec_hash, status, generation, \
              resource_version, source) \
          SELECT gen_random_uuid(), 'Relay', 'team-' || (i % 50), 'relay-' || i, \
@@ -60,12 +59,9 @@ async fn main() -> Result<()> {
                  'scaling', jsonb_build_object('min', 1, 'max', 4)), \
              'h' || i, '{}'::jsonb, 1, 1, 'api' \
          FROM generate_series(1, $1) AS i",
+        resources,
     )
-    .bind(resources as i64)
-    .execute(&pool)
-    .await
-    .context("inserting the resources")?;
-    println!("{resources} resources written in {:.1} s", started.elapsed().as_secs_f64());
+    .await?;
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let token = "bench-serve-memory-token";

@@ -49,6 +49,15 @@ pub async fn fresh_database(name: &str) -> Result<BenchDatabase> {
 }
 
 impl BenchDatabase {
+    /// Writes `resources` rows with `insert`, one SQL statement whose `$1`
+    /// is the count (the write path is not what the examples measure).
+    pub async fn write_resources(&self, insert: &'static str, resources: usize) -> Result<()> {
+        let started = std::time::Instant::now();
+        sqlx::query(insert).bind(resources as i64).execute(&self.pool).await.context("inserting the resources")?;
+        println!("{resources} resources written in {:.1} s", started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
     /// Drops the database.
     pub async fn drop_database(mut self, name: &str) -> Result<()> {
         drop(self.store);
