@@ -698,4 +698,25 @@ pub struct BuildStatus {
     /// Why the build failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// What the build is started with, fixed when the intent is recorded, so
+    /// a StartBuild retried after an answer that never came sends exactly the
+    /// first request (CodeBuild refuses an idempotency token with other
+    /// parameters); a spec changed meanwhile gets a build of its own after
+    /// this one. Absent in intents recorded by older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<BuildInputs>,
+}
+
+/// The parts of a build's request that come from the node at the time its
+/// intent is recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildInputs {
+    /// The node's generation.
+    pub generation: i64,
+    /// The node's incarnation (see `NodeStatus::incarnation`).
+    #[serde(default)]
+    pub incarnation: u32,
+    /// The node's spec.
+    pub spec: Box<NodeSpec>,
 }

@@ -57,6 +57,16 @@ pub struct ServiceRef {
     /// Set once the service exists and is known to be this resource's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arn: Option<String>,
+    /// Set once Mooring deleted the service (or saw it draining): from then
+    /// on, a describe that finds no service means it is gone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleting: bool,
+    /// While retiring it: when a describe first found no such service although
+    /// none was being deleted. ECS's reads are eventually consistent, so a
+    /// service created moments ago may not be listed yet: the record is
+    /// forgotten only once the service has stayed absent for a while.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// An SQS queue of a worker: its name (recorded before it is created), its URL
@@ -72,12 +82,18 @@ pub struct QueueRef {
     /// The queue's ARN (a redrive policy names the dead-letter queue by it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arn: Option<String>,
+    /// During teardown: when the queue was first not found. SQS's reads are
+    /// eventually consistent, so a queue created moments ago may not be
+    /// listed yet: the record is forgotten only once the queue has stayed
+    /// absent for a while.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl QueueRef {
     /// A queue about to be created or looked up: only its name is known.
     pub fn named(name: impl Into<String>) -> QueueRef {
-        QueueRef { name: name.into(), url: None, arn: None }
+        QueueRef { name: name.into(), url: None, arn: None, missing_since: None }
     }
 }
 
@@ -100,6 +116,16 @@ pub struct CacheRef {
     /// removed: recorded, because a removed `spec.cache` no longer says.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+    /// Set once Mooring asked ElastiCache to delete the group (or saw it
+    /// deleting): from then on, a describe that finds no group means it is gone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleting: bool,
+    /// When a describe first found no such group while none was being
+    /// deleted. ElastiCache's reads are eventually consistent, so a group
+    /// created moments ago may not be listed yet: the record is forgotten only
+    /// once the group has stayed absent for a while.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// User tags last propagated to every AWS resource a resource owns (from

@@ -7,6 +7,14 @@
 //! Then the controller is restarted (new runners, empty caches) and its first
 //! pass is counted too.
 //!
+//! With `--rollout-budget-scale K`, a third phase rolls a new image out to
+//! every relay under Mooring's default AWS budgets multiplied by `K` (the
+//! simulated cloud is faster than AWS, so a scale keeps the run short; the
+//! bound scales the same way), and compares its wall time with the
+//! rate-limit bound: per API family, the calls the rollout made beyond the
+//! family's burst divided by its refill rate; the largest of these is the
+//! least time any scheduler could have taken with those calls.
+//!
 //! ```sh
 //! cargo run -p controller --example resync_calls -- --services 1000 10000
 //! ```
@@ -15,7 +23,8 @@
 //! `--workers W` (concurrent reconciles, 8), `--observe-max-age SECS` (how old
 //! an observation of a settled service may be, 60 as in production; the pass
 //! starts once every observation is older), `--passes K` (resync passes of
-//! the running controller, each once every observation went stale, 1). Needs Postgres (`DATABASE_URL`; the
+//! the running controller, each once every observation went stale, 1),
+//! `--rollout-budget-scale K` (the rollout phase, off by default). Needs Postgres (`DATABASE_URL`; the
 //! database `mooring_bench_resync` on its server is dropped and created) and
 //! Redis (`REDIS_URL`).
 
@@ -35,6 +44,7 @@ use desired_state::signing::Signer;
 use desired_state::store::{ChangeFeed, ChangeSource, ListQuery, Store, WriteMode};
 use futures::StreamExt;
 use runners::cloud::ops;
+use runners::gate::ApiFamily;
 use runners::sim::{FaultMix, SimCloud, SimConfig};
 use runners::workload::{WorkloadConfig, Workloads};
 use serde_json::{Value, json};
@@ -52,11 +62,18 @@ struct Args {
     workers: usize,
     observe_max_age: Duration,
     passes: usize,
+    rollout_budget_scale: Option<f64>,
 }
 
 fn parse_args() -> Result<Args> {
-    let mut args =
-        Args { services: Vec::new(), clusters: 4, workers: 8, observe_max_age: Duration::from_secs(60), passes: 1 };
+    let mut args = Args {
+        services: Vec::new(),
+        clusters: 4,
+        workers: 8,
+        observe_max_age: Duration::from_secs(60),
+        passes: 1,
+        rollout_budget_scale: None,
+    };
     let mut it = std::env::args().skip(1).peekable();
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
@@ -70,6 +87,9 @@ fn parse_args() -> Result<Args> {
             "--clusters" => args.clusters = value()?.parse().context("--clusters takes a number")?,
             "--workers" => args.workers = value()?.parse().context("--workers takes a number")?,
             "--passes" => args.passes = value()?.parse().context("--passes takes a number")?,
+            "--rollout-budget-scale" => {
+                args.rollout_budget_scale = Some(value()?.parse().context("--rollout-budget-scale takes a number")?)
+            }
             "--observe-max-age" => {
                 args.observe_max_age =
                     Duration::from_secs_f64(value()?.parse().context("--observe-max-age takes seconds")?)
@@ -90,13 +110,13 @@ fn cluster_name(i: usize) -> String {
     format!("bench-{i}")
 }
 
-fn relay(i: usize, clusters: usize) -> Value {
+fn relay(i: usize, clusters: usize, image: &str) -> Value {
     json!({
         "apiVersion": "mooring/v1", "kind": "Relay",
         "metadata": {"name": format!("r{i:05}"), "namespace": NAMESPACE},
         "spec": {
             "cluster": cluster_name(i % clusters),
-            "containers": [{"name": "api", "image": "ghcr.io/acme/api:1.0", "port": 8080}],
+            "containers": [{"name": "api", "image": image, "port": 8080}],
             // A fixed count: a scaling relay is looked at every scaling interval, which is not a resync.
             "scaling": {"min": 1, "max": 1}
         }
@@ -136,7 +156,7 @@ struct Replica {
 impl Replica {
     /// A controller process: new runners (empty observation and task
     /// definition caches) over the shared store, Redis prefix and cloud.
-    fn start(store: &Store, prefix: &str, cloud: &SimCloud, args: &Args) -> Result<Replica> {
+    fn start(store: &Store, prefix: &str, cloud: &SimCloud, args: &Args, budgets: Budgets) -> Result<Replica> {
         let workloads = Workloads::new(
             cloud.cloud(),
             WorkloadConfig {
@@ -160,8 +180,7 @@ impl Replica {
             redis.clone(),
             "bench-replica",
         ));
-        let gate =
-            Arc::new(RedisGate::new(redis, prefix, Budgets::unlimited(), Arc::new(AwsCallMetrics::unregistered())));
+        let gate = Arc::new(RedisGate::new(redis, prefix, budgets, Arc::new(AwsCallMetrics::unregistered())));
         let config = ControllerConfig {
             workers_per_kind: args.workers,
             resync: Duration::from_secs(3600),
@@ -282,7 +301,7 @@ struct Row {
     wall: Duration,
 }
 
-async fn run(n: usize, args: &Args, seed: u64) -> Result<Vec<Row>> {
+async fn run(n: usize, args: &Args, seed: u64) -> Result<(Vec<Row>, Option<Rollout>)> {
     let store = fresh_database().await?;
     let prefix = format!("bench-resync-{}", uuid::Uuid::new_v4());
     let cloud = SimCloud::new(SimConfig {
@@ -295,34 +314,13 @@ async fn run(n: usize, args: &Args, seed: u64) -> Result<Vec<Row>> {
         clusters: (0..args.clusters).map(cluster_name).collect(),
         ..Default::default()
     });
-    let replica = Replica::start(&store, &prefix, &cloud, args)?;
+    let replica = Replica::start(&store, &prefix, &cloud, args, Budgets::unlimited())?;
     replica.wait_for_all_shards().await?;
 
     let started = Instant::now();
-    let writes = futures::stream::iter(0..n)
-        .map(|i| {
-            let store = store.clone();
-            async move {
-                let doc = validate_document(relay(i, args.clusters)).context("invalid relay document")?;
-                store.write(&doc, WriteMode::Upsert, &ChangeSource::api("bench")).await?;
-                anyhow::Ok(())
-            }
-        })
-        .buffer_unordered(16);
-    let results: Vec<Result<()>> = writes.collect().await;
-    results.into_iter().collect::<Result<Vec<()>>>()?;
+    write_relays(&store, n, args.clusters, "ghcr.io/acme/api:1.0").await?;
     eprintln!("{n} relays written in {:.1} s; converging", started.elapsed().as_secs_f64());
-    let deadline = Instant::now() + Duration::from_secs(3600);
-    loop {
-        let left = unready(&store).await?;
-        if left == 0 && replica.idle() {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("{left} relays not Synced and Ready after an hour");
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    wait_until_settled(&store, &replica, Duration::from_secs(1)).await?;
     let services = cloud.services().len();
     if services != n {
         bail!("{services} services for {n} relays");
@@ -359,7 +357,7 @@ async fn run(n: usize, args: &Args, seed: u64) -> Result<Vec<Row>> {
     // every relay is queued once, with empty caches.
     cloud.reset_calls();
     let t = Instant::now();
-    let replica = Replica::start(&store, &prefix, &cloud, args)?;
+    let replica = Replica::start(&store, &prefix, &cloud, args, Budgets::unlimited())?;
     replica.wait_for_all_shards().await?;
     replica.wait_for_pass(0, n).await?;
     let wall = t.elapsed();
@@ -368,8 +366,96 @@ async fn run(n: usize, args: &Args, seed: u64) -> Result<Vec<Row>> {
     }
     rows.push(Row { services: n, variant: "after a restart".into(), lower_bound, calls: Calls::read(&cloud), wall });
     replica.shutdown().await;
+
+    // 3. An image rollout to every relay under scaled default budgets.
+    let rollout = match args.rollout_budget_scale {
+        Some(scale) => Some(rollout(&store, &prefix, &cloud, args, n, scale).await?),
+        None => None,
+    };
     store.pool().close().await;
-    Ok(rows)
+    Ok((rows, rollout))
+}
+
+/// Writes relays `0..n` with `image`, 16 at a time.
+async fn write_relays(store: &Store, n: usize, clusters: usize, image: &str) -> Result<()> {
+    let writes = futures::stream::iter(0..n)
+        .map(|i| {
+            let store = store.clone();
+            async move {
+                let doc = validate_document(relay(i, clusters, image)).context("invalid relay document")?;
+                store.write(&doc, WriteMode::Upsert, &ChangeSource::api("bench")).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(16);
+    let results: Vec<Result<()>> = writes.collect().await;
+    results.into_iter().collect::<Result<Vec<()>>>()?;
+    Ok(())
+}
+
+/// Waits until every relay is Synced and Ready at its generation and the queue is idle.
+async fn wait_until_settled(store: &Store, replica: &Replica, poll: Duration) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    loop {
+        let left = unready(store).await?;
+        if left == 0 && replica.idle() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{left} relays not Synced and Ready after an hour");
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// An image rollout's wall time beside its rate-limit bound.
+struct Rollout {
+    services: usize,
+    scale: f64,
+    wall: Duration,
+    /// Per API family: calls made, and the least time they need under the budget.
+    families: BTreeMap<ApiFamily, (u64, f64)>,
+}
+
+impl Rollout {
+    /// The bound: the slowest family's least time.
+    fn bound(&self) -> f64 {
+        self.families.values().map(|(_, t)| *t).fold(0.0, f64::max)
+    }
+}
+
+/// Restarts the controller with the default budgets × `scale`, lets its
+/// first pass settle, then writes a new image to every relay and times the
+/// rollout until every relay is Ready at the new generation.
+async fn rollout(store: &Store, prefix: &str, cloud: &SimCloud, args: &Args, n: usize, scale: f64) -> Result<Rollout> {
+    let mut budgets = Budgets::default();
+    for b in budgets.0.values_mut() {
+        b.burst *= scale;
+        b.per_second *= scale;
+    }
+    let replica = Replica::start(store, prefix, cloud, args, budgets.clone())?;
+    replica.wait_for_all_shards().await?;
+    replica.wait_for_pass(0, n).await?;
+    // The budgets refill to their bursts before the rollout starts.
+    let refill = budgets.0.values().map(|b| b.burst / b.per_second).fold(0.0, f64::max);
+    tokio::time::sleep(Duration::from_secs_f64(refill + 1.0)).await;
+    cloud.reset_calls();
+    eprintln!("rolling a new image out to {n} relays (budgets × {scale})");
+    let t = Instant::now();
+    write_relays(store, n, args.clusters, "ghcr.io/acme/api:2.0").await?;
+    wait_until_settled(store, &replica, Duration::from_millis(200)).await?;
+    let wall = t.elapsed();
+    replica.shutdown().await;
+    let mut families: BTreeMap<ApiFamily, (u64, f64)> = BTreeMap::new();
+    for (name, calls) in cloud.calls() {
+        let op = ops::ALL.iter().find(|op| op.name == name).with_context(|| format!("unknown operation {name}"))?;
+        families.entry(op.family).or_default().0 += calls;
+    }
+    for (family, (calls, least)) in families.iter_mut() {
+        let b = budgets.0[family];
+        *least = (*calls as f64 - b.burst).max(0.0) / b.per_second;
+    }
+    Ok(Rollout { services: n, scale, wall, families })
 }
 
 #[tokio::main]
@@ -384,13 +470,15 @@ async fn main() -> Result<()> {
     let args = parse_args()?;
     let seed = std::env::var("MOORING_SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
     let mut rows = Vec::new();
+    let mut rollouts = Vec::new();
     for &n in &args.services {
         eprintln!("== {n} services in {} clusters, {} workers", args.clusters, args.workers);
-        let these = run(n, &args, seed).await?;
+        let (these, rollout) = run(n, &args, seed).await?;
         for r in &these {
             eprintln!("{n} services, {}: calls by operation {:?}", r.variant, r.calls.by_op);
         }
         rows.extend(these);
+        rollouts.extend(rollout);
     }
     println!(
         "\n{} clusters, {} workers, observations stale after {:?}, simulated cloud seed {seed}\n",
@@ -417,6 +505,25 @@ async fn main() -> Result<()> {
             r.calls.mutating,
             r.wall.as_secs_f64(),
         );
+    }
+    if !rollouts.is_empty() {
+        println!(
+            "\n| services | budgets | calls per family (least time under the budget) | bound | wall time | ratio |"
+        );
+        println!("| --- | --- | --- | --- | --- | --- |");
+        for r in &rollouts {
+            let families: Vec<String> =
+                r.families.iter().map(|(f, (calls, t))| format!("{f} {calls} ({t:.1} s)")).collect();
+            println!(
+                "| {} | default × {} | {} | {:.1} s | {:.1} s | {:.2} |",
+                r.services,
+                r.scale,
+                families.join(", "),
+                r.bound(),
+                r.wall.as_secs_f64(),
+                r.wall.as_secs_f64() / r.bound()
+            );
+        }
     }
     Ok(())
 }

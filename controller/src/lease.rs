@@ -6,8 +6,9 @@
 //! live replicas)`), takes free shards with an atomic SET-if-absent with expiry,
 //! renews what it holds every `renew_every`, gives back shards above its share,
 //! and releases everything on shutdown with a compare-and-delete. Each take draws
-//! a fencing token from one global counter, so tokens only grow; status writes
-//! carry the token and the store refuses an older one (see
+//! a fencing token from one global counter, never below Redis's clock in
+//! microseconds, so tokens only grow, even across a Redis that lost its data;
+//! status writes carry the token and the store refuses an older one (see
 //! `Store::write_status`), so a replica that lost a shard cannot overwrite newer
 //! status.
 //!
@@ -149,11 +150,24 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 return redis.call('ZCARD', KEYS[1])
 "#;
 
+/// The fencing token is the counter plus one, or Redis's clock in
+/// microseconds when that is larger. A bare counter would start again at 1
+/// after Redis lost its data (a restart without persistence, a failover to a
+/// replica that missed the last increments), and the store would then refuse
+/// every status write as older than the tokens it has already seen, until the
+/// counter climbed back. Formatted with `%d`: Lua would print a number this
+/// large in exponent notation.
 const ACQUIRE: &str = r#"
 -- KEYS[1]: lease, KEYS[2]: global fence counter; ARGV: replica id, ttl ms.
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local fence = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[1] .. '|' .. fence, 'NX', 'PX', ARGV[2])
+if fence < now then
+  fence = now
+  redis.call('SET', KEYS[2], string.format('%d', fence))
+end
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. string.format('%d', fence), 'NX', 'PX', ARGV[2])
 return fence
 "#;
 

@@ -7,7 +7,7 @@
 //! and a jittered periodic resync of everything owned. Keys of shards held by
 //! another replica are dropped; that replica queues them itself.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +26,10 @@ use crate::metrics::ControllerMetrics;
 use crate::queue::{Lane, WorkQueue};
 use crate::reconcile::{Context, Reconcilers, failed_status};
 use crate::retry::BackoffPolicy;
+
+/// How many times in a row a page of resources to queue is asked for before
+/// the periodic resync is left to queue them (about 45 s of backoff).
+const ENQUEUE_LIST_ATTEMPTS: u32 = 12;
 
 /// The identity of a resource in the queue.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -237,11 +241,22 @@ impl Controller {
 
     async fn follow_ownership(self: Arc<Self>, stop: watch::Receiver<bool>) {
         let mut rx = self.leases.subscribe();
-        let mut known: BTreeSet<u32> = BTreeSet::new();
+        // Shard → the fencing token it is held with.
+        let mut known: BTreeMap<u32, i64> = BTreeMap::new();
         loop {
-            let owned: BTreeSet<u32> = rx.borrow_and_update().shard_ids().collect();
+            let owned: BTreeMap<u32, i64> =
+                rx.borrow_and_update().shards.iter().map(|(&shard, held)| (shard, held.fence)).collect();
             self.metrics.leases_held.set(owned.len() as i64);
-            let gained: BTreeSet<u32> = owned.difference(&known).copied().collect();
+            // Newly held: not held before, or held again with another token (the
+            // hold lapsed and was taken anew, as after Redis lost the leases).
+            // Reconciles of the old hold were dropped (`LeaseNotHeld`, or no
+            // hold when they started) expecting the new holder to look again,
+            // and the new holder may be this replica.
+            let gained: BTreeSet<u32> = owned
+                .iter()
+                .filter(|&(shard, fence)| known.get(shard) != Some(fence))
+                .map(|(&shard, _)| shard)
+                .collect();
             if !gained.is_empty() {
                 tracing::info!(replica = %self.leases.replica(), shards = ?gained, "queueing every resource of newly held shards");
                 self.enqueue_shards(&gained).await;
@@ -274,17 +289,31 @@ impl Controller {
         self.enqueue_shards(&owned).await;
     }
 
-    /// Queues every resource whose shard is in `shards`, page by page.
+    /// Queues every resource whose shard is in `shards`, page by page. A page
+    /// the store cannot give (Postgres restarting) is asked for again with
+    /// backoff for about 45 s before the periodic resync is left to do
+    /// it: the resources of a newly held shard are queued nowhere else.
     async fn enqueue_shards(&self, shards: &BTreeSet<u32>) {
         if shards.is_empty() {
             return;
         }
         let n = self.shards();
         let mut after = None;
+        let mut failures = 0u32;
         loop {
             let page =
                 match self.store.list(&ListQuery { limit: 1000, after: after.clone(), ..Default::default() }).await {
-                    Ok(p) => p,
+                    Ok(p) => {
+                        failures = 0;
+                        p
+                    }
+                    Err(e) if failures < ENQUEUE_LIST_ATTEMPTS => {
+                        failures += 1;
+                        tracing::warn!(error = %e, failures, "cannot list resources to queue; retrying");
+                        let delay = Duration::from_millis(200 << failures.min(5)).min(Duration::from_secs(5));
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot list resources to queue; the next resync will");
                         return;

@@ -622,6 +622,7 @@ fn reconcilers(args: &ServeArgs, store: &Store, cloud: Cloud, node_cloud: NodeCl
             interval: Duration::from_secs_f64(args.scale_interval_seconds.max(0.1)),
             ..Default::default()
         },
+        ..Default::default()
     };
     let slots = Arc::new(controller::slots::StoreBuildSlots::new(store.dedicated(1)));
     let poll = Duration::from_secs_f64(args.poll_seconds.max(0.1));

@@ -103,9 +103,22 @@ async fn replace_keeps_the_volume_in_place_keeps_the_instance_and_delete_follows
     assert!(targets.iter().any(|t| t.id == now[0].id && t.state == "healthy"), "{targets:?}");
     assert!(targets.iter().all(|t| t.id != first[0].id || t.state == "draining"), "{targets:?}");
 
+    // Back to the first shape (a rollback, say): a fresh instance of it, not
+    // the terminated first one, which its old client token would hand back.
+    apply(&store, node(ns, "pulse-1", "t3.large", "Replace", false, w.health_port)).await;
+    wait_ready(&store, ns, "pulse-1", 3).await;
+    let back = running(&w.cloud, &uid);
+    assert_eq!(back.len(), 1, "{back:?}");
+    assert!(back[0].id != first[0].id && back[0].id != now[0].id, "{back:?}");
+    assert_eq!(back[0].instance_type, "t3.large");
+    apply(&store, node(ns, "pulse-1", "t3.xlarge", "Replace", false, w.health_port)).await;
+    wait_ready(&store, ns, "pulse-1", 4).await;
+    let now = running(&w.cloud, &uid);
+    assert_eq!((now.len(), now[0].instance_type.as_str()), (1, "t3.xlarge"), "{now:?}");
+
     // InPlace: the same instance, a new type.
     apply(&store, node(ns, "pulse-1", "t3.2xlarge", "InPlace", false, w.health_port)).await;
-    wait_ready(&store, ns, "pulse-1", 3).await;
+    wait_ready(&store, ns, "pulse-1", 5).await;
     let after = running(&w.cloud, &uid);
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].id, now[0].id, "in place keeps the instance");
@@ -488,8 +501,12 @@ async fn a_nodes_volume_is_snapshotted_pruned_restored_when_lost_and_its_snapsho
     eventually(Duration::from_secs(30), "pruned to keep=2", || async { snapshots_of(&w, &uid).len() == 2 }).await;
     let kept: Vec<String> = snapshots_of(&w, &uid).into_iter().map(|s| s.id).collect();
     assert!(!kept.contains(&first) && kept.contains(&latest), "the oldest went: {kept:?}");
-    let events = store.events(Kind::Node, ns, "ledger", 100).await.unwrap();
-    assert!(events.iter().any(|e| e.reason == "SnapshotDeleted" && e.message.contains(&first)), "{events:?}");
+    // The event is written with the status, after the DeleteSnapshot call.
+    eventually(Duration::from_secs(30), "a SnapshotDeleted event for the oldest", || async {
+        let events = store.events(Kind::Node, ns, "ledger", 100).await.unwrap();
+        events.iter().any(|e| e.reason == "SnapshotDeleted" && e.message.contains(&first))
+    })
+    .await;
 
     // The instance and its volume are lost: the new volume is restored from
     // the last good snapshot.

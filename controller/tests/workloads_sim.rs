@@ -465,6 +465,39 @@ async fn cache_changes_are_applied_and_a_removed_cache_is_deleted(pool: sqlx::Pg
     replica.shutdown().await;
 }
 
+/// A cache dropped from the spec right after it was created, while every
+/// read answers from before the create: the describe that finds no group is
+/// not believed, so the group is deleted once it shows up rather than left
+/// behind unrecorded (found by the simulation sweep, seed 16).
+#[sqlx::test(migrations = false)]
+async fn a_cache_dropped_before_reads_show_it_is_still_deleted(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let cloud = SimCloud::new(SimConfig {
+        faults: FaultMix { stale_read: 1.0, ..FaultMix::none() },
+        consistency_window: Duration::from_millis(500),
+        ..sim(seed(), FaultMix::none()).config().clone()
+    });
+    let replica = start(&store, &prefix, &cloud);
+    let ns = "stale-cache";
+    apply(&store, relay(ns, "gateway", "ghcr.io/acme/api:1.0", true)).await;
+    eventually(Duration::from_secs(30), "the cache created", || {
+        let cloud = cloud.clone();
+        async move { !cloud.replication_groups().is_empty() }
+    })
+    .await;
+    apply(&store, relay(ns, "gateway", "ghcr.io/acme/api:1.0", false)).await;
+    eventually(Duration::from_secs(60), "the dropped cache deleted and forgotten", || {
+        let (store, cloud) = (store.clone(), cloud.clone());
+        async move {
+            cloud.replication_groups().is_empty()
+                && status_of(&store, Kind::Relay, ns, "gateway").await.get("cache").is_none()
+        }
+    })
+    .await;
+    replica.shutdown().await;
+}
+
 /// A settled worker reads its queue on every reconcile (the backlog) and its
 /// dead-letter queue only when the spec changed or the last read is older
 /// than the observation max age (60 s here, longer than the test).

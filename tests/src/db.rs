@@ -20,6 +20,14 @@ impl TestDb {
     pub async fn create() -> TestDb {
         let base = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_string());
         let admin_url = std::env::var("E2E_ADMIN_DATABASE_URL").unwrap_or_else(|_| with_database(&base, "postgres"));
+        TestDb::create_on(&base, &admin_url).await
+    }
+
+    /// Creates an empty database on the server `base` points at (its database
+    /// name is replaced), connecting to `admin_url` to create and drop it: a
+    /// test's private Postgres.
+    pub async fn create_on(base: &str, admin_url: &str) -> TestDb {
+        let admin_url = admin_url.to_string();
         let name = format!("mooring_e2e_{}", uuid::Uuid::new_v4().simple());
         let mut conn = PgConnection::connect(&admin_url)
             .await
@@ -29,7 +37,7 @@ impl TestDb {
             .await
             .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
         let _ = conn.close().await;
-        TestDb { url: with_database(&base, &name), name, admin_url }
+        TestDb { url: with_database(base, &name), name, admin_url }
     }
 
     /// A small pool on the test database (for looking at or tampering with rows).

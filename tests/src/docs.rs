@@ -83,6 +83,21 @@ spec:
     )
 }
 
+/// The Worker of [`worker_yaml`] as JSON (for the HTTP API), in `cluster`.
+pub fn worker_json(name: &str, namespace: &str, cluster: &str, image: &str) -> Value {
+    json!({
+        "apiVersion": "mooring/v1",
+        "kind": "Worker",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "cluster": cluster,
+            "container": {"name": "convert", "image": image},
+            "queue": {"visibilityTimeoutSeconds": 300, "deadLetter": {"maxReceiveCount": 3}},
+            "scaling": {"min": 0, "max": 20, "queueDepthTarget": 500}
+        }
+    })
+}
+
 /// The condition of `type_` in a resource's `status.conditions`.
 pub fn condition<'a>(resource: &'a Value, type_: &str) -> Option<&'a Value> {
     resource.pointer("/status/conditions")?.as_array()?.iter().find(|c| c["type"] == type_)

@@ -11,6 +11,9 @@
 //! the Redis keys are deleted. When a test panics, the tail of every server's log is
 //! printed and the scratch directory (with the full logs) is kept.
 //!
+//! A test that crashes Postgres or Redis starts its own ([`PrivatePostgres`],
+//! [`PrivateRedis`]) and builds its stack on them with [`Stack::on`].
+//!
 //! Waits are bounded polling loops ([`eventually`]); nothing asserts how fast
 //! something happened.
 //!
@@ -35,6 +38,7 @@ mod db;
 mod docs;
 mod metrics;
 mod poll;
+mod private;
 mod server;
 mod stack;
 
@@ -42,9 +46,10 @@ pub use aws::Moto;
 pub use bin::{mooring_bin, workspace_root};
 pub use cli::CliOutput;
 pub use db::TestDb;
-pub use docs::{condition, relay_json, relay_yaml, worker_yaml};
+pub use docs::{condition, relay_json, relay_yaml, worker_json, worker_yaml};
 pub use metrics::metric_value;
 pub use poll::{POLL_INTERVAL, eventually};
+pub use private::{PrivatePostgres, PrivateRedis};
 pub use server::{Server, ServerBuilder, free_port};
 pub use stack::Stack;
 

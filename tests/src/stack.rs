@@ -36,6 +36,20 @@ pub struct Stack {
 impl Stack {
     /// Creates the database and the directory; makes sure the binary is built.
     pub async fn new(name: &str) -> Stack {
+        let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        Stack::build(name, None, redis_url).await
+    }
+
+    /// A stack on a Postgres and a Redis of the test's own (see
+    /// [`crate::PrivatePostgres`], [`crate::PrivateRedis`]) instead of the
+    /// shared ones: its database is created on `postgres_url`'s server (whose
+    /// `postgres` database is used to create and drop it), and every process
+    /// of the stack gets `redis_url`.
+    pub async fn on(name: &str, postgres_url: &str, redis_url: &str) -> Stack {
+        Stack::build(name, Some(postgres_url), redis_url.to_string()).await
+    }
+
+    async fn build(name: &str, postgres_url: Option<&str>, redis_url: String) -> Stack {
         // Build (or find) the binary first, off the async runtime.
         if let Err(e) = tokio::task::spawn_blocking(mooring_bin).await {
             match e.try_into_panic() {
@@ -43,7 +57,10 @@ impl Stack {
                 Err(e) => panic!("building mooring: {e}"),
             }
         }
-        let db = TestDb::create().await;
+        let db = match postgres_url {
+            Some(url) => TestDb::create_on(url, &crate::db::with_database(url, "postgres")).await,
+            None => TestDb::create().await,
+        };
         let id = uuid::Uuid::new_v4().simple().to_string();
         let dir = std::env::temp_dir().join(format!("mooring-e2e-{name}-{}", &id[..12]));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
@@ -51,7 +68,7 @@ impl Stack {
         Stack {
             name: name.to_string(),
             db,
-            redis_url: std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+            redis_url,
             redis_prefix: format!("e2e-{id}"),
             signing_key,
             token: format!("e2e-bootstrap-{}", uuid::Uuid::new_v4().simple()),

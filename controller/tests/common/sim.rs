@@ -33,6 +33,8 @@ pub fn start_workloads(
     let config = WorkloadConfig {
         poll_in_flight: Duration::from_millis(40),
         observe_max_age: Duration::from_secs(60),
+        // Well above the simulated clouds' consistency windows (at most 500 ms).
+        absence_grace: Duration::from_secs(2),
         ..config
     };
     let reconcilers = controller::workloads::reconcilers(Some(Workloads::new(cloud.cloud(), config)), None, None);

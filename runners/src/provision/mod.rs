@@ -378,7 +378,17 @@ impl<'a> Provisioner<'a> {
             user_data: userdata::render(&req.namespace, &req.name, spec),
             instance_profile: spec.instance_profile.clone(),
             tags,
-            client_token: names::client_token(&req.uid, &format!("instance-{want}"), i64::from(req.incarnation), 64),
+            // The shape, the generation and the incarnation: a retried build
+            // of one generation gets its instance back, while a later
+            // generation that returns to an earlier shape (a rollback) gets a
+            // new instance rather than the terminated one (or a refusal, as
+            // the tags differ) that the old token would answer with.
+            client_token: names::client_token(
+                &req.uid,
+                &format!("instance-{want}-{}", req.generation),
+                i64::from(req.incarnation),
+                64,
+            ),
         };
         let i = self.ec2.run_instance(&input).await?;
         tracing::info!(instance = %i.id, instance_type = %spec.instance_type, "launched an instance");

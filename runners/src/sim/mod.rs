@@ -29,7 +29,10 @@
 //!   Inspection methods are never faulted, counted or stale.
 //! - Calls a build's executor makes (from inside the build task) are counted
 //!   and faulted like any other, but they are not the controller's: they are
-//!   neither crash targets nor counted towards one.
+//!   neither crash targets nor counted towards one. Like the SDK's standard
+//!   retry mode the provisioner runs on, they are retried up to three
+//!   attempts when the fault left no effect (throttling, 5xx, a timeout that
+//!   did not apply).
 
 mod caches;
 mod codebuild;
@@ -72,6 +75,12 @@ pub const REGION: &str = "us-east-1";
 /// The target group that exists by default, so node tests need no setup.
 pub const DEFAULT_TARGET_GROUP_ARN: &str =
     "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/nodes/0123456789abcdef";
+
+/// Attempts the SDK's standard retry mode makes of one call; the simulated
+/// cloud applies it to the calls of builds (the provisioner runs on the SDK),
+/// while the controller's calls fail at once and are retried by the
+/// controller.
+const SDK_ATTEMPTS: u32 = 3;
 
 /// How long a call that times out takes before the caller hears of it.
 const TIMEOUT_AFTER: Duration = Duration::from_millis(5);
@@ -231,7 +240,12 @@ struct State {
     ordinals: HashMap<(&'static str, String), u64>,
     /// The arrival number of the call that "crashes", and whom to tell.
     crash: Option<(u64, Arc<Notify>)>,
+    /// The fault mix in force: the config's, until [`SimCloud::set_faults`].
+    faults: FaultMix,
     buckets: BTreeMap<ApiFamily, Bucket>,
+    /// Shadow buckets with the controller's budgets, and the calls that
+    /// arrived when theirs was empty ([`SimCloud::audit_budgets`]).
+    audit: BTreeMap<ApiFamily, (Bucket, u64)>,
     ecs: ecs::EcsState,
     sqs: queues::SqsState,
     cache: caches::CacheState,
@@ -332,13 +346,19 @@ impl Inner {
         {
             return (Decision::Crash(notify), latency);
         }
+        if !from_build
+            && let Some((bucket, over)) = st.audit.get_mut(&op.family)
+            && !bucket.take(now)
+        {
+            *over += 1;
+        }
         if self.config.enforce_aws_buckets {
             let bucket = st.buckets.entry(op.family).or_insert_with(|| Bucket::new(op.family.aws_bucket(), now));
             if !bucket.take(now) {
                 return (Decision::Fault(Fault::Throttle), latency);
             }
         }
-        (Decision::Fault(faults::decide(&self.config.faults, op.mutating, r[0], r[1])), latency)
+        (Decision::Fault(faults::decide(&st.faults, op.mutating, r[0], r[1])), latency)
     }
 
     /// Runs a state operation under the lock.
@@ -355,10 +375,29 @@ impl Inner {
         F: FnOnce(&mut State, &Ctx<'_>) -> CloudResult<T> + Send,
         T: Send,
     {
-        let (decision, latency) = self.arrive(&op, key);
-        if !latency.is_zero() {
-            tokio::time::sleep(latency).await;
-        }
+        let mut attempts = 1;
+        let decision = loop {
+            let (decision, latency) = self.arrive(&op, key);
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+            // A build's calls go through the SDK's standard retry mode: a
+            // fault that had no effect is retried (as a new call), up to
+            // SDK_ATTEMPTS in all.
+            let retry = codebuild::in_build()
+                && attempts < SDK_ATTEMPTS
+                && matches!(
+                    decision,
+                    Decision::Fault(Fault::Throttle | Fault::Server | Fault::Timeout { applied: false })
+                );
+            if !retry {
+                break decision;
+            }
+            if matches!(decision, Decision::Fault(Fault::Timeout { .. })) {
+                tokio::time::sleep(TIMEOUT_AFTER).await;
+            }
+            attempts += 1;
+        };
         match decision {
             Decision::Crash(notify) => {
                 let _ = self.apply(false, f);
@@ -434,7 +473,7 @@ fn server_error(op: &Op) -> CloudError {
 impl SimCloud {
     /// A fresh account with the configured clusters and nothing else.
     pub fn new(config: SimConfig) -> SimCloud {
-        let mut state = State::default();
+        let mut state = State { faults: config.faults, ..State::default() };
         for c in &config.clusters {
             state.ecs.clusters.insert(c.clone());
         }
@@ -550,6 +589,37 @@ impl SimCloud {
     /// Disarms a crash that has not happened yet.
     pub fn clear_crash(&self) {
         self.inner.lock().crash = None;
+    }
+
+    // ---- faults and budgets --------------------------------------------------
+
+    /// Changes how hostile the cloud is from the next call on (a fault sweep
+    /// turns faults off to check that everything converges once they stop).
+    /// Which call draws which fault still follows from the seed.
+    pub fn set_faults(&self, faults: FaultMix) {
+        self.inner.lock().faults = faults;
+    }
+
+    /// Starts auditing the controller's call rates: one shadow token bucket
+    /// per API family with the given budget (full at the start), drawn from by
+    /// every controller call as it arrives (calls from builds are CodeBuild's,
+    /// not the controller's). A call that finds its bucket empty is counted in
+    /// [`SimCloud::over_budget`]; nothing is refused. `slack` tokens are added
+    /// to each burst, for calls whose token was granted in order but which
+    /// arrive out of order.
+    pub fn audit_budgets(&self, budgets: impl IntoIterator<Item = (ApiFamily, crate::gate::Budget)>, slack: f64) {
+        let now = Instant::now();
+        let mut st = self.inner.lock();
+        st.audit = budgets
+            .into_iter()
+            .map(|(f, b)| (f, (Bucket::new(crate::gate::Budget { burst: b.burst + slack, ..b }, now), 0)))
+            .collect();
+    }
+
+    /// Per API family, the controller calls that arrived over the audited
+    /// budget ([`SimCloud::audit_budgets`]); families with none are left out.
+    pub fn over_budget(&self) -> BTreeMap<ApiFamily, u64> {
+        self.inner.lock().audit.iter().filter(|(_, (_, n))| *n > 0).map(|(f, (_, n))| (*f, *n)).collect()
     }
 
     // ---- inspection (no faults, not counted) -------------------------------

@@ -601,6 +601,26 @@ async fn aws_buckets_throttle_bursts() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_budget_audit_counts_calls_over_a_budget_and_faults_can_stop() {
+    let sim = SimCloud::new(SimConfig { faults: FaultMix { server_error: 1.0, ..FaultMix::none() }, ..cfg() });
+    let cloud = sim.cloud();
+    let budget = crate::gate::Budget { burst: 3.0, per_second: 1.0 };
+    sim.audit_budgets([(ApiFamily::EcsRegisterTaskDefinition, budget)], 1.0);
+    for _ in 0..6 {
+        let e = cloud.ecs.register_task_definition(&td_input("web", "nginx:1")).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Server);
+    }
+    // Burst 3 plus 1 of slack: the last two calls were over, faulted or not.
+    assert_eq!(sim.over_budget(), BTreeMap::from([(ApiFamily::EcsRegisterTaskDefinition, 2)]));
+    sim.set_faults(FaultMix::none());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cloud.ecs.register_task_definition(&td_input("web", "nginx:1")).await.unwrap();
+    cloud.queues.queue_url("jobs").await.unwrap();
+    // One token came back in a second; other families are not audited.
+    assert_eq!(sim.over_budget(), BTreeMap::from([(ApiFamily::EcsRegisterTaskDefinition, 2)]));
+}
+
+#[tokio::test(start_paused = true)]
 async fn crash_at_applies_the_call_notifies_and_never_returns() {
     let sim = SimCloud::new(cfg());
     let cloud = sim.cloud();

@@ -461,6 +461,25 @@ async fn a_build_provisions_against_the_same_account() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_builds_calls_are_retried_like_the_sdk_and_the_controllers_are_not() {
+    let sim = SimCloud::new(cfg());
+    let nodes = sim.node_cloud(Arc::new(Provision(sim.clone())));
+    nodes.builds.create_project(&project_input("prov")).await.unwrap();
+    let b = nodes.builds.start_build(&request("prov", "n1", "t1")).await.unwrap();
+    // Every call fails from now on: the build's DescribeInstances is tried
+    // three times, as the SDK's standard retry mode would, then the build fails.
+    sim.set_faults(FaultMix { server_error: 1.0, ..FaultMix::none() });
+    tokio::time::sleep(ms(50)).await;
+    assert_eq!(sim.call_count(&ops::DESCRIBE_INSTANCES), 3);
+    assert!(sim.instances().is_empty());
+    let err = nodes.ec2.instances_tagged("mooring:uid", &uid_values("n1")).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Server);
+    assert_eq!(sim.call_count(&ops::DESCRIBE_INSTANCES), 4, "the controller's own call is tried once");
+    sim.set_faults(FaultMix::none());
+    assert_eq!(nodes.builds.builds(std::slice::from_ref(&b.id)).await.unwrap()[0].state, BuildState::Failed);
+}
+
+#[tokio::test(start_paused = true)]
 async fn start_build_is_idempotent_for_five_minutes() {
     let sim = SimCloud::new(cfg());
     let nodes = sim.node_cloud(Scripted::new(ms(5), None));

@@ -38,6 +38,17 @@ use crate::cloud::{AppScaling, Caches, Cloud, Ecs, Metrics, Queues, TargetGroups
 use crate::gate::CallGate;
 use crate::observe::{ServiceObserver, TaskDefinitions};
 
+/// Whether something first found missing at `since` has stayed absent for
+/// `grace` by `now` (never, when it was not found missing before). See
+/// [`WorkloadConfig::absence_grace`].
+fn absent_long_enough(
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+    grace: Duration,
+) -> bool {
+    since.is_some_and(|since| (now - since).to_std().unwrap_or_default() >= grace)
+}
+
 /// Settings of the workload runners.
 #[derive(Debug, Clone)]
 pub struct WorkloadConfig {
@@ -51,6 +62,12 @@ pub struct WorkloadConfig {
     pub observe_max_age: Duration,
     /// The autoscaler's settings.
     pub scale: ScaleConfig,
+    /// How long a recorded service, queue or cache that Mooring did not
+    /// delete must stay absent from AWS's reads before Mooring believes it is
+    /// gone (30 s). AWS's reads are eventually consistent: something created
+    /// moments ago may not be listed yet, and forgetting it then would leave
+    /// it behind, unrecorded. Longer than the cloud's consistency window.
+    pub absence_grace: Duration,
 }
 
 impl Default for WorkloadConfig {
@@ -60,6 +77,7 @@ impl Default for WorkloadConfig {
             poll_in_flight: Duration::from_secs(10),
             observe_max_age: Duration::from_secs(60),
             scale: ScaleConfig::default(),
+            absence_grace: Duration::from_secs(30),
         }
     }
 }
@@ -136,4 +154,21 @@ fn settled(conditions: &[Condition], generation: i64) -> bool {
         })
     };
     is(ConditionType::Synced, true) && is(ConditionType::Ready, true) && is(ConditionType::Progressing, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absence_is_believed_only_after_the_grace_as_a_table() {
+        let now = chrono::Utc::now();
+        let ago = |s: i64| Some(now - chrono::Duration::seconds(s));
+        // (first found missing, believed gone)
+        let cases =
+            [(None, false), (ago(0), false), (ago(29), false), (ago(30), true), (ago(600), true), (ago(-5), false)];
+        for (since, gone) in cases {
+            assert_eq!(absent_long_enough(since, now, Duration::from_secs(30)), gone, "{since:?}");
+        }
+    }
 }

@@ -32,7 +32,7 @@ use std::time::Duration;
 use api_types::Event;
 use api_types::common::DeletionPolicy;
 use api_types::condition::{Condition, ConditionStatus, ConditionType, reason};
-use api_types::node::{AlarmStatus, BuildAction, BuildState, BuildStatus, NodeSpec, NodeStatus};
+use api_types::node::{AlarmStatus, BuildAction, BuildInputs, BuildState, BuildStatus, NodeSpec, NodeStatus};
 use api_types::{Kind, NodeSpec as Spec};
 use serde_json::json;
 use tokio::time::Instant;
@@ -294,15 +294,19 @@ impl Nodes {
     /// The StartBuild request of a build intent: the environment
     /// `mooring-provisioner` reads, and the intent's token.
     pub fn build_request(target: &NodeTarget<'_>, b: &BuildStatus) -> BuildRequest {
+        let (generation, incarnation, spec) = match &b.request {
+            Some(r) => (r.generation, r.incarnation, (*r.spec).clone()),
+            None => (target.generation, target.status.incarnation, target.spec.clone()),
+        };
         let req = ProvisionRequest {
             action: b.action,
             token: b.token.clone(),
             uid: target.uid.to_string(),
             namespace: target.namespace.to_string(),
             name: target.name.to_string(),
-            generation: target.generation,
-            incarnation: target.status.incarnation,
-            spec: target.spec.clone(),
+            generation,
+            incarnation,
+            spec,
             restore_from: b.restore_from.clone(),
             owner: target.owner.map(str::to_string),
         };
@@ -383,10 +387,11 @@ impl Nodes {
     }
 
     /// A new intent: recorded in status now, started by the next reconcile.
-    /// `restore_from`: the snapshot a data volume the build creates starts
+    /// `incarnation`: the node's, as this reconcile leaves it. `restore_from`: the snapshot a data volume the build creates starts
     /// from ([`Nodes::restore_source`]).
     fn intent(
         t: &NodeTarget<'_>,
+        incarnation: u32,
         action: BuildAction,
         hash: &str,
         failures: u32,
@@ -402,6 +407,7 @@ impl Nodes {
             sequence,
             failures,
             restore_from,
+            request: Some(BuildInputs { generation: t.generation, incarnation, spec: Box::new(t.spec.clone()) }),
             ..Default::default()
         }
     }
@@ -633,7 +639,7 @@ impl Nodes {
             Need::Build { failures } => failures,
         };
         let restore_from = Self::restore_source(&calls, t).await?;
-        let intent = Self::intent(t, BuildAction::Apply, &want, failures, restore_from);
+        let intent = Self::intent(t, r.status.incarnation, BuildAction::Apply, &want, failures, restore_from);
         if let Some(b) = r.status.build.clone().filter(|_| failures > 0) {
             let why = format!(
                 "build failed ({}); retrying: {}",
@@ -949,7 +955,7 @@ impl Nodes {
         }
         let hash = provision_hash(&instance_hash(t.namespace, t.name, t.spec), t.spec);
         let failures = if build.action == BuildAction::Destroy { build.failures } else { 0 };
-        let intent = Self::intent(t, BuildAction::Destroy, &hash, failures, None);
+        let intent = Self::intent(t, t.status.incarnation, BuildAction::Destroy, &hash, failures, None);
         r.status.build = Some(intent.clone());
         self.build_conditions(t, &intent, &mut r);
         Ok(Teardown::Pending(r))

@@ -18,7 +18,7 @@ use api_types::{Kind, RelaySpec as Spec};
 
 use super::ownership::{Claim, claim};
 use super::service::{EcsRecord, ServiceWant, ecs_intent, network};
-use super::{Calls, Workloads, native, rollout, tags};
+use super::{Calls, Workloads, absent_long_enough, native, rollout, tags};
 use crate::autoscale::{Policy, Reading, Rules, ScaleConfig};
 use crate::cloud::caches::{ReplicationGroup, ReplicationGroupChange, ReplicationGroupInput};
 use crate::cloud::ecs::{AdvancedLoadBalancer, LoadBalancerRef};
@@ -148,8 +148,16 @@ impl Workloads {
                 endpoint: None,
                 engine_version: None,
                 deletion_policy: cache_policy(t.spec, c),
+                deleting: false,
+                missing_since: None,
             }),
-            (Some(c), Some(rec)) => Some(CacheRef { deletion_policy: cache_policy(t.spec, c), ..rec.clone() }),
+            // Wanted again: whatever a removal had noted no longer applies.
+            (Some(c), Some(rec)) => Some(CacheRef {
+                deletion_policy: cache_policy(t.spec, c),
+                deleting: false,
+                missing_since: None,
+                ..rec.clone()
+            }),
             (None, rec) => rec.clone(),
         };
         let cache_recorded = t.status.cache.is_some() || t.spec.cache.is_none();
@@ -399,11 +407,16 @@ impl Workloads {
         events: &mut Vec<Event>,
     ) -> Result<Option<CacheRef>, ReconcileError> {
         let Some(group) = calls.caches.describe_replication_group(&rec.id).await? else {
+            if !rec.deleting && !absent_long_enough(rec.missing_since, t.now, self.config.absence_grace) {
+                // Perhaps only not listed yet: look again before forgetting it.
+                return Ok(Some(CacheRef { missing_since: rec.missing_since.or(Some(t.now)), ..rec }));
+            }
             if rec.arn.is_some() {
                 events.push(Event::normal("CacheDeleted", format!("replication group {} is gone", rec.id)));
             }
             return Ok(None);
         };
+        let rec = CacheRef { missing_since: None, ..rec };
         if rec.arn.is_none() && claim(t, &calls.caches.tags(&group.arn).await?, "").is_err() {
             // Never became ours (a crash before the create, and someone else's group).
             return Ok(None);
@@ -415,17 +428,17 @@ impl Workloads {
                 Ok(None)
             }
             DeletionPolicy::Delete => {
-                match group.status.as_str() {
-                    "deleting" => {}
+                let deleting = match group.status.as_str() {
+                    "deleting" => true,
                     "available" => match calls.caches.delete_replication_group(&group.id).await {
-                        Ok(()) => {}
+                        Ok(()) => true,
                         Err(e) if e.is(ErrorKind::NotFound) => return Ok(None),
                         Err(e) => return Err(e.into()),
                     },
                     // Creating or modifying: ElastiCache deletes only available groups.
-                    _ => {}
-                }
-                Ok(Some(rec))
+                    _ => false,
+                };
+                Ok(Some(CacheRef { deleting, ..rec }))
             }
         }
     }
@@ -446,16 +459,17 @@ impl Workloads {
         {
             self.remove_native_scaling(&calls, id, &mut vec![]).await?;
         }
-        let services = t.status.service.iter().chain(&t.status.retiring_services);
-        let mut draining = vec![];
-        for s in services {
-            if !self.retire_service(&calls, t, s, policy).await? {
-                draining.push(format!("{} in {}", s.name, s.cluster));
-            }
-        }
-        if !draining.is_empty() {
-            let message = format!("service {} is draining", draining.join(", "));
-            return Ok(Teardown::pending(t, message, self.config.poll_in_flight));
+        let (service, retiring, left) =
+            self.retire_recorded(&calls, t, &t.status.service, &t.status.retiring_services, policy).await?;
+        if !left.is_empty() {
+            let message = format!("waiting for service {}", left.join(", "));
+            return Ok(match Teardown::pending(t, message, self.config.poll_in_flight) {
+                Teardown::Pending(mut r) => {
+                    (r.status.service, r.status.retiring_services) = (service, retiring);
+                    Teardown::Pending(r)
+                }
+                done => done,
+            });
         }
         if policy == DeletionPolicy::Delete
             && let Some(family) = &t.status.task_family
@@ -471,6 +485,7 @@ impl Workloads {
                 match Teardown::pending(t, message, self.config.poll_in_flight) {
                     Teardown::Pending(mut r) => {
                         r.events = events;
+                        r.status.cache = Some(rec);
                         Ok(Teardown::Pending(r))
                     }
                     done => Ok(done),

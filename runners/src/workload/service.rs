@@ -15,7 +15,7 @@ use api_types::relay::{Replicas, ScalingDecision};
 use api_types::status::ServiceRef;
 
 use super::ownership::{Claim, claim};
-use super::{Calls, Workloads};
+use super::{Calls, Workloads, absent_long_enough};
 use crate::autoscale::{self, Policy, Reading, Reason};
 use crate::cloud::ecs::{
     DeploymentConfig, HookAction, LoadBalancerRef, NetworkConfig, RolloutState, Service, ServiceInput, ServiceState,
@@ -86,9 +86,27 @@ pub(super) fn ecs_intent<S, St: Clone>(
                 ),
             ));
             retiring.push(old.clone());
-            (ServiceRef { cluster: cluster.to_string(), name: name.clone(), arn: None }, true)
+            (
+                ServiceRef {
+                    cluster: cluster.to_string(),
+                    name: name.clone(),
+                    arn: None,
+                    deleting: false,
+                    missing_since: None,
+                },
+                true,
+            )
         }
-        None => (ServiceRef { cluster: cluster.to_string(), name: name.clone(), arn: None }, true),
+        None => (
+            ServiceRef {
+                cluster: cluster.to_string(),
+                name: name.clone(),
+                arn: None,
+                deleting: false,
+                missing_since: None,
+            },
+            true,
+        ),
     };
     // Moving back to a cluster it is leaving: that service is current again.
     let before = retiring.len();
@@ -459,8 +477,8 @@ impl Workloads {
             return Ok(());
         }
         let mut left = vec![];
-        for old in retiring.drain(..) {
-            if self.retire_service(calls, t, &old, DeletionPolicy::Delete).await? {
+        for mut old in retiring.drain(..) {
+            if self.retire_service(calls, t, &mut old, DeletionPolicy::Delete).await? {
                 r.events.push(Event::normal(
                     "ServiceRetired",
                     format!("deleted service {} in cluster {} after the move", old.name, old.cluster),
@@ -566,17 +584,33 @@ impl Workloads {
         &self,
         calls: &Calls<'_>,
         target: &Target<'_, S, St>,
-        record: &ServiceRef,
+        record: &mut ServiceRef,
         policy: DeletionPolicy,
     ) -> Result<bool, ReconcileError> {
-        let (cluster, name) = (&record.cluster, &record.name);
+        let (cluster, name) = (record.cluster.clone(), record.name.clone());
+        let (cluster, name) = (&cluster, &name);
         let observed = match self.observer.observe(&calls.ecs, cluster, name, Duration::ZERO).await {
             Ok(s) => s,
             // A cluster that is gone holds no service of ours.
-            Err(e) if e.is(ErrorKind::MissingReference) => None,
+            Err(e) if e.is(ErrorKind::MissingReference) => {
+                self.observer.forget(cluster, name, true);
+                return Ok(true);
+            }
             Err(e) => return Err(e.into()),
         };
-        let Some(s) = observed.filter(|s| s.tags.get(TAG_UID).map(String::as_str) == Some(target.uid)) else {
+        let Some(observed) = observed else {
+            // Not listed: gone once deleted, or after staying absent a while
+            // (it may have been created too recently to be listed yet).
+            if record.deleting || absent_long_enough(record.missing_since, target.now, self.config.absence_grace) {
+                self.observer.forget(cluster, name, true);
+                return Ok(true);
+            }
+            record.missing_since.get_or_insert(target.now);
+            return Ok(false);
+        };
+        record.missing_since = None;
+        let Some(s) = Some(observed).filter(|s| s.tags.get(TAG_UID).map(String::as_str) == Some(target.uid)) else {
+            // Someone else's service under the recorded name: never ours to touch.
             self.observer.forget(cluster, name, true);
             return Ok(true);
         };
@@ -601,11 +635,37 @@ impl Workloads {
                     Err(e) if e.is(ErrorKind::NotFound) => {}
                     Err(e) => return Err(e.into()),
                 }
+                record.deleting = true;
                 self.observer.forget(cluster, name, false);
                 Ok(false)
             }
-            (DeletionPolicy::Delete, _) => Ok(false),
+            (DeletionPolicy::Delete, _) => {
+                record.deleting = true;
+                Ok(false)
+            }
         }
+    }
+
+    /// Retires every service a status records (its service and those still
+    /// being retired after a move) per `policy`. Returns the records as they
+    /// now stand, for the status, and the services not gone yet.
+    pub(super) async fn retire_recorded<S, St>(
+        &self,
+        calls: &Calls<'_>,
+        target: &Target<'_, S, St>,
+        service: &Option<ServiceRef>,
+        retiring: &[ServiceRef],
+        policy: DeletionPolicy,
+    ) -> Result<(Option<ServiceRef>, Vec<ServiceRef>, Vec<String>), ReconcileError> {
+        let (mut service, mut retiring) = (service.clone(), retiring.to_vec());
+        let mut left = vec![];
+        for s in service.iter_mut().chain(retiring.iter_mut()) {
+            if !self.retire_service(calls, target, s, policy).await? {
+                let how = if s.deleting { "draining" } else { "not listed yet" };
+                left.push(format!("{} in {} ({how})", s.name, s.cluster));
+            }
+        }
+        Ok((service, retiring, left))
     }
 
     /// Deregisters every revision of `family` that carries this resource's
@@ -874,6 +934,8 @@ mod tests {
             cluster: cluster.into(),
             name: "ns_gw".into(),
             arn: arn.map(str::to_string),
+            deleting: false,
+            missing_since: None,
         };
         let record = |service, retiring, family| EcsRecord {
             service,

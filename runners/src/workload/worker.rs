@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::ownership::{Claim, claim};
 use super::service::{EcsRecord, ServiceWant, ecs_intent, network};
-use super::{Calls, Workloads, native, tags};
+use super::{Calls, Workloads, absent_long_enough, native, tags};
 use crate::autoscale::{Policy, Reading, Rules, ScaleConfig};
 use crate::cloud::ecs::{DeploymentConfig, SpotCapacity};
 use crate::cloud::queues::QueueAttributes;
@@ -398,47 +398,76 @@ impl Workloads {
         {
             self.remove_native_scaling(&calls, id, &mut vec![]).await?;
         }
-        let mut draining = vec![];
-        for s in t.status.service.iter().chain(&t.status.retiring_services) {
-            if !self.retire_service(&calls, t, s, spec.deletion_policy).await? {
-                draining.push(format!("{} in {}", s.name, s.cluster));
-            }
-        }
-        if !draining.is_empty() {
-            let message = format!("service {} is draining", draining.join(", "));
-            return Ok(Teardown::pending(t, message, self.config.poll_in_flight));
+        let (service, retiring, left) = self
+            .retire_recorded(&calls, t, &t.status.service, &t.status.retiring_services, spec.deletion_policy)
+            .await?;
+        if !left.is_empty() {
+            let message = format!("waiting for service {}", left.join(", "));
+            return Ok(match Teardown::pending(t, message, self.config.poll_in_flight) {
+                Teardown::Pending(mut r) => {
+                    (r.status.service, r.status.retiring_services) = (service, retiring);
+                    Teardown::Pending(r)
+                }
+                done => done,
+            });
         }
         if spec.deletion_policy == DeletionPolicy::Delete
             && let Some(family) = &t.status.task_family
         {
             self.deregister_task_definitions(&calls, t, family).await?;
         }
-        for rec in [&t.status.queue, &t.status.dead_letter_queue].into_iter().flatten() {
+        // Each queue is forgotten once deleted, released or surely absent;
+        // the others stay recorded for the next pass.
+        let mut recs = [t.status.queue.clone(), t.status.dead_letter_queue.clone()];
+        let mut unsure = vec![];
+        for slot in &mut recs {
+            let Some(rec) = slot.as_mut() else { continue };
             // A queue recorded by name only may have been created by a
             // reconcile that crashed before recording its URL: look it up.
             let url = match &rec.url {
-                Some(u) => u.clone(),
-                None => match calls.queues.queue_url(&rec.name).await? {
-                    Some(u) => u,
-                    None => continue,
+                Some(u) => Some(u.clone()),
+                None => calls.queues.queue_url(&rec.name).await?,
+            };
+            let tags = match &url {
+                Some(url) => match calls.queues.queue_tags(url).await {
+                    Ok(tags) => Some(tags),
+                    Err(e) if e.is(ErrorKind::NotFound) => None,
+                    Err(e) => return Err(e.into()),
                 },
+                None => None,
             };
-            let tags = match calls.queues.queue_tags(&url).await {
-                Ok(tags) => tags,
-                Err(e) if e.is(ErrorKind::NotFound) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            if tags.get(TAG_UID).map(String::as_str) != Some(t.uid) {
-                continue;
-            }
-            match spec.queue.deletion_policy.unwrap_or(spec.deletion_policy) {
-                DeletionPolicy::Retain => {
-                    calls.queues.untag_queue(&url, &[TAG_UID.to_string(), TAG_NAME.to_string()]).await?
+            let (Some(url), Some(tags)) = (url, tags) else {
+                if !absent_long_enough(rec.missing_since, t.now, self.config.absence_grace) {
+                    rec.missing_since.get_or_insert(t.now);
+                    unsure.push(rec.name.clone());
+                    continue;
                 }
-                DeletionPolicy::Delete => calls.queues.delete_queue(&url).await?,
+                *slot = None;
+                continue;
+            };
+            if tags.get(TAG_UID).map(String::as_str) == Some(t.uid) {
+                match spec.queue.deletion_policy.unwrap_or(spec.deletion_policy) {
+                    DeletionPolicy::Retain => {
+                        calls.queues.untag_queue(&url, &[TAG_UID.to_string(), TAG_NAME.to_string()]).await?
+                    }
+                    DeletionPolicy::Delete => calls.queues.delete_queue(&url).await?,
+                }
             }
+            *slot = None;
         }
-        Ok(Teardown::Done)
+        if unsure.is_empty() {
+            return Ok(Teardown::Done);
+        }
+        let message = format!("queue {} not found yet: looking again before forgetting it", unsure.join(", "));
+        Ok(match Teardown::pending(t, message, self.config.poll_in_flight) {
+            Teardown::Pending(mut r) => {
+                let [queue, dead_letter_queue] = recs;
+                r.status.queue = queue;
+                r.status.dead_letter_queue = dead_letter_queue;
+                Teardown::Pending(r)
+            }
+            done => done,
+        })
     }
 }
 

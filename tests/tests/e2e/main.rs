@@ -7,6 +7,7 @@ mod autoscaling;
 mod aws;
 mod aws_identity;
 mod browser;
+mod chaos;
 mod cli;
 mod commands;
 mod deploy;
