@@ -69,6 +69,13 @@ pub struct ServiceRef {
     pub missing_since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+impl ServiceRef {
+    /// A service about to be created: only its cluster and name are known.
+    pub fn named(cluster: impl Into<String>, name: impl Into<String>) -> ServiceRef {
+        ServiceRef { cluster: cluster.into(), name: name.into(), arn: None, deleting: false, missing_since: None }
+    }
+}
+
 /// An SQS queue of a worker: its name (recorded before it is created), its URL
 /// and ARN (once created or adopted).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

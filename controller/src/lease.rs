@@ -7,7 +7,7 @@
 //! renews what it holds every `renew_every`, gives back shards above its share,
 //! and releases everything on shutdown with a compare-and-delete. Each take draws
 //! a fencing token from one global counter, never below Redis's clock in
-//! microseconds, so tokens only grow, even across a Redis that lost its data;
+//! milliseconds, so tokens only grow, even across a Redis that lost its data;
 //! status writes carry the token and the store refuses an older one (see
 //! `Store::write_status`), so a replica that lost a shard cannot overwrite newer
 //! status.
@@ -151,17 +151,20 @@ return redis.call('ZCARD', KEYS[1])
 "#;
 
 /// The fencing token is the counter plus one, or Redis's clock in
-/// microseconds when that is larger. A bare counter would start again at 1
+/// milliseconds when that is larger. A bare counter would start again at 1
 /// after Redis lost its data (a restart without persistence, a failover to a
 /// replica that missed the last increments), and the store would then refuse
 /// every status write as older than the tokens it has already seen, until the
-/// counter climbed back. Formatted with `%d`: Lua would print a number this
-/// large in exponent notation.
+/// counter climbed back. Milliseconds (13 digits), not microseconds: replicas
+/// of an earlier version, still running during a rolling upgrade, print the
+/// token with Lua's default number format, which writes 13 digits exactly but
+/// 16 in exponent notation, and their renewals would never match. Formatted
+/// with `%d` here all the same.
 const ACQUIRE: &str = r#"
 -- KEYS[1]: lease, KEYS[2]: global fence counter; ARGV: replica id, ttl ms.
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local fence = redis.call('INCR', KEYS[2])
 if fence < now then
   fence = now

@@ -47,11 +47,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use api_types::Kind;
-use common::nodes::health_server;
+use common::nodes::{health_server, nodes_and_sets};
 use common::sim::{apply, condition, crash};
 use common::{Options, Replica, redis_url, start_replica_with};
 use controller::budget::Budgets;
-use controller::nodeset::{NodeSetConfig, NodeSets};
 use controller::reconcile::{Context, DynReconciler, Reconcilers, Step};
 use desired_state::store::{ListQuery, Store, StoredResource};
 use rand::rngs::StdRng;
@@ -59,10 +58,10 @@ use rand::{Rng, SeedableRng};
 use runners::cloud::TAG_UID;
 use runners::cloud::ec2::InstanceState;
 use runners::cloud::ecs::ServiceState;
-use runners::provision::{ProvisionExecutor, ProvisionerConfig, TAG_INSTANCE_HASH, TAG_ROLE};
+use runners::provision::{TAG_INSTANCE_HASH, TAG_ROLE};
 use runners::reconcile::ReconcileError;
 use runners::sim::{FaultMix, SimCloud, SimConfig};
-use runners::workload::{NodeConfig, Nodes, WorkloadConfig, Workloads};
+use runners::workload::{WorkloadConfig, Workloads};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -374,27 +373,7 @@ impl World {
                 ..WorkloadConfig::default()
             },
         );
-        let plain = ProvisionExecutor::simulated(
-            &self.cloud,
-            ProvisionerConfig { poll: Duration::from_millis(5), timeout: Duration::from_secs(60) },
-        );
-        let dns = plain.dns.clone();
-        let nodes = Nodes::new(
-            plain,
-            NodeConfig {
-                poll_in_flight: Duration::from_millis(30),
-                health_interval: Duration::from_secs(60),
-                max_concurrent_builds: 20,
-                health_host: Some("127.0.0.1".into()),
-                ..Default::default()
-            },
-            Arc::new(controller::slots::StoreBuildSlots::new(self.store.clone())),
-        );
-        let sets = NodeSets::new(
-            self.store.clone(),
-            dns,
-            NodeSetConfig { poll: Duration::from_millis(30), resync: Duration::from_secs(1) },
-        );
+        let (nodes, sets) = nodes_and_sets(&self.store, &self.cloud, 20);
         let reconcilers: Reconcilers = controller::workloads::reconcilers(Some(workloads), Some(nodes), Some(sets))
             .into_iter()
             .map(|(kind, inner)| {

@@ -78,11 +78,11 @@ pub fn running(cloud: &SimCloud, uid: &str) -> Vec<runners::cloud::ec2::Instance
         .collect()
 }
 
-/// A replica running the Node reconciler (builds in-process) and the NodeSet
-/// reconciler, with fast polls.
-pub fn start(store: &Store, prefix: &str, w: &World) -> Replica {
+/// The Node reconciler (builds run the provisioner in-process, health checks
+/// go to loopback) and the NodeSet reconciler over `cloud`, with fast polls.
+pub fn nodes_and_sets(store: &Store, cloud: &SimCloud, max_builds: usize) -> (Nodes, NodeSets) {
     let plain = ProvisionExecutor::simulated(
-        &w.cloud,
+        cloud,
         ProvisionerConfig { poll: Duration::from_millis(5), timeout: Duration::from_secs(60) },
     );
     let dns = plain.dns.clone();
@@ -91,7 +91,7 @@ pub fn start(store: &Store, prefix: &str, w: &World) -> Replica {
         NodeConfig {
             poll_in_flight: Duration::from_millis(30),
             health_interval: Duration::from_secs(60),
-            max_concurrent_builds: w.max_builds,
+            max_concurrent_builds: max_builds,
             health_host: Some("127.0.0.1".into()),
             ..Default::default()
         },
@@ -102,6 +102,13 @@ pub fn start(store: &Store, prefix: &str, w: &World) -> Replica {
         dns,
         NodeSetConfig { poll: Duration::from_millis(30), resync: Duration::from_secs(1) },
     );
+    (nodes, sets)
+}
+
+/// A replica running the Node reconciler (builds in-process) and the NodeSet
+/// reconciler, with fast polls.
+pub fn start(store: &Store, prefix: &str, w: &World) -> Replica {
+    let (nodes, sets) = nodes_and_sets(store, &w.cloud, w.max_builds);
     let reconcilers = controller::workloads::reconcilers(None, Some(nodes), Some(sets));
     let opts =
         Options { lease: Duration::from_secs(2), renew: Duration::from_millis(500), workers: 4, ..Default::default() };

@@ -86,33 +86,16 @@ pub(super) fn ecs_intent<S, St: Clone>(
                 ),
             ));
             retiring.push(old.clone());
-            (
-                ServiceRef {
-                    cluster: cluster.to_string(),
-                    name: name.clone(),
-                    arn: None,
-                    deleting: false,
-                    missing_since: None,
-                },
-                true,
-            )
+            (ServiceRef::named(cluster, name.clone()), true)
         }
-        None => (
-            ServiceRef {
-                cluster: cluster.to_string(),
-                name: name.clone(),
-                arn: None,
-                deleting: false,
-                missing_since: None,
-            },
-            true,
-        ),
+        None => (ServiceRef::named(cluster, name.clone()), true),
     };
     // Moving back to a cluster it is leaving: that service is current again.
     let before = retiring.len();
     retiring.retain(|r| !(r.cluster == service.cluster && r.name == service.name));
     let service = match (before != retiring.len(), record.retiring.iter().find(|r| r.cluster == service.cluster)) {
-        (true, Some(r)) => r.clone(),
+        // What retiring it had noted no longer applies.
+        (true, Some(r)) => ServiceRef { deleting: false, missing_since: None, ..r.clone() },
         _ => service,
     };
     let task_family =
@@ -417,7 +400,7 @@ impl Workloads {
         });
         ServiceReport {
             conditions,
-            service: ServiceRef { arn: Some(s.arn.clone()), ..record.clone() },
+            service: ServiceRef { arn: Some(s.arn.clone()), deleting: false, missing_since: None, ..record.clone() },
             task_definition_arn: td_arn.to_string(),
             failed_task_definition_arn: failed.then(|| td_arn.to_string()),
             replicas: Replicas {
