@@ -326,8 +326,10 @@ async fn a_crash_during_a_rolling_update_leaves_one_instance_per_member(pool: sq
         "{crashes} of {} crash points reached over {calls} calls; each left one instance per member",
         points.len()
     );
-    // A point past the end of a faster run is a run without a crash (still checked).
-    assert!(crashes * 2 >= points.len(), "only {crashes} of {} crash points were reached", points.len());
+    // A point past the end of a faster run is a run without a crash (still
+    // checked); how many runs are faster varies with the machine's load, so
+    // this only guards against a sweep that crashes almost nowhere.
+    assert!(crashes * 3 >= points.len(), "only {crashes} of {} crash points were reached", points.len());
 }
 
 async fn generation(store: &Store, ns: &str) -> i64 {
