@@ -386,6 +386,11 @@ impl World {
             lease: Duration::from_secs(2),
             renew: Duration::from_millis(300),
             workers: 4,
+            // Production resyncs every 300 s as the last line behind the change
+            // feed and requeues; the simulated cloud runs far faster, so its
+            // replicas resync every 10 s (a requeue lost after a crash or a
+            // lease theft is healed by it here as there).
+            resync: Duration::from_secs(10),
             budgets: budgets(),
             ..Options::default()
         };
