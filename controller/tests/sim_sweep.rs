@@ -602,12 +602,8 @@ async fn run_seed(store: Store, seed: u64, health_port: u16) -> Outcome {
         cache_create_delay: Duration::from_millis(30),
         consistency_window: Duration::from_millis(100),
         clusters: CLUSTERS.iter().map(|c| c.to_string()).collect(),
-        instance_start_delay: Duration::from_millis(20),
-        status_check_delay: Duration::from_millis(20),
-        instance_stop_delay: Duration::from_millis(20),
-        volume_create_delay: Duration::from_millis(10),
-        build_queue_delay: Duration::from_millis(10),
-        ..Default::default()
+        // The node tests' fast instances, volumes and builds.
+        ..common::nodes::sim(seed).config().clone()
     });
     cloud.audit_budgets(budgets().0, 2.0);
     let w = World {
