@@ -153,6 +153,9 @@ pub mod reason {
     pub const CACHE_CREATING: &str = "CacheCreating";
     /// `Progressing=True`: ElastiCache applies a change to the cache.
     pub const CACHE_MODIFYING: &str = "CacheModifying";
+    /// `Degraded=True`, `Ready=False`: ElastiCache could not create the
+    /// relay's cache (`create-failed`); Mooring deletes it and creates it again.
+    pub const CACHE_CREATE_FAILED: &str = "CacheCreateFailed";
     /// `Progressing=True`: ECS rolls out a new task definition.
     pub const ROLLING_OUT: &str = "RollingOut";
     /// `Progressing=False`: the rollout completed.

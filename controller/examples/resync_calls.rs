@@ -7,6 +7,11 @@
 //! Then the controller is restarted (new runners, empty caches) and its first
 //! pass is counted too.
 //!
+//! With `--nodes N ...`, the same two passes run over N nodes (the Node
+//! reconciler, builds running the provisioner in-process), counted against
+//! the bounds of one DescribeInstances per 200 nodes and one
+//! DescribeInstanceStatus per 100 instances.
+//!
 //! With `--rollout-budget-scale K`, a third phase rolls a new image out to
 //! every relay under Mooring's default AWS budgets multiplied by `K` (the
 //! simulated cloud is faster than AWS, so a scale keeps the run short; the
@@ -24,7 +29,8 @@
 //! an observation of a settled service may be, 60 as in production; the pass
 //! starts once every observation is older), `--passes K` (resync passes of
 //! the running controller, each once every observation went stale, 1),
-//! `--rollout-budget-scale K` (the rollout phase, off by default). Needs Postgres (`DATABASE_URL`; the
+//! `--rollout-budget-scale K` (the rollout phase, off by default), `--nodes N ...`
+//! (node passes, none by default; with only `--nodes`, no relay passes). Needs Postgres (`DATABASE_URL`; the
 //! database `mooring_bench_resync` on its server is dropped and created) and
 //! Redis (`REDIS_URL`).
 
@@ -45,8 +51,9 @@ use desired_state::store::{ChangeFeed, ChangeSource, ListQuery, Store, WriteMode
 use futures::StreamExt;
 use runners::cloud::ops;
 use runners::gate::ApiFamily;
+use runners::provision::{ProvisionExecutor, ProvisionerConfig};
 use runners::sim::{FaultMix, SimCloud, SimConfig};
-use runners::workload::{WorkloadConfig, Workloads};
+use runners::workload::{NodeConfig, Nodes, WorkloadConfig, Workloads};
 use serde_json::{Value, json};
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -58,6 +65,7 @@ const SHARDS: u32 = 16;
 
 struct Args {
     services: Vec<usize>,
+    nodes: Vec<usize>,
     clusters: usize,
     workers: usize,
     observe_max_age: Duration,
@@ -68,6 +76,7 @@ struct Args {
 fn parse_args() -> Result<Args> {
     let mut args = Args {
         services: Vec::new(),
+        nodes: Vec::new(),
         clusters: 4,
         workers: 8,
         observe_max_age: Duration::from_secs(60),
@@ -84,6 +93,12 @@ fn parse_args() -> Result<Args> {
                     args.services.push(more.parse().context("--services takes numbers")?);
                 }
             }
+            "--nodes" => {
+                args.nodes.push(value()?.parse().context("--nodes takes numbers")?);
+                while let Some(more) = it.next_if(|v| !v.starts_with("--")) {
+                    args.nodes.push(more.parse().context("--nodes takes numbers")?);
+                }
+            }
             "--clusters" => args.clusters = value()?.parse().context("--clusters takes a number")?,
             "--workers" => args.workers = value()?.parse().context("--workers takes a number")?,
             "--passes" => args.passes = value()?.parse().context("--passes takes a number")?,
@@ -97,7 +112,7 @@ fn parse_args() -> Result<Args> {
             other => bail!("unknown option {other} (see the example's documentation)"),
         }
     }
-    if args.services.is_empty() {
+    if args.services.is_empty() && args.nodes.is_empty() {
         args.services = vec![1000, 10_000];
     }
     if args.clusters == 0 || args.workers == 0 || args.passes == 0 {
@@ -119,6 +134,18 @@ fn relay(i: usize, clusters: usize, image: &str) -> Value {
             "containers": [{"name": "api", "image": image, "port": 8080}],
             // A fixed count: a scaling relay is looked at every scaling interval, which is not a resync.
             "scaling": {"min": 1, "max": 1}
+        }
+    })
+}
+
+fn node(i: usize, instance_type: &str) -> Value {
+    json!({
+        "apiVersion": "mooring/v1", "kind": "Node",
+        "metadata": {"name": format!("n{i:05}"), "namespace": NAMESPACE},
+        "spec": {
+            "software": {"name": "pulse", "version": "1.4.2", "artifact": "s3://pulse-artifacts/pulse-1.4.2.tar.gz"},
+            "instanceType": instance_type, "ami": "ami-1e749f67", "subnetId": "subnet-0a1b2c3d",
+            "dataVolume": {"sizeGiB": 10, "type": "gp3"}
         }
     })
 }
@@ -147,6 +174,7 @@ async fn fresh_database() -> Result<Store> {
 }
 
 struct Replica {
+    kind: Kind,
     controller: Arc<Controller>,
     metrics: Arc<ControllerMetrics>,
     stop: watch::Sender<bool>,
@@ -154,19 +182,45 @@ struct Replica {
 }
 
 impl Replica {
-    /// A controller process: new runners (empty observation and task
-    /// definition caches) over the shared store, Redis prefix and cloud.
-    fn start(store: &Store, prefix: &str, cloud: &SimCloud, args: &Args, budgets: Budgets) -> Result<Replica> {
-        let workloads = Workloads::new(
-            cloud.cloud(),
-            WorkloadConfig {
-                region: "us-east-1".into(),
-                poll_in_flight: Duration::from_millis(100),
+    /// A controller process reconciling `kind`: new runners (empty
+    /// observation and task definition caches) over the shared store, Redis
+    /// prefix and cloud.
+    fn start(
+        store: &Store,
+        prefix: &str,
+        cloud: &SimCloud,
+        args: &Args,
+        budgets: Budgets,
+        kind: Kind,
+    ) -> Result<Replica> {
+        let reconcilers = if kind == Kind::Node {
+            let builds = ProvisionExecutor::simulated(
+                cloud,
+                ProvisionerConfig { poll: Duration::from_millis(5), timeout: Duration::from_secs(60) },
+            );
+            let config = NodeConfig {
+                poll_in_flight: Duration::from_millis(50),
+                // A pass is the resync alone: no health looks of their own in between.
+                health_interval: Duration::from_secs(3600),
                 observe_max_age: args.observe_max_age,
+                // The simulated cloud's instances have no network to probe.
+                probe_health: false,
                 ..Default::default()
-            },
-        );
-        let reconcilers = controller::workloads::reconcilers(Some(workloads), None, None);
+            };
+            let slots = Arc::new(controller::slots::StoreBuildSlots::new(store.clone()));
+            controller::workloads::reconcilers(None, Some(Nodes::new(builds, config, slots)), None)
+        } else {
+            let workloads = Workloads::new(
+                cloud.cloud(),
+                WorkloadConfig {
+                    region: "us-east-1".into(),
+                    poll_in_flight: Duration::from_millis(100),
+                    observe_max_age: args.observe_max_age,
+                    ..Default::default()
+                },
+            );
+            controller::workloads::reconcilers(Some(workloads), None, None)
+        };
         let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
         let redis = Arc::new(RedisHandle::new(&redis_url).context("bad REDIS_URL")?);
         let metrics = Arc::new(ControllerMetrics::unregistered());
@@ -202,7 +256,7 @@ impl Replica {
         );
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(controller.clone().run(rx));
-        Ok(Replica { controller, metrics, stop, task })
+        Ok(Replica { kind, controller, metrics, stop, task })
     }
 
     async fn shutdown(self) {
@@ -211,17 +265,18 @@ impl Replica {
     }
 
     fn successes(&self) -> u64 {
-        self.metrics.reconcile_count("Relay", "success")
+        self.metrics.reconcile_count(self.kind.as_str(), "success")
     }
 
     fn errors(&self) -> u64 {
-        self.metrics.reconcile_count("Relay", "error")
+        self.metrics.reconcile_count(self.kind.as_str(), "error")
     }
 
-    /// Nothing queued, delayed or being reconciled.
+    /// Nothing queued, delayed or being reconciled (a settled node is always
+    /// queued again for its next health look, an hour away here).
     fn idle(&self) -> bool {
-        let q = self.controller.queue(Kind::Relay);
-        q.is_empty() && q.delayed_len() == 0 && q.processing_len() == 0
+        let q = self.controller.queue(self.kind);
+        q.is_empty() && q.processing_len() == 0 && (self.kind == Kind::Node || q.delayed_len() == 0)
     }
 
     async fn wait_for_all_shards(&self) -> Result<()> {
@@ -233,6 +288,51 @@ impl Replica {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok(())
+    }
+
+    /// Once every observation has gone stale (as with the default resync of
+    /// 300 s and observations trusted for `stale`), one resync pass over the
+    /// `n` resources, counted from the cloud's reset counters: its wall time.
+    async fn resync_pass(&self, cloud: &SimCloud, n: usize, stale: Duration) -> Result<Duration> {
+        eprintln!("waiting {stale:?} for every observation to go stale");
+        tokio::time::sleep(stale + Duration::from_secs(1)).await;
+        cloud.reset_calls();
+        let (base, errors) = (self.successes(), self.errors());
+        let t = Instant::now();
+        self.controller.resync_now().await;
+        self.wait_for_pass(base, n).await?;
+        let wall = t.elapsed();
+        if self.successes() != base + n as u64 || self.errors() != errors {
+            bail!(
+                "expected {n} successful reconciles, saw {} and {} errors",
+                self.successes() - base,
+                self.errors() - errors
+            );
+        }
+        Ok(wall)
+    }
+
+    /// The first pass of a restarted controller: every shard is gained, so
+    /// each of the `n` resources is queued once, with empty caches. Counted
+    /// from the cloud's reset counters; the new replica and the pass's wall time.
+    async fn restart_pass(
+        store: &Store,
+        prefix: &str,
+        cloud: &SimCloud,
+        args: &Args,
+        kind: Kind,
+        n: usize,
+    ) -> Result<(Replica, Duration)> {
+        cloud.reset_calls();
+        let t = Instant::now();
+        let replica = Replica::start(store, prefix, cloud, args, Budgets::unlimited(), kind)?;
+        replica.wait_for_all_shards().await?;
+        replica.wait_for_pass(0, n).await?;
+        let wall = t.elapsed();
+        if replica.successes() != n as u64 || replica.errors() != 0 {
+            bail!("expected {n} successful reconciles, saw {} and {} errors", replica.successes(), replica.errors());
+        }
+        Ok((replica, wall))
     }
 
     /// Waits until `n` more reconciles than `base` succeeded and the queue is idle.
@@ -254,13 +354,19 @@ fn is_true(status: &Value, type_: &str, generation: i64) -> bool {
     })
 }
 
-/// How many relays are not yet Synced and Ready at their generation.
-async fn unready(store: &Store) -> Result<usize> {
+/// How many resources of `kind` are not yet Synced and Ready at their generation.
+async fn unready(store: &Store, kind: Kind) -> Result<usize> {
     let mut left = 0;
     let mut after = None;
     loop {
         let page = store
-            .list(&ListQuery { namespace: Some(NAMESPACE.into()), limit: 1000, after, ..Default::default() })
+            .list(&ListQuery {
+                kind: Some(kind),
+                namespace: Some(NAMESPACE.into()),
+                limit: 1000,
+                after,
+                ..Default::default()
+            })
             .await?;
         left += page
             .items
@@ -314,7 +420,7 @@ async fn run(n: usize, args: &Args, seed: u64) -> Result<(Vec<Row>, Option<Rollo
         clusters: (0..args.clusters).map(cluster_name).collect(),
         ..Default::default()
     });
-    let replica = Replica::start(&store, &prefix, &cloud, args, Budgets::unlimited())?;
+    let replica = Replica::start(&store, &prefix, &cloud, args, Budgets::unlimited(), Kind::Relay)?;
     replica.wait_for_all_shards().await?;
 
     let started = Instant::now();
@@ -333,21 +439,7 @@ async fn run(n: usize, args: &Args, seed: u64) -> Result<(Vec<Row>, Option<Rollo
     let mut rows = Vec::new();
     let lower_bound = lower_bound(n, args.clusters);
     for pass in 1..=args.passes {
-        eprintln!("waiting {:?} for every observation to go stale", args.observe_max_age);
-        tokio::time::sleep(args.observe_max_age + Duration::from_secs(1)).await;
-        cloud.reset_calls();
-        let (base, errors) = (replica.successes(), replica.errors());
-        let t = Instant::now();
-        replica.controller.resync_now().await;
-        replica.wait_for_pass(base, n).await?;
-        let wall = t.elapsed();
-        if replica.successes() != base + n as u64 || replica.errors() != errors {
-            bail!(
-                "expected {n} successful reconciles, saw {} and {} errors",
-                replica.successes() - base,
-                replica.errors() - errors
-            );
-        }
+        let wall = replica.resync_pass(&cloud, n, args.observe_max_age).await?;
         let variant = if args.passes == 1 { "resync".to_string() } else { format!("resync {pass}") };
         rows.push(Row { services: n, variant, lower_bound, calls: Calls::read(&cloud), wall });
     }
@@ -355,15 +447,7 @@ async fn run(n: usize, args: &Args, seed: u64) -> Result<(Vec<Row>, Option<Rollo
 
     // 2. The first pass of a restarted controller: every shard is gained, so
     // every relay is queued once, with empty caches.
-    cloud.reset_calls();
-    let t = Instant::now();
-    let replica = Replica::start(&store, &prefix, &cloud, args, Budgets::unlimited())?;
-    replica.wait_for_all_shards().await?;
-    replica.wait_for_pass(0, n).await?;
-    let wall = t.elapsed();
-    if replica.successes() != n as u64 || replica.errors() != 0 {
-        bail!("expected {n} successful reconciles, saw {} and {} errors", replica.successes(), replica.errors());
-    }
+    let (replica, wall) = Replica::restart_pass(&store, &prefix, &cloud, args, Kind::Relay, n).await?;
     rows.push(Row { services: n, variant: "after a restart".into(), lower_bound, calls: Calls::read(&cloud), wall });
     replica.shutdown().await;
 
@@ -376,13 +460,60 @@ async fn run(n: usize, args: &Args, seed: u64) -> Result<(Vec<Row>, Option<Rollo
     Ok((rows, rollout))
 }
 
+/// One row of the node table: the batched describes of a pass beside their bounds.
+struct NodeRow {
+    nodes: usize,
+    variant: &'static str,
+    calls: Calls,
+    wall: Duration,
+}
+
+/// Node passes: `n` nodes converge (builds run the provisioner in-process),
+/// then a resync pass once every observation went stale, then the first pass
+/// of a restarted controller.
+async fn run_nodes(n: usize, args: &Args, seed: u64) -> Result<Vec<NodeRow>> {
+    let store = fresh_database().await?;
+    let prefix = format!("bench-resync-{}", uuid::Uuid::new_v4());
+    let cloud = SimCloud::new(SimConfig {
+        seed,
+        faults: FaultMix::none(),
+        latency: (Duration::ZERO, Duration::from_millis(1)),
+        instance_start_delay: Duration::from_millis(20),
+        status_check_delay: Duration::from_millis(20),
+        volume_create_delay: Duration::from_millis(10),
+        build_queue_delay: Duration::from_millis(10),
+        consistency_window: Duration::from_millis(50),
+        ..Default::default()
+    });
+    let replica = Replica::start(&store, &prefix, &cloud, args, Budgets::unlimited(), Kind::Node)?;
+    replica.wait_for_all_shards().await?;
+    let started = Instant::now();
+    write_all(&store, n, |i| node(i, "t3.large")).await?;
+    eprintln!("{n} nodes written; converging");
+    wait_until_settled(&store, &replica, Duration::from_secs(1)).await?;
+    eprintln!("converged in {:.1} s ({} AWS calls)", started.elapsed().as_secs_f64(), cloud.total_calls());
+    let wall = replica.resync_pass(&cloud, n, args.observe_max_age).await?;
+    let mut rows = vec![NodeRow { nodes: n, variant: "resync", calls: Calls::read(&cloud), wall }];
+    replica.shutdown().await;
+    let (replica, wall) = Replica::restart_pass(&store, &prefix, &cloud, args, Kind::Node, n).await?;
+    rows.push(NodeRow { nodes: n, variant: "after a restart", calls: Calls::read(&cloud), wall });
+    replica.shutdown().await;
+    store.pool().close().await;
+    Ok(rows)
+}
+
 /// Writes relays `0..n` with `image`, 16 at a time.
 async fn write_relays(store: &Store, n: usize, clusters: usize, image: &str) -> Result<()> {
+    write_all(store, n, |i| relay(i, clusters, image)).await
+}
+
+/// Writes documents `0..n`, 16 at a time.
+async fn write_all(store: &Store, n: usize, doc: impl Fn(usize) -> Value) -> Result<()> {
     let writes = futures::stream::iter(0..n)
         .map(|i| {
-            let store = store.clone();
+            let (store, doc) = (store.clone(), doc(i));
             async move {
-                let doc = validate_document(relay(i, clusters, image)).context("invalid relay document")?;
+                let doc = validate_document(doc).context("invalid document")?;
                 store.write(&doc, WriteMode::Upsert, &ChangeSource::api("bench")).await?;
                 anyhow::Ok(())
             }
@@ -393,16 +524,16 @@ async fn write_relays(store: &Store, n: usize, clusters: usize, image: &str) -> 
     Ok(())
 }
 
-/// Waits until every relay is Synced and Ready at its generation and the queue is idle.
+/// Waits until every resource of the replica's kind is Synced and Ready at its generation and the queue is idle.
 async fn wait_until_settled(store: &Store, replica: &Replica, poll: Duration) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(3600);
     loop {
-        let left = unready(store).await?;
+        let left = unready(store, replica.kind).await?;
         if left == 0 && replica.idle() {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("{left} relays not Synced and Ready after an hour");
+            bail!("{left} of {:?} not Synced and Ready after an hour", replica.kind);
         }
         tokio::time::sleep(poll).await;
     }
@@ -433,7 +564,7 @@ async fn rollout(store: &Store, prefix: &str, cloud: &SimCloud, args: &Args, n: 
         b.burst *= scale;
         b.per_second *= scale;
     }
-    let replica = Replica::start(store, prefix, cloud, args, budgets.clone())?;
+    let replica = Replica::start(store, prefix, cloud, args, budgets.clone(), Kind::Relay)?;
     replica.wait_for_all_shards().await?;
     replica.wait_for_pass(0, n).await?;
     // The budgets refill to their bursts before the rollout starts.
@@ -484,14 +615,16 @@ async fn main() -> Result<()> {
         "\n{} clusters, {} workers, observations stale after {:?}, simulated cloud seed {seed}\n",
         args.clusters, args.workers, args.observe_max_age
     );
-    println!(
-        "{}",
-        concat!(
-            "| services | pass | DescribeServices | lower bound ⌈n/10⌉ per cluster | ratio | ",
-            "DescribeTaskDefinition | total AWS calls | mutating calls | wall time of the pass |"
-        )
-    );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    if !rows.is_empty() {
+        println!(
+            "{}",
+            concat!(
+                "| services | pass | DescribeServices | lower bound ⌈n/10⌉ per cluster | ratio | ",
+                "DescribeTaskDefinition | total AWS calls | mutating calls | wall time of the pass |"
+            )
+        );
+        println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    }
     for r in &rows {
         println!(
             "| {} | {} | {} | {} | {:.2} | {} | {} | {} | {:.1} s |",
@@ -505,6 +638,38 @@ async fn main() -> Result<()> {
             r.calls.mutating,
             r.wall.as_secs_f64(),
         );
+    }
+    let mut node_rows = Vec::new();
+    for &n in &args.nodes {
+        eprintln!("== {n} nodes, {} workers", args.workers);
+        let these = run_nodes(n, &args, seed).await?;
+        for r in &these {
+            eprintln!("{n} nodes, {}: calls by operation {:?}", r.variant, r.calls.by_op);
+        }
+        node_rows.extend(these);
+    }
+    if !node_rows.is_empty() {
+        println!(
+            "\n| nodes | pass | DescribeInstances | bound ⌈n/200⌉ | DescribeInstanceStatus | bound ⌈n/100⌉ | \
+             one of each per node | total AWS calls | mutating calls | wall time of the pass |"
+        );
+        println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        for r in &node_rows {
+            let calls = |op: &runners::cloud::Op| r.calls.by_op.get(op.name).copied().unwrap_or(0);
+            println!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s |",
+                r.nodes,
+                r.variant,
+                calls(&ops::DESCRIBE_INSTANCES),
+                r.nodes.div_ceil(200),
+                calls(&ops::DESCRIBE_INSTANCE_STATUS),
+                r.nodes.div_ceil(100),
+                r.nodes,
+                r.calls.total,
+                r.calls.mutating,
+                r.wall.as_secs_f64(),
+            );
+        }
     }
     if !rollouts.is_empty() {
         println!(

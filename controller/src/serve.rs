@@ -243,10 +243,17 @@ pub struct ServeArgs {
     /// Seconds between looks at a resource while a rollout, cache or teardown is in flight.
     #[arg(long, env = "MOORING_POLL_SECONDS", default_value_t = 10.0)]
     pub poll_seconds: f64,
-    /// Seconds an observation of a settled service may be reused (batched
-    /// DescribeServices); AWS events and Mooring's own writes refresh it sooner.
+    /// Seconds an observation of a settled service or node may be reused
+    /// (batched DescribeServices, DescribeInstances, DescribeInstanceStatus);
+    /// AWS events and Mooring's own writes refresh it sooner.
     #[arg(long, env = "MOORING_OBSERVE_MAX_AGE_SECONDS", default_value_t = 60.0)]
     pub observe_max_age_seconds: f64,
+    /// Seconds a recorded service, queue or cache that Mooring did not delete
+    /// must stay absent from AWS's reads before it is believed gone (AWS's
+    /// reads are eventually consistent); longer than the cloud's consistency
+    /// window.
+    #[arg(long, env = "MOORING_ABSENCE_GRACE_SECONDS", default_value_t = 30.0)]
+    pub absence_grace_seconds: f64,
     /// Seconds between autoscaling decisions of a scaling relay or worker
     /// (metrics are read this often, batched through the AWS budgets).
     #[arg(long, env = "MOORING_SCALE_INTERVAL_SECONDS", default_value_t = 15.0)]
@@ -560,6 +567,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 fn node_config(args: &ServeArgs) -> NodeConfig {
     let mut c = NodeConfig {
         poll_in_flight: Duration::from_secs_f64(args.poll_seconds.max(0.1)),
+        observe_max_age: Duration::from_secs_f64(args.observe_max_age_seconds.max(0.0)),
         max_concurrent_builds: args.max_node_builds.max(1),
         health_host: args.node_health_host.clone(),
         // The simulated cloud's instances have no network to probe.
@@ -618,11 +626,11 @@ fn reconcilers(args: &ServeArgs, store: &Store, cloud: Cloud, node_cloud: NodeCl
         region,
         poll_in_flight: Duration::from_secs_f64(args.poll_seconds.max(0.1)),
         observe_max_age: Duration::from_secs_f64(args.observe_max_age_seconds.max(0.0)),
+        absence_grace: Duration::from_secs_f64(args.absence_grace_seconds.max(0.0)),
         scale: ScaleConfig {
             interval: Duration::from_secs_f64(args.scale_interval_seconds.max(0.1)),
             ..Default::default()
         },
-        ..Default::default()
     };
     let slots = Arc::new(controller::slots::StoreBuildSlots::new(store.dedicated(1)));
     let poll = Duration::from_secs_f64(args.poll_seconds.max(0.1));

@@ -16,8 +16,10 @@ use common::nodes::{World, health_server, running, sim, start};
 use common::sim::{apply, seed};
 use common::*;
 use desired_state::store::Store;
-use runners::cloud::TAG_UID;
 use runners::cloud::ec2::InstanceState;
+use runners::cloud::{TAG_UID, ops};
+use runners::provision::{ProvisionExecutor, ProvisionerConfig};
+use runners::workload::{NodeConfig, Nodes};
 use serde_json::{Value, json};
 
 fn node(ns: &str, name: &str, instance_type: &str, strategy: &str, delete_volume: bool, health_port: u16) -> Value {
@@ -271,6 +273,67 @@ async fn an_instance_terminated_out_of_band_is_replaced_with_the_same_volume(poo
     let events = store.events(Kind::Node, ns, "pulse", 100).await.unwrap();
     assert!(events.iter().any(|e| e.reason == "DriftDetected" && e.message.contains(&first[0].id)), "{events:?}");
     assert!(events.iter().all(|e| e.reason != "DataVolumeReplaced"), "{events:?}");
+    replica.shutdown().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_resync_of_settled_nodes_observes_them_in_batches(pool: sqlx::PgPool) {
+    const N: usize = 30;
+    let store = store(pool).await;
+    let prefix = prefix();
+    let w = World::healthy(20).await;
+    let nodes = Nodes::new(
+        ProvisionExecutor::simulated(
+            &w.cloud,
+            ProvisionerConfig { poll: Duration::from_millis(5), timeout: Duration::from_secs(60) },
+        ),
+        NodeConfig {
+            poll_in_flight: Duration::from_millis(30),
+            // The pass below is the resync alone.
+            health_interval: Duration::from_secs(3600),
+            observe_max_age: Duration::from_secs(1),
+            health_host: Some("127.0.0.1".into()),
+            ..Default::default()
+        },
+        Arc::new(controller::slots::StoreBuildSlots::new(store.clone())),
+    );
+    let reconcilers = controller::workloads::reconcilers(None, Some(nodes), None);
+    let opts = Options { workers: 4, ..Default::default() };
+    let replica = start_replica_with(&store, &prefix, "batched", reconcilers, &opts);
+    let ns = "fleet";
+    for i in 0..N {
+        apply(&store, node(ns, &format!("n{i:02}"), "t3.large", "Replace", false, w.health_port)).await;
+    }
+    for i in 0..N {
+        wait_ready(&store, ns, &format!("n{i:02}"), 1).await;
+    }
+    // Nothing to do now (each settled node waits an hour for its next health look).
+    let idle = || {
+        let q = replica.controller.queue(Kind::Node);
+        q.is_empty() && q.processing_len() == 0
+    };
+    eventually(Duration::from_secs(30), "the queue is idle", || async { idle() }).await;
+
+    // Every observation is older than `observe_max_age`: the resync reads
+    // them again, many nodes per call.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    w.cloud.reset_calls();
+    let builds = w.cloud.builds_started().len();
+    let base = replica.metrics.reconcile_count("Node", "success");
+    replica.controller.resync_now().await;
+    eventually(Duration::from_secs(60), "every node reconciled once more", || async {
+        replica.metrics.reconcile_count("Node", "success") >= base + N as u64 && idle()
+    })
+    .await;
+    let instances = w.cloud.call_count(&ops::DESCRIBE_INSTANCES);
+    let checks = w.cloud.call_count(&ops::DESCRIBE_INSTANCE_STATUS);
+    // One of each per node before; a worker or two may ask before the first batch answers.
+    assert!((1..=4).contains(&instances), "{instances} DescribeInstances for {N} nodes: {:?}", w.cloud.calls());
+    assert!((1..=4).contains(&checks), "{checks} DescribeInstanceStatus for {N} nodes: {:?}", w.cloud.calls());
+    assert_eq!(w.cloud.builds_started().len(), builds, "a resync of settled nodes starts no build");
+    for i in 0..N {
+        assert!(ready_at(&store, ns, &format!("n{i:02}"), 1).await, "n{i:02} is still Ready");
+    }
     replica.shutdown().await;
 }
 

@@ -10,7 +10,8 @@
 //! Checked all along (every few tens of milliseconds):
 //! - never two live AWS resources for one spec: per resource, at most one
 //!   active ECS service per cluster (two in all only while it moves), one
-//!   queue and one dead-letter queue, one cache, one instance per shape
+//!   queue and one dead-letter queue, one cache, one data volume per node,
+//!   one instance per shape
 //!   (`mooring:instance-hash`: a Replace launches the new shape before it
 //!   retires the old, and a failed build's new instance is retired by the
 //!   next build, so only the end of a seed can ask for exactly one);
@@ -51,6 +52,7 @@ use common::nodes::{health_server, nodes_and_sets};
 use common::sim::{apply, condition, crash};
 use common::{Options, Replica, redis_url, start_replica_with};
 use controller::budget::Budgets;
+use controller::lease::{ShardLeases, shard_of};
 use controller::reconcile::{Context, DynReconciler, Reconcilers, Step};
 use desired_state::store::{ListQuery, Store, StoredResource};
 use rand::rngs::StdRng;
@@ -264,6 +266,9 @@ fn plan(seed: u64) -> Plan {
 // ---- invariants ----------------------------------------------------------------
 
 /// Reconciles in progress per (replica, key), and per key across replicas.
+/// Shards the replicas share.
+const SHARDS: u32 = 8;
+
 type InFlightCounts = (HashMap<(String, String), u32>, HashMap<String, u32>);
 
 /// What the checks found, shared by the monitor, the reconciler probes and the test.
@@ -274,6 +279,8 @@ struct Findings {
     in_flight: Mutex<InFlightCounts>,
     /// Leases were taken away since the last settle: two replicas may overlap.
     leases_stolen: AtomicBool,
+    /// Each replica's leases by name, to tell whether it still trusts a shard.
+    leases: Mutex<HashMap<String, Arc<ShardLeases>>>,
 }
 
 impl Findings {
@@ -312,6 +319,11 @@ impl Drop for InFlight<'_> {
 }
 
 impl Exclusive {
+    /// Counts the reconcile in. Another replica may still be inside a
+    /// reconcile of the key — one whose lease lapsed while it ran (its
+    /// renewals stalled) and whose AWS calls its gate now refuses — but it
+    /// must no longer trust the key's shard: two replicas that both trust
+    /// it could both act.
     fn enter(&self, r: &StoredResource) -> InFlight<'_> {
         let key = format!("{}/{}/{}", r.kind, r.namespace, r.name);
         let mut g = self.findings.in_flight.lock().unwrap();
@@ -321,11 +333,26 @@ impl Exclusive {
         let anywhere = g.1.entry(key.clone()).or_default();
         *anywhere += 1;
         let anywhere = *anywhere;
+        let others: Vec<String> =
+            g.0.iter()
+                .filter(|((replica, k), n)| **n > 0 && k == &key && replica != &self.replica)
+                .map(|((replica, _), _)| replica.clone())
+                .collect();
         drop(g);
         if here > 1 {
             self.findings.violate(format!("{key} reconciled twice at once by {}", self.replica));
         } else if anywhere > 1 && !self.findings.leases_stolen.load(Ordering::SeqCst) {
-            self.findings.violate(format!("{key} reconciled by two replicas at once with no lease taken away"));
+            let shard = shard_of(r.kind.as_str(), &r.namespace, &r.name, SHARDS);
+            let leases = self.findings.leases.lock().unwrap();
+            for other in others {
+                if leases.get(&other).is_some_and(|l| l.owned().fence(shard).is_some()) {
+                    self.findings.violate(format!(
+                        "{key} reconciled by {} while {other}, inside a reconcile of it, still trusts shard {shard}, \
+                         with no lease taken away",
+                        self.replica
+                    ));
+                }
+            }
         }
         InFlight { probe: self, key }
     }
@@ -392,9 +419,12 @@ impl World {
             // lease theft is healed by it here as there).
             resync: Duration::from_secs(10),
             budgets: budgets(),
+            shards: SHARDS,
             ..Options::default()
         };
-        start_replica_with(&self.store, &self.prefix, name, reconcilers, &opts)
+        let replica = start_replica_with(&self.store, &self.prefix, name, reconcilers, &opts);
+        self.findings.leases.lock().unwrap().insert(name.to_owned(), replica.controller.leases().clone());
+        replica
     }
 
     async fn resources(&self) -> Vec<StoredResource> {
@@ -435,6 +465,14 @@ impl World {
             {
                 let shape = i.tags.get(TAG_INSTANCE_HASH).cloned().unwrap_or_default();
                 *out.entry(uid.clone()).or_default().instances.entry(shape).or_default() += 1;
+            }
+        }
+        for v in self.cloud.volumes() {
+            if v.state != "deleting"
+                && v.tags.get(TAG_ROLE).map(String::as_str) == Some("data")
+                && let Some(uid) = v.tags.get(TAG_UID)
+            {
+                out.entry(uid.clone()).or_default().volumes += 1;
             }
         }
         out
@@ -492,6 +530,8 @@ struct Live {
     /// Live instances per shape (`mooring:instance-hash`): a Replace runs
     /// the new shape beside the old until the volume has moved.
     instances: BTreeMap<String, u32>,
+    /// Data volumes (not being deleted): one per node, kept across replacements.
+    volumes: u32,
 }
 
 /// Checks the continuous invariants once; `generations` keeps the highest
@@ -513,7 +553,7 @@ async fn check_once(w: &World, generations: &mut HashMap<String, i64>, uids: &mu
         if live.services.values().any(|&n| n > 1) || active > 2 {
             w.findings.violate(format!("resource {uid} has two live services: {live:?}"));
         }
-        if live.queues > 2 || live.caches > 1 || live.instances.values().any(|&n| n > 1) {
+        if live.queues > 2 || live.caches > 1 || live.volumes > 1 || live.instances.values().any(|&n| n > 1) {
             w.findings.violate(format!("resource {uid} has duplicates: {live:?}"));
         }
     }

@@ -498,6 +498,54 @@ async fn a_cache_dropped_before_reads_show_it_is_still_deleted(pool: sqlx::PgPoo
     replica.shutdown().await;
 }
 
+/// A cache ElastiCache fails to create is deleted and created again (the
+/// relay Degraded meanwhile), and one that keeps failing goes with its relay.
+#[sqlx::test(migrations = false)]
+async fn a_cache_that_failed_to_create_is_replaced_and_goes_with_its_relay(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let cloud = sim(seed(), FaultMix::none());
+    cloud.fail_cache_creations(1);
+    let replica = start(&store, &prefix, &cloud);
+    let ns = "failed-cache";
+    let degraded = |name: &'static str| {
+        let store = store.clone();
+        async move {
+            let s = status_of(&store, Kind::Relay, ns, name).await;
+            common::sim::condition(&s, "Degraded").is_some_and(|(status, reason, _)| {
+                status == "True" && reason == api_types::condition::reason::CACHE_CREATE_FAILED
+            })
+        }
+    };
+    apply(&store, relay(ns, "gateway", "ghcr.io/acme/api:1.0", true)).await;
+    eventually(Duration::from_secs(30), "Degraded: the cache failed to create", || degraded("gateway")).await;
+    converge(&store, ns, Duration::from_secs(60)).await;
+    let groups = cloud.replication_groups();
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!(groups[0].status, "available");
+    let seen = reasons(&store, Kind::Relay, ns, "gateway").await;
+    let events = store.events(Kind::Relay, ns, "gateway", 100).await.unwrap();
+    let created: i32 = events.iter().filter(|e| e.reason == "CacheCreated").map(|e| e.count).sum();
+    assert_eq!(created, 2, "created, failed, created again: {seen:?}");
+    assert!(seen.iter().any(|r| r == "CacheCreateFailed"), "{seen:?}");
+    assert!(!seen.iter().any(|r| r == "DriftDetected"), "its own deletion is no drift: {seen:?}");
+
+    // A relay whose cache keeps failing is deleted: nothing of it is left.
+    cloud.fail_cache_creations(u32::MAX);
+    apply(&store, relay(ns, "edge", "ghcr.io/acme/api:1.0", true)).await;
+    eventually(Duration::from_secs(30), "Degraded: the cache failed to create", || degraded("edge")).await;
+    let id = status_of(&store, Kind::Relay, ns, "edge").await["cache"]["id"].as_str().unwrap().to_string();
+    store.request_delete(Kind::Relay, ns, "edge").await.unwrap();
+    eventually(Duration::from_secs(60), "the relay and its cache gone", || {
+        let (store, cloud, id) = (store.clone(), cloud.clone(), id.clone());
+        async move {
+            store.get(Kind::Relay, ns, "edge").await.is_err() && cloud.replication_groups().iter().all(|g| g.id != id)
+        }
+    })
+    .await;
+    replica.shutdown().await;
+}
+
 /// A settled worker reads its queue on every reconcile (the backlog) and its
 /// dead-letter queue only when the spec changed or the last read is older
 /// than the observation max age (60 s here, longer than the test).

@@ -13,13 +13,11 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::error::cloud_error;
 use crate::cloud::ec2::{
-    Ec2, Instance, InstanceHealth, InstanceInput, InstanceState, MAX_FILTER_VALUES, Volume, VolumeInput,
+    Ec2, Instance, InstanceHealth, InstanceInput, InstanceState, MAX_FILTER_VALUES, MAX_INSTANCE_STATUS_IDS, Volume,
+    VolumeInput,
 };
 use crate::cloud::snapshots::{Snapshot, SnapshotState, Snapshots};
 use crate::cloud::{CloudError, CloudResult, ErrorKind, Op, Tags, ops};
-
-/// AWS takes at most this many instance ids in one DescribeInstanceStatus.
-pub const MAX_INSTANCE_STATUS_IDS: usize = 100;
 
 /// Every state but `terminated`: what `instances_tagged` asks for.
 const LIVE_STATES: &[&str] = &["pending", "running", "stopping", "stopped", "shutting-down"];

@@ -13,6 +13,9 @@ use super::{CloudResult, Tags};
 /// AWS accepts at most this many values in one DescribeInstances filter.
 pub const MAX_FILTER_VALUES: usize = 200;
 
+/// AWS takes at most this many instance ids in one DescribeInstanceStatus.
+pub const MAX_INSTANCE_STATUS_IDS: usize = 100;
+
 /// An instance's lifecycle state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InstanceState {

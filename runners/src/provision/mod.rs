@@ -73,7 +73,14 @@ pub enum ProvisionError {
     Timeout(Duration, String),
     #[error("{0}")]
     Request(#[from] RequestError),
+    #[error("the {0} client tokens of this shape and incarnation all name instances that are gone")]
+    Relaunches(u32),
 }
+
+/// Instances one shape of one incarnation may go through (returns to an
+/// earlier shape) before a build gives up; a node that did is recovered with
+/// a new incarnation.
+const MAX_RELAUNCHES: u32 = 32;
 
 /// The hash of everything that shapes the instance.
 pub fn instance_hash(namespace: &str, name: &str, spec: &NodeSpec) -> String {
@@ -113,10 +120,16 @@ fn tag<'a>(tags: &'a Tags, key: &str) -> Option<&'a str> {
 }
 
 /// The instances (not terminated) of the node with `uid`, found by tag: what
-/// the provisioner works on and what the controller observes.
+/// the provisioner works on.
 pub async fn node_instances(ec2: &dyn Ec2, uid: &str) -> Result<Vec<Instance>, CloudError> {
     let all = ec2.instances_tagged(TAG_UID, &[uid.to_string()]).await?;
-    Ok(all.into_iter().filter(|i| tag(&i.tags, TAG_ROLE) != Some("data")).collect())
+    Ok(all.into_iter().filter(is_node_instance).collect())
+}
+
+/// Whether an instance tagged with a node's uid is the node's own (not a
+/// helper that works on its data volume).
+pub fn is_node_instance(i: &Instance) -> bool {
+    tag(&i.tags, TAG_ROLE) != Some("data")
 }
 
 /// Does the EC2 work of one request.
@@ -353,6 +366,10 @@ impl<'a> Provisioner<'a> {
         }
         let volume = self.attach(req, &volume, &instance).await?;
         self.apply_user_tags(req, &instance.id, &instance.tags).await?;
+        if tag(&instance.tags, TAG_GENERATION) != Some(req.generation.to_string().as_str()) {
+            let generation = Tags::from([(TAG_GENERATION.to_string(), req.generation.to_string())]);
+            self.ec2.create_tags(&instance.id, &generation).await?;
+        }
         self.apply_user_tags(req, &volume.id, &volume.tags).await?;
         for old in &retired {
             tracing::info!(instance = %old.id, "terminating the replaced instance");
@@ -364,13 +381,25 @@ impl<'a> Provisioner<'a> {
         Ok(Provisioned { instance_id: Some(instance.id), private_ip: instance.private_ip, volume_id: Some(volume.id) })
     }
 
+    /// Launches the node's instance of shape `want`, idempotently.
+    ///
+    /// The client token is the uid, the shape, the incarnation and a
+    /// relaunch number `k`, tried from 0: a token whose instance is
+    /// terminated (the node returned to an earlier shape: a rollback), or
+    /// that AWS refuses as used with other parameters, moves on to `k + 1`.
+    /// So a build retried after a crash, or a later generation of the same
+    /// shape after a build that launched and then failed, gets back the
+    /// instance already launched even when DescribeInstances does not list it
+    /// yet; only a shape whose every earlier instance is gone gets a new one.
+    /// (The generation is tagged after the launch for the same reason: a
+    /// parameter that changes between generations would make the token's
+    /// instance unreachable.)
     async fn launch(&self, req: &ProvisionRequest, want: &str, base: &str) -> Result<Instance, ProvisionError> {
         let spec = &req.spec;
         let mut tags = Self::tags(req, "instance");
         tags.insert(TAG_INSTANCE_HASH.into(), want.to_string());
         tags.insert(TAG_BASE_HASH.into(), base.to_string());
-        tags.insert(TAG_GENERATION.into(), req.generation.to_string());
-        let input = InstanceInput {
+        let mut input = InstanceInput {
             ami: spec.ami.clone(),
             instance_type: spec.instance_type.clone(),
             subnet_id: spec.subnet_id.clone(),
@@ -378,21 +407,26 @@ impl<'a> Provisioner<'a> {
             user_data: userdata::render(&req.namespace, &req.name, spec),
             instance_profile: spec.instance_profile.clone(),
             tags,
-            // The shape, the generation and the incarnation: a retried build
-            // of one generation gets its instance back, while a later
-            // generation that returns to an earlier shape (a rollback) gets a
-            // new instance rather than the terminated one (or a refusal, as
-            // the tags differ) that the old token would answer with.
-            client_token: names::client_token(
-                &req.uid,
-                &format!("instance-{want}-{}", req.generation),
-                i64::from(req.incarnation),
-                64,
-            ),
+            client_token: String::new(),
         };
-        let i = self.ec2.run_instance(&input).await?;
-        tracing::info!(instance = %i.id, instance_type = %spec.instance_type, "launched an instance");
-        Ok(i)
+        for k in 0..MAX_RELAUNCHES {
+            let purpose = if k == 0 { format!("instance-{want}") } else { format!("instance-{want}-{k}") };
+            input.client_token = names::client_token(&req.uid, &purpose, i64::from(req.incarnation), 64);
+            match self.ec2.run_instance(&input).await {
+                Ok(i) if matches!(i.state, InstanceState::ShuttingDown | InstanceState::Terminated) => {
+                    tracing::info!(instance = %i.id, relaunch = k, "this token's instance is gone; the next token");
+                }
+                Ok(i) => {
+                    tracing::info!(instance = %i.id, instance_type = %spec.instance_type, relaunch = k, "launched an instance");
+                    return Ok(i);
+                }
+                Err(e) if e.is(ErrorKind::Invalid) && e.message.contains("IdempotentParameterMismatch") => {
+                    tracing::info!(relaunch = k, "this token was used with other parameters; the next token");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ProvisionError::Relaunches(MAX_RELAUNCHES))
     }
 
     /// Stop, change the type and user data, start: same instance, same volume.
@@ -483,3 +517,6 @@ impl<'a> Provisioner<'a> {
         Ok(Provisioned::default())
     }
 }
+
+#[cfg(test)]
+mod tests;

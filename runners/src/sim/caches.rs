@@ -1,5 +1,6 @@
 //! Simulated ElastiCache: Redis replication groups that go `creating` →
-//! `available` and `deleting` → gone as time passes.
+//! `available` (or `create-failed`, as a test asks) and `deleting` →
+//! gone as time passes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,6 +32,8 @@ struct GroupRec {
     node_type: String,
     members: u32,
     tags: Tags,
+    /// Its creation fails (`creating` → `create-failed`).
+    fails: bool,
 }
 
 impl GroupRec {
@@ -38,6 +41,10 @@ impl GroupRec {
     fn settle(&mut self, ctx: &Ctx<'_>) -> bool {
         let due = ctx.now >= self.since + ctx.cfg.cache_create_delay;
         match self.status {
+            "creating" if due && self.fails => {
+                self.status = "create-failed";
+                true
+            }
             "creating" | "modifying" if due => {
                 self.status = "available";
                 true
@@ -64,6 +71,8 @@ impl GroupRec {
 #[derive(Default)]
 pub(super) struct CacheState {
     groups: BTreeMap<String, Slot<GroupRec>>,
+    /// How many of the next creations fail.
+    failing: u32,
 }
 
 fn invalid(op: &Op, msg: impl Into<String>) -> CloudError {
@@ -128,7 +137,9 @@ impl CacheState {
             node_type: input.node_type.clone(),
             members: 1 + input.replicas,
             tags: input.tags.clone(),
+            fails: self.failing > 0,
         };
+        self.failing = self.failing.saturating_sub(1);
         let out = rec.to_group();
         *self.groups.entry(id).or_default().write(ctx.now) = Some(rec);
         Ok(out)
@@ -139,14 +150,14 @@ impl CacheState {
         let Some(slot) = self.settled(&id.to_ascii_lowercase(), ctx) else { return Ok(()) };
         match slot.cur.as_ref().map(|g| g.status) {
             None => Ok(()),
-            Some("available") => {
+            Some("available" | "create-failed") => {
                 if let Some(g) = slot.write(ctx.now) {
                     g.status = "deleting";
                     g.since = ctx.now;
                 }
                 Ok(())
             }
-            // As in AWS: only an available group can be deleted.
+            // As in AWS: only an available (or failed) group can be deleted.
             Some(status) => Err(invalid(
                 &op,
                 format!("InvalidReplicationGroupState: Replication group {id} is {status}, not available."),
@@ -248,6 +259,11 @@ impl CacheState {
             }
         }
         Ok(())
+    }
+
+    /// The next `times` creations fail.
+    pub(super) fn fail_creations(&mut self, times: u32) {
+        self.failing = times;
     }
 
     pub(super) fn all(&mut self, ctx: &Ctx<'_>) -> Vec<ReplicationGroup> {

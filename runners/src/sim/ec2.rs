@@ -13,7 +13,8 @@ use tokio::time::Instant;
 
 use super::{Ctx, Inner, Slot, check_tags, faults};
 use crate::cloud::ec2::{
-    Ec2, Instance, InstanceHealth, InstanceInput, InstanceState, MAX_FILTER_VALUES, Volume, VolumeInput,
+    Ec2, Instance, InstanceHealth, InstanceInput, InstanceState, MAX_FILTER_VALUES, MAX_INSTANCE_STATUS_IDS, Volume,
+    VolumeInput,
 };
 use crate::cloud::snapshots::{Snapshot, SnapshotState, Snapshots};
 use crate::cloud::{CloudError, CloudResult, ErrorKind, Op, Tags, ops};
@@ -26,9 +27,6 @@ const MAX_CLIENT_TOKEN: usize = 64;
 
 /// AWS's limit of tags per EC2 resource.
 const MAX_EC2_TAGS: usize = 50;
-
-/// DescribeInstanceStatus takes at most this many instance ids.
-const MAX_INSTANCE_STATUS_IDS: usize = 100;
 
 /// Tries to find a private IP no live instance uses before giving up on uniqueness.
 const IP_ATTEMPTS: u64 = 512;

@@ -903,6 +903,12 @@ impl SimCloud {
         })
     }
 
+    /// The next `times` replication groups created fail: they go
+    /// `creating` → `create-failed` (as for insufficient capacity).
+    pub fn fail_cache_creations(&self, times: u32) {
+        self.inner.lock().cache.fail_creations(times);
+    }
+
     /// The tags of a replication group, or `None` when there is none.
     pub fn replication_group_tags(&self, id: &str) -> Option<crate::cloud::Tags> {
         let arn = caches::group_arn(id);

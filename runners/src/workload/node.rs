@@ -24,6 +24,14 @@
 //! recreated from the node's last good snapshot ([`backup`]) or, without
 //! one, from `dataVolume.fromSnapshot` or empty, with a `DataVolumeReplaced`
 //! warning that says which).
+//!
+//! Observation is batched across nodes ([`InstanceObserver`]): a node that
+//! is settled (Synced, Ready, not Progressing at its generation) is answered
+//! from a DescribeInstances (and DescribeInstanceStatus) made at most
+//! `observe_max_age` ago for many nodes at once. Anything else — a node in
+//! flight, a spec change, an AWS event — reads afresh, and a decision to act
+//! (a build, a recovery) or to record another instance is always made on a
+//! fresh read.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -45,6 +53,7 @@ use crate::cloud::gated::Gated;
 use crate::cloud::{Alarms, Builds, Ec2, ErrorKind, NodeCloud, Snapshots, TAG_UID, TargetGroups};
 use crate::gate::CallGate;
 use crate::names;
+use crate::observe::InstanceObserver;
 use crate::provision::{ProvisionRequest, TAG_INSTANCE_HASH, instance_hash, userdata};
 use crate::reconcile::{ADOPT_ANNOTATION, Reconcile, ReconcileError, Reconciled, Retry, Target, Teardown};
 
@@ -65,6 +74,9 @@ pub struct NodeConfig {
     pub poll_in_flight: Duration,
     /// Look at a ready node's health this often.
     pub health_interval: Duration,
+    /// A settled node may be answered from an observation this old, made for
+    /// many nodes at once (as for services: `WorkloadConfig::observe_max_age`).
+    pub observe_max_age: Duration,
     /// Builds the install runs at once (CodeBuild's account default is 20).
     pub max_concurrent_builds: usize,
     /// Failed builds of one spec before Mooring stops retrying (until the spec changes).
@@ -98,6 +110,7 @@ impl Default for NodeConfig {
         NodeConfig {
             poll_in_flight: Duration::from_secs(10),
             health_interval: Duration::from_secs(60),
+            observe_max_age: Duration::from_secs(60),
             max_concurrent_builds: 20,
             max_failures: 3,
             health_host: None,
@@ -146,6 +159,8 @@ pub struct Nodes {
     starting: tokio::sync::Mutex<()>,
     /// Projects known to exist, to be the install's, with the current buildspec.
     projects: Mutex<HashSet<String>>,
+    /// Nodes' instances and status checks, observed in batches.
+    observer: InstanceObserver,
     http: reqwest::Client,
 }
 
@@ -203,6 +218,14 @@ enum Need {
     GiveUp,
 }
 
+/// The node's instance of the wanted `shape`, running or starting.
+fn current_instance<'a>(instances: &'a [Instance], shape: &str) -> Option<&'a Instance> {
+    instances.iter().find(|i| {
+        i.tags.get(TAG_INSTANCE_HASH).is_some_and(|h| h == shape)
+            && matches!(i.state, InstanceState::Running | InstanceState::Pending)
+    })
+}
+
 /// What EC2 shows of a node, for [`need`].
 struct Seen<'a> {
     /// An instance of the wanted shape, running or starting.
@@ -257,7 +280,15 @@ impl Reconcile for Nodes {
     }
 
     async fn cleanup(&self, gate: &dyn CallGate, t: &NodeTarget<'_>) -> Result<Teardown<NodeStatus>, ReconcileError> {
-        self.cleanup_node(gate, t).await
+        let done = self.cleanup_node(gate, t).await?;
+        if matches!(done, Teardown::Done) {
+            self.observer.forget(t.uid, &t.status.instance_id.iter().cloned().collect::<Vec<_>>());
+        }
+        Ok(done)
+    }
+
+    fn expect(&self, t: &NodeTarget<'_>) {
+        self.observer.expect(t.uid);
     }
 }
 
@@ -270,6 +301,7 @@ enum Start {
 
 impl Nodes {
     pub fn new(cloud: NodeCloud, config: NodeConfig, slots: Arc<dyn BuildSlots>) -> Nodes {
+        let observer = InstanceObserver::new(config.observe_max_age);
         Nodes {
             cloud,
             config,
@@ -277,6 +309,7 @@ impl Nodes {
             recent: Mutex::default(),
             starting: tokio::sync::Mutex::new(()),
             projects: Mutex::default(),
+            observer,
             http: reqwest::Client::builder().timeout(Duration::from_secs(3)).no_proxy().build().unwrap_or_default(),
         }
     }
@@ -588,13 +621,26 @@ impl Nodes {
             }
         }
 
-        // 2. Observe the instance and decide.
-        let instances = crate::provision::node_instances(&calls.ec2, t.uid).await?;
-        let current = instances.iter().find(|i| {
-            i.tags.get(TAG_INSTANCE_HASH) == Some(&shape)
-                && matches!(i.state, InstanceState::Running | InstanceState::Pending)
-        });
-        let decided = need(&r.status, &want, &Seen { current, all: &instances }, self.config.max_failures);
+        // 2. Observe the instance and decide. A recent batched observation
+        // answers only a settled node, and only to confirm that nothing is to
+        // be done with the instance status records; anything else is decided
+        // on a fresh read.
+        let mut max_age = if t.fresh || !super::settled(&t.status.conditions, g) {
+            Duration::ZERO
+        } else {
+            self.observer.stale_after()
+        };
+        let (instances, decided) = loop {
+            let instances = self.node_instances(&calls, t.uid, max_age).await?;
+            let current = current_instance(&instances, &shape);
+            let decided = need(&r.status, &want, &Seen { current, all: &instances }, self.config.max_failures);
+            let confirms = matches!(decided, Need::Nothing) && current.map(|i| &i.id) == r.status.instance_id.as_ref();
+            if max_age.is_zero() || confirms {
+                break (instances, decided);
+            }
+            max_age = Duration::ZERO;
+        };
+        let current = current_instance(&instances, &shape);
         let failures = match decided {
             Need::Nothing => {
                 let Some(instance) = current else { return Ok(r) };
@@ -602,7 +648,7 @@ impl Nodes {
                     b.failures = 0;
                     b.message = None;
                 }
-                self.ready(&calls, t, instance, &mut r).await?;
+                self.ready(&calls, t, instance, max_age, &mut r).await?;
                 return Ok(r);
             }
             Need::GiveUp => {
@@ -669,13 +715,27 @@ impl Nodes {
         Ok(r)
     }
 
+    /// The node's instances (not its data-volume helpers) as observed at
+    /// most `max_age` ago, in a batch with other nodes.
+    async fn node_instances(
+        &self,
+        calls: &Calls<'_>,
+        uid: &str,
+        max_age: Duration,
+    ) -> Result<Vec<Instance>, ReconcileError> {
+        let all = self.observer.instances(&calls.ec2, uid, max_age).await?;
+        Ok(all.into_iter().filter(crate::provision::is_node_instance).collect())
+    }
+
     /// Ready = running, EC2 status checks passed, the health endpoint answers,
-    /// and (behind a load balancer) the target is healthy.
+    /// and (behind a load balancer) the target is healthy. The status checks
+    /// may be answered from an observation `max_age` old.
     async fn ready(
         &self,
         calls: &Calls<'_>,
         t: &NodeTarget<'_>,
         i: &Instance,
+        max_age: Duration,
         r: &mut Reconciled<NodeStatus>,
     ) -> Result<(), ReconcileError> {
         let (g, now) = (t.generation, t.now);
@@ -711,11 +771,11 @@ impl Nodes {
         if i.state != InstanceState::Running {
             problems.push(format!("instance {} is {:?}", i.id, i.state));
         } else {
-            let checks = calls.ec2.instance_health(std::slice::from_ref(&i.id)).await?;
-            impaired = checks.iter().any(|c| c.failed());
+            let checks = self.observer.checks(&calls.ec2, &i.id, max_age).await?;
+            impaired = checks.as_ref().is_some_and(|c| c.failed());
             if impaired {
                 problems.push(format!("instance {} failed its EC2 status checks (impaired)", i.id));
-            } else if !checks.iter().any(|c| c.passed()) {
+            } else if !checks.as_ref().is_some_and(|c| c.passed()) {
                 problems.push("EC2 status checks have not passed yet".to_string());
             }
         }
@@ -908,7 +968,7 @@ impl Nodes {
         if let Some(b) = t.status.build.as_ref().filter(|b| b.action == BuildAction::Apply && b.id.is_none()) {
             let project = b.project.clone().unwrap_or_else(|| t.spec.provisioner.codebuild_project.clone());
             if let Err(ReconcileError::Conflict(_)) = self.ensure_project(&calls, t, &project, &mut r.events).await
-                && crate::provision::node_instances(&calls.ec2, t.uid).await?.is_empty()
+                && self.node_instances(&calls, t.uid, Duration::ZERO).await?.is_empty()
             {
                 return Ok(Teardown::Done);
             }
@@ -923,7 +983,7 @@ impl Nodes {
             return Ok(Teardown::Pending(r));
         }
         let destroyed = build.action == BuildAction::Destroy && build.state == BuildState::Succeeded;
-        if destroyed && crate::provision::node_instances(&calls.ec2, t.uid).await?.is_empty() {
+        if destroyed && self.node_instances(&calls, t.uid, Duration::ZERO).await?.is_empty() {
             // The backups go once the volume is gone (a destroy that failed
             // leaves both); a kept volume keeps them.
             if t.spec.data_volume.delete_on_node_delete && t.status.backup.is_some() {

@@ -151,13 +151,11 @@ impl Workloads {
                 deleting: false,
                 missing_since: None,
             }),
-            // Wanted again: whatever a removal had noted no longer applies.
-            (Some(c), Some(rec)) => Some(CacheRef {
-                deletion_policy: cache_policy(t.spec, c),
-                deleting: false,
-                missing_since: None,
-                ..rec.clone()
-            }),
+            // Wanted again: the removal's policy and absence no longer apply
+            // (a group being deleted is created again once gone).
+            (Some(c), Some(rec)) => {
+                Some(CacheRef { deletion_policy: cache_policy(t.spec, c), missing_since: None, ..rec.clone() })
+            }
             (None, rec) => rec.clone(),
         };
         let cache_recorded = t.status.cache.is_some() || t.spec.cache.is_none();
@@ -186,6 +184,28 @@ impl Workloads {
                         let message = "waiting for the ElastiCache replication group to become available";
                         r.conditions.push(Condition::synced(g, now));
                         r.conditions.push(Condition::progressing(reason::CACHE_CREATING, message, g, now));
+                        r.conditions.push(Condition::not_ready(reason::CACHE_CREATING, message, g, now));
+                        r.requeue(self.config.poll_in_flight);
+                        return Ok(r);
+                    }
+                    CacheState::Failed => {
+                        let message = format!(
+                            "ElastiCache could not create replication group {} (create-failed); \
+                             deleting it to create it again",
+                            rec.id
+                        );
+                        r.conditions.push(Condition::synced(g, now));
+                        r.conditions.push(Condition::progressing(reason::CACHE_CREATING, &message, g, now));
+                        r.conditions.push(Condition::degraded(reason::CACHE_CREATE_FAILED, &message, g, now));
+                        r.conditions.push(Condition::not_ready(reason::CACHE_CREATE_FAILED, message, g, now));
+                        r.requeue(self.config.poll_in_flight);
+                        return Ok(r);
+                    }
+                    CacheState::Deleting => {
+                        let message =
+                            format!("replication group {} is being deleted; it is created again once gone", rec.id);
+                        r.conditions.push(Condition::synced(g, now));
+                        r.conditions.push(Condition::progressing(reason::CACHE_CREATING, &message, g, now));
                         r.conditions.push(Condition::not_ready(reason::CACHE_CREATING, message, g, now));
                         r.requeue(self.config.poll_in_flight);
                         return Ok(r);
@@ -308,7 +328,7 @@ impl Workloads {
         events: &mut Vec<Event>,
     ) -> Result<(CacheRef, CacheState), ReconcileError> {
         let Some(group) = calls.caches.describe_replication_group(&rec.id).await? else {
-            if let Some(arn) = &rec.arn {
+            if let Some(arn) = rec.arn.as_ref().filter(|_| !rec.deleting) {
                 events.push(Event::warning(
                     "DriftDetected",
                     format!("replication group {arn} was deleted outside Mooring; creating it again"),
@@ -327,6 +347,7 @@ impl Workloads {
                     events.push(Event::normal("CacheCreated", format!("created replication group {}", g.id)));
                     rec.arn = Some(g.arn);
                     rec.engine_version = Some(spec.engine_version.clone());
+                    rec.deleting = false;
                 }
                 // A lost answer to an earlier create: the next look finds it.
                 Err(e) if e.is(ErrorKind::AlreadyExists) => {}
@@ -348,6 +369,32 @@ impl Workloads {
         let state = match group.status.as_str() {
             "available" => self.change_cache(calls, &group, spec, &mut rec, events).await?,
             "creating" if rec.endpoint.is_none() => CacheState::Creating,
+            // Useless and billed: delete it; once gone it is created again.
+            "create-failed" => {
+                calls.caches.delete_replication_group(&group.id).await?;
+                events.push(Event::warning(
+                    reason::CACHE_CREATE_FAILED,
+                    format!(
+                        "ElastiCache could not create replication group {}; deleting it to create it again",
+                        group.id
+                    ),
+                ));
+                rec.deleting = true;
+                CacheState::Failed
+            }
+            "deleting" => {
+                if !rec.deleting {
+                    events.push(Event::warning(
+                        "DriftDetected",
+                        format!(
+                            "replication group {} is being deleted outside Mooring; it is created again once gone",
+                            group.id
+                        ),
+                    ));
+                }
+                rec.deleting = true;
+                CacheState::Deleting
+            }
             _ => CacheState::Modifying,
         };
         Ok((rec, state))
@@ -430,12 +477,12 @@ impl Workloads {
             DeletionPolicy::Delete => {
                 let deleting = match group.status.as_str() {
                     "deleting" => true,
-                    "available" => match calls.caches.delete_replication_group(&group.id).await {
+                    "available" | "create-failed" => match calls.caches.delete_replication_group(&group.id).await {
                         Ok(()) => true,
                         Err(e) if e.is(ErrorKind::NotFound) => return Ok(None),
                         Err(e) => return Err(e.into()),
                     },
-                    // Creating or modifying: ElastiCache deletes only available groups.
+                    // Creating or modifying: ElastiCache deletes only available (or failed) groups.
                     _ => false,
                 };
                 Ok(Some(CacheRef { deleting, ..rec }))
@@ -499,6 +546,12 @@ impl Workloads {
 enum CacheState {
     /// Being created: the service waits.
     Creating,
+    /// ElastiCache failed to create it: it is being deleted, to be created
+    /// again, and the service waits.
+    Failed,
+    /// Being deleted (after a failed creation, a removal of `spec.cache`
+    /// undone, or by someone else): created again once gone; the service waits.
+    Deleting,
     /// Available but ElastiCache is applying a change.
     Modifying,
     Available,

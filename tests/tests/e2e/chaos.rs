@@ -239,7 +239,7 @@ async fn wait_converged(fleet: &Fleet, ns: &str, expected: &BTreeMap<String, &st
                 pending.push(format!("{name}: spec image {}", w["spec"]["container"]["image"]));
             } else if !at_generation(condition(w, "Synced")) {
                 pending.push(format!("{name} (generation {generation}): {}", show("Synced")));
-            } else if condition(w, "Ready").is_none_or(|c| c["status"] != "True") {
+            } else if !at_generation(condition(w, "Ready")) {
                 pending.push(format!("{name} (generation {generation}): {}", show("Ready")));
             }
         }

@@ -1,150 +1,32 @@
-//! Batched observation of ECS services and cached task definitions.
-//!
-//! AWS lets one DescribeServices describe ten services of a cluster, and ECS
-//! reads share one account bucket, so observing services one call each would
-//! make a fleet of 10,000 services cost 10,000 calls per resync. The
-//! [`ServiceObserver`] remembers every service it was asked about; when a
-//! reconcile needs a service whose last observation is too old, one call
-//! describes it together with up to nine other services of the cluster: first
-//! those other reconciles are waiting for right now, then due ones (observed
-//! longer than `stale_after` ago) that were asked about longest ago. A resync
-//! queues the same resources in the same order every time, so the services
-//! asked about longest ago are the ones whose reconciles come next, and a
-//! batch is used before it goes stale even when the sweep takes longer than
-//! `stale_after`: a resync sweep costs about ⌈services / 10⌉ calls per
-//! cluster. A service described many times for other services' batches
-//! without being asked for (it moved to another replica, say) goes last in
-//! line, so it only fills room no likelier service needs. Mooring's own
-//! writes feed the observer with AWS's answer, so a reconcile never reads back
-//! an older state than the one it created.
-//!
-//! Asks and describes of a cluster are numbered in the order they happen, so
-//! an ask with `max_age` zero is answered only by a describe sent after it
-//! (whatever the clock's resolution), and an answer never overwrites a newer
-//! one that arrived while its describe was in flight.
-//!
-//! Task definitions are immutable, so [`TaskDefinitions`] keeps them by ARN.
+//! ECS services, observed in batches of ten per cluster, and task
+//! definitions, cached by ARN.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
+use super::Observer;
 use crate::cloud::ecs::{MAX_DESCRIBE_SERVICES, Service, TaskDefinition};
 use crate::cloud::{CloudResult, Ecs};
 
-/// How many describes for other services' batches a service gets without being
-/// asked for before it goes last in line for them. Between two resyncs the
-/// batches of services in flight may describe it about once per `stale_after`,
-/// and a slow sweep a few times more, so this is well above 5, the default
-/// resync / `stale_after` ratio.
-const MAX_UNASKED: u8 = 8;
-
-#[derive(Default)]
-struct Entry {
-    /// When the describe that made `service` was sent (`None`: never, or forgotten).
-    observed: Option<Instant>,
-    /// The cluster's counter when that describe was sent (or the observation
-    /// recorded or forgotten): it answers the asks numbered below it.
-    made: u64,
-    service: Option<Service>,
-    /// When a reconcile last asked for this service.
-    asked: Option<Instant>,
-    /// Asks of this service waiting for the cluster's next describe.
-    waiting: u32,
-    /// The newest of their numbers: a describe sent after it answers them all.
-    wants: u64,
-    /// Describes made for other services' asks since this one was last asked for.
-    unasked: u8,
-}
-
-impl Entry {
-    /// Whether the observation at hand answers ask number `ticket`: it was made
-    /// after the ask, or (for a nonzero `max_age`) it is at most `max_age` old.
-    fn answers(&self, ticket: u64, max_age: Duration, now: Instant) -> bool {
-        self.observed
-            .is_some_and(|o| self.made > ticket || (!max_age.is_zero() && now.saturating_duration_since(o) <= max_age))
-    }
-
-    fn due(&self, stale_after: Duration, now: Instant) -> bool {
-        self.observed.is_none_or(|o| now.saturating_duration_since(o) > stale_after)
-    }
-}
-
-/// What the observer knows of one cluster.
-#[derive(Default)]
-struct Book {
-    entries: HashMap<String, Entry>,
-    /// Numbers asks, describes, records and forgets in the order they happen.
-    counter: u64,
-}
-
-impl Book {
-    fn tick(&mut self) -> u64 {
-        let t = self.counter;
-        self.counter += 1;
-        t
-    }
-}
-
-#[derive(Default)]
-struct ClusterView {
-    /// One DescribeServices per cluster at a time: callers behind it usually
-    /// find their service in the batch that just finished, and those still
-    /// waiting after it go together in the next one.
-    describing: tokio::sync::Mutex<()>,
-    book: Mutex<Book>,
-}
-
-impl ClusterView {
-    fn book(&self) -> std::sync::MutexGuard<'_, Book> {
-        self.book.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// An ask waiting for the cluster's next describe; no longer waiting when dropped.
-struct Waiting<'a> {
-    view: &'a ClusterView,
-    name: &'a str,
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        if let Some(e) = self.view.book().entries.get_mut(self.name) {
-            e.waiting = e.waiting.saturating_sub(1);
-        }
-    }
-}
-
-/// Batches DescribeServices across resources; see the module documentation.
-pub struct ServiceObserver {
-    clusters: Mutex<HashMap<String, Arc<ClusterView>>>,
-    /// Observations older than this are refreshed when a batch has room.
-    stale_after: Duration,
-}
+/// Batches DescribeServices across resources (scope: the cluster; key: the
+/// service's name); see the module documentation of [`super`].
+pub struct ServiceObserver(Observer<Service>);
 
 impl ServiceObserver {
     /// An observer that treats observations older than `stale_after` as due.
     pub fn new(stale_after: Duration) -> ServiceObserver {
-        ServiceObserver { clusters: Mutex::new(HashMap::new()), stale_after }
+        ServiceObserver(Observer::new(stale_after, MAX_DESCRIBE_SERVICES))
     }
 
     /// How old an observation may be before it is refreshed.
     pub fn stale_after(&self) -> Duration {
-        self.stale_after
-    }
-
-    fn cluster(&self, cluster: &str) -> Arc<ClusterView> {
-        let mut clusters = self.clusters.lock().unwrap_or_else(|e| e.into_inner());
-        clusters.entry(cluster.to_string()).or_default().clone()
+        self.0.stale_after()
     }
 
     /// The service `name` of `cluster` as observed at most `max_age` ago
     /// (`None`: it does not exist); with `max_age` zero, as observed by a
-    /// describe sent after this call began. Describes it, with other services
-    /// of the cluster (see the module documentation), when no such observation
-    /// is at hand.
+    /// describe sent after this call began.
     pub async fn observe(
         &self,
         ecs: &dyn Ecs,
@@ -152,123 +34,28 @@ impl ServiceObserver {
         name: &str,
         max_age: Duration,
     ) -> CloudResult<Option<Service>> {
-        let view = self.cluster(cluster);
-        let ticket = {
-            let mut book = view.book();
-            let ticket = book.tick();
-            let now = Instant::now();
-            let entry = book.entries.entry(name.to_string()).or_default();
-            entry.asked = Some(now);
-            entry.unasked = 0;
-            if entry.answers(ticket, max_age, now) {
-                return Ok(entry.service.clone());
-            }
-            entry.waiting += 1;
-            entry.wants = entry.wants.max(ticket);
-            ticket
-        };
-        let waiting = Waiting { view: &view, name };
-        let _describing = view.describing.lock().await;
-        drop(waiting);
-        let (batch, mark, sent) = {
-            let mut book = view.book();
-            // A batch that finished while we waited may have described it.
-            if let Some(e) = book.entries.get(name)
-                && e.answers(ticket, max_age, Instant::now())
-            {
-                return Ok(e.service.clone());
-            }
-            let batch = self.batch(&book, name);
-            (batch, book.tick(), Instant::now())
-        };
-        let services = ecs.describe_services(cluster, &batch).await?;
-        let mut book = view.book();
-        for n in &batch {
-            // Services forgotten meanwhile stay forgotten; newer answers stay.
-            let Some(entry) = book.entries.get_mut(n) else { continue };
-            if entry.made > mark {
-                continue;
-            }
-            entry.observed = Some(sent);
-            entry.made = mark;
-            entry.service = services.iter().find(|s| &s.name == n).cloned();
-            if n != name {
-                entry.unasked = entry.unasked.saturating_add(1);
-            }
-        }
-        Ok(match book.entries.get(name) {
-            Some(e) => e.service.clone(),
-            None => services.into_iter().find(|s| s.name == name),
-        })
+        self.0
+            .observe(cluster, name, max_age, |names| async move {
+                let services = ecs.describe_services(cluster, &names).await?;
+                Ok(services.into_iter().map(|s| (s.name.clone(), s)).collect::<HashMap<_, _>>())
+            })
+            .await
     }
 
-    /// `name`, then up to nine other services of the cluster: those asks are
-    /// waiting for and no describe answered yet, then due ones asked about
-    /// longest ago, those described unasked too often last.
-    fn batch(&self, book: &Book, name: &str) -> Vec<String> {
-        let now = Instant::now();
-        let others = || book.entries.iter().filter(|(n, _)| n.as_str() != name);
-        let mut waited_for: Vec<(Option<Instant>, &String)> =
-            others().filter(|(_, e)| e.waiting > 0 && e.made <= e.wants).map(|(n, e)| (e.asked, n)).collect();
-        keep_first(&mut waited_for, MAX_DESCRIBE_SERVICES - 1);
-        let room = MAX_DESCRIBE_SERVICES - 1 - waited_for.len();
-        let mut likely: Vec<(bool, Option<Instant>, &String)> = Vec::new();
-        if room > 0 {
-            likely = others()
-                .filter(|(_, e)| e.waiting == 0 && e.due(self.stale_after, now))
-                .map(|(n, e)| (e.unasked >= MAX_UNASKED, e.asked, n))
-                .collect();
-            keep_first(&mut likely, room);
-        }
-        let names = waited_for.into_iter().map(|(_, n)| n).chain(likely.into_iter().map(|(_, _, n)| n));
-        std::iter::once(name.to_string()).chain(names.cloned()).collect()
-    }
-
-    /// Says a reconcile of `name` is coming (the controller queued it). A
-    /// service the observer has never been asked about is then known to the
-    /// batches, in the order the hints came, so the first sweep after a restart
-    /// batches like every other one.
+    /// Says a reconcile of this service is coming (the controller queued it).
     pub fn expect(&self, cluster: &str, name: &str) {
-        let view = self.cluster(cluster);
-        let mut book = view.book();
-        let entry = book.entries.entry(name.to_string()).or_default();
-        if entry.asked.is_none() {
-            entry.asked = Some(Instant::now());
-        }
+        self.0.expect(cluster, name);
     }
 
     /// Records what AWS answered to a create or update.
     pub fn record(&self, service: &Service) {
-        let view = self.cluster(&service.cluster);
-        let mut book = view.book();
-        let mark = book.tick();
-        let entry = book.entries.entry(service.name.clone()).or_default();
-        entry.observed = Some(Instant::now());
-        entry.made = mark;
-        entry.service = Some(service.clone());
+        self.0.record(&service.cluster, &service.name, service.clone());
     }
 
-    /// Forgets a service: the next observation asks AWS (a describe already in
-    /// flight does not count). With `stop`, it is no longer described in other
-    /// services' batches either (it was deleted).
+    /// Forgets a service: the next observation asks AWS. With `stop`, it is
+    /// no longer described in other services' batches either (it was deleted).
     pub fn forget(&self, cluster: &str, name: &str, stop: bool) {
-        let view = self.cluster(cluster);
-        let mut book = view.book();
-        let mark = book.tick();
-        if stop {
-            book.entries.remove(name);
-        } else if let Some(e) = book.entries.get_mut(name) {
-            e.observed = None;
-            e.made = mark;
-        }
-    }
-}
-
-/// Keeps the `keep` smallest elements (ranks are tuples: never asked sorts first).
-fn keep_first<T: Ord>(v: &mut Vec<T>, keep: usize) {
-    if v.len() > keep {
-        v.select_nth_unstable(keep);
-        v.truncate(keep);
+        self.0.forget(cluster, name, stop);
     }
 }
 
@@ -329,6 +116,9 @@ mod tests {
     //! The clock is paused: describes take simulated time and sweeps can be
     //! slower than `stale_after` without the tests being slow.
 
+    use std::sync::Arc;
+
+    use super::super::MAX_UNASKED;
     use super::*;
     use crate::cloud::ecs::{ServiceInput, ServiceState, ServiceUpdate, TaskDefinitionInput};
     use crate::cloud::{CloudError, ErrorKind, Tags, ops};
