@@ -461,6 +461,10 @@ impl Controller {
                 tracing::warn!(token, seen, "status write refused: another replica holds this shard now");
                 Written::Fenced
             }
+            Err(StoreError::StaleStatus { generation, stored, .. }) => {
+                tracing::info!(generation, stored, "status write refused: a newer generation's status is stored");
+                Written::Stale
+            }
             Err(StoreError::NotFound { .. }) => Written::Gone,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot write status; retrying with backoff");
@@ -501,6 +505,9 @@ enum Written {
     Unchanged,
     /// A newer lease holder wrote first: this replica no longer owns the resource.
     Fenced,
+    /// A status of a newer generation was stored meanwhile: this reconcile
+    /// read the resource before its spec changed.
+    Stale,
     /// The resource is gone.
     Gone,
     /// The store failed (unavailable, a transient error).
@@ -514,6 +521,8 @@ fn next_after(result: Result<Option<Duration>, Retry>, written: Written) -> Next
     match (written, result) {
         // Another replica owns it now, or it is gone.
         (Written::Fenced, _) => Next::Drop,
+        // Look again at once, at the generation now stored.
+        (Written::Stale, _) => Next::After(Duration::ZERO),
         (Written::Gone, _) => Next::Done,
         // AWS may have changed and status does not say so: look again soon.
         (Written::Failed, _) => Next::Retry,
@@ -612,6 +621,9 @@ mod tests {
             // Fenced off: another replica holds the shard now.
             (Ok(Some(d)), Written::Fenced, Next::Drop),
             (Err(Retry::Backoff), Written::Fenced, Next::Drop),
+            // Read before the spec changed: again, at the new generation.
+            (Ok(Some(d)), Written::Stale, Next::After(Duration::ZERO)),
+            (Err(Retry::Backoff), Written::Stale, Next::After(Duration::ZERO)),
             // Gone meanwhile.
             (Ok(Some(d)), Written::Gone, Next::Done),
             (Err(Retry::Backoff), Written::Ok, Next::Retry),

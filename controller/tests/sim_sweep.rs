@@ -17,8 +17,11 @@
 //!   next build, so only the end of a seed can ask for exactly one);
 //! - `observedGeneration` never goes backwards;
 //! - no key is reconciled twice at once by one replica, nor by two replicas
-//!   unless leases were just taken away (then fencing keeps the stale writer's
-//!   status out, which the generation check above would catch);
+//!   that both trust its shard's lease, unless leases were taken away less
+//!   than a lease period ago (then fencing keeps the stale writer's status
+//!   out, which the generation check above would catch); a replica still
+//!   inside a reconcile whose lease lapsed is not acting (its gate refuses
+//!   every AWS call);
 //!
 //! and at the end of each seed:
 //! - once the faults stop, everything converges: every resource `Synced` and
@@ -43,7 +46,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -269,6 +272,9 @@ fn plan(seed: u64) -> Plan {
 /// Shards the replicas share.
 const SHARDS: u32 = 8;
 
+/// The replicas' lease period.
+const LEASE: Duration = Duration::from_secs(2);
+
 type InFlightCounts = (HashMap<(String, String), u32>, HashMap<String, u32>);
 
 /// What the checks found, shared by the monitor, the reconciler probes and the test.
@@ -277,13 +283,19 @@ struct Findings {
     violations: Mutex<Vec<String>>,
     /// Reconciles in progress per (replica, key) and per key.
     in_flight: Mutex<InFlightCounts>,
-    /// Leases were taken away since the last settle: two replicas may overlap.
-    leases_stolen: AtomicBool,
+    /// When leases were last taken away: until every hold from before has
+    /// lapsed (a lease period later), two replicas may both trust a shard.
+    leases_stolen: Mutex<Option<tokio::time::Instant>>,
     /// Each replica's leases by name, to tell whether it still trusts a shard.
     leases: Mutex<HashMap<String, Arc<ShardLeases>>>,
 }
 
 impl Findings {
+    /// Leases were taken away less than a lease period ago.
+    fn stolen_lately(&self) -> bool {
+        self.leases_stolen.lock().unwrap().is_some_and(|at| at.elapsed() < LEASE)
+    }
+
     fn violate(&self, what: String) {
         let mut v = self.violations.lock().unwrap();
         if v.len() < 20 {
@@ -341,7 +353,7 @@ impl Exclusive {
         drop(g);
         if here > 1 {
             self.findings.violate(format!("{key} reconciled twice at once by {}", self.replica));
-        } else if anywhere > 1 && !self.findings.leases_stolen.load(Ordering::SeqCst) {
+        } else if anywhere > 1 && !self.findings.stolen_lately() {
             let shard = shard_of(r.kind.as_str(), &r.namespace, &r.name, SHARDS);
             let leases = self.findings.leases.lock().unwrap();
             for other in others {
@@ -410,7 +422,7 @@ impl World {
             })
             .collect();
         let opts = Options {
-            lease: Duration::from_secs(2),
+            lease: LEASE,
             renew: Duration::from_millis(300),
             workers: 4,
             // Production resyncs every 300 s as the last line behind the change
@@ -677,8 +689,9 @@ async fn run_seed(store: Store, seed: u64, health_port: u16) -> Outcome {
                 }
             }
             Action::StealLeases => {
-                w.findings.leases_stolen.store(true, Ordering::SeqCst);
+                *w.findings.leases_stolen.lock().unwrap() = Some(tokio::time::Instant::now());
                 steal_leases(&w.prefix).await;
+                *w.findings.leases_stolen.lock().unwrap() = Some(tokio::time::Instant::now());
                 outcome.steals += 1;
             }
         }
@@ -719,7 +732,6 @@ async fn run_seed(store: Store, seed: u64, health_port: u16) -> Outcome {
         );
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
-    w.findings.leases_stolen.store(false, Ordering::SeqCst);
     // A crash point the run has not reached yet may still come during the
     // deletion; one that never comes is disarmed at the end.
 

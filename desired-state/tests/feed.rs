@@ -193,6 +193,19 @@ async fn status_writes_are_fenced_and_skip_no_ops(pool: PgPool) {
         .write_status(Kind::Relay, "default", "gw", r.uid, &json!({"observedGeneration": 1, "x": 1}), Some(6))
         .await;
     assert!(newer.is_ok());
+    // A status of an older generation is refused, whatever its token: a
+    // reconcile that read the resource before its spec changed finished last.
+    let at2 = json!({"observedGeneration": 2, "conditions": []});
+    api.store.write_status(Kind::Relay, "default", "gw", r.uid, &at2, Some(6)).await.unwrap();
+    let older = api.store.write_status(Kind::Relay, "default", "gw", r.uid, &s1, Some(7)).await;
+    assert!(matches!(older, Err(desired_state::StoreError::StaleStatus { generation: 1, stored: 2, .. })), "{older:?}");
+    let stored = api.store.get(Kind::Relay, "default", "gw").await.unwrap();
+    assert_eq!((stored.status["observedGeneration"].as_i64(), stored.status_fence), (Some(2), 6));
+    let newer = api
+        .store
+        .write_status(Kind::Relay, "default", "gw", r.uid, &json!({"observedGeneration": 2, "x": 1}), Some(6))
+        .await;
+    assert!(newer.is_ok());
     // The API ignores status sent by clients.
     let mut d = relay("gw", "default", "nginx:1");
     d["status"] = json!({"observedGeneration": 99});

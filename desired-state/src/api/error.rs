@@ -140,6 +140,7 @@ impl From<StoreError> for ApiError {
             StoreError::Expired { .. } => ApiError::new(StatusCode::GONE, "Expired", e.to_string()),
             StoreError::Conflict { .. }
             | StoreError::Fenced { .. }
+            | StoreError::StaleStatus { .. }
             | StoreError::NameTaken { .. }
             | StoreError::SourceSuspended { .. } => ApiError::conflict(e.to_string()),
             StoreError::Invalid { errors, .. } => ApiError::invalid(errors.clone()),

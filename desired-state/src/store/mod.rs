@@ -63,6 +63,14 @@ pub enum StoreError {
     Owned { kind: Kind, namespace: String, name: String, reason: String },
     #[error("{kind} {namespace}/{name}: status write with fencing token {token} refused; the store has seen {seen}")]
     Fenced { kind: Kind, namespace: String, name: String, token: i64, seen: i64 },
+    /// A status observed at an older generation than the stored one (a
+    /// reconcile that read the resource before its spec changed, finishing
+    /// after one that read the change): it would make `observedGeneration`
+    /// go back, so it is not written.
+    #[error(
+        "{kind} {namespace}/{name}: status of generation {generation} refused; the stored status is of generation {stored}"
+    )]
+    StaleStatus { kind: Kind, namespace: String, name: String, generation: i64, stored: i64 },
     #[error("revision {generation} of {kind} {namespace}/{name} not found")]
     RevisionNotFound { kind: Kind, namespace: String, name: String, generation: i64 },
     #[error("token {0:?} already exists")]

@@ -442,7 +442,11 @@ impl Store {
     /// Writes status through its own path: never bumps `generation`. A write
     /// that changes nothing is skipped. With a fencing token, the write is refused
     /// when the store has accepted a newer token for this resource, so a replica
-    /// that lost its lease cannot overwrite newer status.
+    /// that lost its lease cannot overwrite newer status. A status of an older
+    /// generation than the stored one is refused too (`StaleStatus`), whatever
+    /// its token: a replica whose lease lapsed without its knowing (Redis lost
+    /// the lease) may write newer status before the new holder writes what it
+    /// read earlier, and `observedGeneration` never goes back.
     pub async fn write_status(
         &self,
         kind: Kind,
@@ -452,15 +456,18 @@ impl Store {
         status: &Value,
         fence: Option<i64>,
     ) -> Result<StoredResource, StoreError> {
-        // The common case in one statement: the status differs and the token
-        // is not stale. The row lock taken by the UPDATE makes the fence check
-        // see the latest committed token.
+        // The common case in one statement: the status differs, the token is
+        // not stale, and the status is not of an older generation than the
+        // stored one. The row lock taken by the UPDATE makes the checks see
+        // the latest committed row.
         let fast: Option<StoredResource> = sqlx::query_as(sql!(
             "WITH r AS ( \
                  UPDATE resources SET status = $2, resource_version = nextval('resource_versions'), \
                  status_fence = GREATEST(status_fence, COALESCE($3, status_fence)) \
                  WHERE uid = $1 AND kind = $4 AND namespace = $5 AND name = $6 \
                  AND ($3::bigint IS NULL OR $3 >= status_fence) AND status IS DISTINCT FROM $2 \
+                 AND COALESCE(($2::jsonb ->> 'observedGeneration')::bigint, 0) \
+                     >= COALESCE((status ->> 'observedGeneration')::bigint, 0) \
                  RETURNING {COLUMNS} \
              ), ch AS ( \
                  INSERT INTO changes (kind, namespace, name, uid, op, generation, resource_version) \
@@ -479,7 +486,7 @@ impl Store {
             self.pending.notify_one();
             return Ok(row);
         }
-        // Otherwise find out why: gone, fenced off, or nothing to change.
+        // Otherwise find out why: gone, fenced off, stale, or nothing to change.
         let mut tx = self.begin().await?;
         let old = select_for_update(&mut tx, kind, namespace, name)
             .await?
@@ -494,6 +501,16 @@ impl Store {
                 name: name.into(),
                 token,
                 seen: old.status_fence,
+            });
+        }
+        let observed = |s: &Value| s["observedGeneration"].as_i64().unwrap_or(0);
+        if observed(status) < observed(&old.status) {
+            return Err(StoreError::StaleStatus {
+                kind,
+                namespace: namespace.into(),
+                name: name.into(),
+                generation: observed(status),
+                stored: observed(&old.status),
             });
         }
         let new_fence = fence.unwrap_or(old.status_fence).max(old.status_fence);

@@ -65,9 +65,13 @@ impl InstanceObserver {
             .await
     }
 
-    /// Says a reconcile of the node `uid` is coming (the controller queued it).
-    pub fn expect(&self, uid: &str) {
+    /// Says a reconcile of the node `uid` is coming (the controller queued
+    /// it), with the instance its status records, whose checks it will want.
+    pub fn expect(&self, uid: &str, instance_id: Option<&str>) {
         self.instances.expect(REGION, uid);
+        if let Some(id) = instance_id {
+            self.checks.expect(REGION, id);
+        }
     }
 
     /// Stops observing a node and its instances (it was deleted).
@@ -135,7 +139,7 @@ mod tests {
         assert_eq!(calls(), 3);
         // A sweep: the rest were announced, so the next describe takes them all.
         for uid in &uids {
-            observer.expect(uid);
+            observer.expect(uid, None);
         }
         for uid in &uids {
             let found = observer.instances(ec2.as_ref(), uid, observer.stale_after()).await.unwrap();
@@ -154,7 +158,7 @@ mod tests {
         // Status checks batch the same way.
         let before = sim.call_count(&ops::DESCRIBE_INSTANCE_STATUS);
         for uid in &uids[1..] {
-            observer.checks.expect(REGION, &ids[uid]);
+            observer.expect(uid, Some(&ids[uid]));
         }
         for uid in &uids[1..] {
             observer.checks(ec2.as_ref(), &ids[uid], observer.stale_after()).await.unwrap();

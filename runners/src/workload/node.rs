@@ -288,7 +288,7 @@ impl Reconcile for Nodes {
     }
 
     fn expect(&self, t: &NodeTarget<'_>) {
-        self.observer.expect(t.uid);
+        self.observer.expect(t.uid, t.status.instance_id.as_deref());
     }
 }
 
