@@ -74,6 +74,13 @@ impl InstanceObserver {
         }
     }
 
+    /// Stops observing the status checks of an instance the node no longer
+    /// uses (replaced): AWS forgets terminated instances, and an id it does
+    /// not know fails a whole DescribeInstanceStatus.
+    pub fn replaced(&self, instance_id: &str) {
+        self.checks.forget(REGION, instance_id, true);
+    }
+
     /// Stops observing a node and its instances (it was deleted).
     pub fn forget(&self, uid: &str, instance_ids: &[String]) {
         self.instances.forget(REGION, uid, true);

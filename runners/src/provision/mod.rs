@@ -73,13 +73,12 @@ pub enum ProvisionError {
     Timeout(Duration, String),
     #[error("{0}")]
     Request(#[from] RequestError),
-    #[error("the {0} client tokens of this shape and incarnation all name instances that are gone")]
+    #[error("none of the {0} client tokens of this shape and incarnation could launch an instance of it")]
     Relaunches(u32),
 }
 
 /// Instances one shape of one incarnation may go through (returns to an
-/// earlier shape) before a build gives up; a node that did is recovered with
-/// a new incarnation.
+/// earlier shape) before its builds fail with [`ProvisionError::Relaunches`].
 const MAX_RELAUNCHES: u32 = 32;
 
 /// The hash of everything that shapes the instance.
@@ -277,8 +276,10 @@ impl<'a> Provisioner<'a> {
         let mut volumes = self.volumes(&req.uid).await?;
         volumes.sort_by_key(|v| v.attached_to.is_none());
         if let Some(v) = volumes.first() {
-            // Two volumes can only come from an endpoint that ignores client
-            // tokens; the extra one is empty and unattached.
+            // Two volumes come from an endpoint that ignores client tokens,
+            // or from a reclaimed volume a stale read did not show when the
+            // last build ran; the extra one is unattached (the attached one,
+            // sorted first, holds the data).
             for extra in volumes.iter().skip(1).filter(|v| v.attached_to.is_none()) {
                 tracing::warn!(volume = %extra.id, "deleting a duplicate data volume");
                 self.ec2.delete_volume(&extra.id).await?;
@@ -384,19 +385,21 @@ impl<'a> Provisioner<'a> {
     /// Launches the node's instance of shape `want`, idempotently.
     ///
     /// The client token is the uid, the shape, the incarnation and a
-    /// relaunch number `k`, tried from 0: a token whose instance is
-    /// terminated (the node returned to an earlier shape: a rollback), or
-    /// that AWS refuses as used with other parameters, moves on to `k + 1`.
-    /// So a build retried after a crash, or a later generation of the same
-    /// shape after a build that launched and then failed, gets back the
-    /// instance already launched even when DescribeInstances does not list it
-    /// yet; only a shape whose every earlier instance is gone gets a new one.
-    /// (The generation is tagged after the launch for the same reason: a
-    /// parameter that changes between generations would make the token's
-    /// instance unreachable.)
+    /// relaunch number `k`, tried from 0: a token whose instance is gone or
+    /// no longer of this shape (the node returned to an earlier shape: a
+    /// rollback; an in-place update changed it), or that AWS refuses as used
+    /// with other parameters, moves on to `k + 1`. So a build retried after a
+    /// crash, or a later generation of the same shape after a build that
+    /// launched and then failed, gets back the instance already launched even
+    /// when DescribeInstances does not list it yet; only a shape whose every
+    /// earlier instance is gone gets a new one. The launch carries only
+    /// Mooring's own tags, which never change for a node; `spec.tags` and
+    /// the generation are put on right after (a parameter that changes
+    /// between builds would make the token's instance unreachable).
     async fn launch(&self, req: &ProvisionRequest, want: &str, base: &str) -> Result<Instance, ProvisionError> {
         let spec = &req.spec;
-        let mut tags = Self::tags(req, "instance");
+        let mut tags: Tags =
+            Self::tags(req, "instance").into_iter().filter(|(k, _)| k.starts_with("mooring:")).collect();
         tags.insert(TAG_INSTANCE_HASH.into(), want.to_string());
         tags.insert(TAG_BASE_HASH.into(), base.to_string());
         let mut input = InstanceInput {
@@ -413,8 +416,11 @@ impl<'a> Provisioner<'a> {
             let purpose = if k == 0 { format!("instance-{want}") } else { format!("instance-{want}-{k}") };
             input.client_token = names::client_token(&req.uid, &purpose, i64::from(req.incarnation), 64);
             match self.ec2.run_instance(&input).await {
-                Ok(i) if matches!(i.state, InstanceState::ShuttingDown | InstanceState::Terminated) => {
-                    tracing::info!(instance = %i.id, relaunch = k, "this token's instance is gone; the next token");
+                Ok(i)
+                    if matches!(i.state, InstanceState::ShuttingDown | InstanceState::Terminated)
+                        || i.tags.get(TAG_INSTANCE_HASH).is_some_and(|h| h != want) =>
+                {
+                    tracing::info!(instance = %i.id, relaunch = k, "this token's instance is gone or reshaped; the next token");
                 }
                 Ok(i) => {
                     tracing::info!(instance = %i.id, instance_type = %spec.instance_type, relaunch = k, "launched an instance");

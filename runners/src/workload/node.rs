@@ -705,7 +705,9 @@ impl Nodes {
             ));
         }
         // Until the build's instance is seen, no instance is the node's.
-        r.status.instance_id = None;
+        if let Some(old) = r.status.instance_id.take() {
+            self.observer.replaced(&old);
+        }
         r.status.private_ip = None;
         r.status.build = Some(intent.clone());
         self.build_conditions(t, &intent, &mut r);
@@ -740,6 +742,9 @@ impl Nodes {
     ) -> Result<(), ReconcileError> {
         let (g, now) = (t.generation, t.now);
         let spec = t.spec;
+        if let Some(old) = t.status.instance_id.as_deref().filter(|old| *old != i.id) {
+            self.observer.replaced(old);
+        }
         r.status.instance_id = Some(i.id.clone());
         r.status.private_ip = i.private_ip.clone();
         if let Some((_, volume)) = i.volumes.iter().find(|(d, _)| d == userdata::DATA_DEVICE) {

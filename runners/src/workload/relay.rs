@@ -366,12 +366,20 @@ impl Workloads {
             rec.engine_version.get_or_insert_with(|| spec.engine_version.clone());
         }
         rec.endpoint = group.primary_endpoint.clone();
+        // Seen alive: a deletion noted earlier (of a failed group) is over.
+        if !matches!(group.status.as_str(), "deleting" | "create-failed") {
+            rec.deleting = false;
+        }
         let state = match group.status.as_str() {
             "available" => self.change_cache(calls, &group, spec, &mut rec, events).await?,
             "creating" if rec.endpoint.is_none() => CacheState::Creating,
             // Useless and billed: delete it; once gone it is created again.
             "create-failed" => {
-                calls.caches.delete_replication_group(&group.id).await?;
+                match calls.caches.delete_replication_group(&group.id).await {
+                    // A stale read: it is being deleted (or gone) already.
+                    Err(e) if e.is(ErrorKind::NotFound) || e.is(ErrorKind::Invalid) => {}
+                    other => other?,
+                }
                 events.push(Event::warning(
                     reason::CACHE_CREATE_FAILED,
                     format!(
@@ -468,7 +476,9 @@ impl Workloads {
             // Never became ours (a crash before the create, and someone else's group).
             return Ok(None);
         }
-        match rec.deletion_policy {
+        // A group that failed to create holds nothing worth keeping, and is billed.
+        let policy = if group.status == "create-failed" { DeletionPolicy::Delete } else { rec.deletion_policy };
+        match policy {
             DeletionPolicy::Retain => {
                 calls.caches.remove_tags(&group.arn, &[TAG_UID.to_string(), TAG_NAME.to_string()]).await?;
                 events.push(Event::normal("CacheReleased", format!("left replication group {} in place", group.id)));

@@ -36,10 +36,12 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
     // schemathesis 4.32 itself sometimes fails without a finding: its test-case
     // generator crashes (a Hypothesis `FlakyFailure` around a `KeyError` in its
     // cache, with two workers: a "Runtime Error"), or (seen once in CI) its
-    // output stops after a phase, with no summary and nothing on stderr. A run that failed
-    // without a FAILURES section is the tool's, not a finding: it is shown
-    // with its exit status and run once more; any failed check fails at once.
-    let tool_error_only = |stdout: &str| !stdout.contains("FAILURES");
+    // output stops after a phase, with no summary and nothing on stderr. Such a
+    // run is the tool's, not a finding: it is shown with its exit status and
+    // run once more; a failed check, or any other error, fails at once.
+    let tool_error_only = |stdout: &str| {
+        !stdout.contains("FAILURES") && (stdout.contains("Runtime Error") || !stdout.contains("SUMMARY"))
+    };
     if !out.status.success() && tool_error_only(&String::from_utf8_lossy(&out.stdout)) {
         eprintln!(
             "schemathesis ended ({}) without a finding; running it again:\n{}\n{}",
