@@ -402,7 +402,11 @@ impl World {
     /// A replica running every reconciler (node builds run the provisioner
     /// in-process), each wrapped in the [`Exclusive`] probe. A crashed replica
     /// is replaced by one under a new name.
-    fn start(&self, name: &str) -> Replica {
+    fn start(&self, name: &str) -> (Replica, Store) {
+        // A pool of its own, as a process has: a crash closes it, so whatever
+        // the replica had in flight in Postgres ends as a killed process's
+        // connections do, and no connection it used is handed to anyone else.
+        let store = self.store.dedicated(12);
         let workloads = Workloads::new(
             self.cloud.cloud(),
             WorkloadConfig {
@@ -413,7 +417,7 @@ impl World {
                 ..WorkloadConfig::default()
             },
         );
-        let (nodes, sets) = nodes_and_sets(&self.store, &self.cloud, 20);
+        let (nodes, sets) = nodes_and_sets(&store, &self.cloud, 20);
         let reconcilers: Reconcilers = controller::workloads::reconcilers(Some(workloads), Some(nodes), Some(sets))
             .into_iter()
             .map(|(kind, inner)| {
@@ -435,9 +439,9 @@ impl World {
             shards: SHARDS,
             ..Options::default()
         };
-        let replica = start_replica_with(&self.store, &self.prefix, name, reconcilers, &opts);
+        let replica = start_replica_with(&store, &self.prefix, name, reconcilers, &opts);
         self.findings.leases.lock().unwrap().insert(name.to_owned(), replica.controller.leases().clone());
-        replica
+        (replica, store)
     }
 
     async fn resources(&self) -> Vec<StoredResource> {
@@ -583,7 +587,8 @@ fn settled(r: &StoredResource) -> bool {
 
 /// The replicas of a seed, restarted under new names after a crash.
 struct Replicas {
-    running: Vec<Replica>,
+    /// Each with its own pool.
+    running: Vec<(Replica, Store)>,
     started: u32,
     crash: Option<Arc<Notify>>,
 }
@@ -611,8 +616,9 @@ impl Replicas {
         };
         if fired {
             self.crash = None;
-            for r in self.running.drain(..) {
+            for (r, store) in self.running.drain(..) {
                 crash(r, &w.prefix).await;
+                close(store).await;
             }
             for _ in 0..2 {
                 self.spawn(w);
@@ -622,9 +628,18 @@ impl Replicas {
     }
 
     async fn shutdown(self) {
-        for r in self.running {
+        for (r, store) in self.running {
             r.shutdown().await;
+            close(store).await;
         }
+    }
+}
+
+/// Closes a replica's pool: its connections end, and Postgres rolls back
+/// whatever they had open.
+async fn close(store: Store) {
+    if tokio::time::timeout(Duration::from_secs(10), store.pool().close()).await.is_err() {
+        panic!("a crashed replica's connections were not released within 10 s");
     }
 }
 
