@@ -516,17 +516,10 @@ impl Workloads {
         {
             self.remove_native_scaling(&calls, id, &mut vec![]).await?;
         }
-        let (service, retiring, left) =
-            self.retire_recorded(&calls, t, &t.status.service, &t.status.retiring_services, policy).await?;
-        if !left.is_empty() {
-            let message = format!("waiting for service {}", left.join(", "));
-            return Ok(match Teardown::pending(t, message, self.config.poll_in_flight) {
-                Teardown::Pending(mut r) => {
-                    (r.status.service, r.status.retiring_services) = (service, retiring);
-                    Teardown::Pending(r)
-                }
-                done => done,
-            });
+        let (service, retiring) = (&t.status.service, &t.status.retiring_services);
+        let keep = |s: &mut RelayStatus, service, retiring| (s.service, s.retiring_services) = (service, retiring);
+        if let Some(waiting) = self.retire_recorded(&calls, t, service, retiring, policy, keep).await? {
+            return Ok(waiting);
         }
         if policy == DeletionPolicy::Delete
             && let Some(family) = &t.status.task_family

@@ -24,7 +24,7 @@ use crate::cloud::ecs::{
 use crate::cloud::metrics::ServiceKey;
 use crate::cloud::{Ecs, ErrorKind, TAG_NAME, TAG_RENDER_HASH, TAG_UID, Tags};
 use crate::names;
-use crate::reconcile::{ReconcileError, Reconciled, Target};
+use crate::reconcile::{ReconcileError, Reconciled, Target, Teardown};
 
 /// How many of a family's newest revisions are searched for an already
 /// registered rendering (after a crash between register and status write).
@@ -629,17 +629,21 @@ impl Workloads {
         }
     }
 
-    /// Retires every service a status records (its service and those still
-    /// being retired after a move) per `policy`. Returns the records as they
-    /// now stand, for the status, and the services not gone yet.
-    pub(super) async fn retire_recorded<S, St>(
+    /// The first step of a relay's or worker's teardown: retires every
+    /// service its status records (its service and those still being retired
+    /// after a move) per `policy`. While any is not gone yet, the pending
+    /// teardown to report, with the records as they now stand put back into
+    /// the status by `keep`; `None` once all are gone.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn retire_recorded<S, St: Clone>(
         &self,
         calls: &Calls<'_>,
         target: &Target<'_, S, St>,
         service: &Option<ServiceRef>,
         retiring: &[ServiceRef],
         policy: DeletionPolicy,
-    ) -> Result<(Option<ServiceRef>, Vec<ServiceRef>, Vec<String>), ReconcileError> {
+        keep: impl FnOnce(&mut St, Option<ServiceRef>, Vec<ServiceRef>),
+    ) -> Result<Option<Teardown<St>>, ReconcileError> {
         let (mut service, mut retiring) = (service.clone(), retiring.to_vec());
         let mut left = vec![];
         for s in service.iter_mut().chain(retiring.iter_mut()) {
@@ -648,7 +652,15 @@ impl Workloads {
                 left.push(format!("{} in {} ({how})", s.name, s.cluster));
             }
         }
-        Ok((service, retiring, left))
+        if left.is_empty() {
+            return Ok(None);
+        }
+        let message = format!("waiting for service {}", left.join(", "));
+        let mut waiting = Teardown::pending(target, message, self.config.poll_in_flight);
+        if let Teardown::Pending(r) = &mut waiting {
+            keep(&mut r.status, service, retiring);
+        }
+        Ok(Some(waiting))
     }
 
     /// Deregisters every revision of `family` that carries this resource's
