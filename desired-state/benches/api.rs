@@ -4,6 +4,10 @@
 //! `cargo bench -p desired-state --bench api` (needs the local stack; see
 //! docs/BENCHMARKS.md). Set `BENCH_SECONDS` (default 10) and `BENCH_CLIENTS`
 //! (default 16).
+//!
+//! The API server runs in another process (this program again, with
+//! `BENCH_SERVE_DATABASE_URL` set), as it does in production, so the load
+//! generator's work is not counted against the server's runtime.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +17,7 @@ use desired_state::redis::RedisHandle;
 use desired_state::signing::Signer;
 use desired_state::store::{ChangeFeed, Store};
 use serde_json::json;
+use tokio::io::AsyncBufReadExt;
 
 struct Phase {
     name: &'static str,
@@ -20,6 +25,58 @@ struct Phase {
     elapsed: Duration,
     latencies: Vec<Duration>,
     errors: usize,
+    cpu: Cpu,
+}
+
+/// CPU time (user + system, in clock ticks of 10 ms) of the server process,
+/// of every Postgres process, and of this load generator.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cpu {
+    server: u64,
+    postgres: u64,
+    load: u64,
+}
+
+impl Cpu {
+    /// Reads the counters now (Linux `/proc`; zero elsewhere).
+    fn now(server: u32) -> Cpu {
+        let ticks = |pid: &str| -> Option<(String, u64)> {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (head, rest) = stat.rsplit_once(')')?;
+            let comm = head.split_once('(')?.1.to_string();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // Fields 14 and 15 (utime, stime), counted from the state (field 3).
+            Some((comm, f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?))
+        };
+        let postgres = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| ticks(e.file_name().to_str()?))
+            .filter(|(comm, _)| comm == "postgres")
+            .map(|(_, t)| t)
+            .sum();
+        Cpu { server: ticks(&server.to_string()).map_or(0, |t| t.1), postgres, load: ticks("self").map_or(0, |t| t.1) }
+    }
+
+    fn since(self, before: Cpu) -> Cpu {
+        Cpu {
+            server: self.server - before.server,
+            postgres: self.postgres - before.postgres,
+            load: self.load - before.load,
+        }
+    }
+
+    /// Microseconds of CPU per operation, for each part.
+    fn per_op(self, ops: usize) -> String {
+        let us = |t: u64| t as f64 * 10_000.0 / ops.max(1) as f64;
+        format!(
+            "server {:.0} µs, Postgres {:.0} µs, load generator {:.0} µs",
+            us(self.server),
+            us(self.postgres),
+            us(self.load)
+        )
+    }
 }
 
 impl Phase {
@@ -45,8 +102,41 @@ fn relay(name: &str, image: &str) -> serde_json::Value {
            "spec": {"cluster": "prod", "containers": [{"name": "app", "image": image, "port": 8000}], "scaling": {"min": 1, "max": 4}}})
 }
 
+/// The server process: the store and the API on a free port, which it
+/// prints; it runs until its parent kills it.
+async fn serve(url: &str) {
+    let store = Store::connect_lazy(
+        &desired_state::store::StoreConfig { max_connections: 40, ..desired_state::store::StoreConfig::new(url) },
+        Signer::generate(),
+    )
+    .expect("a store");
+    store.migrate().await.expect("migrations");
+    store.ensure_token("bench", "bench-token", &["admin:*".into()]).await.expect("a token");
+    let feed = ChangeFeed::start(store.dedicated(4));
+    let redis = Arc::new(
+        RedisHandle::new(&std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()))
+            .expect("redis"),
+    );
+    let state = Arc::new(AppState::new(store, feed, Some(redis), ApiConfig { rate_limit: None, ..Default::default() }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    println!("http://{}", listener.local_addr().expect("an address"));
+    api::serve(listener, state, std::future::pending()).await.expect("the server");
+}
+
+/// The writes per committed transaction, from the server's `/metrics`.
+async fn writes_per_commit(http: &reqwest::Client, base: &str) -> Option<(f64, f64)> {
+    let text = http.get(format!("{base}/metrics")).bearer_auth("bench-token").send().await.ok()?.text().await.ok()?;
+    let value = |name: &str| {
+        text.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+    };
+    Some((value("mooring_store_write_batch_writes_sum")?, value("mooring_store_write_batch_writes_count")?))
+}
+
 #[tokio::main]
 async fn main() {
+    if let Ok(url) = std::env::var("BENCH_SERVE_DATABASE_URL") {
+        return serve(&url).await;
+    }
     let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
     let clients: usize = std::env::var("BENCH_CLIENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(16);
     let base_url =
@@ -57,29 +147,23 @@ async fn main() {
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&admin).await.expect("create db");
     let url = format!("{server_url}/{db}");
 
-    let store = Store::connect_lazy(
-        &desired_state::store::StoreConfig { max_connections: 40, ..desired_state::store::StoreConfig::new(&url) },
-        Signer::generate(),
-    )
-    .unwrap();
-    store.migrate().await.unwrap();
-    store.ensure_token("bench", "bench-token", &["admin:*".into()]).await.unwrap();
-    let feed = ChangeFeed::start(store.dedicated(4));
-    let redis = Arc::new(
-        RedisHandle::new(&std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())).unwrap(),
-    );
-    let state =
-        Arc::new(AppState::new(store.clone(), feed, Some(redis), ApiConfig { rate_limit: None, ..Default::default() }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { api::serve(listener, state, std::future::pending()).await.unwrap() });
+    let mut server = tokio::process::Command::new(std::env::current_exe().expect("this program"))
+        .env("BENCH_SERVE_DATABASE_URL", &url)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the server process");
+    let mut lines = tokio::io::BufReader::new(server.stdout.take().expect("its stdout")).lines();
+    let base = lines.next_line().await.expect("the server's address").expect("the server started");
     let http = reqwest::Client::builder().pool_max_idle_per_host(clients * 2).build().unwrap();
 
+    let server_pid = server.id().unwrap_or_default();
     let run = |name: &'static str, op: u8| {
         let http = http.clone();
         let base = base.clone();
         async move {
             let start = Instant::now();
+            let cpu_before = Cpu::now(server_pid);
             let mut tasks = Vec::new();
             for c in 0..clients {
                 let http = http.clone();
@@ -167,18 +251,21 @@ async fn main() {
             }
             // Each client measures for exactly `seconds` after its own preparation.
             let _ = start.elapsed();
-            Phase { name, ops: latencies.len(), elapsed: Duration::from_secs(seconds), latencies, errors }
+            let cpu = Cpu::now(server_pid).since(cpu_before);
+            Phase { name, ops: latencies.len(), elapsed: Duration::from_secs(seconds), latencies, errors, cpu }
         }
     };
     let creates = run("create (POST)", 0).await;
+    let after_creates = writes_per_commit(&http, &base).await;
     let updates = run("update (PUT)", 1).await;
+    let after_updates = writes_per_commit(&http, &base).await;
     let reads = run("read (GET)", 2).await;
 
     // pgbench baseline: a single-row insert transaction, same clients, same time.
     let script = std::env::temp_dir().join("mooring-pgbench.sql");
     std::fs::write(&script, "INSERT INTO bench_baseline (k, v) VALUES ('x', '{\"a\": 1}');\n").unwrap();
     sqlx::query("CREATE TABLE IF NOT EXISTS bench_baseline (id bigserial PRIMARY KEY, k text, v jsonb, at timestamptz DEFAULT now())")
-        .execute(store.pool())
+        .execute(&sqlx::PgPool::connect(&url).await.expect("connect to the bench database"))
         .await
         .unwrap();
     let host_port = server_url.rsplit_once('@').map(|(_, h)| h).unwrap_or("127.0.0.1:5432");
@@ -193,7 +280,8 @@ async fn main() {
             "postgres",
             "-n",
             "-c",
-            &clients.to_string(),
+            // Within Postgres's default 100 connections beside the server's pool.
+            &clients.min(32).to_string(),
             "-j",
             "2",
             "-T",
@@ -218,6 +306,9 @@ async fn main() {
     for p in [&creates, &updates, &reads] {
         println!("{}", p.row());
     }
+    for p in [&creates, &updates, &reads] {
+        println!("CPU per {}: {}", p.name, p.cpu.per_op(p.ops));
+    }
     match baseline {
         Some(tps) => {
             println!("| pgbench single-row insert | | {tps:.0} | | | |");
@@ -229,6 +320,13 @@ async fn main() {
         }
         None => println!("pgbench not found: no baseline"),
     }
-    drop(store);
+    if let (Some((s1, c1)), Some((s2, c2))) = (after_creates, after_updates) {
+        println!(
+            "writes per committed transaction: creates {:.1}, updates {:.1}",
+            s1 / c1.max(1.0),
+            (s2 - s1) / (c2 - c1).max(1.0)
+        );
+    }
+    drop(server);
     let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {db} WITH (FORCE)"))).execute(&admin).await;
 }

@@ -281,3 +281,37 @@ async fn compaction_keeps_a_window_and_an_older_position_is_told_to_list_again(p
     }
     assert_eq!(got, (7..=11).collect::<Vec<_>>());
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_quiet_filtered_watch_with_bookmarks_learns_how_far_it_has_read(pool: PgPool) {
+    let api = start(pool).await;
+    for i in 0..3 {
+        api.post_json(RELAYS, &relay(&format!("r{i}"), "default", "nginx:1")).await;
+    }
+    // The sequencer numbers the three creates.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let seq = loop {
+        let seq = api.store.current_seq().await.unwrap();
+        if seq >= 3 || tokio::time::Instant::now() > deadline {
+            break seq;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(seq, 3);
+    let watch = |query: String| api.http.get(api.url(&format!("/v1/watch?{query}"))).bearer_auth(&api.admin).send();
+
+    // A watch of workers from the start: no change of its own, but a
+    // bookmark of the position it got past.
+    let resp = watch("since=0&kind=worker&bookmarks=true".into()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let first = read_events(resp, 1).await;
+    assert_eq!(first, vec![(seq, json!({"seq": seq}))], "a bookmark, not a change");
+
+    // Resuming from the bookmark: the worker created since is the next event.
+    api.post_json("/v1/namespaces/default/workers", &common::worker("w", "default")).await;
+    let resp = watch(format!("since={seq}&kind=worker&bookmarks=true")).await.unwrap();
+    let next = read_events(resp, 1).await;
+    assert_eq!(next[0].0, seq + 1);
+    assert_eq!(next[0].1["op"], "create");
+    assert_eq!(next[0].1["name"], "w");
+}

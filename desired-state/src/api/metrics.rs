@@ -68,6 +68,11 @@ impl Metrics {
         registry.register("http_requests", "HTTP requests by method, route and status", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency", duration.clone());
         registry.register("http_rate_limited", "Requests refused by the per-token rate limit", rate_limited.clone());
+        registry.register(
+            "store_write_batch_writes",
+            "Spec writes per committed transaction (group commit)",
+            crate::store::group_commit::metrics::BATCH_WRITES.clone(),
+        );
         Metrics { registry: Mutex::new(registry), requests, duration, rate_limited }
     }
 

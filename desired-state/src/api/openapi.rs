@@ -218,6 +218,7 @@ fn operation(o: &Operation) -> Value {
         params.push(query("since", json!({"type": "integer", "minimum": 0})));
         params.push(query("kind", json!({"type": "string"})));
         params.push(query("namespace", json!({"type": "string"})));
+        params.push(query("bookmarks", json!({"type": "boolean"})));
     }
     let refs: Vec<Value> = if o.path.starts_with("/v1/policies") {
         vec![json!({"$ref": "#/components/schemas/Policy"})]
@@ -312,13 +313,20 @@ fn watch_event() -> Value {
             "time": {"type": "string"}
         }
     });
+    let bookmark = json!({
+        "type": "object",
+        "required": ["seq"],
+        "additionalProperties": false,
+        "properties": {"seq": {"type": "integer"}}
+    });
     json!({
         "type": "object",
         "required": ["data"],
         "properties": {
             "id": {"type": "string", "pattern": "^[0-9]+$"},
-            "event": {"const": "change"},
-            "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": change}
+            "event": {"enum": ["change", "bookmark"]},
+            "data": {"type": "string", "contentMediaType": "application/json",
+                     "contentSchema": {"oneOf": [change, bookmark]}}
         }
     })
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use api_types::Kind;
 use chrono::{DateTime, Utc};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgListener;
 use sqlx::{Postgres, QueryBuilder};
@@ -126,6 +126,16 @@ impl TryFrom<ChangeRow> for Change {
             time: r.created_at,
         })
     }
+}
+
+/// What a follower of the feed reads: a change, or how far it has read when
+/// the changes it passed were not its own.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeedItem {
+    Change(Change),
+    /// Every change up to this sequence number has been read; none after the
+    /// last [`FeedItem::Change`] passed the filter.
+    Reached(i64),
 }
 
 /// Which changes a reader wants.
@@ -305,6 +315,18 @@ impl ChangeFeed {
     /// position; the stream ends only when its position is older than the
     /// feed keeps ([`Store::compact`]): then its owner must list again.
     pub fn subscribe(&self, since: i64, filter: ChangeFilter) -> impl Stream<Item = Change> + Send + 'static + use<> {
+        self.follow(since, filter).filter_map(|item| {
+            std::future::ready(match item {
+                FeedItem::Change(c) => Some(c),
+                FeedItem::Reached(_) => None,
+            })
+        })
+    }
+
+    /// [`ChangeFeed::subscribe`], with the positions the reader got past in
+    /// between: a filtered reader that saw no change of its own for a while
+    /// still knows how far it has read (a watch's bookmarks).
+    pub fn follow(&self, since: i64, filter: ChangeFilter) -> impl Stream<Item = FeedItem> + Send + 'static + use<> {
         let store = self.inner.store.clone();
         let mut latest = self.inner.latest.clone();
         // Keep the feed's tasks alive while a subscriber exists.
@@ -320,9 +342,12 @@ impl ChangeFeed {
                         let full = changes.len() >= 500;
                         for c in changes {
                             cursor = c.seq;
-                            yield c;
+                            yield FeedItem::Change(c);
                         }
-                        cursor = cursor.max(reached);
+                        if reached > cursor {
+                            cursor = reached;
+                            yield FeedItem::Reached(cursor);
+                        }
                         if full {
                             continue;
                         }

@@ -15,6 +15,7 @@ macro_rules! sql {
 mod audit;
 mod changes;
 mod events;
+pub mod group_commit;
 mod resources;
 pub mod retention;
 mod revisions;
@@ -34,7 +35,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 pub use audit::{AuditFailure, AuditReport};
-pub use changes::{Change, ChangeFeed, ChangeFilter, ChangeOp};
+pub use changes::{Change, ChangeFeed, ChangeFilter, ChangeOp, FeedItem};
 pub use events::{Event, EventType};
 pub use resources::{ListPage, ListQuery, WriteAction, WriteMode, WriteOutcome};
 pub use revisions::Revision;
@@ -320,6 +321,9 @@ pub struct Store {
     /// Signalled after every commit that appended to the change feed, to wake
     /// this process's sequencer at once.
     pending: Arc<tokio::sync::Notify>,
+    /// The spec writes waiting to share a transaction (see [`group_commit`]);
+    /// one queue per pool.
+    group: Arc<group_commit::GroupCommit>,
 }
 
 impl std::fmt::Debug for Store {
@@ -337,7 +341,7 @@ impl Store {
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)
             .connect_lazy_with(opts);
-        Ok(Store { pool, signer: Arc::new(signer), pending: Arc::new(tokio::sync::Notify::new()) })
+        Ok(Store::from_pool(pool, signer))
     }
 
     /// The same store over its own pool of `max_connections`, so one component
@@ -350,12 +354,12 @@ impl Store {
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
             .connect_lazy_with(opts);
-        Store { pool, signer: self.signer.clone(), pending: self.pending.clone() }
+        Store { pool, signer: self.signer.clone(), pending: self.pending.clone(), group: Arc::default() }
     }
 
     /// A store over an existing pool (tests).
     pub fn from_pool(pool: PgPool, signer: Signer) -> Store {
-        Store { pool, signer: Arc::new(signer), pending: Arc::new(tokio::sync::Notify::new()) }
+        Store { pool, signer: Arc::new(signer), pending: Arc::new(tokio::sync::Notify::new()), group: Arc::default() }
     }
 
     /// Runs the embedded migrations, registers the signing key, and records

@@ -8,6 +8,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::changes::{ChangeOp, append_change};
+use super::group_commit::Pending;
 use super::revisions::revision_hash;
 use super::{ChangeSource, SourceKind, Store, StoreError, StoredResource, now_micros};
 use crate::plan::{FieldChange, diff_documents};
@@ -75,7 +76,27 @@ impl Store {
     /// Writes a validated document: creates it, or updates spec, labels and
     /// annotations. A write that changes nothing returns `Unchanged` and writes
     /// nothing (no generation, no revision, no change-feed entry).
+    ///
+    /// Concurrent writes share a transaction (group commit, see
+    /// [`super::group_commit`]); each is answered when its batch commits.
     pub async fn write(
+        &self,
+        doc: &AnyResource,
+        mode: WriteMode,
+        source: &ChangeSource,
+    ) -> Result<WriteOutcome, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let pending = Pending { doc: doc.clone(), mode, source: source.clone(), reply };
+        if self.group.push(pending) {
+            tokio::spawn(self.clone().lead_batches());
+        }
+        // The leader answers every write it takes; it is gone without an
+        // answer only if its task was torn down (the runtime shutting down).
+        answer.await.map_err(|_| StoreError::Unavailable(sqlx::Error::WorkerCrashed))?
+    }
+
+    /// [`Store::write`] in a transaction of its own.
+    pub(super) async fn write_alone(
         &self,
         doc: &AnyResource,
         mode: WriteMode,

@@ -1,0 +1,191 @@
+//! Group commit: writes that wait together are written in one transaction, and
+//! each keeps its own answer — a refusal answers only its writer, a failed
+//! statement sends the batch's writes one by one.
+//!
+//! To make a batch on purpose, a transaction of the test's own holds two rows
+//! locked: the writes to them occupy both of the store's leaders, so the
+//! writes after them queue. When the test lets go, the queued writes are taken
+//! as one batch.
+
+mod common;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use api_types::{AnyResource, Kind, validate_document};
+use common::{relay, worker};
+use desired_state::signing::Signer;
+use desired_state::store::{ChangeSource, Store, StoreError, WriteAction, WriteMode, WriteOutcome};
+use serde_json::Value;
+use sqlx::PgPool;
+
+type Write<'a> = Pin<Box<dyn Future<Output = Result<WriteOutcome, StoreError>> + Send + 'a>>;
+
+fn doc(v: Value) -> AnyResource {
+    validate_document(v).expect("a valid document")
+}
+
+async fn store(pool: PgPool) -> Store {
+    let store = Store::from_pool(pool, Signer::generate());
+    store.migrate().await.expect("migrate");
+    store
+}
+
+/// How many sessions wait for a row lock.
+async fn waiting_for_locks(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("pg_stat_activity")
+}
+
+/// Starts `write` (it joins the queue when first polled) and returns it.
+async fn started<'a>(mut write: Write<'a>) -> Write<'a> {
+    assert!(futures::poll!(&mut write).is_pending(), "the write waits for its batch");
+    write
+}
+
+/// Holds the rows of relays `a` and `b` locked, and has both leaders wait for
+/// them (a write to each); returns the lock and those two writes.
+async fn occupy_both_leaders<'a>(
+    store: &'a Store,
+    pool: &PgPool,
+) -> (sqlx::Transaction<'static, sqlx::Postgres>, Vec<Write<'a>>) {
+    let api = ChangeSource::api("test");
+    for name in ["a", "b"] {
+        store.write(&doc(relay(name, "default", "nginx:1")), WriteMode::Create, &api).await.expect("created");
+    }
+    let mut lock = pool.begin().await.expect("begin");
+    sqlx::query("SELECT 1 FROM resources WHERE name IN ('a', 'b') FOR UPDATE")
+        .execute(&mut *lock)
+        .await
+        .expect("lock the rows");
+    let mut held = Vec::new();
+    for (i, name) in ["a", "b"].into_iter().enumerate() {
+        let d = doc(relay(name, "default", "nginx:2"));
+        held.push(
+            started(Box::pin(async move { store.write(&d, WriteMode::Upsert, &ChangeSource::api("test")).await }))
+                .await,
+        );
+        while waiting_for_locks(pool).await < i as i64 + 1 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+    (lock, held)
+}
+
+/// The transactions that last wrote these relays' rows.
+async fn transactions_of(pool: &PgPool, names: &[&str]) -> usize {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let xids: Vec<String> = sqlx::query_scalar("SELECT DISTINCT xmin::text FROM resources WHERE name = ANY($1)")
+        .bind(&names)
+        .fetch_all(pool)
+        .await
+        .expect("xmin");
+    xids.len()
+}
+
+#[sqlx::test(migrations = false)]
+async fn queued_writes_share_one_transaction_and_a_refusal_answers_only_its_writer(pool: PgPool) {
+    let store = &store(pool.clone()).await;
+    let api = ChangeSource::api("test");
+    let existing = store.write(&doc(relay("c", "default", "nginx:1")), WriteMode::Create, &api).await.unwrap();
+    let (lock, held) = occupy_both_leaders(store, &pool).await;
+
+    // Queued behind them: three creates, an update of `c` with its version,
+    // a second update of `c` with the same (soon stale) version, and a create
+    // of a name that exists.
+    let rv = existing.resource.resource_version;
+    let mut queued = Vec::new();
+    for name in ["d", "e", "f"] {
+        let d = doc(relay(name, "default", "nginx:1"));
+        queued.push(
+            started(Box::pin(async move { store.write(&d, WriteMode::Create, &ChangeSource::api("t")).await })).await,
+        );
+    }
+    for image in ["nginx:2", "nginx:3"] {
+        let d = doc(relay("c", "default", image));
+        queued.push(
+            started(Box::pin(async move {
+                store.write(&d, WriteMode::Replace { resource_version: rv }, &ChangeSource::api("t")).await
+            }))
+            .await,
+        );
+    }
+    let dup = doc(relay("d", "default", "nginx:9"));
+    queued.push(
+        started(Box::pin(async move { store.write(&dup, WriteMode::Create, &ChangeSource::api("t")).await })).await,
+    );
+
+    lock.commit().await.expect("release the rows");
+    for w in futures::future::join_all(held).await {
+        assert_eq!(w.expect("the held write").action, WriteAction::Update);
+    }
+    let results = futures::future::join_all(queued).await;
+    let actions: Vec<_> = results.iter().map(|r| r.as_ref().map(|o| o.action).map_err(|e| e.to_string())).collect();
+    assert_eq!(
+        actions[..4],
+        [Ok(WriteAction::Create), Ok(WriteAction::Create), Ok(WriteAction::Create), Ok(WriteAction::Update)]
+    );
+    // The second update of `c` waited for the next batch and found the
+    // version it named replaced by the first.
+    assert!(matches!(results[4], Err(StoreError::Conflict { .. })), "{:?}", actions[4]);
+    assert!(matches!(results[5], Err(StoreError::AlreadyExists { .. })), "{:?}", actions[5]);
+    // The first five queued writes went in one transaction; the refusals
+    // wrote nothing.
+    assert_eq!(transactions_of(&pool, &["c", "d", "e", "f"]).await, 1);
+    assert_eq!(store.get(Kind::Relay, "default", "d").await.unwrap().spec["containers"][0]["image"], "nginx:1");
+    assert_eq!(store.get(Kind::Relay, "default", "c").await.unwrap().generation, 2);
+
+    // Each write kept its change and its signed revision.
+    let changes: i64 = sqlx::query_scalar("SELECT count(*) FROM changes").fetch_one(&pool).await.unwrap();
+    assert_eq!(changes, 3 + 2 + 3 + 1, "creates of a b c, updates of a b, creates of d e f, update of c");
+    let report = store.audit_verify(None).await.expect("audit");
+    assert!(report.failure.is_none(), "{:?}", report.failure);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_statement_that_fails_in_a_batch_sends_its_writes_one_by_one(pool: PgPool) {
+    let store = &store(pool.clone()).await;
+    let api = ChangeSource::api("test");
+    let mut jobs = worker("jobs", "default");
+    jobs["spec"]["queue"] = serde_json::json!({"name": "shared"});
+    store.write(&doc(jobs), WriteMode::Create, &api).await.expect("the first worker of queue `shared`");
+    let (lock, held) = occupy_both_leaders(store, &pool).await;
+
+    // Queued: two creates, and a worker whose queue name is taken. Its
+    // insert fails inside the batch's transaction and undoes it.
+    let mut queued = Vec::new();
+    for name in ["d", "e"] {
+        let d = doc(relay(name, "default", "nginx:1"));
+        queued.push(
+            started(Box::pin(async move { store.write(&d, WriteMode::Create, &ChangeSource::api("t")).await })).await,
+        );
+    }
+    let mut thief = worker("thief", "default");
+    thief["spec"]["queue"] = serde_json::json!({"name": "shared"});
+    let thief = doc(thief);
+    queued.push(
+        started(Box::pin(async move { store.write(&thief, WriteMode::Create, &ChangeSource::api("t")).await })).await,
+    );
+
+    lock.commit().await.expect("release the rows");
+    futures::future::join_all(held).await;
+    let results = futures::future::join_all(queued).await;
+    assert_eq!(results[0].as_ref().map(|o| o.action).ok(), Some(WriteAction::Create));
+    assert_eq!(results[1].as_ref().map(|o| o.action).ok(), Some(WriteAction::Create));
+    match &results[2] {
+        Err(StoreError::NameTaken { claim, holder, .. }) => {
+            assert!(claim.contains("shared"), "{claim}");
+            assert!(holder.contains("jobs"), "{holder}");
+        }
+        other => panic!("expected NameTaken, got {other:?}"),
+    }
+    // Written again one by one: a transaction each.
+    assert_eq!(transactions_of(&pool, &["d", "e"]).await, 2);
+    assert!(matches!(store.get(Kind::Worker, "default", "thief").await, Err(StoreError::NotFound { .. })));
+    let report = store.audit_verify(None).await.expect("audit");
+    assert!(report.failure.is_none(), "{:?}", report.failure);
+}
