@@ -3,7 +3,7 @@
 //!    paced at `BENCH_RATE` per second (default 1,000) for `BENCH_SECONDS` (5);
 //! 2. no-op resync throughput over `BENCH_RESOURCES` resources (10,000).
 //!
-//! `cargo bench -p controller --bench controller`
+//! `cargo bench --workspace --bench controller`
 
 use std::collections::HashMap;
 use std::sync::Arc;

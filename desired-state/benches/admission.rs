@@ -8,7 +8,7 @@
 //!   deeply nested JSON document) takes to be refused, beside parsing an
 //!   ordinary 100-document YAML stream.
 //!
-//! `cargo bench -p desired-state --bench admission` (see docs/BENCHMARKS.md).
+//! `cargo bench --workspace --bench admission` (see docs/BENCHMARKS.md).
 //! `BENCH_ITERATIONS` (default 20000) evaluations per row.
 
 use std::hint::black_box;

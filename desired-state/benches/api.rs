@@ -1,7 +1,7 @@
 //! API write/read throughput and latency with 16 concurrent clients, beside a
 //! pgbench baseline of a single-row insert on the same Postgres.
 //!
-//! `cargo bench -p desired-state --bench api` (needs the local stack; see
+//! `cargo bench --workspace --bench api` (needs the local stack; see
 //! docs/BENCHMARKS.md). Set `BENCH_SECONDS` (default 10) and `BENCH_CLIENTS`
 //! (default 16).
 //!
@@ -45,8 +45,11 @@ impl Cpu {
             let (head, rest) = stat.rsplit_once(')')?;
             let comm = head.split_once('(')?.1.to_string();
             let f: Vec<&str> = rest.split_whitespace().collect();
-            // Fields 14 and 15 (utime, stime), counted from the state (field 3).
-            Some((comm, f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?))
+            // Fields 14 to 17 (utime, stime, and those of exited children,
+            // which counts the Postgres backends that ended), counted from
+            // the state (field 3).
+            let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            Some((comm, field(11) + field(12) + field(13) + field(14)))
         };
         let postgres = std::fs::read_dir("/proc")
             .into_iter()
@@ -61,9 +64,9 @@ impl Cpu {
 
     fn since(self, before: Cpu) -> Cpu {
         Cpu {
-            server: self.server - before.server,
-            postgres: self.postgres - before.postgres,
-            load: self.load - before.load,
+            server: self.server.saturating_sub(before.server),
+            postgres: self.postgres.saturating_sub(before.postgres),
+            load: self.load.saturating_sub(before.load),
         }
     }
 

@@ -2,7 +2,7 @@
 //! bound: one plain `DELETE` of the same rows in a single statement, on the
 //! same Postgres in the same run.
 //!
-//! `cargo bench -p desired-state --bench retention` (needs the local stack;
+//! `cargo bench --workspace --bench retention` (needs the local stack;
 //! see docs/BENCHMARKS.md). `BENCH_CHANGES` (default 200000) changes and
 //! `BENCH_EVENTS` (default 100000) events older than the window, plus 1,000
 //! of each within it (which must stay).

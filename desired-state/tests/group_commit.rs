@@ -2,10 +2,10 @@
 //! each keeps its own answer — a refusal answers only its writer, a failed
 //! statement sends the batch's writes one by one.
 //!
-//! To make a batch on purpose, a transaction of the test's own holds two rows
-//! locked: the writes to them occupy both of the store's leaders, so the
-//! writes after them queue. When the test lets go, the queued writes are taken
-//! as one batch.
+//! To make a batch on purpose, a transaction of the test's own holds a row
+//! locked for each of the store's leaders: the writes to them occupy every
+//! leader, so the writes after them queue. When the test lets go, the queued
+//! writes are taken as one batch.
 
 mod common;
 
@@ -15,9 +15,10 @@ use std::pin::Pin;
 use api_types::{AnyResource, Kind, validate_document};
 use common::{relay, worker};
 use desired_state::signing::Signer;
+use desired_state::store::group_commit::MAX_LEADERS;
 use desired_state::store::{ChangeSource, Store, StoreError, WriteAction, WriteMode, WriteOutcome};
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::{ConnectOptions, PgConnection, PgPool};
 
 type Write<'a> = Pin<Box<dyn Future<Output = Result<WriteOutcome, StoreError>> + Send + 'a>>;
 
@@ -31,12 +32,18 @@ async fn store(pool: PgPool) -> Store {
     store
 }
 
+/// A connection of the test's own, outside the store's pool (which the
+/// waiting leaders fill).
+async fn connection(pool: &PgPool) -> PgConnection {
+    pool.connect_options().connect().await.expect("a connection")
+}
+
 /// How many sessions wait for a row lock.
-async fn waiting_for_locks(pool: &PgPool) -> i64 {
+async fn waiting_for_locks(probe: &mut PgConnection) -> i64 {
     sqlx::query_scalar(
         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
     )
-    .fetch_one(pool)
+    .fetch_one(probe)
     .await
     .expect("pg_stat_activity")
 }
@@ -47,29 +54,33 @@ async fn started<'a>(mut write: Write<'a>) -> Write<'a> {
     write
 }
 
-/// Holds the rows of relays `a` and `b` locked, and has both leaders wait for
-/// them (a write to each); returns the lock and those two writes.
-async fn occupy_both_leaders<'a>(
-    store: &'a Store,
-    pool: &PgPool,
-) -> (sqlx::Transaction<'static, sqlx::Postgres>, Vec<Write<'a>>) {
+/// Holds the rows of relays `held-0`, `held-1`, … locked, and has every
+/// leader wait for one of them (a write to each); returns the lock and those
+/// writes.
+async fn occupy_every_leader<'a>(store: &'a Store, pool: &PgPool) -> (PgConnection, Vec<Write<'a>>) {
     let api = ChangeSource::api("test");
-    for name in ["a", "b"] {
+    let names: Vec<String> = (0..MAX_LEADERS).map(|i| format!("held-{i}")).collect();
+    for name in &names {
         store.write(&doc(relay(name, "default", "nginx:1")), WriteMode::Create, &api).await.expect("created");
     }
-    let mut lock = pool.begin().await.expect("begin");
-    sqlx::query("SELECT 1 FROM resources WHERE name IN ('a', 'b') FOR UPDATE")
-        .execute(&mut *lock)
+    let mut lock = connection(pool).await;
+    let mut probe = connection(pool).await;
+    sqlx::query("BEGIN").execute(&mut lock).await.expect("begin");
+    sqlx::query("SELECT 1 FROM resources WHERE name = ANY($1) FOR UPDATE")
+        .bind(&names)
+        .execute(&mut lock)
         .await
         .expect("lock the rows");
     let mut held = Vec::new();
-    for (i, name) in ["a", "b"].into_iter().enumerate() {
+    for (i, name) in names.iter().enumerate() {
         let d = doc(relay(name, "default", "nginx:2"));
         held.push(
             started(Box::pin(async move { store.write(&d, WriteMode::Upsert, &ChangeSource::api("test")).await }))
                 .await,
         );
-        while waiting_for_locks(pool).await < i as i64 + 1 {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while waiting_for_locks(&mut probe).await < i as i64 + 1 {
+            assert!(tokio::time::Instant::now() < deadline, "the write to {name} waits for its row");
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
@@ -92,7 +103,7 @@ async fn queued_writes_share_one_transaction_and_a_refusal_answers_only_its_writ
     let store = &store(pool.clone()).await;
     let api = ChangeSource::api("test");
     let existing = store.write(&doc(relay("c", "default", "nginx:1")), WriteMode::Create, &api).await.unwrap();
-    let (lock, held) = occupy_both_leaders(store, &pool).await;
+    let (mut lock, held) = occupy_every_leader(store, &pool).await;
 
     // Queued behind them: three creates, an update of `c` with its version,
     // a second update of `c` with the same (soon stale) version, and a create
@@ -119,7 +130,7 @@ async fn queued_writes_share_one_transaction_and_a_refusal_answers_only_its_writ
         started(Box::pin(async move { store.write(&dup, WriteMode::Create, &ChangeSource::api("t")).await })).await,
     );
 
-    lock.commit().await.expect("release the rows");
+    sqlx::query("COMMIT").execute(&mut lock).await.expect("release the rows");
     for w in futures::future::join_all(held).await {
         assert_eq!(w.expect("the held write").action, WriteAction::Update);
     }
@@ -141,7 +152,12 @@ async fn queued_writes_share_one_transaction_and_a_refusal_answers_only_its_writ
 
     // Each write kept its change and its signed revision.
     let changes: i64 = sqlx::query_scalar("SELECT count(*) FROM changes").fetch_one(&pool).await.unwrap();
-    assert_eq!(changes, 3 + 2 + 3 + 1, "creates of a b c, updates of a b, creates of d e f, update of c");
+    let held = MAX_LEADERS as i64;
+    assert_eq!(
+        changes,
+        held + 1 + held + 3 + 1,
+        "creates of the held relays and c, their updates, creates of d e f, update of c"
+    );
     let report = store.audit_verify(None).await.expect("audit");
     assert!(report.failure.is_none(), "{:?}", report.failure);
 }
@@ -153,7 +169,7 @@ async fn a_statement_that_fails_in_a_batch_sends_its_writes_one_by_one(pool: PgP
     let mut jobs = worker("jobs", "default");
     jobs["spec"]["queue"] = serde_json::json!({"name": "shared"});
     store.write(&doc(jobs), WriteMode::Create, &api).await.expect("the first worker of queue `shared`");
-    let (lock, held) = occupy_both_leaders(store, &pool).await;
+    let (mut lock, held) = occupy_every_leader(store, &pool).await;
 
     // Queued: two creates, and a worker whose queue name is taken. Its
     // insert fails inside the batch's transaction and undoes it.
@@ -171,7 +187,7 @@ async fn a_statement_that_fails_in_a_batch_sends_its_writes_one_by_one(pool: PgP
         started(Box::pin(async move { store.write(&thief, WriteMode::Create, &ChangeSource::api("t")).await })).await,
     );
 
-    lock.commit().await.expect("release the rows");
+    sqlx::query("COMMIT").execute(&mut lock).await.expect("release the rows");
     futures::future::join_all(held).await;
     let results = futures::future::join_all(queued).await;
     assert_eq!(results[0].as_ref().map(|o| o.action).ok(), Some(WriteAction::Create));

@@ -23,7 +23,7 @@
 //! - no deadlock between batches: a batch locks its rows in key order.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use api_types::AnyResource;
 use tokio::sync::oneshot;
@@ -34,13 +34,19 @@ use super::{ChangeSource, Store, StoreError};
 /// The most writes one transaction carries: enough to share a commit among
 /// every concurrent writer of a busy API, few enough that the rows a batch
 /// keeps locked are released soon.
-pub(super) const MAX_BATCH: usize = 64;
+pub const MAX_BATCH: usize = 64;
 
 /// The most batches in flight at once. While they write and commit, the next
-/// writes queue up and become the next batch; more leaders would only make
-/// smaller batches competing for the same two things (Postgres's CPU and its
-/// WAL flush).
-pub(super) const MAX_LEADERS: usize = 4;
+/// writes queue up and become the next batches. Fewer leaders make larger
+/// batches (less CPU per write) but fewer writes in flight; four lost nothing
+/// against a transaction per write with 16 clients and gained 16 % with 64
+/// (docs/BENCHMARKS.md).
+pub const MAX_LEADERS: usize = 4;
+
+/// How long a write in a batch waits for a row lock (another transaction's,
+/// such as a bulk apply's) before the batch gives up and its writes are made
+/// one by one: one contended row does not hold up the batch's other writes.
+const BATCH_LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '1s'";
 
 /// One write waiting for its batch.
 pub(super) struct Pending {
@@ -49,6 +55,9 @@ pub(super) struct Pending {
     pub(super) source: ChangeSource,
     pub(super) reply: oneshot::Sender<Result<WriteOutcome, StoreError>>,
 }
+
+/// A resource a write is for.
+type Key = (api_types::Kind, String, String);
 
 impl Pending {
     /// The resource it writes: one write per resource is in flight.
@@ -64,9 +73,6 @@ pub(super) struct GroupCommit {
     state: Mutex<Queue>,
 }
 
-/// A resource a write is for.
-type Key = (api_types::Kind, String, String);
-
 #[derive(Default)]
 struct Queue {
     waiting: VecDeque<Pending>,
@@ -76,27 +82,44 @@ struct Queue {
 }
 
 impl GroupCommit {
-    /// Queues a write; true when the caller is to start a leader for it.
-    pub(super) fn push(&self, pending: Pending) -> bool {
-        let mut q = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        q.waiting.push_back(pending);
-        if q.leaders < MAX_LEADERS {
-            q.leaders += 1;
-            true
-        } else {
-            false
-        }
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The next batch: up to `max` waiting writes, the first for each
-    /// resource no batch is writing (later ones keep their place), sorted by
-    /// resource so batches lock rows in one order. Its resources count as
-    /// being written until [`GroupCommit::finish`]. Empty when nothing can be
-    /// taken, and then the leader asking stops: the leader writing what is
-    /// left takes it next.
-    pub(super) fn take(&self, max: usize) -> Vec<Pending> {
-        let mut q = self.state.lock().unwrap_or_else(|e| e.into_inner());
+    /// Queues a write; a new leader's place when the caller is to start one.
+    pub(super) fn push(self: &Arc<Self>, pending: Pending) -> Option<Leading> {
+        let mut q = self.lock();
+        q.waiting.push_back(pending);
+        (q.leaders < MAX_LEADERS).then(|| {
+            q.leaders += 1;
+            Leading { group: self.clone(), writing: Vec::new(), stopped: false }
+        })
+    }
+}
+
+/// A leader's place: counted among the leaders from the moment it is handed
+/// out until it stops or is dropped (its task torn down, even before it ran),
+/// with the resources of the batch it is writing.
+pub(super) struct Leading {
+    group: Arc<GroupCommit>,
+    writing: Vec<Key>,
+    stopped: bool,
+}
+
+impl Leading {
+    /// Lets go of the last batch's resources and takes the next batch: up to
+    /// `max` waiting writes, the first for each resource no batch is writing
+    /// (later ones keep their place), sorted by resource so batches lock rows
+    /// in one order. Empty when nothing can be taken, and then this leader
+    /// stops, in the same step (a write queued after it starts a new leader;
+    /// one queued behind a resource being written is taken by that writer's
+    /// leader next).
+    pub(super) fn next_batch(&mut self, max: usize) -> Vec<Pending> {
+        let mut q = self.group.lock();
         let q = &mut *q;
+        for k in self.writing.drain(..) {
+            q.writing.remove(&k);
+        }
         let mut batch = Vec::new();
         let mut rest = VecDeque::new();
         while let Some(p) = q.waiting.pop_front() {
@@ -113,34 +136,20 @@ impl GroupCommit {
         q.waiting = rest;
         if batch.is_empty() {
             q.leaders -= 1;
+            self.stopped = true;
         }
         batch.sort_by_cached_key(Pending::key);
+        self.writing = batch.iter().map(Pending::key).collect();
         batch
     }
-
-    /// A batch's resources are written: their next writes may be taken.
-    fn finish(&self, keys: &[Key]) {
-        let mut q = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        for k in keys {
-            q.writing.remove(k);
-        }
-    }
 }
 
-/// A running leader and the resources it is writing. A leader that stops
-/// because nothing waits has left the count already (in the same step that
-/// found the queue empty, so a write queued just then starts a new one); one
-/// torn down mid-batch leaves it here and lets its resources go, so the next
-/// write starts a leader in its place and no resource stays blocked.
-struct Leading<'a> {
-    group: &'a GroupCommit,
-    writing: Vec<Key>,
-    stopped: bool,
-}
-
-impl Drop for Leading<'_> {
+impl Drop for Leading {
+    /// A leader torn down mid-batch lets its resources go and leaves the
+    /// count, so the next write starts a leader in its place and no resource
+    /// stays blocked. (Writes already queued wait for that next write.)
     fn drop(&mut self) {
-        let mut q = self.group.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = self.group.lock();
         for k in &self.writing {
             q.writing.remove(k);
         }
@@ -148,6 +157,17 @@ impl Drop for Leading<'_> {
             q.leaders -= 1;
         }
     }
+}
+
+/// Why a batch was not committed.
+enum Undone {
+    /// A statement of one of its writes failed: the writes are made again
+    /// one by one, so each gets its own answer.
+    Statement(StoreError),
+    /// The transaction could not begin or commit (Postgres unreachable, a
+    /// commit whose outcome is unknown): every writer gets that failure, and
+    /// nothing is made again.
+    Transaction(StoreError),
 }
 
 impl StoreError {
@@ -163,58 +183,77 @@ impl StoreError {
                 | StoreError::Invalid { .. }
         )
     }
+
+    /// The same failure for another writer of the batch (the driver's error
+    /// cannot be cloned): unavailable stays unavailable (503), a collision a
+    /// collision, anything else a store error.
+    fn for_each_writer(&self) -> StoreError {
+        let again = sqlx::Error::Io(std::io::Error::other(self.to_string()));
+        match self {
+            StoreError::Unavailable(_) => StoreError::Unavailable(again),
+            StoreError::Contention(_) => StoreError::Contention(again),
+            _ => StoreError::Database(again),
+        }
+    }
 }
 
 impl Store {
     /// A leader: writes batches until nothing waits.
-    pub(super) async fn lead_batches(self) {
-        let mut leading = Leading { group: &self.group, writing: Vec::new(), stopped: false };
+    pub(super) async fn lead_batches(self, mut leading: Leading) {
         loop {
-            let batch = self.group.take(MAX_BATCH);
+            let batch = leading.next_batch(MAX_BATCH);
             if batch.is_empty() {
-                leading.stopped = true;
                 return;
             }
-            leading.writing = batch.iter().map(Pending::key).collect();
             self.write_batch(batch).await;
-            self.group.finish(&std::mem::take(&mut leading.writing));
         }
     }
 
     /// Writes one batch and answers each of its writers.
     async fn write_batch(&self, batch: Vec<Pending>) {
-        metrics::observe_batch(batch.len());
         if batch.len() > 1 {
             match self.write_together(&batch).await {
                 Ok(results) => {
+                    metrics::observe_batch(batch.len());
                     for (p, r) in batch.into_iter().zip(results) {
                         let _ = p.reply.send(r);
                     }
                     return;
                 }
-                Err(e) => {
+                Err(Undone::Transaction(e)) => {
+                    tracing::warn!(writes = batch.len(), error = %e, "a batch of writes could not be committed");
+                    for p in batch {
+                        let _ = p.reply.send(Err(e.for_each_writer()));
+                    }
+                    return;
+                }
+                Err(Undone::Statement(e)) => {
                     tracing::debug!(writes = batch.len(), error = %e, "a batched write failed; writing the batch one by one");
                 }
             }
         }
         for p in batch {
             let r = self.write_alone(&p.doc, p.mode, &p.source).await;
+            if r.is_ok() {
+                metrics::observe_batch(1);
+            }
             let _ = p.reply.send(r);
         }
     }
 
-    /// The batch in one transaction: each write's result, or the error that
-    /// undid the transaction.
-    async fn write_together(&self, batch: &[Pending]) -> Result<Vec<Result<WriteOutcome, StoreError>>, StoreError> {
-        let mut tx = self.begin().await?;
+    /// The batch in one transaction: each write's result, or why nothing of
+    /// it was written.
+    async fn write_together(&self, batch: &[Pending]) -> Result<Vec<Result<WriteOutcome, StoreError>>, Undone> {
+        let mut tx = self.begin().await.map_err(Undone::Transaction)?;
+        sqlx::query(BATCH_LOCK_TIMEOUT).execute(&mut *tx).await.map_err(|e| Undone::Transaction(e.into()))?;
         let mut results = Vec::with_capacity(batch.len());
         for p in batch {
             match self.write_in(&mut tx, &p.doc, p.mode.clone(), &p.source).await {
-                Err(e) if !e.refused_before_writing() => return Err(e),
+                Err(e) if !e.refused_before_writing() => return Err(Undone::Statement(e)),
                 r => results.push(r),
             }
         }
-        self.commit(tx).await?;
+        self.commit(tx).await.map_err(Undone::Transaction)?;
         Ok(results)
     }
 }
@@ -255,24 +294,34 @@ mod tests {
 
     #[test]
     fn one_write_per_resource_is_in_flight_batches_are_in_key_order_and_the_rest_keep_their_place() {
-        let g = GroupCommit::default();
+        let g = Arc::new(GroupCommit::default());
+        let mut leaders = Vec::new();
         let mut rxs = Vec::new();
         for (i, name) in ["b", "a", "b", "c", "a", "d"].into_iter().enumerate() {
             let (p, rx) = pending(name);
-            // Two leaders start; the writes after them only queue.
-            assert_eq!(g.push(p), i < MAX_LEADERS, "write {i}");
+            // The first writes start leaders; the writes after them only queue.
+            if let Some(l) = g.push(p) {
+                leaders.push(l);
+            }
+            assert_eq!(leaders.len(), (i + 1).min(MAX_LEADERS), "write {i}");
             rxs.push(rx);
         }
-        let first = g.take(3);
+        let first = leaders[0].next_batch(3);
         assert_eq!(names(&first), ["a", "b", "c"]);
         // The second writes of `a` and `b` wait until the first are written.
-        assert_eq!(names(&g.take(10)), ["d"]);
-        assert!(g.take(10).is_empty(), "nothing free: this leader stops");
-        g.finish(&first.iter().map(Pending::key).collect::<Vec<_>>());
-        assert_eq!(names(&g.take(10)), ["a", "b"]);
-        // One leader stopped; the next write starts one again.
-        assert!(g.push(pending("e").0));
-        assert!(!g.push(pending("f").0), "both leaders run");
+        assert_eq!(names(&leaders[1].next_batch(10)), ["d"]);
+        assert!(leaders[2].next_batch(10).is_empty(), "nothing free: this leader stops");
+        // The first leader's next batch: what waited behind its resources.
+        assert_eq!(names(&leaders[0].next_batch(10)), ["a", "b"]);
+        // A stopped leader's place is free again.
+        let spare = g.push(pending("e").0);
+        assert!(spare.is_some());
+        assert!(g.push(pending("f").0).is_none(), "every place is taken");
+        // A leader torn down mid-batch lets its resources and its place go.
+        drop(leaders.remove(0));
+        let again = g.push(pending("a").0);
+        assert!(again.is_some());
+        assert_eq!(names(&leaders[2].next_batch(10)), ["a", "e", "f"]);
     }
 
     #[test]

@@ -87,8 +87,8 @@ impl Store {
     ) -> Result<WriteOutcome, StoreError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let pending = Pending { doc: doc.clone(), mode, source: source.clone(), reply };
-        if self.group.push(pending) {
-            tokio::spawn(self.clone().lead_batches());
+        if let Some(leading) = self.group.push(pending) {
+            tokio::spawn(self.clone().lead_batches(leading));
         }
         // The leader answers every write it takes; it is gone without an
         // answer only if its task was torn down (the runtime shutting down).
