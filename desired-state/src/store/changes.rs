@@ -171,27 +171,38 @@ pub(crate) async fn append_change(
 /// Advisory lock key of the sequencer ("mooring" in ASCII).
 const SEQUENCER_LOCK: i64 = 0x006d_6f6f_7269_6e67;
 
+/// The most changes one sequencer transaction numbers.
+const SEQUENCE_BATCH: i64 = 10_000;
+
 impl Store {
     /// Numbers every committed, unnumbered change, in one transaction under an
-    /// advisory lock (several processes may run sequencers; they take turns).
-    /// Returns the last sequence number.
-    pub async fn sequence_pending(&self) -> Result<i64, StoreError> {
-        let mut tx = self.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SEQUENCER_LOCK).execute(&mut *tx).await?;
-        let last: i64 = sqlx::query_scalar(
+    /// advisory lock (several processes may run sequencers; they take turns),
+    /// and tells the other processes (NOTIFY) when it numbered any. Returns
+    /// the last sequence number and whether a full batch was numbered (more
+    /// may be waiting).
+    ///
+    /// Three round trips: the transaction begins with the lock, one
+    /// statement numbers and notifies, and the commit; the feed's latency
+    /// is the sequencer's.
+    pub async fn sequence_pending(&self) -> Result<(i64, bool), StoreError> {
+        let mut tx = self.pool.begin_with(sql!("BEGIN; SELECT pg_advisory_xact_lock({SEQUENCER_LOCK})")).await?;
+        let (last, numbered): (i64, i64) = sqlx::query_as(sql!(
             "WITH pending AS ( \
-                 SELECT id, row_number() OVER (ORDER BY id) AS rn FROM changes WHERE seq IS NULL ORDER BY id LIMIT 10000 \
+                 SELECT id, row_number() OVER (ORDER BY id) AS rn FROM changes WHERE seq IS NULL ORDER BY id LIMIT {SEQUENCE_BATCH} \
              ), base AS (SELECT last FROM change_sequence WHERE id = 1), \
              upd AS ( \
                  UPDATE changes c SET seq = base.last + pending.rn FROM pending, base WHERE c.id = pending.id RETURNING c.seq \
-             ) \
-             UPDATE change_sequence SET last = last + (SELECT count(*) FROM upd) WHERE id = 1 RETURNING last",
-        )
+             ), n AS (SELECT count(*) AS numbered FROM upd), \
+             s AS (UPDATE change_sequence SET last = last + (SELECT numbered FROM n) WHERE id = 1 RETURNING last) \
+             SELECT s.last, n.numbered, \
+                 CASE WHEN n.numbered > 0 THEN pg_notify('mooring_changes', s.last::text) END IS NULL AS quiet \
+             FROM s, n"
+        ))
         .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query("SELECT pg_notify('mooring_changes', $1)").bind(last.to_string()).execute(&mut *tx).await?;
+        .await
+        .map(|(last, numbered, _quiet): (i64, i64, bool)| (last, numbered))?;
         tx.commit().await?;
-        Ok(last)
+        Ok((last, numbered >= SEQUENCE_BATCH))
     }
 
     async fn has_pending(&self) -> Result<bool, StoreError> {
@@ -420,19 +431,26 @@ async fn listen(store: Store, latest: watch::Sender<i64>, wake: Arc<Notify>) {
 
 async fn sequence(store: Store, latest: watch::Sender<i64>, wake: Arc<Notify>) {
     loop {
-        let _ = tokio::time::timeout(POLL, wake.notified()).await;
-        match store.has_pending().await {
-            Ok(false) => continue,
-            Ok(true) => {}
-            Err(e) => {
-                tracing::debug!(error = %e, "sequencer cannot reach the store");
-                continue;
+        // Woken by a commit of this process: there is a change to number.
+        // Otherwise (another process's commit, a wake-up that was lost), look
+        // first, cheaply.
+        let woken = tokio::time::timeout(POLL, wake.notified()).await.is_ok();
+        if !woken {
+            match store.has_pending().await {
+                Ok(false) => continue,
+                Ok(true) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "sequencer cannot reach the store");
+                    continue;
+                }
             }
         }
         match store.sequence_pending().await {
-            Ok(last) => {
-                // Look again at once: a large backlog is numbered in batches.
-                wake.notify_one();
+            Ok((last, full)) => {
+                if full {
+                    // Look again at once: a large backlog is numbered in batches.
+                    wake.notify_one();
+                }
                 latest.send_if_modified(|v| {
                     let newer = last > *v;
                     if newer {

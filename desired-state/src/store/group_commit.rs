@@ -46,7 +46,7 @@ pub const MAX_LEADERS: usize = 4;
 /// How long a write in a batch waits for a row lock (another transaction's,
 /// such as a bulk apply's) before the batch gives up and its writes are made
 /// one by one: one contended row does not hold up the batch's other writes.
-const BATCH_LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '1s'";
+const BEGIN_BATCH: &str = "BEGIN; SET LOCAL lock_timeout = '1s'";
 
 /// One write waiting for its batch.
 pub(super) struct Pending {
@@ -244,8 +244,7 @@ impl Store {
     /// The batch in one transaction: each write's result, or why nothing of
     /// it was written.
     async fn write_together(&self, batch: &[Pending]) -> Result<Vec<Result<WriteOutcome, StoreError>>, Undone> {
-        let mut tx = self.begin().await.map_err(Undone::Transaction)?;
-        sqlx::query(BATCH_LOCK_TIMEOUT).execute(&mut *tx).await.map_err(|e| Undone::Transaction(e.into()))?;
+        let mut tx = self.pool.begin_with(BEGIN_BATCH).await.map_err(|e| Undone::Transaction(e.into()))?;
         let mut results = Vec::with_capacity(batch.len());
         for p in batch {
             match self.write_in(&mut tx, &p.doc, p.mode.clone(), &p.source).await {
