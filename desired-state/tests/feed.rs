@@ -315,3 +315,29 @@ async fn a_quiet_filtered_watch_with_bookmarks_learns_how_far_it_has_read(pool: 
     assert_eq!(next[0].1["op"], "create");
     assert_eq!(next[0].1["name"], "w");
 }
+
+#[sqlx::test(migrations = false)]
+async fn the_sequencer_numbers_in_one_pass_and_tells_other_processes(pool: PgPool) {
+    let store = desired_state::store::Store::from_pool(pool.clone(), desired_state::signing::Signer::generate());
+    store.migrate().await.unwrap();
+    let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await.unwrap();
+    listener.listen("mooring_changes").await.unwrap();
+    let api = desired_state::store::ChangeSource::api("test");
+    for i in 0..3 {
+        let doc = api_types::validate_document(relay(&format!("r{i}"), "default", "nginx:1")).unwrap();
+        store.write(&doc, desired_state::store::WriteMode::Create, &api).await.unwrap();
+    }
+    // No feed runs here: this is the only sequencer.
+    assert_eq!(store.sequence_pending().await.unwrap(), (3, false), "three numbered, not a full batch");
+    let told = tokio::time::timeout(Duration::from_secs(10), listener.recv()).await.expect("a NOTIFY").unwrap();
+    assert_eq!(told.payload(), "3");
+    // Nothing left: the same position, and no one is told again.
+    assert_eq!(store.sequence_pending().await.unwrap(), (3, false));
+    for i in 3..5 {
+        let doc = api_types::validate_document(relay(&format!("r{i}"), "default", "nginx:1")).unwrap();
+        store.write(&doc, desired_state::store::WriteMode::Create, &api).await.unwrap();
+    }
+    assert_eq!(store.sequence_pending().await.unwrap(), (5, false));
+    let told = tokio::time::timeout(Duration::from_secs(10), listener.recv()).await.expect("a NOTIFY").unwrap();
+    assert_eq!(told.payload(), "5", "the next notification is the next numbering's, none came between");
+}
