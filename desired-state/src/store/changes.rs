@@ -181,11 +181,13 @@ impl Store {
     /// the last sequence number and whether a full batch was numbered (more
     /// may be waiting).
     ///
-    /// Three round trips: the transaction begins with the lock, one
-    /// statement numbers and notifies, and the commit; the feed's latency
-    /// is the sequencer's.
+    /// Four round trips — `BEGIN`, the lock, one statement that numbers and
+    /// notifies, the commit — since the feed's latency is the sequencer's.
+    /// (The lock is its own statement so the numbering's snapshot is taken
+    /// after it, and `BEGIN` is its own so a failed lock rolls back.)
     pub async fn sequence_pending(&self) -> Result<(i64, bool), StoreError> {
-        let mut tx = self.pool.begin_with(sql!("BEGIN; SELECT pg_advisory_xact_lock({SEQUENCER_LOCK})")).await?;
+        let mut tx = self.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SEQUENCER_LOCK).execute(&mut *tx).await?;
         let (last, numbered): (i64, i64) = sqlx::query_as(sql!(
             "WITH pending AS ( \
                  SELECT id, row_number() OVER (ORDER BY id) AS rn FROM changes WHERE seq IS NULL ORDER BY id LIMIT {SEQUENCE_BATCH} \
@@ -193,10 +195,12 @@ impl Store {
              upd AS ( \
                  UPDATE changes c SET seq = base.last + pending.rn FROM pending, base WHERE c.id = pending.id RETURNING c.seq \
              ), n AS (SELECT count(*) AS numbered FROM upd), \
-             s AS (UPDATE change_sequence SET last = last + (SELECT numbered FROM n) WHERE id = 1 RETURNING last) \
-             SELECT s.last, n.numbered, \
-                 CASE WHEN n.numbered > 0 THEN pg_notify('mooring_changes', s.last::text) END IS NULL AS quiet \
-             FROM s, n"
+             s AS ( \
+                 UPDATE change_sequence SET last = last + n.numbered FROM n WHERE id = 1 AND n.numbered > 0 RETURNING last \
+             ) \
+             SELECT COALESCE((SELECT last FROM s), base.last) AS last, n.numbered, \
+                 CASE WHEN n.numbered > 0 THEN pg_notify('mooring_changes', (SELECT last FROM s)::text) END IS NULL AS quiet \
+             FROM base, n"
         ))
         .fetch_one(&mut *tx)
         .await

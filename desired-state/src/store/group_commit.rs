@@ -45,8 +45,9 @@ pub const MAX_LEADERS: usize = 4;
 
 /// How long a write in a batch waits for a row lock (another transaction's,
 /// such as a bulk apply's) before the batch gives up and its writes are made
-/// one by one: one contended row does not hold up the batch's other writes.
-const BEGIN_BATCH: &str = "BEGIN; SET LOCAL lock_timeout = '1s'";
+/// one by one: a contended row holds up the batch's other writes for at most
+/// that long (after it, each waits only for what a write on its own would).
+const BATCH_LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '1s'";
 
 /// One write waiting for its batch.
 pub(super) struct Pending {
@@ -184,15 +185,19 @@ impl StoreError {
         )
     }
 
-    /// The same failure for another writer of the batch (the driver's error
-    /// cannot be cloned): unavailable stays unavailable (503), a collision a
-    /// collision, anything else a store error.
+    /// The failure of a batch's transaction, for each of its writers (the
+    /// driver's error cannot be cloned): a collision at commit stays a
+    /// collision (retry), anything else — Postgres unreachable, a commit
+    /// whose outcome is unknown — is the store being unavailable (503).
     fn for_each_writer(&self) -> StoreError {
-        let again = sqlx::Error::Io(std::io::Error::other(self.to_string()));
+        let what = match self {
+            StoreError::Unavailable(e) | StoreError::Contention(e) | StoreError::Database(e) => super::describe(e),
+            other => other.to_string(),
+        };
+        let again = sqlx::Error::Io(std::io::Error::other(what));
         match self {
-            StoreError::Unavailable(_) => StoreError::Unavailable(again),
             StoreError::Contention(_) => StoreError::Contention(again),
-            _ => StoreError::Database(again),
+            _ => StoreError::Unavailable(again),
         }
     }
 }
@@ -244,7 +249,11 @@ impl Store {
     /// The batch in one transaction: each write's result, or why nothing of
     /// it was written.
     async fn write_together(&self, batch: &[Pending]) -> Result<Vec<Result<WriteOutcome, StoreError>>, Undone> {
-        let mut tx = self.pool.begin_with(BEGIN_BATCH).await.map_err(|e| Undone::Transaction(e.into()))?;
+        // `BEGIN` alone, then the setting in the transaction: a begin that
+        // failed part way never leaves a pooled connection in a failed
+        // transaction, and dropping the transaction rolls it back.
+        let mut tx = self.begin().await.map_err(Undone::Transaction)?;
+        sqlx::query(BATCH_LOCK_TIMEOUT).execute(&mut *tx).await.map_err(|e| Undone::Transaction(e.into()))?;
         let mut results = Vec::with_capacity(batch.len());
         for p in batch {
             match self.write_in(&mut tx, &p.doc, p.mode.clone(), &p.source).await {
@@ -321,6 +330,26 @@ mod tests {
         let again = g.push(pending("a").0);
         assert!(again.is_some());
         assert_eq!(names(&leaders[2].next_batch(10)), ["a", "e", "f"]);
+    }
+
+    #[test]
+    fn every_writer_of_a_batch_that_could_not_commit_hears_unavailable_or_a_collision() {
+        let table = [
+            (StoreError::Unavailable(sqlx::Error::PoolTimedOut), "Unavailable"),
+            (StoreError::Contention(sqlx::Error::PoolTimedOut), "Contention"),
+            (StoreError::Database(sqlx::Error::PoolTimedOut), "Unavailable"),
+        ];
+        for (e, want) in table {
+            let each = e.for_each_writer();
+            let got = match each {
+                StoreError::Unavailable(_) => "Unavailable",
+                StoreError::Contention(_) => "Contention",
+                _ => "other",
+            };
+            assert_eq!(got, want, "{e}");
+            // The message is the original's, said once.
+            assert_eq!(each.to_string().matches("pool timed out").count(), 1, "{each}");
+        }
     }
 
     #[test]
