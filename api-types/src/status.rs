@@ -133,6 +133,20 @@ pub struct CacheRef {
     /// once the group has stayed absent for a while.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing_since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Creations ElastiCache failed (`create-failed`) in a row, and the
+    /// settings they asked for: after a few, Mooring stops creating the group
+    /// until the settings change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_creations: Option<FailedCreations>,
+}
+
+/// Failed creations in a row of a relay's cache with the same settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedCreations {
+    pub count: u32,
+    /// `nodeType engineVersion replicas` of the failed creations.
+    pub settings: String,
 }
 
 /// User tags last propagated to every AWS resource a resource owns (from

@@ -530,11 +530,44 @@ async fn a_cache_that_failed_to_create_is_replaced_and_goes_with_its_relay(pool:
     assert!(seen.iter().any(|r| r == "CacheCreateFailed"), "{seen:?}");
     assert!(!seen.iter().any(|r| r == "DriftDetected"), "its own deletion is no drift: {seen:?}");
 
-    // A relay whose cache keeps failing is deleted: nothing of it is left.
+    // A cache that keeps failing is created MAX_CACHE_CREATIONS times, then
+    // no more until its settings change.
     cloud.fail_cache_creations(u32::MAX);
     apply(&store, relay(ns, "edge", "ghcr.io/acme/api:1.0", true)).await;
-    eventually(Duration::from_secs(30), "Degraded: the cache failed to create", || degraded("edge")).await;
+    let max = runners::workload::MAX_CACHE_CREATIONS;
+    eventually(Duration::from_secs(60), "the cache's creations given up", || {
+        let store = store.clone();
+        async move {
+            let s = status_of(&store, Kind::Relay, ns, "edge").await;
+            s["cache"]["failedCreations"]["count"] == max
+                && common::sim::condition(&s, "Synced").is_some_and(|(status, reason, _)| {
+                    status == "False" && reason == api_types::condition::reason::CACHE_CREATE_FAILED
+                })
+        }
+    })
+    .await;
+    assert!(degraded("edge").await);
+    let events = store.events(Kind::Relay, ns, "edge", 100).await.unwrap();
+    let created: i32 = events.iter().filter(|e| e.reason == "CacheCreated").map(|e| e.count).sum();
+    assert_eq!(created, max as i32, "{events:?}");
     let id = status_of(&store, Kind::Relay, ns, "edge").await["cache"]["id"].as_str().unwrap().to_string();
+    assert!(cloud.replication_groups().iter().all(|g| g.id != id), "the failed groups are deleted");
+
+    // New settings: created again, and available once ElastiCache can.
+    cloud.fail_cache_creations(0);
+    let mut edge = relay(ns, "edge", "ghcr.io/acme/api:1.0", true);
+    edge["spec"]["cache"]["nodeType"] = json!("cache.t4g.small");
+    apply(&store, edge).await;
+    eventually(Duration::from_secs(60), "the cache available with new settings", || {
+        let store = store.clone();
+        async move {
+            let s = status_of(&store, Kind::Relay, ns, "edge").await;
+            s["cache"]["endpoint"].is_string() && s["cache"]["failedCreations"].is_null()
+        }
+    })
+    .await;
+
+    // The relay is deleted: nothing of it is left.
     store.request_delete(Kind::Relay, ns, "edge").await.unwrap();
     eventually(Duration::from_secs(60), "the relay and its cache gone", || {
         let (store, cloud, id) = (store.clone(), cloud.clone(), id.clone());

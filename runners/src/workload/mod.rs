@@ -27,7 +27,7 @@ use std::time::Duration;
 
 pub use node::{BUILDSPEC, BuildSlots, InMemorySlots, NodeConfig, NodeTarget, Nodes, ProjectSettings, provision_hash};
 pub use ownership::{Ownership, TAG_INSTALL};
-pub use relay::{RelayTarget, Relays};
+pub use relay::{MAX_CACHE_CREATIONS, RelayTarget, Relays};
 pub use worker::{WorkerTarget, Workers};
 
 use api_types::condition::{Condition, ConditionStatus, ConditionType};

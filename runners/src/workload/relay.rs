@@ -13,7 +13,7 @@ use api_types::Event;
 use api_types::common::DeletionPolicy;
 use api_types::condition::{Condition, reason};
 use api_types::relay::{Cache, RelaySpec, RelayStatus};
-use api_types::status::CacheRef;
+use api_types::status::{CacheRef, FailedCreations};
 use api_types::{Kind, RelaySpec as Spec};
 
 use super::ownership::{Claim, claim};
@@ -150,6 +150,7 @@ impl Workloads {
                 deletion_policy: cache_policy(t.spec, c),
                 deleting: false,
                 missing_since: None,
+                failed_creations: None,
             }),
             // Wanted again: the removal's policy and absence no longer apply
             // (a group being deleted is created again once gone).
@@ -199,6 +200,18 @@ impl Workloads {
                         r.conditions.push(Condition::degraded(reason::CACHE_CREATE_FAILED, &message, g, now));
                         r.conditions.push(Condition::not_ready(reason::CACHE_CREATE_FAILED, message, g, now));
                         r.requeue(self.config.poll_in_flight);
+                        return Ok(r);
+                    }
+                    CacheState::GaveUp => {
+                        let message = format!(
+                            "ElastiCache failed to create replication group {} {MAX_CACHE_CREATIONS} times in a row \
+                             with these settings; change spec.cache (nodeType, engineVersion or replicas) to try again",
+                            rec.id
+                        );
+                        r.conditions.push(Condition::sync_failed(reason::CACHE_CREATE_FAILED, &message, g, now));
+                        r.conditions.push(Condition::settled(reason::CACHE_CREATE_FAILED, &message, g, now));
+                        r.conditions.push(Condition::degraded(reason::CACHE_CREATE_FAILED, &message, g, now));
+                        r.conditions.push(Condition::not_ready(reason::CACHE_CREATE_FAILED, message, g, now));
                         return Ok(r);
                     }
                     CacheState::Deleting => {
@@ -328,6 +341,17 @@ impl Workloads {
         events: &mut Vec<Event>,
     ) -> Result<(CacheRef, CacheState), ReconcileError> {
         let Some(group) = calls.caches.describe_replication_group(&rec.id).await? else {
+            let settings = creation_settings(spec);
+            if rec.failed_creations.as_ref().is_some_and(|f| f.settings != settings) {
+                // The settings changed since the failures: try again.
+                rec.failed_creations = None;
+            }
+            if rec.failed_creations.as_ref().is_some_and(|f| f.count >= MAX_CACHE_CREATIONS) {
+                rec.arn = None;
+                rec.endpoint = None;
+                rec.deleting = false;
+                return Ok((rec, CacheState::GaveUp));
+            }
             if let Some(arn) = rec.arn.as_ref().filter(|_| !rec.deleting) {
                 events.push(Event::warning(
                     "DriftDetected",
@@ -370,11 +394,22 @@ impl Workloads {
         if !matches!(group.status.as_str(), "deleting" | "create-failed") {
             rec.deleting = false;
         }
+        if group.status == "available" {
+            rec.failed_creations = None;
+        }
         let state = match group.status.as_str() {
             "available" => self.change_cache(calls, &group, spec, &mut rec, events).await?,
             "creating" if rec.endpoint.is_none() => CacheState::Creating,
-            // Useless and billed: delete it; once gone it is created again.
+            // Useless and billed: delete it; once gone it is created again
+            // (up to MAX_CACHE_CREATIONS times with the same settings).
             "create-failed" => {
+                if !rec.deleting {
+                    let settings = creation_settings(spec);
+                    match &mut rec.failed_creations {
+                        Some(failed) if failed.settings == settings => failed.count += 1,
+                        _ => rec.failed_creations = Some(FailedCreations { count: 1, settings }),
+                    }
+                }
                 match calls.caches.delete_replication_group(&group.id).await {
                     // A stale read: it is being deleted (or gone) already.
                     Err(e) if e.is(ErrorKind::NotFound) || e.is(ErrorKind::Invalid) => {}
@@ -555,9 +590,24 @@ enum CacheState {
     /// Being deleted (after a failed creation, a removal of `spec.cache`
     /// undone, or by someone else): created again once gone; the service waits.
     Deleting,
+    /// ElastiCache failed to create it [`MAX_CACHE_CREATIONS`] times in a
+    /// row with these settings: not created again until they change.
+    GaveUp,
     /// Available but ElastiCache is applying a change.
     Modifying,
     Available,
+}
+
+/// How many creations of a relay's cache ElastiCache may fail in a row,
+/// with the same settings, before Mooring stops creating it (each one is
+/// minutes of ElastiCache's time, and a capacity shortage rarely passes in
+/// minutes). A change of `spec.cache` tries again.
+pub const MAX_CACHE_CREATIONS: u32 = 3;
+
+/// The settings a creation asks ElastiCache for, as recorded with its
+/// failures: a change of any starts the count again.
+fn creation_settings(spec: &Cache) -> String {
+    format!("{} {} {}", spec.node_type, spec.engine_version, spec.replicas)
 }
 
 /// The tags of everything a relay owns: its user tags, then Mooring's.
