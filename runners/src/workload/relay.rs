@@ -191,9 +191,9 @@ impl Workloads {
                     }
                     CacheState::Failed => {
                         let message = format!(
-                            "ElastiCache could not create replication group {} (create-failed); \
-                             deleting it to create it again",
-                            rec.id
+                            "ElastiCache could not create replication group {} (create-failed); deleting it{}",
+                            rec.id,
+                            again(&rec)
                         );
                         r.conditions.push(Condition::synced(g, now));
                         r.conditions.push(Condition::progressing(reason::CACHE_CREATING, &message, g, now));
@@ -347,9 +347,10 @@ impl Workloads {
                 rec.failed_creations = None;
             }
             if rec.failed_creations.as_ref().is_some_and(|f| f.count >= MAX_CACHE_CREATIONS) {
+                // `deleting` stays: Mooring deleted the last failed group, so
+                // a late read of it is no drift, and teardown knows it gone.
                 rec.arn = None;
                 rec.endpoint = None;
-                rec.deleting = false;
                 return Ok((rec, CacheState::GaveUp));
             }
             if let Some(arn) = rec.arn.as_ref().filter(|_| !rec.deleting) {
@@ -417,10 +418,7 @@ impl Workloads {
                 }
                 events.push(Event::warning(
                     reason::CACHE_CREATE_FAILED,
-                    format!(
-                        "ElastiCache could not create replication group {}; deleting it to create it again",
-                        group.id
-                    ),
+                    format!("ElastiCache could not create replication group {}; deleting it{}", group.id, again(&rec)),
                 ));
                 rec.deleting = true;
                 CacheState::Failed
@@ -603,6 +601,18 @@ enum CacheState {
 /// minutes of ElastiCache's time, and a capacity shortage rarely passes in
 /// minutes). A change of `spec.cache` tries again.
 pub const MAX_CACHE_CREATIONS: u32 = 3;
+
+/// What follows the deletion of a failed group: another creation, or none
+/// after the last one allowed.
+fn again(rec: &CacheRef) -> String {
+    match &rec.failed_creations {
+        Some(f) if f.count >= MAX_CACHE_CREATIONS => format!(
+            " ({} failed creations in a row: it is not created again until spec.cache's nodeType, engineVersion or replicas change)",
+            f.count
+        ),
+        _ => " to create it again".to_string(),
+    }
+}
 
 /// The settings a creation asks ElastiCache for, as recorded with its
 /// failures: a change of any starts the count again.
