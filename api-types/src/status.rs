@@ -138,6 +138,11 @@ pub struct CacheRef {
     /// until the settings change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_creations: Option<FailedCreations>,
+    /// `nodeType engineVersion replicas` of the last creation Mooring asked
+    /// for: a failure of that creation counts against these settings, not
+    /// against a spec changed while ElastiCache was creating.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_with: Option<String>,
 }
 
 /// Failed creations in a row of a relay's cache with the same settings.

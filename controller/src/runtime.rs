@@ -31,6 +31,17 @@ use crate::retry::BackoffPolicy;
 /// the periodic resync is left to queue them (about 45 s of backoff).
 const ENQUEUE_LIST_ATTEMPTS: u32 = 12;
 
+/// How the first reconcile of a queued shard's resources observes AWS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Observe {
+    /// Trusting a recent cached observation where the reconciler may (the
+    /// periodic resync).
+    AsUsual,
+    /// Afresh: the shard is newly held, and what this replica observed while
+    /// it held it before may predate the other holder's changes.
+    Afresh,
+}
+
 /// The identity of a resource in the queue.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ResourceKey {
@@ -90,8 +101,10 @@ pub struct Controller {
     metrics: Arc<ControllerMetrics>,
     config: ControllerConfig,
     queues: HashMap<Kind, WorkQueue<ResourceKey>>,
-    /// Keys an AWS event arrived for since their last reconcile: those observe
-    /// AWS afresh instead of trusting a recent cached observation.
+    /// Keys an AWS event arrived for, or whose shard this replica newly
+    /// holds, since their last reconcile: those observe AWS afresh instead of
+    /// trusting a recent cached observation (one this replica made before it
+    /// lost the shard may be older than what the shard's holder since did).
     announced: std::sync::Mutex<std::collections::HashSet<ResourceKey>>,
 }
 
@@ -259,7 +272,7 @@ impl Controller {
                 .collect();
             if !gained.is_empty() {
                 tracing::info!(replica = %self.leases.replica(), shards = ?gained, "queueing every resource of newly held shards");
-                self.enqueue_shards(&gained).await;
+                self.enqueue_shards(&gained, Observe::Afresh).await;
             }
             known = owned;
             tokio::select! {
@@ -286,14 +299,14 @@ impl Controller {
     /// Returns when the keys are queued, not when they are reconciled.
     pub async fn resync_now(&self) {
         let owned: BTreeSet<u32> = self.leases.owned().shard_ids().collect();
-        self.enqueue_shards(&owned).await;
+        self.enqueue_shards(&owned, Observe::AsUsual).await;
     }
 
     /// Queues every resource whose shard is in `shards`, page by page. A page
     /// the store cannot give (Postgres restarting) is asked for again with
     /// backoff for about 45 s before the periodic resync is left to do
     /// it: the resources of a newly held shard are queued nowhere else.
-    async fn enqueue_shards(&self, shards: &BTreeSet<u32>) {
+    async fn enqueue_shards(&self, shards: &BTreeSet<u32>, observe: Observe) {
         if shards.is_empty() {
             return;
         }
@@ -324,6 +337,9 @@ impl Controller {
                 if shards.contains(&key.shard(n)) {
                     if let Some(reconciler) = self.reconcilers.get(&key.kind) {
                         reconciler.expect(r);
+                    }
+                    if observe == Observe::Afresh {
+                        self.announced.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone());
                     }
                     self.enqueue(key, Lane::Routine);
                 }

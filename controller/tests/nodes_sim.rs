@@ -219,7 +219,11 @@ async fn a_crash_after_any_controller_call_leaves_exactly_one_instance(pool: sql
                 let r = store.get(Kind::Node, &ns, "n").await.map(|r| r.status).unwrap_or_default();
                 let events = store.events(Kind::Node, &ns, "n", 20).await.unwrap_or_default();
                 let events: Vec<String> = events.iter().map(|e| format!("{}: {}", e.reason, e.message)).collect();
-                panic!("crash at call {at} (crashed: {did_crash}): not Ready: {r:#}\nevents: {events:#?}");
+                let uid = store.get(Kind::Node, &ns, "n").await.map(|r| r.uid.to_string()).unwrap_or_default();
+                panic!(
+                    "crash at call {at} (crashed: {did_crash}): not Ready: {r:#}\nevents: {events:#?}\n{}",
+                    diagnosis(&store, &replica, &w, &uid).await
+                );
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -233,6 +237,49 @@ async fn a_crash_after_any_controller_call_leaves_exactly_one_instance(pool: sql
     }
     eprintln!("{crashes} of {calls} crash points reached; each left exactly one instance");
     assert!(crashes * 10 >= calls * 8, "only {crashes} of {calls} crash points were reached");
+}
+
+/// What a stuck crash test prints: the replica's reconciles and queue, the
+/// cloud's builds and the node's instances, and the store's pool.
+async fn diagnosis(store: &Store, replica: &common::Replica, w: &World, uid: &str) -> String {
+    use sqlx::Connection;
+    // On a connection of its own: the pool may be what is stuck.
+    let sessions: Vec<String> = match sqlx::PgConnection::connect_with(&store.pool().connect_options()).await {
+        Ok(mut c) => sqlx::query_scalar(
+            "SELECT format('%s %s (waiting: %s %s): %s', pid, state, wait_event_type, wait_event, left(query, 120)) \
+             FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() ORDER BY pid",
+        )
+        .fetch_all(&mut c)
+        .await
+        .unwrap_or_default(),
+        Err(_) => vec![],
+    };
+    let counts: Vec<String> = ["success", "deferred", "error", "skipped"]
+        .iter()
+        .map(|r| format!("{r} {}", replica.metrics.reconcile_count("Node", r)))
+        .collect();
+    let q = replica.controller.queue(Kind::Node);
+    let builds: Vec<String> = w
+        .cloud
+        .builds_started()
+        .into_iter()
+        .filter(|(_, env)| env.values().any(|v| v.contains(uid)))
+        .map(|(id, _)| id)
+        .collect();
+    format!(
+        "reconciles: {counts:?}; queue: {} waiting, {} in flight; shards held: {}; builds of the node: {builds:?} \
+         ({} in progress in all); instances: {:?}; launched: {}; pool: {} open, {} idle; calls: {:?}\n\
+         database sessions: {sessions:#?}",
+        q.len(),
+        q.processing_len(),
+        replica.owned(),
+        w.cloud.builds_in_progress(),
+        running(&w.cloud, uid),
+        w.cloud.instances_launched(TAG_UID, uid),
+        store.pool().size(),
+        store.pool().num_idle(),
+        w.cloud.calls(),
+    )
 }
 
 #[sqlx::test(migrations = false)]

@@ -158,6 +158,46 @@ async fn a_replica_with_a_stale_fencing_token_cannot_overwrite_status(pool: PgPo
     a.crash();
 }
 
+#[sqlx::test(migrations = false)]
+async fn a_replica_that_holds_a_shard_again_observes_its_resources_afresh_once(pool: PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    let probe = Arc::new(Probe::default());
+    let opts =
+        Options { shards: 1, lease: Duration::from_secs(60), renew: Duration::from_secs(30), ..Default::default() };
+    let a = start_replica(&store, &prefix, "a", probe.clone(), &opts);
+    eventually(Duration::from_secs(10), "a holds the shard", || async { a.owned() == 1 }).await;
+    create(&store, "gw").await;
+    let reconciled = |n: usize| {
+        let probe = probe.clone();
+        async move { probe.fresh.lock().unwrap().len() >= n }
+    };
+    eventually(Duration::from_secs(10), "gw reconciled", || reconciled(1)).await;
+    // A resync may trust what the replica observed recently.
+    a.controller.resync_now().await;
+    eventually(Duration::from_secs(10), "gw resynced", || reconciled(2)).await;
+    assert!(!probe.fresh.lock().unwrap()[1], "a resync observed afresh");
+
+    // The hold lapses in Redis (another replica may have held the shard and
+    // changed AWS meanwhile); a takes the shard again with a new token.
+    let redis = redis::Client::open(redis_url()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("DEL").arg(format!("{prefix}:lease:0")).query_async(&mut conn).await.unwrap();
+    let seen = probe.fresh.lock().unwrap().len();
+    a.controller.leases().tick().await.unwrap();
+    a.controller.leases().tick().await.unwrap();
+    assert_eq!(a.owned(), 1);
+    eventually(Duration::from_secs(10), "gw reconciled under the new hold", || reconciled(seen + 1)).await;
+    assert!(probe.fresh.lock().unwrap()[seen], "the first reconcile under a new hold trusted the cache");
+
+    // Once: the next resync trusts recent observations again.
+    let seen = probe.fresh.lock().unwrap().len();
+    a.controller.resync_now().await;
+    eventually(Duration::from_secs(10), "gw resynced", || reconciled(seen + 1)).await;
+    assert!(!probe.fresh.lock().unwrap()[seen], "a second reconcile observed afresh");
+    a.shutdown().await;
+}
+
 /// A private Redis on a free port, to stop and restart without disturbing others.
 struct PrivateRedis {
     port: u16,

@@ -579,6 +579,54 @@ async fn a_cache_that_failed_to_create_is_replaced_and_goes_with_its_relay(pool:
     replica.shutdown().await;
 }
 
+/// A creation that fails after the spec changed counts against the settings
+/// it asked for: the new settings still get every creation.
+#[sqlx::test(migrations = false)]
+async fn a_failed_creation_counts_against_its_own_settings_not_a_changed_spec(pool: sqlx::PgPool) {
+    let store = store(pool).await;
+    let prefix = prefix();
+    // Slow enough that the spec changes while ElastiCache is still creating.
+    let cloud = SimCloud::new(SimConfig {
+        seed: seed(),
+        latency: (Duration::ZERO, Duration::from_millis(1)),
+        task_start_delay: Duration::from_millis(30),
+        cache_create_delay: Duration::from_millis(1500),
+        clusters: vec!["prod".into()],
+        ..Default::default()
+    });
+    cloud.fail_cache_creations(u32::MAX);
+    let replica = start(&store, &prefix, &cloud);
+    let ns = "changed-cache";
+    apply(&store, relay(ns, "gateway", "ghcr.io/acme/api:1.0", true)).await;
+    eventually(Duration::from_secs(30), "the first creation asked for", || async {
+        status_of(&store, Kind::Relay, ns, "gateway").await["cache"]["arn"].is_string()
+    })
+    .await;
+    let first = status_of(&store, Kind::Relay, ns, "gateway").await["cache"]["createdWith"].clone();
+    let mut changed = relay(ns, "gateway", "ghcr.io/acme/api:1.0", true);
+    changed["spec"]["cache"]["nodeType"] = json!("cache.t4g.small");
+    apply(&store, changed).await;
+    assert!(
+        cloud.replication_groups().iter().all(|g| g.status == "creating"),
+        "the first creation ended before the spec changed: {:?}",
+        cloud.replication_groups()
+    );
+    let max = runners::workload::MAX_CACHE_CREATIONS;
+    eventually(Duration::from_secs(90), "the new settings' creations given up", || async {
+        let s = status_of(&store, Kind::Relay, ns, "gateway").await;
+        s["cache"]["failedCreations"]["count"] == max
+    })
+    .await;
+    let s = status_of(&store, Kind::Relay, ns, "gateway").await;
+    let settings = s["cache"]["failedCreations"]["settings"].as_str().unwrap();
+    assert!(settings.starts_with("cache.t4g.small "), "{s:#}");
+    assert_ne!(first, s["cache"]["createdWith"], "{s:#}");
+    let events = store.events(Kind::Relay, ns, "gateway", 100).await.unwrap();
+    let created: i32 = events.iter().filter(|e| e.reason == "CacheCreated").map(|e| e.count).sum();
+    assert_eq!(created, max as i32 + 1, "one creation of the old settings, then {max} of the new: {events:?}");
+    replica.shutdown().await;
+}
+
 /// A settled worker reads its queue on every reconcile (the backlog) and its
 /// dead-letter queue only when the spec changed or the last read is older
 /// than the observation max age (60 s here, longer than the test).

@@ -205,3 +205,36 @@ async fn a_statement_that_fails_in_a_batch_sends_its_writes_one_by_one(pool: PgP
     let report = store.audit_verify(None).await.expect("audit");
     assert!(report.failure.is_none(), "{:?}", report.failure);
 }
+
+/// A caller that goes away while its transaction begins (a client that
+/// disconnected, an aborted task, a timeout) leaves no transaction open on
+/// the pooled connection: the next borrower's statements are its own, and
+/// commit. With one connection in the pool, every borrower gets the same one.
+#[sqlx::test(migrations = false)]
+async fn a_caller_dropped_while_its_transaction_begins_leaves_no_transaction_open(pool: PgPool) {
+    let one = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let store = Store::from_pool(one.clone(), Signer::generate());
+    store.migrate().await.unwrap();
+    sqlx::query("CREATE TABLE probe (attempt bigint)").execute(&one).await.unwrap();
+    let mut outside = connection(&pool).await;
+    let plan = doc(relay("gw", "default", "nginx:1"));
+    let mut cancelled = 0;
+    for i in 0..400i64 {
+        // Cancelled somewhere between taking the connection and the plan's end.
+        let wait = std::time::Duration::from_micros((i as u64 * 37) % 1500);
+        cancelled += usize::from(tokio::time::timeout(wait, store.plan(&plan)).await.is_err());
+        // A statement of the next borrower commits: another session sees it.
+        sqlx::query("INSERT INTO probe VALUES ($1)").bind(i).execute(&one).await.unwrap();
+        let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM probe WHERE attempt = $1")
+            .bind(i)
+            .fetch_one(&mut outside)
+            .await
+            .unwrap();
+        assert_eq!(seen, 1, "after attempt {i}, the pooled connection is inside a transaction nothing ends");
+    }
+    assert!(cancelled > 0, "no attempt was cancelled");
+}

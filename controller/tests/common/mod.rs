@@ -55,6 +55,8 @@ pub struct Probe {
     /// Report a status the store cannot keep (a NUL character, which jsonb
     /// refuses) this many times before a good one.
     pub bad_status_first: AtomicUsize,
+    /// Whether each reconcile was told to observe AWS afresh, in order.
+    pub fresh: std::sync::Mutex<Vec<bool>>,
 }
 
 /// A reconciler that records what it sees, takes a little time, and "mutates
@@ -76,6 +78,7 @@ impl DynReconciler for TestReconciler {
             self.probe.max_concurrent_same_key.fetch_max(*n, Ordering::SeqCst);
         }
         self.probe.reconciles.fetch_add(1, Ordering::SeqCst);
+        self.probe.fresh.lock().unwrap().push(ctx.fresh);
         tokio::time::sleep(self.work).await;
         self.probe.last_seen.lock().await.insert(key.clone(), serde_json::to_value(&r.labels.0).unwrap());
         let gate = ctx.gate.acquire(ApiFamily::Ec2Mutate).await;

@@ -199,7 +199,7 @@ async fn write_all(
     doomed: &[(Kind, String, String)],
     dry_run: bool,
 ) -> Result<ApplyResult, StoreError> {
-    let mut tx = state.store.pool().begin().await?;
+    let mut tx = state.store.begin().await?;
     if let (Some(name), Some(commit), false) = (source_name, source.commit.as_deref(), dry_run) {
         state.store.record_sync_in(&mut tx, name, commit, source.actor.as_deref()).await?;
     }

@@ -393,8 +393,25 @@ impl Store {
         Ok(())
     }
 
-    async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
-        Ok(self.pool.begin().await?)
+    /// Begins a transaction on a pooled connection; cancel-safe.
+    ///
+    /// sqlx's own `begin` is not, on Postgres (transact-rs/sqlx#4393, fixed
+    /// upstream after 0.9.0): a caller dropped while `BEGIN`'s round trip is in
+    /// flight — an aborted task, a client that went away, a timeout — leaves
+    /// the session inside a transaction nothing rolls back, and the pool hands
+    /// that connection on. Its next borrower's statements then run inside
+    /// that transaction: they hold their row locks for ever and are never
+    /// committed (found by the crash test of `nodes_sim`). Here `BEGIN` runs
+    /// in a task of its own, which finishes it whatever becomes of the
+    /// caller; a transaction no caller takes is dropped in that task, once
+    /// begun, which rolls it back before the connection is pooled again.
+    pub(crate) async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        let pool = self.pool.clone();
+        match tokio::spawn(async move { pool.begin().await }).await {
+            Ok(begun) => Ok(begun?),
+            // Only when the runtime shuts down.
+            Err(_) => Err(StoreError::Unavailable(sqlx::Error::WorkerCrashed)),
+        }
     }
 
     /// Commits a transaction that appended to the change feed and wakes the

@@ -185,9 +185,14 @@ impl<'a> Provisioner<'a> {
         }
         let released = format!("{}/{}", req.namespace, req.name);
         let candidates = self.ec2.volumes_tagged(TAG_RELEASED_FROM, std::slice::from_ref(&released)).await?;
+        // Unclaimed, or claimed by an earlier build of this node that did not
+        // attach it: the release mark stays until the volume is attached
+        // (see `apply`), so a build whose read by the node's uid does not yet
+        // show the claim (EC2's reads are eventually consistent) finds the
+        // volume here again instead of creating an empty one beside it.
         let Some(v) = candidates.into_iter().find(|v| {
             tag(&v.tags, TAG_OWNER) == Some(owner.as_str())
-                && !v.tags.contains_key(TAG_UID)
+                && tag(&v.tags, TAG_UID).is_none_or(|uid| uid == req.uid)
                 && v.state == "available"
                 && v.availability_zone == zone
         }) else {
@@ -195,7 +200,6 @@ impl<'a> Provisioner<'a> {
         };
         let mine: Tags = Self::tags(req, "data").into_iter().filter(|(k, _)| k.starts_with("mooring:")).collect();
         self.ec2.create_tags(&v.id, &mine).await?;
-        self.ec2.delete_tags(&v.id, &[TAG_RELEASED_FROM.to_string()]).await?;
         tracing::info!(volume = %v.id, "took back the data volume of the member's predecessor");
         Ok(self.volumes(&req.uid).await?.into_iter().find(|found| found.id == v.id).or(Some(v)))
     }
@@ -274,21 +278,21 @@ impl<'a> Provisioner<'a> {
     /// subnet's zone (from the request's snapshot, if it names one).
     async fn ensure_volume(&self, req: &ProvisionRequest, zone: &str) -> Result<Volume, ProvisionError> {
         let mut volumes = self.volumes(&req.uid).await?;
-        volumes.sort_by_key(|v| v.attached_to.is_none());
+        // The one that holds the data first: the attached one, then one taken
+        // back from a predecessor and not attached yet, then the rest.
+        volumes.sort_by_key(|v| (v.attached_to.is_none(), !v.tags.contains_key(TAG_RELEASED_FROM)));
         if let Some(v) = volumes.first() {
-            // Two volumes come from an endpoint that ignores client tokens,
-            // or from a reclaimed volume a stale read did not show when the
-            // last build ran; the extra one is unattached (the attached one,
-            // sorted first, holds the data).
-            for extra in volumes.iter().skip(1).filter(|v| v.attached_to.is_none()) {
+            // Two volumes come from an endpoint that ignores client tokens:
+            // the extra one is unattached and empty. A volume taken back from
+            // a predecessor holds that member's data and is never deleted
+            // here, attached or not.
+            for extra in volumes.iter().skip(1) {
+                if extra.attached_to.is_some() || extra.tags.contains_key(TAG_RELEASED_FROM) {
+                    tracing::warn!(volume = %extra.id, kept = %v.id, "a second data volume that may hold data; left in place");
+                    continue;
+                }
                 tracing::warn!(volume = %extra.id, "deleting a duplicate data volume");
                 self.ec2.delete_volume(&extra.id).await?;
-            }
-            // The tags a reclaim left unfinished (a crash between its two
-            // calls), and the set's tag on a member's volume made before
-            // members carried it.
-            if v.tags.contains_key(TAG_RELEASED_FROM) {
-                self.ec2.delete_tags(&v.id, &[TAG_RELEASED_FROM.to_string()]).await?;
             }
             if let Some(owner) = req.owner.as_ref().filter(|o| tag(&v.tags, TAG_OWNER) != Some(o.as_str())) {
                 self.ec2.create_tags(&v.id, &Tags::from([(TAG_OWNER.to_string(), owner.clone())])).await?;
@@ -366,6 +370,10 @@ impl<'a> Provisioner<'a> {
             self.wait_instance(&req.uid, &old.id, &[InstanceState::Stopped]).await?;
         }
         let volume = self.attach(req, &volume, &instance).await?;
+        // A volume taken back from a predecessor is the node's once attached.
+        if volume.tags.contains_key(TAG_RELEASED_FROM) {
+            self.ec2.delete_tags(&volume.id, &[TAG_RELEASED_FROM.to_string()]).await?;
+        }
         self.apply_user_tags(req, &instance.id, &instance.tags).await?;
         if tag(&instance.tags, TAG_GENERATION) != Some(req.generation.to_string().as_str()) {
             let generation = Tags::from([(TAG_GENERATION.to_string(), req.generation.to_string())]);

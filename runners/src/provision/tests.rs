@@ -65,3 +65,59 @@ async fn a_shape_gets_its_launched_instance_back_and_a_new_one_only_once_the_las
     assert!(![&first.id, &other.id, &back.id].contains(&&again.id), "{again:?}");
     assert_eq!(launched(), 4);
 }
+
+/// A NodeSet member taking back its predecessor's volume: a build that does
+/// not see its own claim yet (a stale read by the node's uid) finds the volume
+/// again by its release mark, and the claimed volume is never deleted as a
+/// duplicate, attached or not.
+#[tokio::test(start_paused = true)]
+async fn a_volume_taken_back_from_a_predecessor_is_found_again_and_never_deleted() {
+    let sim = SimCloud::new(SimConfig { seed: 5, faults: FaultMix::none(), ..Default::default() });
+    let (ec2, targets) = (sim.ec2(), sim.target_groups());
+    let p = Provisioner::new(ec2.as_ref(), targets.as_ref(), ProvisionerConfig::default());
+    let mut req = request(1, "t3.large");
+    req.owner = Some("set-uid".into());
+    let zone = ec2.subnet_zone(&req.spec.subnet_id).await.unwrap();
+    let volume = |tags: &[(&str, &str)], token: &str| VolumeInput {
+        availability_zone: zone.clone(),
+        size_gib: 50,
+        volume_type: "gp3".into(),
+        iops: None,
+        tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        snapshot_id: None,
+        client_token: token.into(),
+    };
+    // The predecessor's volume, released when it was scaled away.
+    let kept = ec2
+        .create_volume(&volume(
+            &[(TAG_ROLE, "data"), (TAG_OWNER, "set-uid"), (TAG_RELEASED_FROM, "chain/pulse-1")],
+            "predecessor",
+        ))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    // A build claims it and fails before attaching it; the next build's read
+    // by the node's uid may not show the claim, yet it finds the volume again.
+    let claimed = p.reclaim(&req, &zone).await.unwrap().expect("the predecessor's volume");
+    assert_eq!(claimed.id, kept.id);
+    let again = p.reclaim(&req, &zone).await.unwrap().expect("found again by its release mark");
+    assert_eq!(again.id, kept.id);
+
+    // An empty extra volume beside it (an endpoint that ignores client
+    // tokens): the taken-back one is kept and used, the empty one deleted.
+    let empty = ec2.create_volume(&volume(&[(TAG_ROLE, "data"), (TAG_UID, &req.uid)], "extra")).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let used = p.ensure_volume(&req, &zone).await.unwrap();
+    assert_eq!(used.id, kept.id);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let ids: Vec<String> = sim.volumes().into_iter().map(|v| v.id).collect();
+    assert!(ids.contains(&kept.id) && !ids.contains(&empty.id), "{ids:?}");
+
+    // The whole build attaches it, and then it is no longer marked released.
+    p.run(&req).await.unwrap();
+    let now = sim.volumes().into_iter().find(|v| v.id == kept.id).expect("the data volume");
+    assert!(now.attached_to.is_some(), "{now:?}");
+    assert!(!now.tags.contains_key(TAG_RELEASED_FROM), "{now:?}");
+    assert_eq!(now.tags.get(TAG_UID), Some(&req.uid));
+}

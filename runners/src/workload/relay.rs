@@ -151,6 +151,7 @@ impl Workloads {
                 deleting: false,
                 missing_since: None,
                 failed_creations: None,
+                created_with: None,
             }),
             // Wanted again: the removal's policy and absence no longer apply
             // (a group being deleted is created again once gone).
@@ -376,8 +377,12 @@ impl Workloads {
                 }
                 // A lost answer to an earlier create: the next look finds it.
                 Err(e) if e.is(ErrorKind::AlreadyExists) => {}
+                // Refused at once (no capacity, a parameter ElastiCache
+                // rejects): nothing was created, so nothing is counted; the
+                // reconcile fails (Synced=False) and is retried with backoff.
                 Err(e) => return Err(e.into()),
             }
+            rec.created_with = Some(settings);
             rec.endpoint = None;
             return Ok((rec, CacheState::Creating));
         };
@@ -405,7 +410,8 @@ impl Workloads {
             // (up to MAX_CACHE_CREATIONS times with the same settings).
             "create-failed" => {
                 if !rec.deleting {
-                    let settings = creation_settings(spec);
+                    // Counted against what the creation asked for.
+                    let settings = rec.created_with.clone().unwrap_or_else(|| creation_settings(spec));
                     match &mut rec.failed_creations {
                         Some(failed) if failed.settings == settings => failed.count += 1,
                         _ => rec.failed_creations = Some(FailedCreations { count: 1, settings }),
