@@ -116,6 +116,18 @@ async fn shards_spread_and_a_dead_replicas_shards_move_within_a_lease_period(poo
     b.shutdown().await;
 }
 
+/// One shard, on leases long enough that only the test takes them away.
+fn one_long_lease() -> Options {
+    Options { shards: 1, lease: Duration::from_secs(60), renew: Duration::from_secs(30), ..Default::default() }
+}
+
+/// Takes the one shard's lease away in Redis, as if it had expired.
+async fn expire_lease(prefix: &str) {
+    let redis = redis::Client::open(redis_url()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("DEL").arg(format!("{prefix}:lease:0")).query_async(&mut conn).await.unwrap();
+}
+
 #[sqlx::test(migrations = false)]
 async fn a_replica_with_a_stale_fencing_token_cannot_overwrite_status(pool: PgPool) {
     let store = store(pool).await;
@@ -123,8 +135,7 @@ async fn a_replica_with_a_stale_fencing_token_cannot_overwrite_status(pool: PgPo
     let probe = Arc::new(Probe::default());
     // Long leases, so "a" keeps trusting its hold while "b" takes the shard:
     // the situation of a replica that paused (GC, network) past its lease.
-    let opts =
-        Options { shards: 1, lease: Duration::from_secs(60), renew: Duration::from_secs(30), ..Default::default() };
+    let opts = one_long_lease();
     let a = start_replica(&store, &prefix, "a", probe.clone(), &opts);
     eventually(Duration::from_secs(10), "a holds the shard", || async { a.owned() == 1 }).await;
     create(&store, "gw").await;
@@ -135,9 +146,7 @@ async fn a_replica_with_a_stale_fencing_token_cannot_overwrite_status(pool: PgPo
 
     let b = start_replica(&store, &prefix, "b", probe.clone(), &opts);
     // a's lease "expires" in Redis; b takes the shard with a newer token.
-    let redis = redis::Client::open(redis_url()).unwrap();
-    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
-    let _: () = redis::cmd("DEL").arg(format!("{prefix}:lease:0")).query_async(&mut conn).await.unwrap();
+    expire_lease(&prefix).await;
     b.controller.leases().tick().await.unwrap();
     assert_eq!(b.owned(), 1);
     relabel(&store, "gw", "new").await;
@@ -163,8 +172,7 @@ async fn a_replica_that_holds_a_shard_again_observes_its_resources_afresh_once(p
     let store = store(pool).await;
     let prefix = prefix();
     let probe = Arc::new(Probe::default());
-    let opts =
-        Options { shards: 1, lease: Duration::from_secs(60), renew: Duration::from_secs(30), ..Default::default() };
+    let opts = one_long_lease();
     let a = start_replica(&store, &prefix, "a", probe.clone(), &opts);
     eventually(Duration::from_secs(10), "a holds the shard", || async { a.owned() == 1 }).await;
     create(&store, "gw").await;
@@ -180,9 +188,7 @@ async fn a_replica_that_holds_a_shard_again_observes_its_resources_afresh_once(p
 
     // The hold lapses in Redis (another replica may have held the shard and
     // changed AWS meanwhile); a takes the shard again with a new token.
-    let redis = redis::Client::open(redis_url()).unwrap();
-    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
-    let _: () = redis::cmd("DEL").arg(format!("{prefix}:lease:0")).query_async(&mut conn).await.unwrap();
+    expire_lease(&prefix).await;
     let seen = probe.fresh.lock().unwrap().len();
     a.controller.leases().tick().await.unwrap();
     a.controller.leases().tick().await.unwrap();
