@@ -31,14 +31,22 @@ use crate::retry::BackoffPolicy;
 /// the periodic resync is left to queue them (about 45 s of backoff).
 const ENQUEUE_LIST_ATTEMPTS: u32 = 12;
 
+/// The hold a reconcile works under, and whether it observes afresh.
+struct Held {
+    shard: u32,
+    fence: i64,
+    owned_rx: watch::Receiver<Owned>,
+    fresh: bool,
+}
+
 /// How the first reconcile of a queued shard's resources observes AWS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Observe {
     /// Trusting a recent cached observation where the reconciler may (the
     /// periodic resync).
     AsUsual,
-    /// Afresh: the shard is newly held, and what this replica observed while
-    /// it held it before may predate the other holder's changes.
+    /// Afresh: the shard is held again, and what this replica observed while
+    /// it held it before may predate another holder's changes.
     Afresh,
 }
 
@@ -240,6 +248,7 @@ impl Controller {
                     if let Some(queue) = self.queues.get(&key.kind) {
                         queue.forget(&key);
                     }
+                    self.announced.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
                 } else {
                     if change.op == ChangeOp::Event {
                         self.announced.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone());
@@ -256,6 +265,9 @@ impl Controller {
         let mut rx = self.leases.subscribe();
         // Shard → the fencing token it is held with.
         let mut known: BTreeMap<u32, i64> = BTreeMap::new();
+        // Every shard this replica has held: only what it observed under an
+        // earlier hold can predate another holder's changes.
+        let mut held_before: BTreeSet<u32> = BTreeSet::new();
         loop {
             let owned: BTreeMap<u32, i64> =
                 rx.borrow_and_update().shards.iter().map(|(&shard, held)| (shard, held.fence)).collect();
@@ -272,8 +284,15 @@ impl Controller {
                 .collect();
             if !gained.is_empty() {
                 tracing::info!(replica = %self.leases.replica(), shards = ?gained, "queueing every resource of newly held shards");
-                self.enqueue_shards(&gained, Observe::Afresh).await;
+                // Held before: observe afresh. Never held (a start, a
+                // rebalance): nothing of them is cached, and the sweep's
+                // observations are batched as usual.
+                let (again, first): (BTreeSet<u32>, BTreeSet<u32>) =
+                    gained.into_iter().partition(|s| held_before.contains(s));
+                self.enqueue_shards(&first, Observe::AsUsual).await;
+                self.enqueue_shards(&again, Observe::Afresh).await;
             }
+            held_before.extend(owned.keys().copied());
             known = owned;
             tokio::select! {
                 r = rx.changed() => if r.is_err() { return },
@@ -385,6 +404,10 @@ impl Controller {
 
     /// Reconciles one key; says what the queue does with it next, and in which lane.
     async fn reconcile_key(&self, key: &ResourceKey) -> (Next, Lane) {
+        // Taken whatever this pass does, so no key stays marked: a key that
+        // is gone, or whose shard is held elsewhere, is marked again only if
+        // it comes back (an event, this replica holding the shard again).
+        let fresh = self.announced.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
         let shard = key.shard(self.shards());
         let owned_rx = self.leases.subscribe();
         let Some(fence) = owned_rx.borrow().fence(shard) else {
@@ -400,18 +423,11 @@ impl Controller {
             }
         };
         let lane = lane_of(&resource);
-        (self.reconcile_resource(resource, shard, fence, owned_rx, key, lane).await, lane)
+        (self.reconcile_resource(resource, Held { shard, fence, owned_rx, fresh }, key, lane).await, lane)
     }
 
-    async fn reconcile_resource(
-        &self,
-        resource: StoredResource,
-        shard: u32,
-        fence: i64,
-        owned_rx: watch::Receiver<Owned>,
-        key: &ResourceKey,
-        lane: Lane,
-    ) -> Next {
+    async fn reconcile_resource(&self, resource: StoredResource, held: Held, key: &ResourceKey, lane: Lane) -> Next {
+        let Held { shard, fence, owned_rx, fresh } = held;
         let Some(reconciler) = self.reconcilers.get(&key.kind).cloned() else {
             return Next::Drop;
         };
@@ -420,7 +436,6 @@ impl Controller {
             Lane::Routine => Priority::Routine,
         };
         let gate = OwnedGate { inner: self.gate.clone(), owned: owned_rx, shard, fence, priority };
-        let fresh = self.announced.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
         let ctx = Context { fence, gate: &gate, now: chrono::Utc::now(), fresh };
         let deleting = resource.deletion_timestamp.is_some();
         if deleting && !resource.finalizers.iter().any(|f| f == FINALIZER) {

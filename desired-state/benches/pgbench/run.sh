@@ -9,29 +9,43 @@
 # stack's Postgres (PGHOST/PGUSER, default 127.0.0.1/postgres).
 set -euo pipefail
 cd "$(dirname "$0")"
+export LC_ALL=C
 secs=${BENCH_SECONDS:-10}
 export PGHOST=${PGHOST:-127.0.0.1} PGUSER=${PGUSER:-postgres}
 db=mooring_statement_bench
 migrations=../../migrations
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"; dropdb --if-exists "$db" >/dev/null 2>&1 || true' EXIT
+sequencer=
+cleanup() {
+    if [ -n "$sequencer" ]; then kill "$sequencer" 2>/dev/null || true; wait "$sequencer" 2>/dev/null || true; fi
+    rm -rf "$tmp"
+    dropdb --if-exists --force "$db" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
 fresh() {
-    dropdb --if-exists "$db" >/dev/null 2>&1
+    dropdb --if-exists --force "$db" >/dev/null 2>&1
     createdb "$db"
     for f in "$migrations"/*.sql; do psql -q -v ON_ERROR_STOP=1 -d "$db" -f "$f" >/dev/null; done
     psql -q -v ON_ERROR_STOP=1 -d "$db" -f create.sql >/dev/null
-    psql -q -d "$db" -c "CREATE TABLE pgb (id bigserial PRIMARY KEY, doc jsonb)"
+    psql -q -v ON_ERROR_STOP=1 -d "$db" -c "CREATE TABLE pgb (id bigserial PRIMARY KEY, doc jsonb)"
 }
 echo "INSERT INTO pgb (doc) VALUES ('{\"a\":1,\"b\":\"two\"}');" > "$tmp/insert.sql"
 for f in create_one create_row; do
     printf '\\set n random(1, 2000000000)\nSELECT %s(%s);\n' "$f" \
         "'r' || :client_id || '-' || :n || '-' || floor(random()*1e9)::text" > "$tmp/$f.sql"
 done
-bench() { pgbench -n -M prepared -c 16 -j 2 -T "$secs" -f "$1" "$db" 2>&1 | sed -n 's/^tps = \([0-9.]*\).*/\1/p'; }
-fresh; printf '%-40s %10.0f/s\n' "single-row insert (pgbench)" "$(bench "$tmp/insert.sql")"
-fresh; printf '%-40s %10.0f/s\n' "resources row alone" "$(bench "$tmp/create_row.sql")"
-fresh; printf '%-40s %10.0f/s\n' "create statement" "$(bench "$tmp/create_one.sql")"
+# One line: what, and pgbench's transactions per second (fails loudly).
+bench() {
+    local tps
+    pgbench -n -M prepared -c 16 -j 2 -T "$secs" -f "$2" "$db" > "$tmp/out" 2>&1 || { cat "$tmp/out" >&2; exit 1; }
+    tps=$(awk '/^tps = / { print $3; exit }' "$tmp/out")
+    [ -n "$tps" ] || { cat "$tmp/out" >&2; exit 1; }
+    printf '%-40s %10.0f/s\n' "$1" "$tps"
+}
+fresh; bench "single-row insert (pgbench)" "$tmp/insert.sql"
+fresh; bench "resources row alone" "$tmp/create_row.sql"
+fresh; bench "create statement" "$tmp/create_one.sql"
 fresh
 pgbench -n -M prepared -c 1 -T "$((secs + 2))" -f sequencer.sql "$db" >/dev/null 2>&1 &
-printf '%-40s %10.0f/s\n' "create statement + sequencer" "$(bench "$tmp/create_one.sql")"
-wait
+sequencer=$!
+bench "create statement + sequencer" "$tmp/create_one.sql"

@@ -406,10 +406,12 @@ impl Store {
     /// caller; a transaction no caller takes is dropped in that task, once
     /// begun, which rolls it back before the connection is pooled again.
     pub(crate) async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        use tracing::Instrument;
         let pool = self.pool.clone();
-        match tokio::spawn(async move { pool.begin().await }).await {
+        match tokio::spawn(async move { pool.begin().await }.in_current_span()).await {
             Ok(begun) => Ok(begun?),
-            // Only when the runtime shuts down.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Cancelled: the runtime is shutting down.
             Err(_) => Err(StoreError::Unavailable(sqlx::Error::WorkerCrashed)),
         }
     }

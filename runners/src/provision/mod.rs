@@ -283,11 +283,14 @@ impl<'a> Provisioner<'a> {
         volumes.sort_by_key(|v| (v.attached_to.is_none(), !v.tags.contains_key(TAG_RELEASED_FROM)));
         if let Some(v) = volumes.first() {
             // Two volumes come from an endpoint that ignores client tokens:
-            // the extra one is unattached and empty. A volume taken back from
-            // a predecessor holds that member's data and is never deleted
-            // here, attached or not.
+            // the extra one is unattached and empty, and goes. Beside a
+            // volume taken back from a predecessor (which holds that member's
+            // data), or an attached one, nothing is deleted: either may hold
+            // data, and the node's teardown deals with both.
+            let may_hold_data = |x: &Volume| x.attached_to.is_some() || x.tags.contains_key(TAG_RELEASED_FROM);
+            let keep_all = volumes.iter().skip(1).any(may_hold_data) || volumes[0].tags.contains_key(TAG_RELEASED_FROM);
             for extra in volumes.iter().skip(1) {
-                if extra.attached_to.is_some() || extra.tags.contains_key(TAG_RELEASED_FROM) {
+                if keep_all {
                     tracing::warn!(volume = %extra.id, kept = %v.id, "a second data volume that may hold data; left in place");
                     continue;
                 }
@@ -510,7 +513,11 @@ impl<'a> Provisioner<'a> {
             self.wait_gone(&req.uid, &i.id).await?;
         }
         for v in self.volumes(&req.uid).await? {
-            if spec.data_volume.delete_on_node_delete && spec.deletion_policy == DeletionPolicy::Delete {
+            // A predecessor's volume this node claimed but never attached
+            // still holds the predecessor's data: given back, never deleted.
+            let unused_claim = v.tags.contains_key(TAG_RELEASED_FROM) && v.attached_to.is_none();
+            if spec.data_volume.delete_on_node_delete && spec.deletion_policy == DeletionPolicy::Delete && !unused_claim
+            {
                 let v = self.wait_volume(&req.uid, &v.id, "available").await?;
                 self.ec2.delete_volume(&v.id).await?;
                 tracing::info!(volume = %v.id, "deleted the data volume");

@@ -375,8 +375,13 @@ impl Workloads {
                     rec.engine_version = Some(spec.engine_version.clone());
                     rec.deleting = false;
                 }
-                // A lost answer to an earlier create: the next look finds it.
-                Err(e) if e.is(ErrorKind::AlreadyExists) => {}
+                // A lost answer to an earlier create (whose settings are not
+                // known): the next look finds it.
+                Err(e) if e.is(ErrorKind::AlreadyExists) => {
+                    rec.created_with = None;
+                    rec.endpoint = None;
+                    return Ok((rec, CacheState::Creating));
+                }
                 // Refused at once (no capacity, a parameter ElastiCache
                 // rejects): nothing was created, so nothing is counted; the
                 // reconcile fails (Synced=False) and is retried with backoff.
@@ -394,6 +399,8 @@ impl Workloads {
             }
             rec.arn = Some(group.arn.clone());
             rec.engine_version.get_or_insert_with(|| spec.engine_version.clone());
+            // Not a creation this record asked for (or one whose answer was lost).
+            rec.created_with = None;
         }
         rec.endpoint = group.primary_endpoint.clone();
         // Seen alive: a deletion noted earlier (of a failed group) is over.
