@@ -39,17 +39,6 @@ struct Held {
     fresh: bool,
 }
 
-/// How the first reconcile of a queued shard's resources observes AWS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Observe {
-    /// Trusting a recent cached observation where the reconciler may (the
-    /// periodic resync).
-    AsUsual,
-    /// Afresh: the shard is held again, and what this replica observed while
-    /// it held it before may predate another holder's changes.
-    Afresh,
-}
-
 /// The identity of a resource in the queue.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ResourceKey {
@@ -287,10 +276,8 @@ impl Controller {
                 // Held before: observe afresh. Never held (a start, a
                 // rebalance): nothing of them is cached, and the sweep's
                 // observations are batched as usual.
-                let (again, first): (BTreeSet<u32>, BTreeSet<u32>) =
-                    gained.into_iter().partition(|s| held_before.contains(s));
-                self.enqueue_shards(&first, Observe::AsUsual).await;
-                self.enqueue_shards(&again, Observe::Afresh).await;
+                let again: BTreeSet<u32> = gained.intersection(&held_before).copied().collect();
+                self.enqueue_shards(&gained, &again).await;
             }
             held_before.extend(owned.keys().copied());
             known = owned;
@@ -318,14 +305,15 @@ impl Controller {
     /// Returns when the keys are queued, not when they are reconciled.
     pub async fn resync_now(&self) {
         let owned: BTreeSet<u32> = self.leases.owned().shard_ids().collect();
-        self.enqueue_shards(&owned, Observe::AsUsual).await;
+        self.enqueue_shards(&owned, &BTreeSet::new()).await;
     }
 
     /// Queues every resource whose shard is in `shards`, page by page. A page
     /// the store cannot give (Postgres restarting) is asked for again with
     /// backoff for about 45 s before the periodic resync is left to do
     /// it: the resources of a newly held shard are queued nowhere else.
-    async fn enqueue_shards(&self, shards: &BTreeSet<u32>, observe: Observe) {
+    /// The first reconciles of the resources of `afresh` (held again) observe AWS afresh.
+    async fn enqueue_shards(&self, shards: &BTreeSet<u32>, afresh: &BTreeSet<u32>) {
         if shards.is_empty() {
             return;
         }
@@ -353,11 +341,12 @@ impl Controller {
                 };
             for r in &page.items {
                 let key = ResourceKey::of(r);
-                if shards.contains(&key.shard(n)) {
+                let shard = key.shard(n);
+                if shards.contains(&shard) {
                     if let Some(reconciler) = self.reconcilers.get(&key.kind) {
                         reconciler.expect(r);
                     }
-                    if observe == Observe::Afresh {
+                    if afresh.contains(&shard) {
                         self.announced.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone());
                     }
                     self.enqueue(key, Lane::Routine);

@@ -121,6 +121,18 @@ fn one_long_lease() -> Options {
     Options { shards: 1, lease: Duration::from_secs(60), renew: Duration::from_secs(30), ..Default::default() }
 }
 
+/// Replica "a" holding the one shard, and "gw" created and reconciled by it.
+async fn a_reconciling_gw(store: &desired_state::store::Store, prefix: &str, probe: &Arc<Probe>) -> Replica {
+    let a = start_replica(store, prefix, "a", probe.clone(), &one_long_lease());
+    eventually(Duration::from_secs(10), "a holds the shard", || async { a.owned() == 1 }).await;
+    create(store, "gw").await;
+    eventually(Duration::from_secs(10), "a reconciled", || async {
+        status_writer(store, "gw").await.as_deref() == Some("a")
+    })
+    .await;
+    a
+}
+
 /// Takes the one shard's lease away in Redis, as if it had expired.
 async fn expire_lease(prefix: &str) {
     let redis = redis::Client::open(redis_url()).unwrap();
@@ -135,16 +147,9 @@ async fn a_replica_with_a_stale_fencing_token_cannot_overwrite_status(pool: PgPo
     let probe = Arc::new(Probe::default());
     // Long leases, so "a" keeps trusting its hold while "b" takes the shard:
     // the situation of a replica that paused (GC, network) past its lease.
-    let opts = one_long_lease();
-    let a = start_replica(&store, &prefix, "a", probe.clone(), &opts);
-    eventually(Duration::from_secs(10), "a holds the shard", || async { a.owned() == 1 }).await;
-    create(&store, "gw").await;
-    eventually(Duration::from_secs(10), "a reconciled", || async {
-        status_writer(&store, "gw").await.as_deref() == Some("a")
-    })
-    .await;
+    let a = a_reconciling_gw(&store, &prefix, &probe).await;
 
-    let b = start_replica(&store, &prefix, "b", probe.clone(), &opts);
+    let b = start_replica(&store, &prefix, "b", probe.clone(), &one_long_lease());
     // a's lease "expires" in Redis; b takes the shard with a newer token.
     expire_lease(&prefix).await;
     b.controller.leases().tick().await.unwrap();
@@ -172,19 +177,23 @@ async fn a_replica_that_holds_a_shard_again_observes_its_resources_afresh_once(p
     let store = store(pool).await;
     let prefix = prefix();
     let probe = Arc::new(Probe::default());
-    let opts = one_long_lease();
-    let a = start_replica(&store, &prefix, "a", probe.clone(), &opts);
-    eventually(Duration::from_secs(10), "a holds the shard", || async { a.owned() == 1 }).await;
-    create(&store, "gw").await;
+    let a = a_reconciling_gw(&store, &prefix, &probe).await;
     let reconciled = |n: usize| {
         let probe = probe.clone();
         async move { probe.fresh.lock().unwrap().len() >= n }
     };
-    eventually(Duration::from_secs(10), "gw reconciled", || reconciled(1)).await;
+    // Nothing queued or running: every reconcile counted from here is the test's.
+    let idle = || async {
+        let q = a.controller.queue(Kind::Relay);
+        q.is_empty() && q.processing_len() == 0
+    };
+    eventually(Duration::from_secs(10), "the queue is idle", idle).await;
     // A resync may trust what the replica observed recently.
+    let seen = probe.fresh.lock().unwrap().len();
     a.controller.resync_now().await;
-    eventually(Duration::from_secs(10), "gw resynced", || reconciled(2)).await;
-    assert!(!probe.fresh.lock().unwrap()[1], "a resync observed afresh");
+    eventually(Duration::from_secs(10), "gw resynced", || reconciled(seen + 1)).await;
+    assert!(!probe.fresh.lock().unwrap()[seen], "a resync observed afresh");
+    eventually(Duration::from_secs(10), "the queue is idle", idle).await;
 
     // The hold lapses in Redis (another replica may have held the shard and
     // changed AWS meanwhile); a takes the shard again with a new token.
@@ -194,9 +203,11 @@ async fn a_replica_that_holds_a_shard_again_observes_its_resources_afresh_once(p
     a.controller.leases().tick().await.unwrap();
     assert_eq!(a.owned(), 1);
     eventually(Duration::from_secs(10), "gw reconciled under the new hold", || reconciled(seen + 1)).await;
-    assert!(probe.fresh.lock().unwrap()[seen], "the first reconcile under a new hold trusted the cache");
+    let fresh = probe.fresh.lock().unwrap().clone();
+    assert!(fresh[seen], "the first reconcile under a new hold trusted the cache: {seen} of {fresh:?}");
 
     // Once: the next resync trusts recent observations again.
+    eventually(Duration::from_secs(10), "the queue is idle", idle).await;
     let seen = probe.fresh.lock().unwrap().len();
     a.controller.resync_now().await;
     eventually(Duration::from_secs(10), "gw resynced", || reconciled(seen + 1)).await;

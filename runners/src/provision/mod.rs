@@ -288,7 +288,7 @@ impl<'a> Provisioner<'a> {
             // data), or an attached one, nothing is deleted: either may hold
             // data, and the node's teardown deals with both.
             let may_hold_data = |x: &Volume| x.attached_to.is_some() || x.tags.contains_key(TAG_RELEASED_FROM);
-            let keep_all = volumes.iter().skip(1).any(may_hold_data) || volumes[0].tags.contains_key(TAG_RELEASED_FROM);
+            let keep_all = v.tags.contains_key(TAG_RELEASED_FROM) || volumes.iter().skip(1).any(may_hold_data);
             for extra in volumes.iter().skip(1) {
                 if keep_all {
                     tracing::warn!(volume = %extra.id, kept = %v.id, "a second data volume that may hold data; left in place");

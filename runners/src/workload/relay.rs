@@ -368,26 +368,22 @@ impl Workloads {
                 replicas: spec.replicas,
                 tags: owner_tags(t),
             };
-            match calls.caches.create_replication_group(&input).await {
+            rec.created_with = match calls.caches.create_replication_group(&input).await {
                 Ok(g) => {
                     events.push(Event::normal("CacheCreated", format!("created replication group {}", g.id)));
                     rec.arn = Some(g.arn);
                     rec.engine_version = Some(spec.engine_version.clone());
                     rec.deleting = false;
+                    Some(settings)
                 }
-                // A lost answer to an earlier create (whose settings are not
-                // known): the next look finds it.
-                Err(e) if e.is(ErrorKind::AlreadyExists) => {
-                    rec.created_with = None;
-                    rec.endpoint = None;
-                    return Ok((rec, CacheState::Creating));
-                }
+                // A lost answer to an earlier create, whose settings are not
+                // known: the next look finds it.
+                Err(e) if e.is(ErrorKind::AlreadyExists) => None,
                 // Refused at once (no capacity, a parameter ElastiCache
                 // rejects): nothing was created, so nothing is counted; the
                 // reconcile fails (Synced=False) and is retried with backoff.
                 Err(e) => return Err(e.into()),
-            }
-            rec.created_with = Some(settings);
+            };
             rec.endpoint = None;
             return Ok((rec, CacheState::Creating));
         };
